@@ -1,0 +1,131 @@
+"""The ``mnv4-nas`` command line: a thin layer over library calls.
+
+Errors caused by input (bad options, malformed specs or files) are printed as one line on stderr
+with exit code 2; a failed runtime check exits 1; an unexpected exception prints one line that says
+how to get the traceback (``MNV4NAS_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from nas.cli import models
+from nas.cli._common import err_console
+from nas.config import load_config
+from nas.errors import NasError
+
+app = typer.Typer(
+    name="mnv4-nas",
+    help="Hardware-aware NAS for MobileNetV4-style backbones: specs, latency tables, search, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"mnv4-nas {version('mnv4-nas')}")
+        except PackageNotFoundError:
+            typer.echo("mnv4-nas (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: str | None = typer.Option(
+        None, "--config", metavar="PATH", help="Config file (default: ./nas.toml if present, else built-in defaults)."
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Hardware-aware NAS for MobileNetV4-style backbones."""
+    ctx.obj = load_config(config)
+
+
+app.command("zoo")(models.zoo)
+app.command("show")(models.show)
+app.command("export")(models.export)
+
+#: Sub-command groups: (module path, attribute, name). Imported lazily so `--help` stays fast.
+_GROUPS: list[tuple[str, str]] = []
+
+
+def _register_groups() -> None:
+    import importlib
+
+    for mod_name, group in _GROUPS:
+        mod = importlib.import_module(mod_name)
+        app.add_typer(mod.app, name=group)
+
+
+_register_groups()
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+def _cli_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage/click errors, aborts) for the click that this typer uses (typer >= 0.20 vendors its own)."""
+    errors: list[type] = []
+    aborts: list[type] = [typer.Abort]
+    if hasattr(typer, "TyperException"):
+        errors.append(typer.TyperException)
+    try:
+        import click
+
+        errors.append(click.ClickException)
+        aborts.append(click.exceptions.Abort)
+    except ImportError:  # pragma: no cover - typer without click
+        pass
+    return tuple(errors), tuple(aborts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit code."""
+    cmd = typer.main.get_command(app)
+    cli_errors, aborts = _cli_exception_types()
+    try:
+        rv = cmd.main(args=argv, prog_name="mnv4-nas", standalone_mode=False)
+    except cli_errors as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # Its message is the help text; typer's rich formatter has already printed it and left "".
+            text = exc.format_message()
+            if text.strip():
+                typer.echo(text)
+            return 0
+        code = int(getattr(exc, "exit_code", 2))
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None and code == 2 else ""
+        err_console.print(f"mnv4-nas: error: {_one_line(exc.format_message())}{hint}", markup=False)
+        return code
+    except (*aborts, KeyboardInterrupt):
+        err_console.print("mnv4-nas: interrupted", markup=False)
+        return 130
+    except NasError as exc:
+        err_console.print(f"mnv4-nas: error: {_one_line(str(exc))}", markup=False)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: keep the one-line contract, offer the traceback on demand
+        if os.environ.get("MNV4NAS_DEBUG"):
+            raise
+        err_console.print(
+            f"mnv4-nas: internal error: {type(exc).__name__}: {_one_line(str(exc))} (set MNV4NAS_DEBUG=1 for the traceback)",
+            markup=False,
+        )
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def entry() -> None:
+    """``mnv4-nas`` console script."""
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Helpers shared by the CLI commands: consoles, config access, spec resolution, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from nas.config import Config, load_config
+from nas.errors import NasError, SpecError
+from nas.spec import ArchSpec, load_spec_file, parse_arch
+
+#: Human-readable output (tables, progress) goes to stdout; errors to stderr.
+# Piped output is not wrapped at 80 columns: tables stay one row per line for grep and less.
+console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class UsageError(NasError):
+    """A bad command-line option value (exit code 2)."""
+
+
+def get_config(ctx: typer.Context) -> Config:
+    """The config loaded by the root callback (or the defaults when called outside it)."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, Config):
+        return obj
+    return load_config()
+
+
+def resolve_spec(text: str) -> tuple[ArchSpec, str]:
+    """A zoo name, a spec file (``.json``/``.toml``/text) or an arch string → (spec, display name)."""
+    from nas.zoo import ZOO, get_spec
+
+    if text in ZOO:
+        return get_spec(text), text
+    p = Path(text)
+    if p.exists():
+        return load_spec_file(p), p.stem
+    if text.startswith("res") and "|" in text:
+        return parse_arch(text), "arch"
+    if p.suffix.lower() in (".json", ".toml", ".txt"):
+        raise SpecError(f"{text}: no such file")
+    raise SpecError(f"{text!r} is neither a zoo model (known: {', '.join(ZOO)}) nor a spec file nor an arch string")
+
+
+def print_json(obj: Any) -> None:
+    """Print JSON to stdout (no rich markup), one document."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def fmt_int(n: int) -> str:
+    """Thousands separators."""
+    return f"{n:,}"
+
+
+def fmt_macs(n: int) -> str:
+    """MACs in M or G."""
+    return f"{n / 1e9:.3f} G" if n >= 1e9 else f"{n / 1e6:.1f} M"

@@ -1,0 +1,207 @@
+"""``mnv4-nas zoo``, ``show`` and ``export``: reference models, block tables, spec/ONNX export."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json, resolve_spec
+from nas.cost import count_macs, count_params, layer_costs
+from nas.spec import ArchSpec, UIBSpec, to_json, to_toml
+
+
+def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
+    """List the reference models (MobileNetV4 zoo and the MobileNet V1/V2 calibration models)."""
+    from nas.zoo import ZOO
+
+    rows = []
+    for name, entry in ZOO.items():
+        spec = entry.spec()
+        rows.append(
+            {
+                "name": name,
+                "resolution": spec.resolution,
+                "params": count_params(spec),
+                "macs": count_macs(spec),
+                "blocks": len(spec.blocks),
+                "description": entry.description,
+                "arch": spec.arch,
+            }
+        )
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(title="mnv4-nas reference models (1000 classes)")
+    for col, justify in (
+        ("name", "left"),
+        ("res", "right"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("blocks", "right"),
+        ("description", "left"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=col != "description")  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            r["name"],
+            str(r["resolution"]),
+            fmt_int(r["params"]),
+            fmt_macs(r["macs"]),
+            str(r["blocks"]),
+            r["description"],
+        )
+    console.print(table)
+
+
+def _describe(spec: object) -> tuple[str, str, str, str]:
+    """(block label, kernels, expansion, extra) for the show table."""
+    from nas.spec import ConvSpec, DSConvSpec, FusedIBSpec, MHSASpec, MQASpec
+
+    if isinstance(spec, UIBSpec):
+        k = f"{spec.start_dw_kernel or '-'}/{spec.mid_dw_kernel or '-'}"
+        extra = ("layer scale" if spec.layer_scale else "") + (
+            f" {spec.activation}" if spec.activation != "relu" else ""
+        )
+        return spec.variant, k, f"{spec.expansion:g}", extra.strip()
+    if isinstance(spec, FusedIBSpec):
+        return "FusedIB", f"{spec.kernel}", f"{spec.expansion:g}", spec.activation if spec.activation != "relu" else ""
+    if isinstance(spec, ConvSpec):
+        return (
+            f"Conv {spec.kernel}x{spec.kernel}",
+            f"{spec.kernel}",
+            "-",
+            spec.activation if spec.activation != "relu" else "",
+        )
+    if isinstance(spec, DSConvSpec):
+        return "DWSep" + (" (act)" if spec.pw_act else ""), f"{spec.kernel}", "-", spec.activation
+    if isinstance(spec, (MQASpec, MHSASpec)):
+        name = "MobileMQA" if isinstance(spec, MQASpec) else "MHSA"
+        extra = f"h{spec.heads} dk{spec.key_dim} dv{spec.v_dim} kv/{spec.kv_stride}" + (
+            " ls" if spec.layer_scale else ""
+        )
+        return name, f"{spec.dw_kernel}" if spec.kv_stride > 1 else "-", "-", extra
+    return type(spec).__name__, "-", "-", ""
+
+
+def _show_rows(arch: ArchSpec) -> list[dict[str, object]]:
+    costs = layer_costs(arch)
+    rows: list[dict[str, object]] = []
+    for layer, cost in zip(arch.layers, costs):
+        label, kernels, exp, extra = _describe(layer.spec)
+        rows.append(
+            {
+                "index": layer.index,
+                "input": str(layer.in_shape),
+                "block": label,
+                "kernels": kernels,
+                "expansion": exp,
+                "out_channels": layer.out_shape.c,
+                "stride": layer.spec.stride,
+                "params": cost.params,
+                "macs": cost.macs,
+                "extra": extra,
+                "dsl": cost.name,
+            }
+        )
+    head = costs[-1]
+    rows.append(
+        {
+            "index": head.index,
+            "input": str(head.in_shape),
+            "block": "Head",
+            "kernels": "-",
+            "expansion": "-",
+            "out_channels": arch.num_classes,
+            "stride": 1,
+            "params": head.params,
+            "macs": head.macs,
+            "extra": f"{arch.head.conv_channels or '-'} → pool → {arch.head.hidden_channels or '-'} → {arch.num_classes}",
+            "dsl": head.name,
+        }
+    )
+    return rows
+
+
+def show(
+    spec_or_name: str = typer.Argument(
+        ..., metavar="SPEC_OR_NAME", help="Zoo model name, spec file (.json/.toml) or arch string."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+) -> None:
+    """Block-by-block table of an architecture: input shape, block, kernels, expansion, width, stride, params, MACs."""
+    arch, name = resolve_spec(spec_or_name)
+    rows = _show_rows(arch)
+    if json_out:
+        print_json(
+            {"name": name, "arch": arch.arch, "params": count_params(arch), "macs": count_macs(arch), "layers": rows}
+        )
+        return
+    table = Table(
+        title=f"{name} — {arch.resolution}px, {fmt_int(count_params(arch))} params, {fmt_macs(count_macs(arch))} MACs"
+    )
+    cols = [("#", "right"), ("input", "right"), ("block", "left"), ("k1/k2", "center"), ("exp", "right"),
+            ("out", "right"), ("s", "right"), ("params", "right"), ("MACs", "right"), ("", "left")]  # fmt: skip
+    for col, justify in cols:
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            str(r["index"]), str(r["input"]), str(r["block"]), str(r["kernels"]), str(r["expansion"]),
+            str(r["out_channels"]), str(r["stride"]), fmt_int(int(r["params"])), fmt_macs(int(r["macs"])), str(r["extra"]),
+        )  # fmt: skip
+    console.print(table)
+
+
+class ExportFormat(StrEnum):
+    """Export formats."""
+
+    json = "json"
+    toml = "toml"
+    timm = "timm"
+    onnx = "onnx"
+
+
+def export(
+    spec_or_name: str = typer.Argument(..., metavar="SPEC_OR_NAME", help="Zoo model name, spec file or arch string."),
+    fmt: ExportFormat = typer.Option(..., "--format", "-f", help="Output format.", case_sensitive=False),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Output path; '-' or omitted = stdout (required for onnx)."
+    ),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: make the batch dimension dynamic."),
+    check: bool = typer.Option(
+        True, "--check/--no-check", help="ONNX: compare onnxruntime with torch (max abs diff <= 1e-4)."
+    ),
+) -> None:
+    """Export a spec as JSON, TOML, timm arch-def lines, or an ONNX model checked in onnxruntime."""
+    arch, name = resolve_spec(spec_or_name)
+    if fmt is ExportFormat.onnx:
+        if output in (None, "-"):
+            raise UsageError("--output PATH is required for --format onnx (binary output cannot go to stdout)")
+        if opset < 17:
+            raise UsageError(f"--opset must be >= 17 (got {opset})")
+        from nas.export.onnx import export_onnx
+
+        with console.status(f"exporting {name} to ONNX and checking it in onnxruntime…"):
+            res = export_onnx(arch, output, opset=opset, dynamic_batch=dynamic_batch, check=check)
+        diff = "not checked" if res.max_abs_diff is None else f"max |ort - torch| = {res.max_abs_diff:.2e}"
+        console.print(f"wrote {res.path} (opset {res.opset}, input {'x'.join(map(str, res.input_shape))}; {diff})")
+        return
+    if fmt is ExportFormat.json:
+        text = to_json(arch, name)
+    elif fmt is ExportFormat.toml:
+        text = to_toml(arch, name)
+    else:
+        from nas.export.timm import timm_lines
+
+        text = timm_lines(arch, name)
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        return
+    p = Path(output)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    console.print(f"wrote {p}")

@@ -1,0 +1,104 @@
+"""Project configuration: built-in defaults, overridden by ``./nas.toml`` or ``--config PATH``.
+
+Each section is a frozen dataclass; the loader checks every key against it, so a typo or a wrong
+type is a one-line :class:`~nas.errors.ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "nas.toml"
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """``[project]``: where results go and the default seed."""
+
+    output_dir: str = "results"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """``[search]``: defaults of ``mnv4-nas search``."""
+
+    target: str = "pixel8-edgetpu"
+    budget: str = "4ms"
+
+
+@dataclass(frozen=True)
+class Config:
+    """All sections. ``source`` says where the values came from (a path or ``built-in defaults``)."""
+
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    source: str = "built-in defaults"
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, list)
+    return True
+
+
+def _type_name(default: Any) -> str:
+    for t, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string")):
+        if isinstance(default, t):
+            return name
+    return "a list" if isinstance(default, (list, tuple)) else type(default).__name__
+
+
+def config_from_dict(data: dict[str, Any], source: str) -> Config:
+    """Validate a parsed TOML document against the schema and merge it over the defaults."""
+    sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for name, table in data.items():
+        if name not in sections:
+            raise ConfigError(f"{source}: unknown section [{name}] (allowed: {', '.join(sections)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        cls = sections[name].default_factory()  # type: ignore[misc]
+        allowed = {f.name: getattr(cls, f.name) for f in dataclasses.fields(cls)}
+        for key, value in table.items():
+            if key not in allowed:
+                raise ConfigError(f"{source}: unknown key {name}.{key} (allowed: {', '.join(allowed)})")
+            if not _type_ok(allowed[key], value):
+                raise ConfigError(f"{source}: key {name}.{key} must be {_type_name(allowed[key])} (got {value!r})")
+        values[name] = dataclasses.replace(cls, **table)
+    return Config(**values, source=source)
+
+
+def load_config(path: str | Path | None = None, cwd: str | Path | None = None) -> Config:
+    """Load ``path`` if given, else ``<cwd>/nas.toml`` if it exists, else the built-in defaults."""
+    if path is None:
+        candidate = Path(cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+        if not candidate.is_file():
+            return Config()
+        path = candidate
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: malformed TOML ({exc})") from None
+    return config_from_dict(data, str(p))

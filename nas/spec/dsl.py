@@ -1,0 +1,393 @@
+"""The string DSL: one canonical string per block and per architecture, in timm's arch-def letters.
+
+Block strings are ``kind_token_token…`` with timm's letters, e.g. ``uir_r1_a3_k5_s2_e4_c80``,
+``mqa_r1_k3_h4_s1_v2_d64_c160``, ``er_r1_k3_s2_e4_c48``, ``cn_r1_k1_s1_c960``, ``ds_r1_k3_s1_c16``.
+Fields timm keeps at model level are written as extra tokens that timm's parser ignores:
+``nr6``/``nge`` (activation other than ReLU), ``ls`` (layer scale), ``sa`` (stride on the start
+DW), ``dv48`` (value dim ≠ key dim), ``q2`` (query stride), ``noskip``.
+
+An architecture string joins ``res<R>``, the stem, the body blocks and the head with ``|``::
+
+    res224|cn_r1_k3_s2_c32|uir_r1_a3_k5_s2_e4_c80|…|head_c960_h1280_cls1000
+
+Parsing is strict: unknown, duplicate or missing letters raise :class:`~nas.errors.SpecError` with
+the offending token. ``format_block(parse_block(s)) == s`` for every canonical block string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nas.errors import SpecError
+from nas.spec.blocks import (
+    ArchSpec,
+    BlockSpec,
+    ConvSpec,
+    DSConvSpec,
+    FusedIBSpec,
+    HeadSpec,
+    MHSASpec,
+    MQASpec,
+    Shape,
+    UIBSpec,
+)
+
+_ACT_TOKENS = {"re": "relu", "r6": "relu6", "ge": "gelu"}
+_ACT_NAMES = {v: k for k, v in _ACT_TOKENS.items()}
+_NUM_TOKEN = re.compile(r"([a-z]+)(\d+(?:\.\d+)?)")
+
+
+def _int(v: str) -> int:
+    if "." in v:
+        raise ValueError("an integer")
+    return int(v)
+
+
+def _kernel(v: str) -> int | None:
+    k = _int(v)
+    return None if k == 0 else k
+
+
+def _fmt_num(v: float | int) -> str:
+    f = float(v)
+    return str(int(f)) if f.is_integer() else repr(f)
+
+
+def _fmt_kernel(v: int | None) -> str:
+    return "0" if v is None else str(v)
+
+
+@dataclass(frozen=True)
+class _Num:
+    """A numeric token: ``letter`` + number, mapped to ``field``."""
+
+    letter: str
+    field: str
+    parse: Callable[[str], object]
+    fmt: Callable[[object], str]
+    default: object = None  # None → required; otherwise omitted from the canonical form when equal
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+def _req(letter: str, name: str, kind: str = "int") -> _Num:
+    if kind == "kernel":
+        return _Num(letter, name, _kernel, _fmt_kernel)  # type: ignore[arg-type]
+    if kind == "float":
+        return _Num(letter, name, float, _fmt_num)  # type: ignore[arg-type]
+    return _Num(letter, name, _int, str)
+
+
+def _opt(letter: str, name: str, default: int) -> _Num:
+    return _Num(letter, name, _int, str, default)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """DSL description of one block kind: its class, numeric tokens in canonical order and flags."""
+
+    cls: type
+    nums: tuple[_Num, ...]
+    flags: dict[str, tuple[str, object]]  # token → (field, value when present)
+    has_act: bool
+    fixed: dict[str, object]  # field values implied by the kind name (ds vs dsa)
+
+
+_KINDS: dict[str, _Kind] = {
+    "cn": _Kind(ConvSpec, (_req("k", "kernel"), _req("s", "stride"), _req("c", "out_channels")), {}, True, {}),
+    "er": _Kind(
+        FusedIBSpec,
+        (_req("k", "kernel"), _req("s", "stride"), _req("e", "expansion", "float"), _req("c", "out_channels")),
+        {"noskip": ("skip", False)},
+        True,
+        {},
+    ),
+    "uir": _Kind(
+        UIBSpec,
+        (
+            _req("a", "start_dw_kernel", "kernel"),
+            _req("k", "mid_dw_kernel", "kernel"),
+            _req("s", "stride"),
+            _req("e", "expansion", "float"),
+            _req("c", "out_channels"),
+        ),
+        {"sa": ("stride_on", "start"), "ls": ("layer_scale", True), "noskip": ("skip", False)},
+        True,
+        {},
+    ),
+    "ds": _Kind(
+        DSConvSpec,
+        (_req("k", "kernel"), _req("s", "stride"), _req("c", "out_channels")),
+        {"noskip": ("skip", False)},
+        True,
+        {"pw_act": False},
+    ),
+    "dsa": _Kind(
+        DSConvSpec, (_req("k", "kernel"), _req("s", "stride"), _req("c", "out_channels")), {}, True, {"pw_act": True}
+    ),
+}
+for _name, _cls in (("mqa", MQASpec), ("mha", MHSASpec)):
+    _KINDS[_name] = _Kind(
+        _cls,
+        (
+            _req("k", "dw_kernel"),
+            _req("h", "heads"),
+            _req("s", "stride"),
+            _opt("v", "kv_stride", 1),
+            _req("d", "key_dim"),
+            _req("c", "out_channels"),
+            _Num("dv", "value_dim", _int, str, -1),  # omitted when equal to key_dim (see format)
+            _opt("q", "query_stride", 1),
+        ),
+        {"ls": ("layer_scale", True), "noskip": ("skip", False)},
+        False,
+        {},
+    )
+
+#: Block kinds the DSL knows, by their timm letters.
+BLOCK_KINDS: tuple[str, ...] = tuple(_KINDS)
+
+
+def _kind_name(spec: BlockSpec) -> str:
+    if isinstance(spec, DSConvSpec):
+        return "dsa" if spec.pw_act else "ds"
+    return spec.kind
+
+
+def _allowed(kind: _Kind) -> str:
+    parts = ["r"] + [n.letter for n in kind.nums] + list(kind.flags)
+    if kind.has_act:
+        parts.append("n{re,r6,ge}")
+    return ", ".join(parts)
+
+
+def format_block(spec: BlockSpec) -> str:
+    """Canonical DSL string of one block (always ``r1``)."""
+    name = _kind_name(spec)
+    kind = _KINDS[name]
+    toks = [name, "r1"]
+    for num in kind.nums:
+        value = getattr(spec, num.field)
+        if num.field == "value_dim":
+            if value == spec.key_dim:  # type: ignore[union-attr]
+                continue
+        elif not num.required and value == num.default:
+            continue
+        toks.append(num.letter + num.fmt(value))
+    for tok, (fname, present) in kind.flags.items():
+        if fname == "stride_on":
+            # Only a non-default placement is written (stride on start while a middle DW exists).
+            if spec.stride == 2 and spec.stride_on == "start" and spec.mid_dw_kernel is not None:  # type: ignore[union-attr]
+                toks.append(tok)
+        elif getattr(spec, fname) == present:
+            toks.append(tok)
+    act = getattr(spec, "activation", "relu")
+    if kind.has_act and act != "relu":
+        toks.append("n" + _ACT_NAMES[act])
+    return "_".join(toks)
+
+
+def _split(text: str, what: str) -> list[str]:
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError(f"{what}: empty string")
+    s = text.strip()
+    if any(ch.isspace() for ch in s):
+        raise SpecError(f"{what} {s!r}: unexpected whitespace")
+    return s.split("_")
+
+
+def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
+    """Parse one block string, expanding timm's repeat count ``r<N>`` into N blocks.
+
+    As in timm, only the first repeat keeps the stride; the others have stride 1.
+    """
+    toks = _split(text, "block")
+    name = toks[0]
+    if name not in _KINDS:
+        raise SpecError(f"block {text!r}: unknown block kind {name!r} (allowed: {', '.join(_KINDS)})")
+    kind = _KINDS[name]
+    by_letter = {n.letter: n for n in kind.nums}
+    values: dict[str, object] = dict(kind.fixed)
+    seen: set[str] = set()
+    repeat: int | None = None
+    for tok in toks[1:]:
+        key: str
+        if tok in kind.flags:
+            key = tok
+            fname, present = kind.flags[tok]
+            values[fname] = present
+        elif kind.has_act and tok.startswith("n") and tok[1:] in _ACT_TOKENS:
+            key = "n"
+            values["activation"] = _ACT_TOKENS[tok[1:]]
+        else:
+            m = _NUM_TOKEN.fullmatch(tok)
+            letter = m.group(1) if m else None
+            neg = re.fullmatch(r"([a-z]+)-[\d.]+", tok)
+            if neg and (neg.group(1) in by_letter or neg.group(1) == "r"):
+                raise SpecError(f"block {text!r}: token {tok!r} must carry a non-negative number")
+            if m is None or (letter not in by_letter and letter != "r" and not (name == "cn" and letter == "e")):
+                raise SpecError(f"block {text!r}: unknown token {tok!r} (allowed letters for {name}: {_allowed(kind)})")
+            key = m.group(1)
+            raw = m.group(2)
+            try:
+                if key == "r":
+                    repeat = _int(raw)
+                elif key == "e":
+                    if name == "cn" and float(raw) == 1.0:  # timm writes cn_…_e1_…: accepted, ignored
+                        pass
+                    elif name == "cn":
+                        raise ValueError("1 for cn blocks")
+                    else:
+                        values[by_letter[key].field] = by_letter[key].parse(raw)
+                else:
+                    values[by_letter[key].field] = by_letter[key].parse(raw)
+            except ValueError as exc:
+                raise SpecError(f"block {text!r}: token {tok!r} must carry {exc}") from None
+        if key in seen:
+            raise SpecError(f"block {text!r}: duplicate token {tok!r}")
+        seen.add(key)
+    if repeat is None:
+        raise SpecError(f"block {text!r}: missing token 'r' (repeat count, e.g. r1)")
+    if not 1 <= repeat <= 64:
+        raise SpecError(f"block {text!r}: repeat 'r{repeat}' must be in [1, 64]")
+    for num in kind.nums:
+        if num.required and num.field not in values:
+            raise SpecError(f"block {text!r}: missing token {num.letter!r} ({num.field})")
+    if issubclass(kind.cls, (MQASpec, MHSASpec)):
+        stride = values.pop("stride")
+        if stride != 1:
+            raise SpecError(
+                f"block {text!r}: {name}: stride must be one of 1 (got {stride}); attention keeps the resolution"
+            )
+    try:
+        first = kind.cls(**values)
+    except SpecError as exc:
+        raise SpecError(f"block {text!r}: {exc}") from None
+    if repeat == 1:
+        return (first,)
+    rest_values = dict(values)
+    if "stride" in rest_values:
+        rest_values["stride"] = 1
+        rest_values.pop("stride_on", None)
+    rest = kind.cls(**rest_values)
+    return (first,) + (rest,) * (repeat - 1)
+
+
+def parse_block(text: str) -> BlockSpec:
+    """Parse exactly one block (its repeat count must be ``r1``)."""
+    blocks = parse_blocks(text)
+    if len(blocks) != 1:
+        raise SpecError(f"block {text!r}: expected a single block (r1); use parse_blocks for repeats")
+    return blocks[0]
+
+
+def format_head(head: HeadSpec, num_classes: int) -> str:
+    """Canonical head string, e.g. ``head_c960_h1280_cls1000``."""
+    toks = ["head"]
+    if head.conv_channels:
+        toks.append(f"c{head.conv_channels}")
+    if head.hidden_channels:
+        toks.append(f"h{head.hidden_channels}")
+    toks.append(f"cls{num_classes}")
+    if head.activation != "relu":
+        toks.append("n" + _ACT_NAMES[head.activation])
+    return "_".join(toks)
+
+
+def parse_head(text: str) -> tuple[HeadSpec, int]:
+    """Parse a head string into the head spec and the number of classes."""
+    toks = _split(text, "head")
+    if toks[0] != "head":
+        raise SpecError(f"head {text!r}: must start with 'head'")
+    values: dict[str, object] = {"conv_channels": 0, "hidden_channels": 0}
+    classes: int | None = None
+    seen: set[str] = set()
+    for tok in toks[1:]:
+        if tok.startswith("n") and tok[1:] in _ACT_TOKENS:
+            key = "n"
+            values["activation"] = _ACT_TOKENS[tok[1:]]
+        else:
+            m = _NUM_TOKEN.fullmatch(tok)
+            if m is None or m.group(1) not in ("c", "h", "cls") or "." in m.group(2):
+                raise SpecError(
+                    f"head {text!r}: unknown token {tok!r} (allowed: c<conv>, h<hidden>, cls<classes>, n<act>)"
+                )
+            key = m.group(1)
+            if key == "cls":
+                classes = int(m.group(2))
+            else:
+                values["conv_channels" if key == "c" else "hidden_channels"] = int(m.group(2))
+        if key in seen:
+            raise SpecError(f"head {text!r}: duplicate token {tok!r}")
+        seen.add(key)
+    if classes is None:
+        raise SpecError(f"head {text!r}: missing token 'cls' (number of classes, e.g. cls1000)")
+    try:
+        return HeadSpec(**values), classes  # type: ignore[arg-type]
+    except SpecError as exc:
+        raise SpecError(f"head {text!r}: {exc}") from None
+
+
+def format_arch(arch: ArchSpec) -> str:
+    """Canonical architecture string (``res…|stem|blocks…|head…``)."""
+    parts = [f"res{arch.resolution}", format_block(arch.stem)]
+    parts += [format_block(b) for b in arch.blocks]
+    parts.append(format_head(arch.head, arch.num_classes))
+    return "|".join(parts)
+
+
+def parse_arch(text: str) -> ArchSpec:
+    """Parse an architecture string; blocks may use ``r<N>`` repeats (canonical form uses r1)."""
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError("arch: empty string")
+    parts = [p.strip() for p in text.strip().split("|")]
+    if len(parts) < 3:
+        raise SpecError(f"arch {text[:60]!r}: expected 'res<R>|<stem>|<blocks>…|head_…' separated by '|'")
+    m = re.fullmatch(r"res(\d+)", parts[0])
+    if m is None:
+        raise SpecError(f"arch: first token {parts[0]!r} must be res<resolution>, e.g. res224")
+    stem = parse_block(parts[1])
+    if not isinstance(stem, ConvSpec):
+        raise SpecError(f"arch: stem {parts[1]!r} must be a cn block")
+    blocks: list[BlockSpec] = []
+    for p in parts[2:-1]:
+        blocks.extend(parse_blocks(p))
+    head, classes = parse_head(parts[-1])
+    return ArchSpec(int(m.group(1)), stem, tuple(blocks), head, classes)
+
+
+def block_key(block: BlockSpec, inp: Shape) -> str:
+    """Identity of a positioned block, e.g. ``uir_r1_a3_k5_s2_e4_c80@64x64x48`` (latency-table key)."""
+    return f"{format_block(block)}@{inp}"
+
+
+def head_key(head: HeadSpec, num_classes: int, inp: Shape) -> str:
+    """Identity of a positioned head, e.g. ``head_c960_h1280_cls1000@7x7x128``."""
+    return f"{format_head(head, num_classes)}@{inp}"
+
+
+def arch_keys(arch: ArchSpec) -> list[str]:
+    """Keys of the stem, every block and the head, in execution order."""
+    keys = [block_key(layer.spec, layer.in_shape) for layer in arch.layers]
+    keys.append(head_key(arch.head, arch.num_classes, arch.body_out_shape))
+    return keys
+
+
+def parse_key(key: str) -> tuple[BlockSpec | tuple[HeadSpec, int], Shape]:
+    """Inverse of :func:`block_key` / :func:`head_key`: the block (or ``(head, classes)``) and input shape."""
+    if not isinstance(key, str) or key.count("@") != 1:
+        raise SpecError(f"key {key!r}: expected '<block>@<H>x<W>x<C>'")
+    text, shape_text = key.split("@")
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", shape_text)
+    if m is None:
+        raise SpecError(f"key {key!r}: input shape {shape_text!r} must look like 56x56x32")
+    shape = Shape(*(int(g) for g in m.groups()))
+    if min(shape) < 1:
+        raise SpecError(f"key {key!r}: input shape must be positive")
+    if text.startswith("head"):
+        return parse_head(text), shape
+    return parse_block(text), shape
