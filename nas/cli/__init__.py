@@ -55,7 +55,9 @@ app.command("show")(models.show)
 app.command("export")(models.export)
 
 #: Sub-command groups: (module path, attribute, name). Imported lazily so `--help` stays fast.
-_GROUPS: list[tuple[str, str]] = []
+_GROUPS: list[tuple[str, str]] = [
+    ("nas.cli.space", "space"),
+]
 
 
 def _register_groups() -> None:

@@ -1,0 +1,105 @@
+"""Search spaces: MobileNetV4 UIB/MQA spaces as data, coarse and fine stages, sampling and encoding.
+
+Shipped spaces live in ``search_spaces/*.toml``; any path to a TOML file with the same schema works
+wherever a space name is accepted (see the README for the schema).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from nas.errors import ConfigError
+from nas.resources import data_dir
+from nas.space._ops import (
+    Decision,
+    Slot,
+    arch_slot_keys,
+    canonical,
+    coarse_space,
+    contains,
+    decisions,
+    decode,
+    distinct_blocks,
+    encode,
+    fix_coarse,
+    joint_space,
+    log10_size,
+    sample,
+    sample_coarse,
+    sample_vectors,
+    size,
+    slots,
+    widths_of,
+)
+from nas.space._optuna import arch_from_params, params_from_arch, suggest, vector_from_params
+from nas.space._schema import (
+    PHASES,
+    Attention,
+    FixedStage,
+    FusedStage,
+    SearchSpace,
+    UIBChoice,
+    UIBStage,
+    load_space_file,
+    space_from_dict,
+)
+
+
+def list_spaces() -> list[str]:
+    """Names of the shipped spaces."""
+    return sorted(p.stem for p in data_dir("search_spaces").glob("*.toml"))
+
+
+@cache
+def _load_shipped(name: str) -> SearchSpace:
+    return load_space_file(data_dir("search_spaces") / f"{name}.toml")
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A shipped space by name, or a user's space file by path (joint phase)."""
+    text = str(name_or_path)
+    if text in list_spaces():
+        return _load_shipped(text)
+    p = Path(text)
+    if p.suffix.lower() == ".toml" or p.exists():
+        return load_space_file(p)
+    raise ConfigError(f"unknown search space {text!r} (shipped: {', '.join(list_spaces())}; or a path to a .toml file)")
+
+
+__all__ = [
+    "PHASES",
+    "Attention",
+    "Decision",
+    "FixedStage",
+    "FusedStage",
+    "SearchSpace",
+    "Slot",
+    "UIBChoice",
+    "UIBStage",
+    "arch_from_params",
+    "arch_slot_keys",
+    "canonical",
+    "coarse_space",
+    "contains",
+    "decisions",
+    "decode",
+    "distinct_blocks",
+    "encode",
+    "fix_coarse",
+    "joint_space",
+    "list_spaces",
+    "load_space",
+    "load_space_file",
+    "log10_size",
+    "params_from_arch",
+    "sample",
+    "sample_coarse",
+    "sample_vectors",
+    "size",
+    "slots",
+    "space_from_dict",
+    "suggest",
+    "vector_from_params",
+    "widths_of",
+]
