@@ -1,0 +1,245 @@
+"""Accuracy estimators behind one protocol, and the registry the search command resolves names with.
+
+An estimator scores architectures (higher = better) and states what its number means. Names:
+
+* ``zen[@R]`` (default, R = 64 px) — Zen-score, training-free (Lin et al., ICCV 2021);
+* ``naswot[@R]`` — NASWOT log-determinant of ReLU codes, training-free (Mellor et al., ICML 2021);
+* ``params`` — log10 of the parameter count (a capacity baseline, instant);
+* ``supernet:PATH`` — accuracy of the subnet inherited from a trained supernet checkpoint.
+
+Every estimator caches its scores per canonical arch string.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from nas.errors import NasError
+from nas.spec import ArchSpec
+
+
+@runtime_checkable
+class AccuracyEstimator(Protocol):
+    """Scores architectures; higher is better."""
+
+    #: Short identifier written next to every score (e.g. ``zen@64``, ``supernet:ckpt.pt``).
+    name: str
+    #: One sentence saying what the number means (shown in results and summaries).
+    meaning: str
+
+    def score(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        """Scores of ``archs`` (float64, same order)."""
+        ...
+
+
+class CachedEstimator:
+    """Base class: per-arch-string cache around :meth:`_score_one`."""
+
+    name = "abstract"
+    meaning = ""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, float] = {}
+
+    def _score_one(self, arch: ArchSpec) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        """Scores of ``archs``; each distinct architecture is scored once per estimator instance."""
+        out = np.empty(len(archs), dtype=np.float64)
+        for i, a in enumerate(archs):
+            key = a.arch
+            if key not in self._cache:
+                self._cache[key] = float(self._score_one(a))
+            out[i] = self._cache[key]
+        return out
+
+
+class ParamsEstimator(CachedEstimator):
+    """log10(parameters): the capacity baseline every proxy should beat."""
+
+    name = "params"
+    meaning = "log10 of the parameter count (capacity baseline; not an accuracy)"
+
+    def _score_one(self, arch: ArchSpec) -> float:
+        from nas.cost import count_params
+
+        return math.log10(count_params(arch))
+
+
+class _TorchProxy(CachedEstimator):
+    """Shared set-up of training-free proxies: the network at a reduced resolution, fixed seed, 1 class."""
+
+    def __init__(self, resolution: int = 64, batch: int = 8, seed: int = 0, threads: int | None = None):
+        super().__init__()
+        if not 16 <= resolution <= 1024:
+            raise NasError(f"proxy resolution must be in [16, 1024] (got {resolution})")
+        self.resolution, self.batch, self.seed, self.threads = resolution, batch, seed, threads
+
+    def _model(self, arch: ArchSpec):  # type: ignore[no-untyped-def]
+        from nas.model import build_model
+
+        # The classifier is irrelevant to the proxies; one class keeps the build cheap.
+        small = ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1)
+        return build_model(small, seed=self.seed)
+
+    def _inputs(self, n: int = 1):  # type: ignore[no-untyped-def]
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed + 1)
+        return [torch.randn(self.batch, 3, self.resolution, self.resolution, generator=g) for _ in range(n)]
+
+    def _threads(self):  # type: ignore[no-untyped-def]
+        import torch
+
+        class _Threads:
+            def __enter__(s) -> None:
+                s.old = torch.get_num_threads()
+                if self.threads:
+                    torch.set_num_threads(self.threads)
+
+            def __exit__(s, *exc: object) -> None:
+                torch.set_num_threads(s.old)
+
+        return _Threads()
+
+
+class ZenScore(_TorchProxy):
+    """Zen-score (Lin et al., "Zen-NAS", ICCV 2021), as in the authors' ``compute_zen_score``.
+
+    Gaussian-initialised weights, BN in training mode; score = log E|f(x) − f(x + γ·ε)| on the
+    pre-pooling feature map + Σ log sqrt(mean BN running variance), γ = 0.01.
+    """
+
+    def __init__(
+        self, resolution: int = 64, batch: int = 8, seed: int = 0, gamma: float = 1e-2, threads: int | None = None
+    ):
+        super().__init__(resolution, batch, seed, threads)
+        self.gamma = gamma
+        self.name = f"zen@{resolution}"
+        self.meaning = (
+            f"Zen-score (Lin et al. 2021) of the untrained network at {resolution} px, seed {seed}: log expressivity; "
+            "higher ranks higher; a training-free ranking signal, not an accuracy"
+        )
+
+    def _score_one(self, arch: ArchSpec) -> float:
+        import torch
+        from torch import nn
+
+        model = self._model(arch)
+        g = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad(), self._threads():
+            for m in model.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.normal_(m.weight, generator=g)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+            for p in model.parameters():
+                # layer scale (1e-5) would hide the residual branches from the proxy
+                if p.dim() == 1 and p.numel() and torch.all(p == 1e-5):
+                    p.fill_(1.0)
+            x, eps = self._inputs(2)
+            model.train()
+            out = model.forward_features(x)
+            mixed = model.forward_features(x + self.gamma * eps)
+            delta = torch.sum(torch.abs(out - mixed), dim=[1, 2, 3]).mean()
+            log_bn = 0.0
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d) and m.running_var is not None:
+                    log_bn += float(torch.log(torch.sqrt(torch.mean(m.running_var))))
+        if not torch.isfinite(delta) or delta <= 0:
+            return -math.inf
+        return float(torch.log(delta)) + log_bn
+
+
+class NASWOT(_TorchProxy):
+    """NASWOT (Mellor et al., "Neural Architecture Search without Training", ICML 2021).
+
+    Binary codes of every activation's sign pattern over a batch; score = log|K_H| with
+    K_H[i, j] = number of units where inputs i and j agree.
+    """
+
+    def __init__(self, resolution: int = 64, batch: int = 16, seed: int = 0, threads: int | None = None):
+        super().__init__(resolution, batch, seed, threads)
+        self.name = f"naswot@{resolution}"
+        self.meaning = (
+            f"NASWOT score (Mellor et al. 2021) at {resolution} px, batch {batch}, seed {seed}: log-determinant of "
+            "the activation-pattern kernel; higher ranks higher; training-free, not an accuracy"
+        )
+
+    def _score_one(self, arch: ArchSpec) -> float:
+        import torch
+        from torch import nn
+
+        model = self._model(arch).eval()
+        n = self.batch
+        k = torch.zeros(n, n, dtype=torch.float64)
+
+        def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> None:
+            codes = (out.detach().flatten(1) > 0).to(torch.float64)
+            k.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
+
+        handles = [
+            m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6, nn.GELU))
+        ]
+        try:
+            with torch.no_grad(), self._threads():
+                model.forward_features(self._inputs(1)[0])
+        finally:
+            for h in handles:
+                h.remove()
+        sign, logdet = torch.linalg.slogdet(k)
+        return float(logdet) if sign > 0 else -math.inf
+
+
+def _proxy_factory(cls: type) -> Callable[[str | None], AccuracyEstimator]:
+    def make(arg: str | None) -> AccuracyEstimator:
+        if arg is None:
+            return cls()  # type: ignore[no-any-return]
+        if not re.fullmatch(r"\d+", arg):
+            raise NasError(f"estimator resolution must be an integer, e.g. zen@64 (got {arg!r})")
+        return cls(resolution=int(arg))  # type: ignore[no-any-return]
+
+    return make
+
+
+def _params(arg: str | None) -> AccuracyEstimator:
+    if arg:
+        raise NasError("estimator 'params' takes no argument")
+    return ParamsEstimator()
+
+
+#: name → factory(argument). ``name@ARG`` and ``name:ARG`` both pass ARG. Entries given as
+#: ``"module:function"`` strings are imported on first use (the supernet estimator needs training code).
+ESTIMATORS: dict[str, Callable[[str | None], AccuracyEstimator] | str] = {
+    "zen": _proxy_factory(ZenScore),
+    "naswot": _proxy_factory(NASWOT),
+    "params": _params,
+    "supernet": "nas.supernet._supernet_estimator:make_supernet_estimator",
+}
+DEFAULT_ESTIMATOR = "zen"
+
+
+def make_estimator(text: str | None = None) -> AccuracyEstimator:
+    """Estimator from its name (``zen``, ``zen@96``, ``naswot``, ``params``, ``supernet:PATH``)."""
+    text = (text or DEFAULT_ESTIMATOR).strip()
+    m = re.fullmatch(r"([a-z_]+)(?:[@:](.+))?", text)
+    if m is None or m.group(1) not in ESTIMATORS:
+        raise NasError(f"unknown estimator {text!r} (allowed: zen[@RES], naswot[@RES], params, supernet:CKPT)")
+    factory = ESTIMATORS[m.group(1)]
+    if isinstance(factory, str):
+        mod, fn = factory.split(":")
+        try:
+            factory = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError):
+            raise NasError(f"estimator {m.group(1)!r} is not available in this installation") from None
+    return factory(m.group(2))  # type: ignore[operator,no-any-return]
