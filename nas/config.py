@@ -31,6 +31,37 @@ class SearchConfig:
 
     target: str = "pixel8-edgetpu"
     budget: str = "4ms"
+    estimator: str = "zen"
+    coarse_trials: int = 40
+    fine_trials: int = 60
+    trials: int = 100
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """``[latency]``: where latency tables live and how ``mnv4-nas latency profile/validate`` time graphs."""
+
+    tables_dir: str = ""  # "" = the shipped latency_tables/ folder; else this folder first, then the shipped one
+    threads: int = 1
+    runs: int = 30
+    sessions: int = 3
+    warmup: int = 5
+    flush_mib: float = 4.0  # memory written before each timed run of a single layer (caches as inside a model)
+    guard: float = 1.15  # re-time a session when a reference graph ran this much slower than its best (0 = off)
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """``[supernet]``: defaults of ``mnv4-nas supernet train``."""
+
+    space: str = "mnv4-conv-small"
+    data: str = "builtin"
+    resolution: int = 32
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.002
+    sampler: str = "sandwich"
+    checkpoint: str = "supernet.pt"
 
 
 @dataclass(frozen=True)
@@ -39,6 +70,8 @@ class Config:
 
     project: ProjectConfig = field(default_factory=ProjectConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
     source: str = "built-in defaults"
 
 

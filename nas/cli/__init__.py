@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from nas.cli import models
+from nas.cli import models, search
 from nas.cli._common import err_console
 from nas.config import load_config
 from nas.errors import NasError
@@ -53,10 +53,12 @@ def _root(
 app.command("zoo")(models.zoo)
 app.command("show")(models.show)
 app.command("export")(models.export)
+app.command("search")(search.search)
 
 #: Sub-command groups: (module path, attribute, name). Imported lazily so `--help` stays fast.
 _GROUPS: list[tuple[str, str]] = [
     ("nas.cli.space", "space"),
+    ("nas.cli.latency", "latency"),
 ]
 
 

@@ -1,22 +1,33 @@
-"""Export specs and models: JSON/TOML spec files, timm arch-def lines, ONNX with an onnxruntime check."""
+"""Export specs and models: JSON/TOML spec files, timm arch-def lines, ONNX with an onnxruntime check.
+
+Submodules are imported on first use: writing timm lines must not pay for importing the ONNX exporter.
+"""
 
 from __future__ import annotations
 
-from nas.export.onnx import DEFAULT_OPSET, OnnxExport, export_module, export_onnx, ort_session
-from nas.export.timm import TimmArch, read_timm_lines, timm_lines, to_timm
-from nas.spec.io import save_spec, to_json, to_toml
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_OPSET",
-    "OnnxExport",
-    "TimmArch",
-    "export_module",
-    "export_onnx",
-    "ort_session",
-    "read_timm_lines",
-    "save_spec",
-    "timm_lines",
-    "to_json",
-    "to_timm",
-    "to_toml",
-]
+_LAZY = {
+    "DEFAULT_OPSET": "nas.export.onnx",
+    "OnnxExport": "nas.export.onnx",
+    "export_module": "nas.export.onnx",
+    "export_onnx": "nas.export.onnx",
+    "ort_session": "nas.export.onnx",
+    "TimmArch": "nas.export.timm",
+    "read_timm_lines": "nas.export.timm",
+    "timm_lines": "nas.export.timm",
+    "to_timm": "nas.export.timm",
+    "save_spec": "nas.spec.io",
+    "to_json": "nas.spec.io",
+    "to_toml": "nas.spec.io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nas.export' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -161,6 +161,10 @@ class SearchSpace:
             return (fw[0],), (fw[1],)
         return st.channels, st.depth
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The cache holds closures (slots); it is derived data, rebuilt on demand after unpickling.
+        return {**self.__dict__, "_cache": {}}
+
     def with_phase(self, phase: Phase, fixed_widths: tuple[tuple[int, int] | None, ...] | None = None) -> SearchSpace:
         """The same space in another phase."""
         return replace(self, phase=phase, fixed_widths=fixed_widths, _cache={})

@@ -1,0 +1,162 @@
+"""``mnv4-nas search``: the main job — find an architecture within a latency budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json
+from nas.cost import count_macs, count_params
+from nas.search import SearchSettings, outcome_json, run_search
+from nas.search._results import SearchOutcome, best_table_rows, provenance_table
+
+
+class _RichReporter:
+    """One progress bar per stage with the feasible count and the best score so far."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:>7}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.stats: dict[str, list[float]] = {}
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            console.print(text)
+
+    def stage_start(self, label: str, total: int, done: int) -> None:
+        if not self.progress.live.is_started and self.enabled:
+            self.progress.start()
+        self.stats[label] = [0, 0, float("-inf")]
+        self.tasks[label] = self.progress.add_task(label, total=total, completed=done, status="")
+
+    def trial_done(self, label: str, feasible: bool, score: float | None) -> None:
+        st = self.stats[label]
+        st[0] += 1
+        if feasible:
+            st[1] += 1
+            if score is not None:
+                st[2] = max(st[2], score)
+        best = f"best {st[2]:.4g}" if st[2] > float("-inf") else "none within budget yet"
+        self.progress.update(self.tasks[label], advance=1, status=f"within budget {int(st[1])}/{int(st[0])}, {best}")
+
+    def stage_end(self, label: str) -> None:
+        task = self.tasks[label]
+        self.progress.update(task, completed=self.progress.tasks[task].total)
+
+    def stop(self) -> None:
+        if self.progress.live.is_started:
+            self.progress.stop()
+
+
+def search(
+    ctx: typer.Context,
+    target: list[str] = typer.Option(None, "--target", "-t", help="Target device (repeat for a universal search). Default from nas.toml."),
+    budget: list[str] = typer.Option(None, "--budget", "-b", help="Latency budget per --target: 4ms, '4 ms', 4000us, 0.004s."),
+    space: str | None = typer.Option(None, "--space", help="Search space name or .toml path (default: the space whose reference fits the budget best)."),
+    estimator: str | None = typer.Option(None, "--estimator", help="zen[@RES] (default), naswot[@RES], params, supernet:CKPT."),
+    trials: int | None = typer.Option(None, "--trials", help="Trials of a --one-stage search (default 100); with two stages, split 40/60 unless --coarse/--fine-trials."),
+    coarse_trials: int | None = typer.Option(None, "--coarse-trials", help="Trials of the coarse stage (default 40)."),
+    fine_trials: int | None = typer.Option(None, "--fine-trials", help="Trials of the fine stage (default 60)."),
+    coarse_top: int = typer.Option(1, "--coarse-top", help="Refine the best K coarse architectures (fine trials are split)."),
+    one_stage: bool = typer.Option(False, "--one-stage", help="Search the joint space at once instead of coarse → fine."),
+    pareto: bool = typer.Option(False, "--pareto", help="NSGA-II over (score, latency) even for one target."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: project.seed)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default results/<targets>-<budgets>-<time>); an existing one is resumed."),
+    storage: str | None = typer.Option(None, "--storage", help="Optuna storage: an RDB URL (postgresql://…) or a journal file (default: <out>/study.journal)."),
+    study: str | None = typer.Option(None, "--study", help="Study name (same name + same --storage resumes or joins a search)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Run trials on this Ray cluster (e.g. ray://head:10001 or auto)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (without --ray-address: a local Ray with this many)."),
+    fallback: str | None = typer.Option(None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Search for the best architecture within a latency budget on one or more targets."""
+    cfg = get_config(ctx)
+    targets = list(target or [])
+    budgets = list(budget or [])
+    if not targets and not budgets:
+        targets, budgets = [cfg.search.target], [cfg.search.budget]
+    elif not targets:
+        if len(budgets) != 1:
+            raise UsageError("several --budget values need one --target each")
+        targets = [cfg.search.target]
+    if fallback not in (None, "roofline"):
+        raise UsageError(f"--fallback must be 'roofline' (got {fallback!r})")
+    n_coarse, n_fine = coarse_trials, fine_trials
+    if trials is not None and not one_stage and n_coarse is None and n_fine is None:
+        n_coarse, n_fine = max(1, round(trials * 0.4)), max(1, trials - round(trials * 0.4))
+    tdir = cfg.latency.tables_dir
+    settings = SearchSettings(
+        targets=targets,
+        budgets=budgets,
+        space=space,
+        estimator=estimator or cfg.search.estimator,
+        one_stage=one_stage,
+        trials=trials or cfg.search.trials,
+        coarse_trials=n_coarse or cfg.search.coarse_trials,
+        fine_trials=n_fine or cfg.search.fine_trials,
+        coarse_top=coarse_top,
+        pareto=pareto,
+        seed=cfg.project.seed if seed is None else seed,
+        out=out,
+        output_root=Path(cfg.project.output_dir),
+        storage=storage,
+        study=study,
+        ray_address=ray_address,
+        workers=workers,
+        fallback=fallback,
+        tables_dir=Path(tdir) if tdir else None,
+    )
+    rep = _RichReporter(enabled=not json_out)
+    try:
+        outcome = run_search(settings, rep)
+    finally:
+        rep.stop()
+    if json_out:
+        print_json(outcome_json(outcome))
+        return
+    _print_outcome(outcome, settings)
+
+
+def _print_outcome(outcome: SearchOutcome, settings: SearchSettings) -> None:
+    budgets_ms = outcome.budget_ms
+    rows = best_table_rows(outcome, k=4)
+    targets = list(outcome.all_latency_ms)
+    lat_cols = [provenance_table(a, targets, set(budgets_ms), settings.fallback, settings.tables_dir) for _, _, a in rows]
+    table = Table(title=f"best architectures — score by {outcome.estimator}; latency (ms) on every target")
+    table.add_column("target", no_wrap=True)
+    table.add_column("budget", justify="right", no_wrap=True)
+    for label, score, arch in rows:
+        table.add_column(f"{label}\nscore {score:.4g}\n{fmt_int(count_params(arch))} p, {fmt_macs(count_macs(arch))}", justify="right", no_wrap=True)
+    table.add_column("provenance", no_wrap=True)
+    for t in targets:
+        cells = []
+        for col in lat_cols:
+            ms, _ = col[t]
+            over = t in budgets_ms and ms is not None and ms > budgets_ms[t]
+            cells.append("n/a" if ms is None else (f"[red]{ms:.3f}[/red]" if over else f"{ms:.3f}"))
+        table.add_row(t, f"{budgets_ms[t]:g}" if t in budgets_ms else "", *cells, lat_cols[0][t][1])
+    console.print(table)
+    console.print(f"best: {outcome.best.arch}", soft_wrap=True)
+    console.print(f"results: {outcome.out_dir} (best.json, best.timm.txt, trials.csv, pareto.csv, pareto.png, summary.md)")

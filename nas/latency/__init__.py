@@ -1,0 +1,88 @@
+"""Per-device latency: device catalog, latency tables, roofline device model, profiling, import,
+prediction and validation.
+
+Targets live in ``latency_tables/devices.toml`` (:func:`load_catalog`); each has one table
+``latency_tables/<target>.csv`` (:func:`load_table`) whose source is ``profiled`` (this host, entry by
+entry), ``imported`` (measured on a device from a bundle) or ``roofline-fit`` (the target's device
+model fitted to published or measured model latencies). Predict with::
+
+    from nas.latency import predict
+    ms = predict([spec], "pixel8-edgetpu")          # specs, by key lookup
+    ms = predict(encodings, "host-cpu", space=sp)   # a search space's encodings, vectorised
+"""
+
+from __future__ import annotations
+
+from nas.latency._build import BuildResult, build_table, roofline_table
+from nas.latency._bundle import import_results, make_bundle, read_model_latencies, read_results
+from nas.latency._catalog import (
+    HOST_TARGET,
+    Device,
+    DeviceModel,
+    FitReport,
+    get_device,
+    load_catalog,
+    save_device,
+)
+from nas.latency._fit import fit_models, fit_published, fit_table, fitted_device, refit_catalog
+from nas.latency._keys import arch_features, distinct_keys, key_ops, space_keys, zoo_keys
+from nas.latency._predict import Prediction, Predictor, check_supported, load_predictor, predict
+from nas.latency._profile import Calibration, ProfileResult, Timing, TimingConfig, profile_host, time_onnx
+from nas.latency._published import load_published, published_points
+from nas.latency._roofline import FitResult, fit_device_model, layer_ms
+from nas.latency._table import SOURCES, LatencyTable, find_table, load_table, read_table, write_table
+from nas.latency._validate import ValidationReport, sample_archs, summarize, validate_host, validate_published
+
+__all__ = [
+    "HOST_TARGET",
+    "SOURCES",
+    "BuildResult",
+    "Calibration",
+    "Device",
+    "DeviceModel",
+    "FitReport",
+    "FitResult",
+    "LatencyTable",
+    "Prediction",
+    "Predictor",
+    "ProfileResult",
+    "Timing",
+    "TimingConfig",
+    "ValidationReport",
+    "arch_features",
+    "build_table",
+    "check_supported",
+    "distinct_keys",
+    "find_table",
+    "fit_device_model",
+    "fit_models",
+    "fit_published",
+    "fit_table",
+    "fitted_device",
+    "get_device",
+    "import_results",
+    "key_ops",
+    "layer_ms",
+    "load_catalog",
+    "load_predictor",
+    "load_published",
+    "load_table",
+    "make_bundle",
+    "predict",
+    "profile_host",
+    "published_points",
+    "read_model_latencies",
+    "read_results",
+    "read_table",
+    "refit_catalog",
+    "roofline_table",
+    "sample_archs",
+    "save_device",
+    "space_keys",
+    "summarize",
+    "time_onnx",
+    "validate_host",
+    "validate_published",
+    "write_table",
+    "zoo_keys",
+]

@@ -1,0 +1,348 @@
+"""Getting a table from a real device: export a bundle (one ONNX file per table entry, a manifest,
+a runner script), read its results back; or fit the device model to a few end-to-end latencies.
+
+Bundle layout::
+
+    DIR/manifest.json      format, target, dtype, entries [{key, file, input_shape, kind}]
+    DIR/models/eNNNNN.onnx one graph per entry (layers, a call probe, a few whole models)
+    DIR/run_bundle.py      runner (numpy + onnxruntime only; CPU, NNAPI, CoreML, XNNPACK, QNN)
+    DIR/README.txt         how to run it, and onnxruntime_perf_test as an alternative
+
+Results come back as the runner's CSV (``# mnv4-nas bundle results`` header) or any plain CSV with
+``key,latency_ms[,std_ms,n]``; :func:`import_results` validates them into a table (source ``imported``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas.errors import ConfigError, NasError, SpecError
+from nas.latency._bundle_runner import BUNDLE_FORMAT, RESULTS_MAGIC
+from nas.latency._catalog import Device
+from nas.latency._fit import unsupported_in
+from nas.latency._keys import check_key, is_model_key, key_features
+from nas.latency._profile import calibrate, export_key
+from nas.latency._table import (
+    LatencyTable,
+    make_row,
+    new_table,
+    now_iso,
+    parse_table_text,
+    table_file,
+    write_dir,
+    write_table,
+)
+from nas.spec import ArchSpec
+
+CALL_PROBE_KEY = "call_probe"
+MANIFEST = "manifest.json"
+
+_README = """\
+mnv4-nas latency bundle for target {target} ({dtype}{quant}): {n} graphs.
+
+1. Copy this folder to the device (Android: e.g. Termux with an onnxruntime wheel that has NNAPI;
+   Apple: a Mac/iPad dev setup with onnxruntime built with CoreML).
+2. Run, one execution provider at a time (1 thread by default, resumable):
+
+       python run_bundle.py --ep nnapi          # or cpu, coreml, xnnpack, qnn
+       python run_bundle.py --ep coreml --ep-option MLComputeUnits=CPUAndNeuralEngine
+
+   It writes results-<ep>.csv next to this file.
+3. Bring the CSV back and import it:
+
+       mnv4-nas latency import --target {target} results-nnapi.csv
+
+Alternative without Python on the device: time each models/<file>.onnx with onnxruntime's perf tool,
+e.g. `onnxruntime_perf_test -e nnapi -m times -r 100 -I models/e00001.onnx`, and write a plain CSV
+`key,latency_ms[,std_ms,n]` using the key of each file in manifest.json (entry "call_probe" is the
+per-call cost; rows whose key is an architecture string are whole models for calibration).
+"""
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    """What ``latency bundle`` wrote."""
+
+    path: Path
+    entries: int
+    skipped: tuple[str, ...]
+    quantized: bool
+
+
+class _RandomReader:
+    """Calibration data for static INT8 quantization: a few standard-normal inputs."""
+
+    def __init__(self, name: str, shape: Sequence[int], n: int = 4):
+        self._it = iter(
+            [{name: np.random.default_rng(i).standard_normal(tuple(shape), dtype=np.float32)} for i in range(n)]
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    # onnxruntime.quantization logs pre-processing advice through the root logger for every graph.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_int8(src: Path, dst: Path, shape: Sequence[int]) -> None:
+    """Static INT8 QDQ quantization (per-channel weights), calibrated on random inputs."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    reader = _RandomReader("input", shape)
+    CalibrationDataReader.register(_RandomReader)
+    with _quiet_root_logger():
+        quantize_static(
+            str(src),
+            str(dst),
+            reader,  # type: ignore[arg-type]
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+
+
+def make_bundle(
+    device: Device,
+    keys: Sequence[str],
+    out_dir: str | Path,
+    *,
+    models: Sequence[ArchSpec] = (),
+    quantize: bool | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> BundleResult:
+    """Export one ONNX graph per key (plus a call probe and ``models`` whole) into ``out_dir``.
+
+    ``quantize`` defaults to the target's dtype being int8 (static QDQ quantization); FP16 targets get
+    FP32 graphs, which CoreML (MLProgram) and GPU delegates run in FP16.
+    """
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise NasError(f"{out} exists and is not empty; pick a new --output folder")
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    quant = device.dtype == "int8" if quantize is None else quantize
+    skipped = [k for k in keys if unsupported_in(device, key_features(k))]
+    todo = [k for k in dict.fromkeys(keys) if k not in skipped]
+    todo += [a.arch for a in dict.fromkeys(models) if not unsupported_in(device, key_features(a.arch))]
+    entries: list[dict[str, Any]] = []
+    all_keys = [CALL_PROBE_KEY, *todo]
+    for i, key in enumerate(all_keys):
+        if progress is not None:
+            progress(i, len(all_keys), key)
+        file = f"models/e{i:05d}.onnx"
+        path = out / file
+        if key == CALL_PROBE_KEY:
+            from nas.export.onnx import export_module
+            from nas.latency._profile import _call_probe
+
+            shape: tuple[int, ...] = (1, 8, 4, 4)
+            export_module(_call_probe(), shape, path, check=False)  # type: ignore[arg-type]
+            kind = "probe"
+        else:
+            shape = export_key(key, path)
+            kind = "model" if is_model_key(key) else "layer"
+            if quant:
+                quantize_int8(path, path, shape)
+        entries.append({"key": key, "file": file, "input_shape": list(shape), "kind": kind})
+    if progress is not None:
+        progress(len(all_keys), len(all_keys), "")
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "target": device.name,
+        "dtype": device.dtype,
+        "quantized": quant,
+        "created": now_iso(),
+        "entries": entries,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    shutil.copyfile(Path(__file__).with_name("_bundle_runner.py"), out / "run_bundle.py")
+    (out / "README.txt").write_text(
+        _README.format(target=device.name, dtype=device.dtype, quant=", INT8 QDQ" if quant else "", n=len(entries)),
+        encoding="utf-8",
+    )
+    return BundleResult(out, len(entries), tuple(skipped), quant)
+
+
+def read_results(path: str | Path, manifest_keys: set[str] | None = None) -> tuple[dict[str, str], pd.DataFrame]:
+    """Validated results CSV → (metadata, rows ``key, latency_ms, std_ms, n``).
+
+    Accepts the bundle runner's output and plain ``key,latency_ms[,std_ms,n]`` CSVs. A missing column,
+    a negative, zero or NaN latency, a duplicate or an unknown key is a one-line :class:`ConfigError`.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read results ({exc.strerror or exc})") from None
+    if text and not text.endswith("\n"):
+        text += "\n"  # a hand-written CSV without a final newline is complete
+    meta, df = parse_table_text(text, str(p))
+    if df.empty and "key" not in df.columns:
+        raise ConfigError(f"{p}: no rows (expected a CSV with columns key,latency_ms[,std_ms,n])")
+    df.columns = [str(c).strip() for c in df.columns]
+    for col in ("key", "latency_ms"):
+        if col not in df.columns:
+            raise ConfigError(f"{p}: missing column {col!r} (expected key,latency_ms[,std_ms,n])")
+    extra = sorted(set(df.columns) - {"key", "latency_ms", "std_ms", "n"})
+    if extra:
+        raise ConfigError(f"{p}: unknown column {extra[0]!r} (allowed: key, latency_ms, std_ms, n)")
+    df["key"] = df["key"].astype(str).str.strip()
+    for col in ("latency_ms", "std_ms", "n"):
+        if col not in df.columns:
+            continue
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        if col == "latency_ms":
+            bad = ~np.isfinite(num.to_numpy(dtype=np.float64)) | (num.to_numpy(dtype=np.float64) <= 0)
+        else:
+            blank = raw.isna() | (raw.astype(str).str.strip() == "")
+            bad = ((num.isna() & ~blank) | (num < 0)).to_numpy()
+        if bad.any():
+            i = df.index[bad][0]
+            what = "a positive number" if col == "latency_ms" else "a non-negative number"
+            raise ConfigError(f"{p}: {col} of {df.at[i, 'key']!r} must be {what} (got {raw.at[i]!r})")
+        df[col] = num
+    dup = df["key"][df["key"].duplicated()]
+    if len(dup):
+        raise ConfigError(f"{p}: duplicate key {dup.iloc[0]!r}")
+    for key in df["key"]:
+        if key == CALL_PROBE_KEY:
+            continue
+        if manifest_keys is not None and key not in manifest_keys:
+            raise ConfigError(f"{p}: unknown key {key!r} (not in the bundle's manifest)")
+        try:
+            check_key(key)
+        except SpecError as exc:
+            raise ConfigError(f"{p}: unknown key {key!r} ({exc})") from None
+    if "std_ms" not in df.columns:
+        df["std_ms"] = math.nan
+    if "n" not in df.columns:
+        df["n"] = 0
+    df["n"] = df["n"].fillna(0).astype(np.int64)
+    if not text.startswith(RESULTS_MAGIC):
+        meta = {}  # comments of a plain CSV are not metadata
+    return meta, df[["key", "latency_ms", "std_ms", "n"]]
+
+
+def _manifest_keys(results: Path) -> set[str] | None:
+    m = results.parent / MANIFEST
+    if not m.is_file():
+        return None
+    try:
+        data = json.loads(m.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{m}: cannot read bundle manifest ({exc})") from None
+    if data.get("format") != BUNDLE_FORMAT:
+        return None
+    return {e["key"] for e in data.get("entries", [])}
+
+
+def import_results(
+    device: Device,
+    results: str | Path,
+    tables_dir: Path | None = None,
+    cache_mib: float | None = None,
+) -> tuple[Path, LatencyTable]:
+    """Import device measurements into ``device``'s table (source ``imported``), replacing it."""
+    p = Path(results)
+    meta_in, df = read_results(p, _manifest_keys(p))
+    call_ms = 0.0
+    if CALL_PROBE_KEY in set(df["key"]):
+        call_ms = float(df.loc[df["key"] == CALL_PROBE_KEY, "latency_ms"].iloc[0])
+        df = df[df["key"] != CALL_PROBE_KEY]
+    bad = [k for k in df["key"] if unsupported_in(device, key_features(k))]
+    if bad:
+        raise ConfigError(f"{p}: target {device.name} cannot run {bad[0]!r} ({', '.join(device.unsupported)})")
+    rows = [make_row(r.key, device.dtype, r.latency_ms, r.std_ms, r.n) for r in df.itertuples(index=False)]
+    layer_rows = [r for r in rows if r["kind"] != "model"]
+    if not layer_rows:
+        raise ConfigError(f"{p}: no layer entries (only whole models); use `latency import --from-models` instead")
+    meta = {
+        "target": device.name,
+        "source": "imported",
+        "runtime": meta_in.get("runtime", f"{device.runtime} (plain CSV import)"),
+        "dtype": device.dtype,
+        "created": now_iso(),
+        "call_ms": f"{call_ms:.6g}",
+        "note": f"imported from {p.name}" + (f" measured on {meta_in['device']}" if "device" in meta_in else ""),
+    }
+    for k in ("threads", "runs", "sessions", "warmup", "flush_mib"):
+        if k in meta_in:
+            meta[k] = meta_in[k]
+    table = new_table(meta, rows)
+    # Whole-model rows calibrate the per-inference overhead; no cache term unless a cache size is given.
+    cal = calibrate(table, math.inf if cache_mib is None else cache_mib)
+    table.meta.update(cal.meta())
+    if cal.n_models:
+        table.meta["note"] += f"; {cal.note()}"
+    if cache_mib is not None:
+        table.meta["cache_mib"] = f"{cache_mib:g}"
+    table = LatencyTable(table.meta, table.df)
+    path = write_table(table, write_dir(tables_dir) / table_file(device.name))
+    return path, table
+
+
+def read_model_latencies(
+    path: str | Path, resolve: Callable[[str], tuple[ArchSpec, str]]
+) -> list[tuple[str, ArchSpec, float]]:
+    """A CSV ``model_or_spec,latency_ms`` → ``(label, arch, ms)``; each spec resolved by ``resolve``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    try:
+        df = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"{p}: malformed CSV ({' '.join(str(exc).split())})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    name_col = next((c for c in ("model_or_spec", "model", "spec") if c in df.columns), None)
+    if name_col is None or "latency_ms" not in df.columns:
+        raise ConfigError(f"{p}: expected columns model_or_spec,latency_ms")
+    out = []
+    for _, row in df.iterrows():
+        label = str(row[name_col]).strip()
+        ms = pd.to_numeric(row["latency_ms"], errors="coerce")
+        if not (isinstance(ms, float) and math.isfinite(ms) and ms > 0):
+            raise ConfigError(f"{p}: latency_ms of {label!r} must be a positive number (got {row['latency_ms']!r})")
+        try:
+            arch, name = resolve(label)
+        except SpecError as exc:
+            raise ConfigError(f"{p}: {label!r}: {exc}") from None
+        out.append((name, arch, float(ms)))
+    if len({a.arch for _, a, _ in out}) != len(out):
+        raise ConfigError(f"{p}: the same architecture is listed twice")
+    return out
+
+
+__all__ = [
+    "CALL_PROBE_KEY",
+    "BundleResult",
+    "import_results",
+    "make_bundle",
+    "quantize_int8",
+    "read_model_latencies",
+    "read_results",
+]

@@ -1,0 +1,326 @@
+"""The device catalog (``latency_tables/devices.toml``): one entry per latency target.
+
+An entry says what the target is (class, dtype, runtime), which block features it cannot run, and
+the parameters of its roofline device model together with the report of the fit that produced
+them. ``mnv4-nas latency fit`` rewrites the file through :func:`dump_catalog`; a user adds a device
+by adding an entry by hand (``mnv4-nas latency targets`` lists what the catalog holds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from nas.cost import DTYPE_BYTES
+from nas.errors import ConfigError, NasError
+
+CATALOG_NAME = "devices.toml"
+CATALOG_SCHEMA = 1
+DEVICE_CLASSES: tuple[str, ...] = ("cpu", "dsp", "gpu", "ane", "edgetpu")
+#: Block features a target may be unable to run (``unsupported`` in the catalog).
+FEATURES: tuple[str, ...] = ("attention", "gelu")
+MAX_FREE_PARAMS = 5
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """Roofline device model: per primitive op ``max(MACs / (peak · eff[class]), bytes / bandwidth)``
+    plus ``op_overhead_ms``; per inference ``fixed_ms``. Efficiencies are relative to a dense conv
+    (``eff_conv`` = 1 unless fitted); element-wise ops and pooling are pure memory traffic."""
+
+    peak_gmacs: float = 100.0
+    bandwidth_gbs: float = 10.0
+    eff_conv: float = 1.0
+    eff_pwconv: float = 1.0
+    eff_dwconv: float = 0.3
+    eff_matmul: float = 0.2
+    eff_linear: float = 1.0
+    op_overhead_ms: float = 0.0
+    fixed_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"device model: {f.name} must be a finite number (got {v!r})")
+            object.__setattr__(self, f.name, float(v))
+            lo_ok = v >= 0 if f.name.endswith("_ms") else v > 0
+            if not lo_ok:
+                raise ConfigError(f"device model: {f.name} must be {'>= 0' if f.name.endswith('_ms') else '> 0'}")
+
+    @property
+    def ridge_point(self) -> float:
+        """Peak MACs per byte of memory traffic (MACs/B) at which a dense conv becomes compute-bound."""
+        return self.peak_gmacs / self.bandwidth_gbs
+
+
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(DeviceModel))
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """How the device-model parameters were obtained: data, number of points, errors."""
+
+    data: str  # "published" | "table:<file>" | "models:<file>"
+    n: int
+    mape_pct: float
+    loo_mape_pct: float | None
+    fitted: str  # ISO date
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"data": self.data, "n": self.n, "mape_pct": round(self.mape_pct, 2)}
+        if self.loo_mape_pct is not None:
+            d["loo_mape_pct"] = round(self.loo_mape_pct, 2)
+        d["fitted"] = self.fitted
+        return d
+
+
+@dataclass(frozen=True)
+class Device:
+    """One latency target of the catalog."""
+
+    name: str
+    device_class: str
+    dtype: str
+    runtime: str
+    description: str = ""
+    unsupported: tuple[str, ...] = ()
+    ridge_point_ref: float | None = None  # published fitted ridge point (paper Tab. 16), a fit prior
+    free: tuple[str, ...] = ("peak_gmacs", "bandwidth_gbs", "fixed_ms")
+    model: DeviceModel = field(default_factory=DeviceModel)
+    fit: FitReport | None = None
+
+    @property
+    def measured_here(self) -> bool:
+        """Whether this target is the machine running mnv4-nas (profiled with onnxruntime)."""
+        return self.name == HOST_TARGET
+
+
+HOST_TARGET = "host-cpu"
+_ENTRY_KEYS = {"class", "dtype", "runtime", "description", "unsupported", "ridge_point_ref", "free", "model", "fit"}
+_FIT_KEYS = {"data", "n", "mape_pct", "loo_mape_pct", "fitted"}
+
+
+def _check_name(name: str, source: str) -> None:
+    ok = name and all(ch.isalnum() or ch in "-_." for ch in name) and name[0].isalnum()
+    if not ok:
+        raise ConfigError(f"{source}: device name {name!r} must be letters, digits, '-', '_' or '.'")
+
+
+def _entry(name: str, d: Any, source: str) -> Device:
+    where = f"{source}: [devices.{name}]"
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(d) - _ENTRY_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_ENTRY_KEYS))})")
+    for key in ("class", "dtype", "runtime"):
+        if not isinstance(d.get(key), str):
+            raise ConfigError(f"{where}: key {key!r} must be a string")
+    if d["class"] not in DEVICE_CLASSES:
+        raise ConfigError(f"{where}: class must be one of {', '.join(DEVICE_CLASSES)} (got {d['class']!r})")
+    if d["dtype"] not in DTYPE_BYTES:
+        raise ConfigError(f"{where}: dtype must be one of {', '.join(DTYPE_BYTES)} (got {d['dtype']!r})")
+    unsupported = d.get("unsupported", [])
+    if not isinstance(unsupported, list) or any(u not in FEATURES for u in unsupported):
+        raise ConfigError(f"{where}: unsupported must be a list drawn from {', '.join(FEATURES)} (got {unsupported!r})")
+    free = d.get("free", list(Device.free))
+    if not isinstance(free, list) or any(f not in PARAM_NAMES for f in free) or len(set(free)) != len(free):
+        raise ConfigError(f"{where}: free must be a list of distinct names from {', '.join(PARAM_NAMES)}")
+    if len(free) > MAX_FREE_PARAMS:
+        raise ConfigError(f"{where}: at most {MAX_FREE_PARAMS} free parameters (got {len(free)})")
+    ref = d.get("ridge_point_ref")
+    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, (int, float)) or ref <= 0):
+        raise ConfigError(f"{where}: ridge_point_ref must be a positive number")
+    model_d = d.get("model", {})
+    if not isinstance(model_d, dict):
+        raise ConfigError(f"{where}.model must be a table")
+    bad = sorted(set(model_d) - set(PARAM_NAMES))
+    if bad:
+        raise ConfigError(f"{where}.model: unknown key {bad[0]!r} (allowed: {', '.join(PARAM_NAMES)})")
+    try:
+        model = DeviceModel(**model_d)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
+    fit = None
+    if "fit" in d:
+        fd = d["fit"]
+        if not isinstance(fd, dict) or set(fd) - _FIT_KEYS or not {"data", "n", "mape_pct", "fitted"} <= set(fd):
+            raise ConfigError(f"{where}.fit must hold data, n, mape_pct, fitted (and optionally loo_mape_pct)")
+        fit = FitReport(str(fd["data"]), int(fd["n"]), float(fd["mape_pct"]), fd.get("loo_mape_pct"), str(fd["fitted"]))
+    return Device(
+        name=name,
+        device_class=d["class"],
+        dtype=d["dtype"],
+        runtime=d["runtime"],
+        description=str(d.get("description", "")),
+        unsupported=tuple(unsupported),
+        ridge_point_ref=None if ref is None else float(ref),
+        free=tuple(free),
+        model=model,
+        fit=fit,
+    )
+
+
+def parse_catalog(text: str, source: str) -> dict[str, Device]:
+    """Parse catalog TOML text; errors name ``source`` and the offending key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: malformed TOML ({exc})") from None
+    unknown = sorted(set(data) - {"schema", "devices"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: schema, devices)")
+    if data.get("schema", CATALOG_SCHEMA) != CATALOG_SCHEMA:
+        raise ConfigError(f"{source}: schema must be {CATALOG_SCHEMA} (got {data.get('schema')!r})")
+    devices = data.get("devices", {})
+    if not isinstance(devices, dict) or not devices:
+        raise ConfigError(f"{source}: no [devices.<name>] entries")
+    out: dict[str, Device] = {}
+    for name, d in devices.items():
+        _check_name(name, source)
+        out[name] = _entry(name, d, source)
+    return out
+
+
+def _toml_scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        text = f"{v:.6g}"
+        return text if any(ch in text for ch in ".en") else text + ".0"
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_scalar(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+_HEADER = """\
+# mnv4-nas device catalog: one [devices.<name>] entry per latency target.
+#
+# class        cpu | dsp | gpu | ane | edgetpu
+# dtype        int8 | fp16 | fp32 (bytes per weight/activation in the roofline memory term)
+# runtime      what the latencies were measured with
+# unsupported  block features the target cannot run: "attention", "gelu"
+# ridge_point_ref  the paper's fitted ridge point (MACs/byte, Tab. 16): a prior of the fit
+# free         the device-model parameters `mnv4-nas latency fit` fits (at most 5)
+# [.model]     roofline device model; [.fit] how it was fitted (data, points, fit and leave-one-out MAPE)
+#
+# The [.model] and [.fit] tables are written by `mnv4-nas latency fit`; add a device by adding an
+# entry (class, dtype, runtime; copy a [.model] of the same class as the starting point).
+"""
+
+
+def dump_catalog(devices: dict[str, Device]) -> str:
+    """TOML text of a catalog (deterministic; round-trips through :func:`parse_catalog`)."""
+    lines = [_HEADER, f"schema = {CATALOG_SCHEMA}", ""]
+    for dev in devices.values():
+        lines.append(f"[devices.{dev.name}]")
+        entry: dict[str, Any] = {
+            "class": dev.device_class,
+            "dtype": dev.dtype,
+            "runtime": dev.runtime,
+            "description": dev.description,
+            "unsupported": list(dev.unsupported),
+        }
+        if dev.ridge_point_ref is not None:
+            entry["ridge_point_ref"] = dev.ridge_point_ref
+        entry["free"] = list(dev.free)
+        lines += [f"{k} = {_toml_scalar(v)}" for k, v in entry.items()]
+        lines.append("")
+        lines.append(f"[devices.{dev.name}.model]")
+        lines += [f"{name} = {_toml_scalar(getattr(dev.model, name))}" for name in PARAM_NAMES]
+        lines.append("")
+        if dev.fit is not None:
+            lines.append(f"[devices.{dev.name}.fit]")
+            lines += [f"{k} = {_toml_scalar(v)}" for k, v in dev.fit.as_dict().items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def catalog_paths(tables_dir: Path | None) -> list[Path]:
+    """Catalog files in lookup order: the user's tables folder first, then the shipped one."""
+    from nas.resources import data_dir
+
+    paths: list[Path] = []
+    if tables_dir is not None:
+        paths.append(Path(tables_dir) / CATALOG_NAME)
+    try:
+        paths.append(data_dir("latency_tables") / CATALOG_NAME)
+    except NasError:
+        pass
+    return paths
+
+
+def load_catalog(tables_dir: Path | None = None) -> dict[str, Device]:
+    """The catalog: ``<tables_dir>/devices.toml`` if it exists, else the shipped one."""
+    for p in catalog_paths(tables_dir):
+        if p.is_file():
+            try:
+                text = p.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{p}: cannot read ({exc})") from None
+            return parse_catalog(text, str(p))
+    raise NasError("no device catalog found (latency_tables/devices.toml); reinstall mnv4-nas")
+
+
+def get_device(name: str, tables_dir: Path | None = None) -> Device:
+    """One catalog entry; an unknown name is a :class:`NasError` listing the known targets."""
+    catalog = load_catalog(tables_dir)
+    try:
+        return catalog[name]
+    except KeyError:
+        raise NasError(
+            f"unknown target {name!r} (known: {', '.join(catalog)}); add a [devices.{name}] entry to devices.toml"
+        ) from None
+
+
+def save_device(device: Device, tables_dir: Path | None = None) -> Path:
+    """Replace (or add) one entry and rewrite the catalog atomically; returns the file written."""
+    catalog = load_catalog(tables_dir)
+    catalog[device.name] = device
+    target = catalog_paths(tables_dir)[0]
+    write_text_atomic(target, dump_catalog(catalog))
+    return target
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except PermissionError as exc:
+        raise NasError(f"cannot write {path} ({exc.strerror}); set [latency] tables_dir in nas.toml") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+__all__ = [
+    "CATALOG_NAME",
+    "DEVICE_CLASSES",
+    "FEATURES",
+    "HOST_TARGET",
+    "PARAM_NAMES",
+    "Device",
+    "DeviceModel",
+    "FitReport",
+    "dump_catalog",
+    "get_device",
+    "load_catalog",
+    "parse_catalog",
+    "save_device",
+]

@@ -1,0 +1,81 @@
+"""The paper's published model latencies (``latency_tables/published.csv``) and the rows the zoo can express."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nas.errors import ConfigError
+
+PUBLISHED_NAME = "published.csv"
+#: Published latencies are rounded to 0.1 ms: a uniform error of ±0.05 ms, standard deviation 0.1/√12.
+PUBLISHED_ROUNDING_STD_MS = 0.1 / np.sqrt(12)
+FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class PublishedPoint:
+    """One expressible published latency: zoo model, CSV row name, milliseconds."""
+
+    zoo_name: str
+    row: str
+    latency_ms: float
+
+
+def published_path() -> Path:
+    """The shipped copy of the published latencies."""
+    from nas.resources import data_dir
+
+    return data_dir("latency_tables") / PUBLISHED_NAME
+
+
+@cache
+def _read(path: str) -> pd.DataFrame:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc})") from None
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    df = pd.read_csv(io.StringIO(body), dtype=str).set_index("model")
+    return df
+
+
+def load_published(path: str | Path | None = None) -> pd.DataFrame:
+    """Published table as strings (``model`` index; target columns hold numbers, ``Failed`` or NaN)."""
+    return _read(str(path or published_path())).copy()
+
+
+def published_targets(path: str | Path | None = None) -> list[str]:
+    """Target columns of the published table."""
+    return [c for c in load_published(path).columns if c not in ("top1", "params_m", "macs_g")]
+
+
+def published_points(target: str, path: str | Path | None = None) -> list[PublishedPoint]:
+    """Published latencies on ``target`` of every model the zoo expresses (empty/Failed rows skipped)."""
+    from nas.zoo import PUBLISHED_NAMES
+
+    df = load_published(path)
+    if target not in df.columns:
+        return []
+    out = []
+    for zoo_name, row in PUBLISHED_NAMES.items():
+        if row not in df.index:
+            continue
+        value = pd.to_numeric(df.at[row, target], errors="coerce")
+        if pd.notna(value):
+            out.append(PublishedPoint(zoo_name, row, float(value)))
+    return out
+
+
+def published_failed(target: str, path: str | Path | None = None) -> list[str]:
+    """Rows marked ``Failed`` (the model does not run on that target)."""
+    df = load_published(path)
+    if target not in df.columns:
+        return []
+    return [str(m) for m in df.index[df[target].astype(str).str.strip() == FAILED]]

@@ -1,0 +1,409 @@
+"""Latency tables: one CSV per target with a ``# name: value`` metadata header.
+
+Rows are keyed by the layer key (``uir_r1_a3_k5_s2_e4_c80@64x64x48``); typed columns spell out every
+field of the key that changes latency; ``latency_ms`` (median), ``std_ms`` and ``n`` (timed runs)
+are the measurement. Rows of kind ``model`` (key = a whole-architecture string) are end-to-end
+measurements that calibrate the per-inference overhead and the cache term; lookups skip them.
+
+Profiling appends one line per finished entry (flushed and fsync'd), so a killed run loses at most
+the entry in flight; a partially written last line (no newline) is ignored on read and cut off
+before the next append. The finished table is rewritten atomically with its final metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas.errors import ConfigError, NasError
+from nas.latency._catalog import HOST_TARGET, write_text_atomic
+from nas.latency._keys import KEY_COLUMNS, MODEL_KIND, key_columns, key_macs, key_weight_bytes
+
+SCHEMA_VERSION = 1
+SOURCES: tuple[str, ...] = ("profiled", "imported", "roofline-fit")
+VALUE_COLUMNS: tuple[str, ...] = ("macs", "weight_bytes", "latency_ms", "std_ms", "n")
+COLUMNS: tuple[str, ...] = ("key", *KEY_COLUMNS, *VALUE_COLUMNS)
+_INT_COLUMNS = {
+    "in_h", "in_w", "in_c", "out_c", "stride", "kernel", "start_dw_kernel", "mid_dw_kernel", "expanded_c",
+    "hidden_c", "heads", "key_dim", "value_dim", "kv_stride", "query_stride", "macs", "weight_bytes", "n",
+}  # fmt: skip
+_STR_COLUMNS = {"key", "kind", "stride_on", "activation"}
+_BOOL_COLUMNS = {"layer_scale", "residual"}
+#: Metadata keys in file order (others follow alphabetically).
+META_ORDER: tuple[str, ...] = (
+    "schema", "target", "source", "runtime", "dtype", "threads", "runs", "sessions", "warmup", "spaces",
+    "created", "updated", "loadavg", "guard", "guard_retries", "call_ms", "context_scale", "overhead_ms",
+    "cache_mib", "cache_ms_per_mib", "device_model", "note",
+)  # fmt: skip
+TABLE_MAGIC = "# mnv4-nas latency table"
+
+
+def now_iso() -> str:
+    """Current UTC time, seconds precision (table and report timestamps)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def make_row(key: str, dtype: str, latency_ms: float, std_ms: float = math.nan, n: int = 0) -> dict[str, Any]:
+    """A full table row for ``key`` (typed columns derived from the key)."""
+    row: dict[str, Any] = {"key": key, **key_columns(key)}
+    if row["kind"] == MODEL_KIND:
+        from nas.cost import count_macs, layer_costs
+        from nas.spec import parse_arch
+
+        arch = parse_arch(key)
+        row["macs"] = count_macs(arch)
+        row["weight_bytes"] = sum(c.weight_bytes(dtype) for c in layer_costs(arch))
+    else:
+        row["macs"] = key_macs(key)
+        row["weight_bytes"] = key_weight_bytes(key, dtype)
+    row.update(latency_ms=float(latency_ms), std_ms=float(std_ms), n=int(n))
+    return row
+
+
+@dataclass
+class LatencyTable:
+    """A latency table: metadata plus one row per key (see the module docstring)."""
+
+    meta: dict[str, str]
+    df: pd.DataFrame
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def target(self) -> str:
+        """Target name."""
+        return self.meta.get("target", "?")
+
+    @property
+    def source(self) -> str:
+        """``profiled``, ``imported`` or ``roofline-fit``."""
+        return self.meta.get("source", "?")
+
+    @property
+    def dtype(self) -> str:
+        """Dtype of the measured/modelled inference (weight bytes of the cache term use it)."""
+        return self.meta.get("dtype", "fp32")
+
+    def meta_float(self, name: str, default: float = 0.0) -> float:
+        """A numeric metadata value (``default`` when absent or empty)."""
+        raw = self.meta.get(name, "")
+        try:
+            return float(raw) if raw != "" else default
+        except ValueError:
+            raise ConfigError(f"{self.path}: metadata {name!r} must be a number (got {raw!r})") from None
+
+    @property
+    def call_ms(self) -> float:
+        """Per-call cost included in every entry's measurement (subtracted in predictions)."""
+        return self.meta_float("call_ms")
+
+    @property
+    def overhead_ms(self) -> float:
+        """Fixed cost of one inference, added once per architecture."""
+        return self.meta_float("overhead_ms")
+
+    @property
+    def cache_mib(self) -> float:
+        """Weight footprint (MiB) above which the cache term applies."""
+        return self.meta_float("cache_mib", math.inf)
+
+    @property
+    def cache_ms_per_mib(self) -> float:
+        """Extra milliseconds per MiB of weights above :attr:`cache_mib` (weights re-read from DRAM)."""
+        return self.meta_float("cache_ms_per_mib")
+
+    @property
+    def spaces(self) -> list[str]:
+        """Search spaces whose blocks the table covers (besides the zoo)."""
+        return [s for s in self.meta.get("spaces", "").split(",") if s]
+
+    @cached_property
+    def blocks(self) -> pd.DataFrame:
+        """Layer rows (stem, blocks, heads), indexed by key."""
+        return self.df[self.df["kind"] != MODEL_KIND].set_index("key")
+
+    @cached_property
+    def models(self) -> pd.DataFrame:
+        """Whole-model calibration rows, indexed by key (the arch string)."""
+        return self.df[self.df["kind"] == MODEL_KIND].set_index("key")
+
+    @property
+    def context_scale(self) -> float:
+        """How much slower a layer runs inside a model than timed alone (1 unless calibrated)."""
+        return self.meta_float("context_scale", 1.0)
+
+    @cached_property
+    def raw_ms(self) -> dict[str, float]:
+        """Key → measured latency minus the per-call cost (> 0)."""
+        lat = self.blocks["latency_ms"].to_numpy(dtype=np.float64) - self.call_ms
+        # A layer faster than the call cost (a few µs) still costs something: never 0 ms.
+        lat = np.maximum(lat, 1e-4)
+        return dict(zip(self.blocks.index, lat.tolist()))
+
+    @cached_property
+    def entry_ms(self) -> dict[str, float]:
+        """Key → the layer's contribution to a whole-model latency: ``context_scale · (measured − call_ms)``."""
+        k = self.context_scale
+        return {key: k * raw for key, raw in self.raw_ms.items()}
+
+    @cached_property
+    def weight_bytes(self) -> dict[str, int]:
+        """Key → bytes of weights (in the table's dtype)."""
+        return dict(zip(self.blocks.index, self.blocks["weight_bytes"].astype(np.int64).tolist()))
+
+    def cache_ms(self, weight_bytes: np.ndarray | float) -> np.ndarray | float:
+        """Cache term for whole-model weight footprints (bytes)."""
+        if self.cache_ms_per_mib == 0 or math.isinf(self.cache_mib):
+            return np.zeros_like(weight_bytes, dtype=np.float64) if isinstance(weight_bytes, np.ndarray) else 0.0
+        excess = np.maximum(np.asarray(weight_bytes, dtype=np.float64) / 2**20 - self.cache_mib, 0.0)
+        out = excess * self.cache_ms_per_mib
+        return out if isinstance(weight_bytes, np.ndarray) else float(out)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entry_ms
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+
+def _check_rows(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    missing = [c for c in ("key", "latency_ms") if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{source}: missing column {missing[0]!r}")
+    lat = pd.to_numeric(df["latency_ms"], errors="coerce")
+    bad = df.index[~np.isfinite(lat.to_numpy(dtype=np.float64)) | (lat.to_numpy(dtype=np.float64) <= 0)]
+    if len(bad):
+        i = bad[0]
+        raise ConfigError(
+            f"{source}: latency_ms of {df.at[i, 'key']!r} must be a positive number (got {df.at[i, 'latency_ms']!r})"
+        )
+    dup = df["key"][df["key"].duplicated()]
+    if len(dup):
+        raise ConfigError(f"{source}: duplicate key {dup.iloc[0]!r}")
+    return df
+
+
+def _coerce(df: pd.DataFrame) -> pd.DataFrame:
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = np.nan if c in ("std_ms",) else (0 if c in _INT_COLUMNS else "")
+    df = df[list(COLUMNS)].copy()
+    for c in _INT_COLUMNS:
+        df[c] = pd.to_numeric(df[c], errors="coerce").fillna(0).astype(np.int64)
+    for c in _STR_COLUMNS:
+        df[c] = df[c].fillna("").astype(str)
+    for c in _BOOL_COLUMNS:
+        df[c] = df[c].astype(str).str.lower().isin(("true", "1"))
+    for c in ("latency_ms", "std_ms"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
+    return df.reset_index(drop=True)
+
+
+def parse_table_text(text: str, source: str) -> tuple[dict[str, str], pd.DataFrame]:
+    """Metadata and rows of table text. A last line without newline (a write cut short) is ignored."""
+    lines = text.split("\n")
+    if lines and lines[-1] != "":
+        lines = lines[:-1]  # partial last line
+    meta: dict[str, str] = {}
+    i = 0
+    while i < len(lines) and lines[i].startswith("#"):
+        line = lines[i][1:].strip()
+        if ":" in line:
+            k, v = line.split(":", 1)
+            meta[k.strip()] = v.strip()
+        i += 1
+    body = "\n".join(lines[i:])
+    if not body.strip():
+        return meta, pd.DataFrame(columns=list(COLUMNS))
+    try:
+        df = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"{source}: malformed CSV ({' '.join(str(exc).split())})") from None
+    return meta, df
+
+
+def read_table(path: str | Path) -> LatencyTable:
+    """Read a table file (validates schema, keys unique, latencies positive)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read latency table ({exc.strerror or exc})") from None
+    meta, df = parse_table_text(text, str(p))
+    schema = meta.get("schema", "")
+    if schema != str(SCHEMA_VERSION):
+        raise ConfigError(f"{p}: latency table schema must be {SCHEMA_VERSION} (got {schema!r})")
+    if meta.get("source") not in SOURCES:
+        raise ConfigError(f"{p}: source must be one of {', '.join(SOURCES)} (got {meta.get('source')!r})")
+    df = _coerce(_check_rows(df, str(p)))
+    return LatencyTable(meta, df, p)
+
+
+def _ordered_meta(meta: Mapping[str, str]) -> list[tuple[str, str]]:
+    keys = [k for k in META_ORDER if k in meta] + sorted(k for k in meta if k not in META_ORDER)
+    return [(k, str(meta[k])) for k in keys]
+
+
+def header_text(meta: Mapping[str, str]) -> str:
+    """The ``# name: value`` header block plus the CSV column line."""
+    lines = [TABLE_MAGIC] + [f"# {k}: {v}" for k, v in _ordered_meta(meta)]
+    return "\n".join(lines) + "\n" + ",".join(COLUMNS) + "\n"
+
+
+def _row_line(row: Mapping[str, Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([_fmt(row.get(c, "")) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def table_text(table: LatencyTable) -> str:
+    """Full file text of a table (rows sorted: layers by kind/shape/key, then models)."""
+    df = _coerce(table.df.copy())
+    df["_model"] = df["kind"] == MODEL_KIND
+    df = df.sort_values(["_model", "kind", "in_h", "in_c", "key"], kind="stable").drop(columns="_model")
+    meta = {"schema": str(SCHEMA_VERSION), **table.meta}
+    return header_text(meta) + "".join(_row_line(r) for r in df.to_dict("records"))
+
+
+def write_table(table: LatencyTable, path: str | Path) -> Path:
+    """Write a table atomically."""
+    p = Path(path)
+    write_text_atomic(p, table_text(table))
+    table.path = p
+    return p
+
+
+def new_table(meta: Mapping[str, str], rows: Iterable[Mapping[str, Any]]) -> LatencyTable:
+    """A table from metadata and rows (validated like a file)."""
+    df = pd.DataFrame(list(rows), columns=list(COLUMNS)) if rows else pd.DataFrame(columns=list(COLUMNS))
+    df = _coerce(_check_rows(df, f"table {meta.get('target', '?')}"))
+    return LatencyTable({"schema": str(SCHEMA_VERSION), **meta}, df)
+
+
+class TableAppender:
+    """Appends rows to a table file one line at a time, durably (flush + fsync per row).
+
+    Creating: writes the header. Reopening: cuts a partially written last line, keeps the rest.
+    """
+
+    def __init__(self, path: str | Path, meta: Mapping[str, str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            write_text_atomic(self.path, header_text({"schema": str(SCHEMA_VERSION), **meta}))
+        else:
+            self._repair_tail()
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def _repair_tail(self) -> None:
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Write one row and make it durable before returning."""
+        self._fh.write(_row_line(row))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+    def __enter__(self) -> TableAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def shipped_tables_dir() -> Path | None:
+    """The shipped ``latency_tables/`` folder (None when this install has none)."""
+    from nas.resources import data_dir
+
+    try:
+        return data_dir("latency_tables")
+    except NasError:
+        return None
+
+
+def write_dir(tables_dir: Path | None) -> Path:
+    """Folder new tables are written to: the configured one, else the shipped one."""
+    if tables_dir is not None:
+        return Path(tables_dir)
+    shipped = shipped_tables_dir()
+    if shipped is None:
+        raise NasError("no latency_tables/ folder to write to; set [latency] tables_dir in nas.toml")
+    return shipped
+
+
+def table_file(target: str) -> str:
+    """File name of a target's table."""
+    return f"{target}.csv"
+
+
+def find_table(target: str, tables_dir: Path | None = None) -> Path | None:
+    """The table file of ``target``: the configured folder first, then the shipped one."""
+    for d in (tables_dir, shipped_tables_dir()):
+        if d is not None and (Path(d) / table_file(target)).is_file():
+            return Path(d) / table_file(target)
+    return None
+
+
+def build_hint(target: str, source: str | None = None) -> str:
+    """The command that (re)builds a target's table."""
+    if target == HOST_TARGET or source == "profiled":
+        return f"mnv4-nas latency profile --target {target} [--space S]"
+    if source == "imported":
+        return f"mnv4-nas latency bundle --target {target} --space S --output DIR, then latency import"
+    return f"mnv4-nas latency build --target {target} [--space S]"
+
+
+def load_table(target: str, tables_dir: Path | None = None) -> LatencyTable:
+    """The table of ``target``; a missing table is a :class:`NasError` naming the command that builds it."""
+    p = find_table(target, tables_dir)
+    if p is None:
+        where = ", ".join(str(d) for d in (tables_dir, shipped_tables_dir()) if d is not None)
+        raise NasError(
+            f"no latency table for target {target!r} (looked in {where}); build it with `{build_hint(target)}`"
+        )
+    return read_table(p)
+
+
+__all__ = [
+    "COLUMNS",
+    "SCHEMA_VERSION",
+    "SOURCES",
+    "LatencyTable",
+    "TableAppender",
+    "build_hint",
+    "find_table",
+    "load_table",
+    "make_row",
+    "new_table",
+    "now_iso",
+    "parse_table_text",
+    "read_table",
+    "table_text",
+    "write_dir",
+    "write_table",
+]

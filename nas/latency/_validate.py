@@ -1,0 +1,215 @@
+"""Validation: predicted vs measured latencies — random architectures measured end-to-end on this
+host, or the paper's published rows for a paper target — with a CSV report and a scatter plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas.errors import NasError
+from nas.latency._predict import Predictor
+from nas.latency._profile import Timing, TimingConfig, export_key, time_onnx
+from nas.latency._published import published_points
+from nas.spec import ArchSpec, arch_keys
+
+
+def summarize(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float | int]:
+    """``n``, ``within_5pct``, ``within_10pct`` (shares), ``mape`` (%), ``kendall_tau``."""
+    from scipy.stats import kendalltau
+
+    p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
+    if len(p) == 0:
+        return {"n": 0, "within_5pct": math.nan, "within_10pct": math.nan, "mape": math.nan, "kendall_tau": math.nan}
+    rel = np.abs(p - m) / m
+    tau = float(kendalltau(p, m).statistic) if len(p) >= 2 else math.nan
+    return {
+        "n": int(len(p)),
+        "within_5pct": float(np.mean(rel <= 0.05)),
+        "within_10pct": float(np.mean(rel <= 0.10)),
+        "mape": float(np.mean(rel) * 100),
+        "kendall_tau": tau,
+    }
+
+
+@dataclass
+class ValidationReport:
+    """Per-architecture rows and the summary figures; ``out_dir`` holds report.csv, scatter.png, summary.json."""
+
+    target: str
+    kind: str  # "host" | "published"
+    rows: pd.DataFrame
+    summary: dict[str, Any]
+    out_dir: Path | None = None
+
+
+def scatter_png(rows: pd.DataFrame, path: Path, title: str) -> Path:
+    """Predicted vs measured scatter (log axes, ±10% band) with matplotlib's Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    m, p = rows["measured_ms"].to_numpy(float), rows["predicted_ms"].to_numpy(float)
+    lo, hi = float(min(m.min(), p.min())) * 0.8, float(max(m.max(), p.max())) * 1.25
+    xs = np.geomspace(lo, hi, 50)
+    ax.plot(xs, xs, color="k", lw=0.8)
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="tab:green", alpha=0.15, label="±10%")
+    ax.fill_between(xs, xs * 0.95, xs * 1.05, color="tab:green", alpha=0.25, label="±5%")
+    ax.scatter(m, p, s=12, color="tab:blue", zorder=3)
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (ms)", ylabel="predicted (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _write(report: ValidationReport, out_dir: Path, title: str) -> ValidationReport:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.rows.to_csv(out_dir / "report.csv", index=False, float_format="%.6g")
+    if len(report.rows):
+        scatter_png(report.rows, out_dir / "scatter.png", title)
+    (out_dir / "summary.json").write_text(json.dumps(report.summary, indent=2) + "\n", encoding="utf-8")
+    report.out_dir = out_dir
+    return report
+
+
+def _title(target: str, summary: dict[str, Any]) -> str:
+    return (
+        f"{target}: n={summary['n']}, ±5% {summary['within_5pct']:.0%}, ±10% {summary['within_10pct']:.0%}, "
+        f"MAPE {summary['mape']:.1f}%, τ {summary['kendall_tau']:.3f}"
+    )
+
+
+def validate_published(predictor: Predictor, out_dir: Path | None = None) -> ValidationReport:
+    """Compare the table's predictions with the published latencies of the zoo models the paper reports."""
+    from nas.zoo import get_spec
+
+    points = published_points(predictor.target)
+    if not points:
+        raise NasError(f"no published latencies for target {predictor.target!r} (only the paper's targets have them)")
+    rows = []
+    for pt in points:
+        arch = get_spec(pt.zoo_name)
+        try:
+            ms, est = predictor.predict_keys(arch_keys(arch))
+        except NasError as exc:
+            if "cannot run" in str(exc):
+                continue
+            raise
+        rows.append({"model": pt.zoo_name, "published_row": pt.row, "predicted_ms": ms, "measured_ms": pt.latency_ms})
+    df = pd.DataFrame(rows)
+    df["error_pct"] = (df["predicted_ms"] / df["measured_ms"] - 1) * 100
+    summary = {"target": predictor.target, "source": predictor.table.source, "compared_with": "published"}
+    summary.update(summarize(df["predicted_ms"].to_numpy(), df["measured_ms"].to_numpy()))
+    report = ValidationReport(predictor.target, "published", df, summary)
+    return _write(report, out_dir, _title(predictor.target, summary)) if out_dir else report
+
+
+MeasureArchFn = Callable[[ArchSpec, TimingConfig, Path], Timing]
+
+
+def measure_arch(arch: ArchSpec, cfg: TimingConfig, workdir: Path) -> Timing:
+    """Export a whole architecture (BN statistics calibrated) and time it end-to-end."""
+    path = workdir / "model.onnx"
+    shape = export_key(arch.arch, path)
+    return time_onnx(path, shape, cfg)
+
+
+def validate_host(
+    predictor: Predictor,
+    archs: Sequence[tuple[str, ArchSpec]],
+    cfg: TimingConfig,
+    out_dir: Path,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    measure: MeasureArchFn = measure_arch,
+) -> ValidationReport:
+    """Measure each architecture end-to-end and compare with the table's prediction.
+
+    Rows are appended to ``out_dir/report.csv`` as they finish. The summary also gives the figures
+    without the cache term, without the context scale, and for the plain block sum (entries minus
+    the per-call cost), to show what each term buys (the other terms kept as calibrated).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = predictor.table
+    preds = []
+    for _, arch in archs:  # fail fast on a missing key, before any measuring
+        preds.append(predictor.predict_keys(arch_keys(arch)))
+    rows: list[dict[str, Any]] = []
+    csv_path = out_dir / "report.csv"
+    with tempfile.TemporaryDirectory(prefix="mnv4nas-validate-") as tmp:
+        for i, ((name, arch), (pred, est)) in enumerate(zip(archs, preds)):
+            if progress is not None:
+                progress(i, len(archs), name)
+            t = measure(arch, cfg, Path(tmp))
+            keys = arch_keys(arch)
+            weights = sum(table.weight_bytes.get(k, 0) for k in keys)
+            cache = float(table.cache_ms(float(weights)))
+            raw_sum = sum(table.raw_ms.get(k, 0.0) for k in keys)
+            scaled = sum(table.entry_ms.get(k, 0.0) for k in keys)
+            row = {
+                "name": name,
+                "predicted_ms": pred,
+                "measured_ms": t.median_ms,
+                "measured_std_ms": t.std_ms,
+                "retimed_sessions": t.retries,
+                "error_pct": (pred / t.median_ms - 1) * 100,
+                "predicted_no_cache_ms": pred - cache,
+                "predicted_no_scale_ms": pred - scaled + raw_sum,
+                "block_sum_ms": raw_sum,
+                "weight_mib": weights / 2**20,
+                "estimated_keys": len(est),
+                "arch": arch.arch,
+            }
+            rows.append(row)
+            pd.DataFrame([row]).to_csv(csv_path, mode="a", header=i == 0, index=False, float_format="%.6g")
+        if progress is not None:
+            progress(len(archs), len(archs), "")
+    df = pd.DataFrame(rows)
+    summary: dict[str, Any] = {"target": predictor.target, "source": table.source, "compared_with": "measured"}
+    summary.update(summarize(df["predicted_ms"].to_numpy(), df["measured_ms"].to_numpy()))
+    summary["threads"] = cfg.threads
+    ablations = (
+        ("no_cache_term", "predicted_no_cache_ms"),
+        ("no_context_scale", "predicted_no_scale_ms"),
+        ("block_sum_only", "block_sum_ms"),
+    )
+    for label, col in ablations:
+        alt = summarize(df[col].to_numpy(), df["measured_ms"].to_numpy())
+        summary[label] = {k: alt[k] for k in ("within_5pct", "within_10pct", "mape", "kendall_tau")}
+    report = ValidationReport(predictor.target, "host", df, summary)
+    return _write(report, out_dir, _title(predictor.target, summary))
+
+
+def sample_archs(spaces: Sequence[str], n: int, seed: int) -> list[tuple[str, ArchSpec]]:
+    """``n`` random architectures drawn round-robin from ``spaces`` with one seeded generator."""
+    from nas.latency._keys import import_space
+
+    if not spaces:
+        raise NasError("no search space to sample from; pass --space S (profile the table with the same --space)")
+    space_mod = import_space()
+    loaded = [(name, space_mod.load_space(name)) for name in spaces]
+    rng = np.random.default_rng(seed)
+    return [(f"{loaded[i % len(loaded)][0]}#{i}", space_mod.sample(loaded[i % len(loaded)][1], rng)) for i in range(n)]
+
+
+__all__ = [
+    "ValidationReport",
+    "measure_arch",
+    "sample_archs",
+    "scatter_png",
+    "summarize",
+    "validate_host",
+    "validate_published",
+]

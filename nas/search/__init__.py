@@ -1,0 +1,40 @@
+"""The search: two-stage (coarse → fine) or one-stage, budget-constrained, single- or multi-target,
+resumable (optuna storage), optionally distributed on Ray; writes a result folder."""
+
+from __future__ import annotations
+
+from nas.search._budget import format_ms, parse_budget
+from nas.search._evaluate import Evaluation, Evaluator, TargetBudget, min_latency, pareto_mask
+from nas.search._results import Reference, SearchOutcome
+from nas.search._run import (
+    REFERENCE_MODELS,
+    Reporter,
+    SearchSettings,
+    SilentReporter,
+    check_space,
+    choose_space,
+    outcome_json,
+    pair_budgets,
+    run_search,
+)
+
+__all__ = [
+    "REFERENCE_MODELS",
+    "Evaluation",
+    "Evaluator",
+    "Reference",
+    "Reporter",
+    "SearchOutcome",
+    "SearchSettings",
+    "SilentReporter",
+    "TargetBudget",
+    "check_space",
+    "choose_space",
+    "format_ms",
+    "min_latency",
+    "outcome_json",
+    "pair_budgets",
+    "parse_budget",
+    "pareto_mask",
+    "run_search",
+]

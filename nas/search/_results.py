@@ -1,0 +1,274 @@
+"""The result folder of a search: ``best.json``, ``best.timm.txt``, ``trials.csv``, ``pareto.csv``,
+``pareto.png``, ``summary.md`` (next to the optuna storage and ``run.json``).
+
+Everything here is derived from the studies (the record of the search), so a resumed or a
+multi-worker search writes the same files from the shared storage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas.cost import count_macs, count_params
+from nas.errors import NasError
+from nas.search._evaluate import Evaluator, pareto_mask
+from nas.search._optuna_engine import completed_trials, trial_score
+from nas.spec import ArchSpec, parse_arch, save_spec
+
+
+@dataclass
+class Reference:
+    """A zoo model drawn on the plots and compared in the summary."""
+
+    name: str
+    arch: ArchSpec
+    score: float | None
+    latency_ms: dict[str, float]
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished search found."""
+
+    out_dir: Path
+    best: ArchSpec
+    best_score: float
+    best_latency_ms: dict[str, float]  # searched targets
+    all_latency_ms: dict[str, tuple[float | None, str]]  # every catalog target: (ms or None, provenance)
+    trials: pd.DataFrame
+    pareto: pd.DataFrame
+    estimator: str = ""  # the estimator's name (what produced the scores)
+    budget_ms: dict[str, float] = field(default_factory=dict)
+    references: list[Reference] = field(default_factory=list)
+
+
+def trials_frame(studies: Sequence[tuple[str, Any, Any]], evaluator: Evaluator) -> pd.DataFrame:
+    """One row per completed trial of every stage, from ``(label, study, space)`` triples.
+
+    The architecture comes from the trial's ``arch`` attribute, or (trials run on Ray workers) is
+    rebuilt from its parameters; latencies are recomputed with the search's own predictors.
+    """
+    from nas.space import arch_from_params
+
+    rows = []
+    for label, study, space in studies:
+        for t in completed_trials(study):
+            arch_text = t.user_attrs.get("arch")
+            arch = parse_arch(arch_text) if arch_text else arch_from_params(space, t.params)
+            lat = evaluator.latencies(arch)
+            row: dict[str, Any] = {
+                "stage": label,
+                "trial": t.number,
+                "state": t.state.name,
+                "feasible": bool(all(v <= 0 for v in evaluator.violations(lat))),
+                "score": trial_score(t),
+                "params": count_params(arch),
+                "macs": count_macs(arch),
+            }
+            for b in evaluator.budgets:
+                row[f"latency_ms[{b.target}]"] = lat[b.target]
+            row["arch"] = arch.arch
+            rows.append(row)
+    cols = ["stage", "trial", "state", "feasible", "score", "params", "macs"]
+    cols += [f"latency_ms[{b.target}]" for b in evaluator.budgets] + ["arch"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def pareto_frame(trials: pd.DataFrame, evaluator: Evaluator) -> pd.DataFrame:
+    """Feasible, scored trials not dominated in (score ↑, latency per searched target ↓), unique archs."""
+    lat_cols = [f"latency_ms[{b.target}]" for b in evaluator.budgets]
+    ok = trials[trials["feasible"] & trials["score"].notna()].drop_duplicates("arch")
+    if ok.empty:
+        return ok
+    mask = pareto_mask(ok["score"].to_numpy(float), ok[lat_cols].to_numpy(float))
+    return ok[mask].sort_values("score", ascending=False).reset_index(drop=True)
+
+
+@lru_cache(maxsize=64)
+def _predictor(target: str, tables_dir: Path | None, fallback: str | None) -> Any:
+    from nas.latency import load_predictor
+
+    return load_predictor(target, tables_dir, fallback)
+
+
+def provenance_table(
+    arch: ArchSpec, targets: Sequence[str], strict: set[str], fallback: str | None, tables_dir: Path | None = None
+) -> dict[str, tuple[float | None, str]]:
+    """Latency of ``arch`` on every target with where the number comes from.
+
+    Searched targets (``strict``) use the same predictors as the search; other targets fall back to
+    their device model for missing entries (marked ``+roofline-fallback``); unsupported ops are
+    reported as such, never as a number.
+    """
+    out: dict[str, tuple[float | None, str]] = {}
+    for t in targets:
+        try:
+            pred = _predictor(t, tables_dir, fallback if t in strict else "roofline")
+            p = pred.predict_archs([arch])
+            out[t] = (float(p.latency_ms[0]), p.source)
+        except NasError as exc:
+            msg = str(exc)
+            out[t] = (None, "cannot run: " + msg.split("cannot run ", 1)[1].split(" (")[0] if "cannot run" in msg else "n/a: " + msg[:80])
+    return out
+
+
+def _plot(path: Path, trials: pd.DataFrame, pareto: pd.DataFrame, evaluator: Evaluator, refs: list[Reference], best: ArchSpec, estimator_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(evaluator.budgets)
+    fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 4.8), squeeze=False)
+    scored = trials[trials["score"].notna()]
+    for ax, b in zip(axes[0], evaluator.budgets, strict=True):
+        col = f"latency_ms[{b.target}]"
+        for stage, marker in (("coarse", "o"), ("fine", "s"), ("joint", "^")):
+            s = scored[scored["stage"].str.startswith(stage)]
+            if not s.empty:
+                ax.scatter(s[col], s["score"], s=12, alpha=0.45, marker=marker, label=f"{stage} trials")
+        if not pareto.empty:
+            p = pareto.sort_values(col)
+            ax.step(p[col], p["score"], where="post", color="k", lw=1.2, label="Pareto front")
+        ax.axvline(b.budget_ms, color="r", ls="--", lw=1, label=f"budget {b.text}")
+        for r in refs:
+            if r.score is not None and b.target in r.latency_ms:
+                ax.scatter([r.latency_ms[b.target]], [r.score], marker="*", s=140, color="tab:orange", edgecolor="k", zorder=5)
+                ax.annotate(r.name, (r.latency_ms[b.target], r.score), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        best_row = trials[trials["arch"] == best.arch]
+        if not best_row.empty:
+            ax.scatter(best_row[col].iloc[:1], best_row["score"].iloc[:1], marker="D", s=60, color="tab:green", edgecolor="k", zorder=6, label="best")
+        ax.set_xlabel(f"latency on {b.target} (ms)")
+        ax.set_ylabel(f"score ({estimator_name})")
+        ax.set_title(b.target)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def write_results(
+    out_dir: Path,
+    trials: pd.DataFrame,
+    evaluator: Evaluator,
+    *,
+    all_targets: Sequence[str],
+    settings: dict[str, Any],
+    references: list[Reference],
+    fallback: str | None,
+    tables_dir: Path | None = None,
+    chosen: tuple[ArchSpec, float] | None = None,
+) -> SearchOutcome:
+    """Write every result file from the trials table (see :func:`trials_frame`) and return the outcome.
+
+    The best architecture is the highest-scoring one within every budget, unless the engine
+    ``chosen`` its own (TuNAS reports its controller's most likely architecture); with nothing
+    within budget and nothing chosen it is an error.
+    """
+    trials.to_csv(out_dir / "trials.csv", index=False)
+    if chosen is not None:
+        best, best_score = chosen
+    else:
+        feasible = trials[trials["feasible"] & trials["score"].notna()]
+        if feasible.empty:
+            raise NasError(
+                f"no architecture within budget among {len(trials)} trials (see {out_dir / 'trials.csv'}); "
+                "raise the budget, run more trials, or pick a smaller --space"
+            )
+        best_row = feasible.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+        best, best_score = parse_arch(best_row["arch"]), float(best_row["score"])
+    pareto = pareto_frame(trials, evaluator)
+    pareto.to_csv(out_dir / "pareto.csv", index=False)
+    save_spec(best, out_dir / "best.json", name=out_dir.name)
+    from nas.export.timm import timm_lines
+
+    try:
+        (out_dir / "best.timm.txt").write_text(timm_lines(best, out_dir.name))
+    except NasError as exc:
+        (out_dir / "best.timm.txt").write_text(f"# not expressible as timm arch-def: {exc}\n")
+    est_name = settings["estimator"]
+    _plot(out_dir / "pareto.png", trials, pareto, evaluator, references, best, est_name)
+    lat = evaluator.latencies(best)
+    everywhere = provenance_table(best, all_targets, {b.target for b in evaluator.budgets}, fallback, tables_dir)
+    outcome = SearchOutcome(
+        out_dir, best, best_score, lat, everywhere, trials, pareto, est_name,
+        {b.target: b.budget_ms for b in evaluator.budgets}, references,
+    )  # fmt: skip
+    (out_dir / "summary.md").write_text(_summary(outcome, evaluator, settings))
+    return outcome
+
+
+def _summary(o: SearchOutcome, evaluator: Evaluator, settings: dict[str, Any]) -> str:
+    b_text = ", ".join(f"{b.target} ≤ {b.text}" for b in evaluator.budgets)
+    n_feasible = int((o.trials["feasible"]).sum())
+    lines = [
+        f"# mnv4-nas search — {o.out_dir.name}",
+        "",
+        f"- budgets: {b_text}",
+        f"- space: `{settings['space']}` ({settings['space_note']})",
+        f"- engine: {settings['engine']}, {settings['mode']}; trials: {settings['trials_text']}; seed {settings['seed']}",
+        f"- estimator: `{settings['estimator']}` — {settings['estimator_meaning']}",
+        f"- trials completed: {len(o.trials)}, within budget: {n_feasible}",
+        f"- storage: `{settings['storage']}` (study `{settings['study']}`)",
+        "",
+        "## Best architecture",
+        "",
+        f"score {o.best_score:.4f}; {count_params(o.best):,} params; {count_macs(o.best) / 1e6:.1f} M MACs",
+        "",
+        "```",
+        o.best.arch,
+        "```",
+        "",
+        "| target | latency (ms) | budget | provenance |",
+        "|---|---|---|---|",
+    ]
+    budgets = {b.target: b.text for b in evaluator.budgets}
+    for t, (ms, prov) in o.all_latency_ms.items():
+        lines.append(f"| {t} | {_fmt(ms)} | {budgets.get(t, '')} | {prov} |")
+    if o.references:
+        lines += ["", "## Reference models (same estimator, same tables)", "", "| model | score | " + " | ".join(budgets) + " |",
+                  "|---|---|" + "---|" * len(budgets)]  # fmt: skip
+        for r in o.references:
+            lats = " | ".join(_fmt(r.latency_ms.get(t)) for t in budgets)
+            lines.append(f"| {r.name} | {_fmt(r.score, 4)} | {lats} |")
+    lines += [
+        "",
+        "## Files",
+        "",
+        "- `best.json` — the architecture spec (`mnv4-nas show best.json`, `mnv4-nas export best.json --format onnx -o m.onnx`)",
+        "- `best.timm.txt` — timm arch-def lines and the constructor call",
+        "- `trials.csv` — every completed trial: stage, score, latency per target, feasibility, arch",
+        "- `pareto.csv`, `pareto.png` — non-dominated feasible trials; score vs latency with the zoo models",
+        "- `run.json` and the optuna storage — rerun the same command with `--out` this folder to resume",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def best_table_rows(outcome: SearchOutcome, k: int = 5) -> list[tuple[str, float, ArchSpec]]:
+    """(label, score, arch) of the best architecture and up to ``k - 1`` other Pareto members."""
+    rows = [("best", outcome.best_score, outcome.best)]
+    for _, r in outcome.pareto.iterrows():
+        if len(rows) >= k:
+            break
+        if r["arch"] != outcome.best.arch:
+            rows.append((f"pareto #{len(rows)}", float(r["score"]), parse_arch(r["arch"])))
+    return rows
+
+
+def np_or_none(x: Any) -> float | None:
+    """JSON-friendly float."""
+    return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else float(x)

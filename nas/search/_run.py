@@ -1,0 +1,396 @@
+"""Orchestration of ``mnv4-nas search``: targets and budgets, space choice, feasibility checks,
+the two-stage (coarse → fine) or one-stage flow, resume, and the result folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from nas.errors import NasError
+from nas.search._budget import format_ms, parse_budget
+from nas.search._evaluate import Evaluator, TargetBudget, min_latency
+from nas.search._optuna_engine import StageSpec, completed_trials, multi_objective, run_local, run_ray, trial_score
+from nas.search._results import Reference, SearchOutcome, trials_frame, write_results
+from nas.search._storage import open_storage
+from nas.space import SearchSpace, coarse_space, contains, distinct_blocks, fix_coarse, list_spaces, load_space
+from nas.spec import ArchSpec, parse_arch
+
+RUN_FORMAT = "mnv4-nas/search-run-v1"
+REFERENCE_MODELS = (
+    "mnv4-conv-small",
+    "mnv4-conv-medium",
+    "mnv4-conv-large",
+    "mnv4-hybrid-medium",
+    "mnv4-hybrid-large",
+)
+
+
+class Reporter(Protocol):
+    """Progress sink (the CLI draws rich progress bars; tests use :class:`SilentReporter`)."""
+
+    def note(self, text: str) -> None: ...
+    def stage_start(self, label: str, total: int, done: int) -> None: ...
+    def trial_done(self, label: str, feasible: bool, score: float | None) -> None: ...
+    def stage_end(self, label: str) -> None: ...
+
+
+class SilentReporter:
+    """Collects notes, draws nothing."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def stage_start(self, label: str, total: int, done: int) -> None:
+        pass
+
+    def trial_done(self, label: str, feasible: bool, score: float | None) -> None:
+        pass
+
+    def stage_end(self, label: str) -> None:
+        pass
+
+
+@dataclass
+class SearchSettings:
+    """Everything a search run needs (the CLI fills it from options and ``nas.toml``)."""
+
+    targets: Sequence[str]
+    budgets: Sequence[str]
+    space: str | None = None
+    estimator: str | None = None
+    one_stage: bool = False
+    trials: int = 100
+    coarse_trials: int = 40
+    fine_trials: int = 60
+    coarse_top: int = 1
+    pareto: bool = False
+    seed: int = 0
+    out: Path | None = None
+    output_root: Path = Path("results")
+    storage: str | None = None
+    study: str | None = None
+    ray_address: str | None = None
+    workers: int | None = None
+    fallback: str | None = None
+    tables_dir: Path | None = None
+    references: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pair_budgets(targets: Sequence[str], budgets: Sequence[str], known: Sequence[str]) -> list[TargetBudget]:
+    """Validate ``--target``/``--budget`` pairs (same count, known targets, parseable budgets)."""
+    if not targets:
+        raise NasError("give at least one --target (known: " + ", ".join(known) + ")")
+    if len(targets) != len(budgets):
+        raise NasError(f"each --target needs one --budget ({len(targets)} targets, {len(budgets)} budgets)")
+    out = []
+    for t, b in zip(targets, budgets, strict=True):
+        if t not in known:
+            raise NasError(f"unknown target {t!r} (known: {', '.join(known)})")
+        out.append(TargetBudget(t, parse_budget(b), b.replace(" ", "")))
+    if len({b.target for b in out}) != len(out):
+        raise NasError("each --target may be given once")
+    return out
+
+
+def _reference_latency(name: str, predictors: dict[str, Any]) -> dict[str, float] | None:
+    from nas.zoo import get_spec
+
+    try:
+        arch = get_spec(name)
+        return {t: float(p.predict_archs([arch]).latency_ms[0]) for t, p in predictors.items()}
+    except NasError:
+        return None
+
+
+def choose_space(budgets: list[TargetBudget], predictors: dict[str, Any]) -> tuple[str, str]:
+    """The shipped space whose reference model fits the budgets best: the largest reference within every
+    budget (by its worst latency/budget ratio); if none fits, the smallest one. Returns (name, reason)."""
+    scored = []
+    for name in list_spaces():
+        sp = load_space(name)
+        if not sp.reference:
+            continue
+        lat = _reference_latency(sp.reference, predictors)
+        if lat is None:  # cannot run there, or the table does not cover it
+            continue
+        ratio = max(lat[b.target] / b.budget_ms for b in budgets)
+        scored.append((ratio, name, sp.reference, lat))
+    if not scored:
+        raise NasError("no shipped search space can be predicted on these targets; pass --space")
+    fitting = [s for s in scored if s[0] <= 1.0]
+    ratio, name, ref, lat = max(fitting) if fitting else min(scored)
+    where = ", ".join(f"{lat[b.target]:.3g} ms on {b.target} (budget {b.text})" for b in budgets)
+    verdict = "the largest reference within budget" if fitting else "no reference fits, so the smallest"
+    return name, f"auto-selected: its reference {ref} predicts {where}; {verdict}"
+
+
+def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, Any]) -> dict[str, float]:
+    """Refuse hardware the space cannot run on, and budgets no member can meet (before any trial).
+    Returns the smallest achievable latency per target."""
+    from nas.latency import check_supported
+
+    keys = distinct_blocks(space)
+    mins: dict[str, float] = {}
+    for b in budgets:
+        pred = predictors[b.target]
+        check_supported(pred.device, keys, f"search space {space.name}")
+        ms, _ = min_latency(space, pred)
+        mins[b.target] = ms
+        if ms > b.budget_ms:
+            fits = []
+            for other in list_spaces():
+                if other == space.name:
+                    continue
+                try:
+                    osp = load_space(other)
+                    check_supported(pred.device, distinct_blocks(osp), other)
+                    oms, _ = min_latency(osp, pred)
+                except NasError:
+                    continue
+                if oms <= b.budget_ms:
+                    fits.append(f"{other} (from {oms:.3g} ms)")
+            hint = f"; spaces that fit: {', '.join(fits)}" if fits else "; no shipped space fits this budget"
+            raise NasError(
+                f"budget {b.text} on {b.target} is below the smallest latency any architecture of {space.name} "
+                f"reaches ({ms:.3g} ms){hint}"
+            )
+    return mins
+
+
+def _run_name(budgets: list[TargetBudget]) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return "+".join(f"{b.target}-{b.text}" for b in budgets) + f"-{stamp}"
+
+
+def _identity(settings: SearchSettings, budgets: list[TargetBudget], space: SearchSpace, estimator: str) -> dict[str, Any]:
+    """What must not change when a run is resumed."""
+    return {
+        "targets": [b.target for b in budgets],
+        "budget_ms": [b.budget_ms for b in budgets],
+        "space": space.name,
+        "space_source": space.source,
+        "estimator": estimator,
+        "mode": "one-stage" if settings.one_stage else "two-stage",
+        "pareto": settings.pareto,
+        "coarse_top": settings.coarse_top,
+    }
+
+
+def _prepare_run_dir(settings: SearchSettings, budgets: list[TargetBudget], identity: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
+    out = settings.out or (settings.output_root / _run_name(budgets))
+    if out.exists() and not out.is_dir():
+        raise NasError(f"--out {out} is a file; give a folder for the run's results")
+    run_file = out / "run.json"
+    previous = None
+    if run_file.exists():
+        try:
+            previous = json.loads(run_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise NasError(f"{run_file}: unreadable run record ({exc}); use a new --out folder") from None
+        for key, value in identity.items():
+            if previous.get("identity", {}).get(key) != value:
+                raise NasError(
+                    f"{out} holds a search with a different {key} ({previous.get('identity', {}).get(key)!r}, now {value!r}); "
+                    "resume with the same settings or pick a new --out"
+                )
+    elif out.exists() and any(out.iterdir()):
+        raise NasError(f"--out {out} exists and is not a search run folder (no run.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out, previous
+
+
+def _references(estimator: Any, predictors: dict[str, Any]) -> list[Reference]:
+    from nas.zoo import get_spec
+
+    refs = []
+    for name in REFERENCE_MODELS:
+        arch = get_spec(name)
+        lat = {}
+        for t, p in predictors.items():
+            try:
+                lat[t] = float(p.predict_archs([arch]).latency_ms[0])
+            except NasError:
+                continue
+        if not lat:
+            continue
+        try:
+            score: float | None = float(estimator.score([arch])[0])
+        except NasError:
+            score = None  # e.g. a supernet estimator scores only members of its space
+        refs.append(Reference(name, arch, score, lat))
+    return refs
+
+
+def _top_feasible(study: Any, evaluator: Evaluator, k: int, space: SearchSpace) -> list[ArchSpec]:
+    from nas.space import arch_from_params
+
+    seen, rows = set(), []
+    for t in completed_trials(study):
+        arch = parse_arch(t.user_attrs["arch"]) if "arch" in t.user_attrs else arch_from_params(space, t.params)
+        s = trial_score(t)
+        if s is None or arch.arch in seen:
+            continue
+        if all(v <= 0 for v in evaluator.violations(evaluator.latencies(arch))):
+            seen.add(arch.arch)
+            rows.append((-s, t.number, arch))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in rows[:k]]
+
+
+def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> SearchOutcome:
+    """Run (or resume) a search and write its result folder."""
+    from nas.latency import load_catalog, load_predictor
+    from nas.supernet import make_estimator
+
+    rep = reporter or SilentReporter()
+    catalog = load_catalog(settings.tables_dir)
+    budgets = pair_budgets(settings.targets, settings.budgets, list(catalog))
+    predictors = {b.target: load_predictor(b.target, settings.tables_dir, settings.fallback) for b in budgets}
+    if settings.space:
+        space = load_space(settings.space)
+        space_note = "given with --space"
+    else:
+        name, space_note = choose_space(budgets, predictors)
+        space = load_space(name)
+        rep.note(f"space {name}: {space_note}")
+    if settings.coarse_top < 1:
+        raise NasError(f"--coarse-top must be >= 1 (got {settings.coarse_top})")
+    for label, n in (("trials", settings.trials), ("coarse-trials", settings.coarse_trials), ("fine-trials", settings.fine_trials)):
+        if n < 1:
+            raise NasError(f"--{label} must be >= 1 (got {n})")
+    mins = check_space(space, budgets, predictors)
+    estimator = make_estimator(settings.estimator)
+    multi = multi_objective(Evaluator(predictors, budgets, None), settings.pareto)
+    evaluator = Evaluator(predictors, budgets, estimator, score_infeasible=multi)
+    identity = _identity(settings, budgets, space, estimator.name)
+    out, previous = _prepare_run_dir(settings, budgets, identity)
+    opened = open_storage(settings.storage, out)
+    study_base = settings.study or (previous or {}).get("study") or out.name
+    if previous:
+        rep.note(f"resuming {out} (study {study_base})")
+    run_record = {
+        "format": RUN_FORMAT,
+        "identity": identity,
+        "study": study_base,
+        "storage": opened.url,
+        "seed": settings.seed,
+        "trials": settings.trials,
+        "coarse_trials": settings.coarse_trials,
+        "fine_trials": settings.fine_trials,
+        "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        "min_latency_ms": mins,
+    }
+    (out / "run.json").write_text(json.dumps(run_record, indent=2) + "\n")
+
+    def run_stage(stage: StageSpec, seed: int) -> Any:
+        if settings.workers or settings.ray_address:
+            rep.stage_start(stage.label, stage.n_trials, 0)
+            study = run_ray(
+                stage, evaluator, opened, multi=multi, seed=seed, workers=settings.workers or 1,
+                address=settings.ray_address, run_dir=out,
+                on_trial=lambda r: rep.trial_done(stage.label, bool(r.get("feasible")), r.get("score")),
+            )  # fmt: skip
+        else:
+            import optuna
+
+            try:
+                done = len(optuna.load_study(study_name=stage.study_name, storage=opened.storage).get_trials(
+                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))  # fmt: skip
+            except KeyError:
+                done = 0
+            rep.stage_start(stage.label, stage.n_trials, done)
+            study = run_local(
+                stage, evaluator, opened, multi=multi, seed=seed,
+                on_trial=lambda t: rep.trial_done(stage.label, bool(t.user_attrs.get("feasible")), trial_score(t)),
+            )  # fmt: skip
+        rep.stage_end(stage.label)
+        return study
+
+    studies: list[tuple[str, Any, SearchSpace]] = []
+    try:
+        if settings.one_stage:
+            stage = StageSpec("joint", f"{study_base}:joint", space, settings.trials)
+            studies.append(("joint", run_stage(stage, settings.seed), space))
+        else:
+            cspace = coarse_space(space)
+            coarse = StageSpec("coarse", f"{study_base}:coarse", cspace, settings.coarse_trials)
+            cstudy = run_stage(coarse, settings.seed)
+            studies.append(("coarse", cstudy, cspace))
+            # Several workers share the coarse result through the study, so they all refine the same bases.
+            bases_text = cstudy.user_attrs.get("fine_bases")
+            if bases_text is None:
+                bases = _top_feasible(cstudy, evaluator, settings.coarse_top, cspace)
+                if not bases:
+                    raise NasError(
+                        f"no coarse architecture met the budget in {settings.coarse_trials} trials; "
+                        "run more --coarse-trials or raise the budget"
+                    )
+                cstudy.set_user_attr("fine_bases", [b.arch for b in bases])
+            else:
+                bases = [parse_arch(b) for b in bases_text]
+            per_base = max(1, settings.fine_trials // len(bases))
+            for k, base in enumerate(bases):
+                label = "fine" if len(bases) == 1 else f"fine{k + 1}"
+                fspace = fix_coarse(space, base)
+                warm = (base,) if contains(fspace, base) else ()
+                stage = StageSpec(label, f"{study_base}:{label}", fspace, per_base, warm)
+                studies.append((label, run_stage(stage, settings.seed + 1 + k), fspace))
+        trials_text = (
+            f"{settings.trials} one-stage"
+            if settings.one_stage
+            else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine"
+            + (f" (top {settings.coarse_top} coarse bases)" if settings.coarse_top > 1 else "")
+        )
+        info = {
+            "space": space.name,
+            "space_note": space_note,
+            "engine": "optuna" + (f" on Ray ({settings.ray_address or f'{settings.workers} local workers'})" if settings.workers or settings.ray_address else ""),
+            "mode": ("NSGA-II" if multi else "TPE") + (", one-stage" if settings.one_stage else ", two-stage"),
+            "trials_text": trials_text,
+            "seed": settings.seed,
+            "estimator": estimator.name,
+            "estimator_meaning": estimator.meaning,
+            "storage": opened.url,
+            "study": study_base,
+        }
+        refs = _references(estimator, predictors) if settings.references else []
+        return write_results(
+            out, trials_frame(studies, evaluator), evaluator, all_targets=list(catalog), settings=info, references=refs,
+            fallback=settings.fallback, tables_dir=settings.tables_dir,
+        )  # fmt: skip
+    finally:
+        opened.close()
+
+
+def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:
+    """The object ``search --json`` prints (latency on every target that can run the architecture)."""
+    return {
+        "arch": outcome.best.arch,
+        "score": outcome.best_score,
+        "estimator": outcome.estimator,
+        "latency_ms": {t: ms for t, (ms, _) in outcome.all_latency_ms.items() if ms is not None},
+        "budget_ms": outcome.budget_ms,
+        "out_dir": str(outcome.out_dir),
+    }
+
+
+__all__ = [
+    "REFERENCE_MODELS",
+    "Reporter",
+    "SearchSettings",
+    "SilentReporter",
+    "check_space",
+    "choose_space",
+    "format_ms",
+    "outcome_json",
+    "pair_budgets",
+    "run_search",
+]
