@@ -35,6 +35,9 @@ class SearchConfig:
     coarse_trials: int = 40
     fine_trials: int = 60
     trials: int = 100
+    tunas_coarse_steps: int = 200
+    tunas_fine_steps: int = 300
+    tunas_steps: int = 500
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ app.command("search")(search.search)
 #: Sub-command groups: (module path, attribute, name). Imported lazily so `--help` stays fast.
 _GROUPS: list[tuple[str, str]] = [
     ("nas.cli.space", "space"),
+    ("nas.cli.supernet", "supernet"),
     ("nas.cli.latency", "latency"),
 ]
 

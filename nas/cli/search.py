@@ -89,6 +89,8 @@ def search(
     ray_address: str | None = typer.Option(None, "--ray-address", help="Run trials on this Ray cluster (e.g. ray://head:10001 or auto)."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (without --ray-address: a local Ray with this many)."),
     fallback: str | None = typer.Option(None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."),
+    engine: str = typer.Option("optuna", "--engine", help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT)."),
+    beta: float = typer.Option(-0.1, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Search for the best architecture within a latency budget on one or more targets."""
@@ -106,6 +108,10 @@ def search(
     n_coarse, n_fine = coarse_trials, fine_trials
     if trials is not None and not one_stage and n_coarse is None and n_fine is None:
         n_coarse, n_fine = max(1, round(trials * 0.4)), max(1, trials - round(trials * 0.4))
+    s = cfg.search
+    # TuNAS counts controller steps (one sampled architecture each); it needs more than TPE needs trials.
+    d_trials, d_coarse, d_fine = (s.tunas_steps, s.tunas_coarse_steps, s.tunas_fine_steps) if engine == "tunas" else (
+        s.trials, s.coarse_trials, s.fine_trials)  # fmt: skip
     tdir = cfg.latency.tables_dir
     settings = SearchSettings(
         targets=targets,
@@ -113,9 +119,9 @@ def search(
         space=space,
         estimator=estimator or cfg.search.estimator,
         one_stage=one_stage,
-        trials=trials or cfg.search.trials,
-        coarse_trials=n_coarse or cfg.search.coarse_trials,
-        fine_trials=n_fine or cfg.search.fine_trials,
+        trials=trials or d_trials,
+        coarse_trials=n_coarse or d_coarse,
+        fine_trials=n_fine or d_fine,
         coarse_top=coarse_top,
         pareto=pareto,
         seed=cfg.project.seed if seed is None else seed,
@@ -127,6 +133,8 @@ def search(
         workers=workers,
         fallback=fallback,
         tables_dir=Path(tdir) if tdir else None,
+        engine=engine,
+        beta=beta,
     )
     rep = _RichReporter(enabled=not json_out)
     try:

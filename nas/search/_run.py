@@ -16,10 +16,20 @@ from nas.search._evaluate import Evaluator, TargetBudget, min_latency
 from nas.search._optuna_engine import StageSpec, completed_trials, multi_objective, run_local, run_ray, trial_score
 from nas.search._results import Reference, SearchOutcome, trials_frame, write_results
 from nas.search._storage import open_storage
-from nas.space import SearchSpace, coarse_space, contains, distinct_blocks, fix_coarse, list_spaces, load_space
+from nas.space import (
+    SearchSpace,
+    coarse_space,
+    contains,
+    decisions,
+    distinct_blocks,
+    fix_coarse,
+    list_spaces,
+    load_space,
+)
 from nas.spec import ArchSpec, parse_arch
 
 RUN_FORMAT = "mnv4-nas/search-run-v1"
+ENGINES = ("optuna", "tunas")
 REFERENCE_MODELS = (
     "mnv4-conv-small",
     "mnv4-conv-medium",
@@ -80,6 +90,8 @@ class SearchSettings:
     workers: int | None = None
     fallback: str | None = None
     tables_dir: Path | None = None
+    engine: str = "optuna"
+    beta: float = -0.1
     references: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -181,6 +193,7 @@ def _identity(settings: SearchSettings, budgets: list[TargetBudget], space: Sear
         "mode": "one-stage" if settings.one_stage else "two-stage",
         "pareto": settings.pareto,
         "coarse_top": settings.coarse_top,
+        "engine": settings.engine,
     }
 
 
@@ -251,12 +264,29 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
     from nas.supernet import make_estimator
 
     rep = reporter or SilentReporter()
+    if settings.engine not in ENGINES:
+        raise NasError(f"--engine must be one of {', '.join(ENGINES)} (got {settings.engine!r})")
+    tunas = settings.engine == "tunas"
+    if tunas and (settings.workers or settings.ray_address or settings.storage or settings.study):
+        raise NasError("--engine tunas runs in this process; --workers, --ray-address, --storage and --study are for the optuna engine")
     catalog = load_catalog(settings.tables_dir)
     budgets = pair_budgets(settings.targets, settings.budgets, list(catalog))
     predictors = {b.target: load_predictor(b.target, settings.tables_dir, settings.fallback) for b in budgets}
+    estimator = make_estimator(settings.estimator)
+    if tunas:
+        from nas.search._tunas_engine import check_estimator
+
+        check_estimator(estimator)
+    trained_on = getattr(estimator, "search_space", None)  # a supernet scores members of its own space only
     if settings.space:
         space = load_space(settings.space)
         space_note = "given with --space"
+        if trained_on is not None and decisions(space) != decisions(trained_on.with_phase("joint")):
+            raise NasError(f"{estimator.name} was trained on space {trained_on.name}; --space must be that space (or omitted)")
+    elif trained_on is not None:
+        space = trained_on.with_phase("joint")
+        space_note = f"the space {estimator.name} was trained on"
+        rep.note(f"space {space.name}: {space_note}")
     else:
         name, space_note = choose_space(budgets, predictors)
         space = load_space(name)
@@ -266,12 +296,15 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
     for label, n in (("trials", settings.trials), ("coarse-trials", settings.coarse_trials), ("fine-trials", settings.fine_trials)):
         if n < 1:
             raise NasError(f"--{label} must be >= 1 (got {n})")
+    if not settings.beta < 0:
+        raise NasError(f"--beta must be negative (a latency penalty; got {settings.beta})")
     mins = check_space(space, budgets, predictors)
-    estimator = make_estimator(settings.estimator)
     multi = multi_objective(Evaluator(predictors, budgets, None), settings.pareto)
     evaluator = Evaluator(predictors, budgets, estimator, score_infeasible=multi)
     identity = _identity(settings, budgets, space, estimator.name)
     out, previous = _prepare_run_dir(settings, budgets, identity)
+    if tunas:
+        return _run_tunas(settings, space, space_note, evaluator, estimator, predictors, catalog, out, mins, rep)
     opened = open_storage(settings.storage, out)
     study_base = settings.study or (previous or {}).get("study") or out.name
     if previous:
@@ -368,6 +401,54 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
         )  # fmt: skip
     finally:
         opened.close()
+
+
+def _run_tunas(
+    settings: SearchSettings,
+    space: SearchSpace,
+    space_note: str,
+    evaluator: Evaluator,
+    estimator: Any,
+    predictors: dict[str, Any],
+    catalog: dict[str, Any],
+    out: Path,
+    mins: dict[str, float],
+    rep: Reporter,
+) -> SearchOutcome:
+    """The TuNAS engine's run: no optuna storage (a TuNAS search restarts from scratch when rerun)."""
+    from nas.search._tunas_engine import run_tunas
+
+    trials, arch, score, details = run_tunas(
+        space, evaluator, estimator, one_stage=settings.one_stage,
+        steps=(settings.trials, settings.coarse_trials, settings.fine_trials), seed=settings.seed,
+        beta=settings.beta, reporter=rep,
+    )  # fmt: skip
+    record = {"format": RUN_FORMAT, "identity": _identity(settings, evaluator.budgets, space, estimator.name),
+              "seed": settings.seed, "min_latency_ms": mins, "tunas": details,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    over = [b for b in evaluator.budgets if evaluator.latencies(arch)[b.target] > b.budget_ms]
+    if over:
+        rep.note("TuNAS's most likely architecture is over budget on " + ", ".join(
+            f"{b.target} ({evaluator.latencies(arch)[b.target]:.3g} ms > {b.text})" for b in over
+        ) + ": the absolute reward only penalises the distance to T0; more steps or a more negative --beta tighten it")  # fmt: skip
+    steps = (f"{settings.trials} one-stage steps" if settings.one_stage
+             else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine steps")  # fmt: skip
+    info = {
+        "space": space.name,
+        "space_note": space_note,
+        "engine": f"TuNAS REINFORCE, absolute reward R = Q + β·|T/T0 − 1|, β = {settings.beta}, T0 = the budget",
+        "mode": "one-stage" if settings.one_stage else "two-stage",
+        "trials_text": steps + " (one sampled architecture per step; trials.csv scores are one-batch accuracies)",
+        "seed": settings.seed,
+        "estimator": estimator.name,
+        "estimator_meaning": estimator.meaning,
+        "storage": "none (TuNAS runs in one process)",
+        "study": "-",
+    }
+    refs = _references(estimator, predictors) if settings.references else []
+    return write_results(out, trials, evaluator, all_targets=list(catalog), settings=info, references=refs,
+                         fallback=settings.fallback, tables_dir=settings.tables_dir, chosen=(arch, score))  # fmt: skip
 
 
 def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:

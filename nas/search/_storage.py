@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,16 +63,33 @@ def _repair_journal(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _open_rdb(url: str, attempts: int = 5) -> RDBStorage:
+    """Open an RDB storage, retrying the schema-creation race between workers started together.
+
+    Two workers opening a fresh database both run ``CREATE TABLE``; the loser gets a unique-key
+    violation on the catalogue (PostgreSQL) or "already exists". By the retry the tables exist.
+    """
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not racing or attempt == attempts - 1:
+                raise NasError(f"--storage {url!r}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+            time.sleep(0.2 * (attempt + 1))
+        except Exception as exc:  # connection refused, missing driver, bad credentials…
+            raise NasError(f"--storage {url!r}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str | None, run_dir: Path) -> OpenedStorage:
     """Open ``url`` (RDB URL or journal file path) or the default journal in ``run_dir``."""
     if url and "://" in url:
         if url.split("://", 1)[0].split("+")[0] not in ("sqlite", "postgresql", "postgres", "mysql"):
             raise NasError(f"--storage {url!r}: unsupported URL scheme (allowed: sqlite://, postgresql://, mysql://, or a journal file path)")
-        try:
-            storage = RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
-        except Exception as exc:  # connection refused, missing driver, bad credentials…
-            raise NasError(f"--storage {url!r}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-        return OpenedStorage(storage, url, "rdb")
+        return OpenedStorage(_open_rdb(url), url, "rdb")
     path = Path(url) if url else run_dir / JOURNAL_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not "<journal>.lock": that name is optuna's own inter-process lock for the journal file.

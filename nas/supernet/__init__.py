@@ -1,6 +1,11 @@
-"""Accuracy estimation: the weight-sharing supernet and training-free proxies, behind one protocol."""
+"""Accuracy estimation: the weight-sharing supernet and training-free proxies, behind one protocol.
+
+Heavy modules (training, data) are imported on first use of their names.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from nas.supernet._estimators import (
     DEFAULT_ESTIMATOR,
@@ -13,6 +18,37 @@ from nas.supernet._estimators import (
     make_estimator,
 )
 
+_LAZY = {
+    "Supernet": "nas.supernet._supernet",
+    "largest_arch": "nas.supernet._supernet",
+    "smallest_arch": "nas.supernet._supernet",
+    "Dataset": "nas.supernet._data",
+    "load_data": "nas.supernet._data",
+    "TrainConfig": "nas.supernet._train",
+    "TrainResult": "nas.supernet._train",
+    "train_supernet": "nas.supernet._train",
+    "load_supernet": "nas.supernet._train",
+    "cost_function": "nas.supernet._train",
+    "latency_function": "nas.supernet._train",
+    "Controller": "nas.supernet._tunas",
+    "TunasResult": "nas.supernet._tunas",
+    "abs_reward": "nas.supernet._tunas",
+    "tunas_search": "nas.supernet._tunas",
+    "SupernetEstimator": "nas.supernet._supernet_estimator",
+    "make_supernet_estimator": "nas.supernet._supernet_estimator",
+    "BatchQuality": "nas.supernet._evaluate",
+    "subnet_accuracy": "nas.supernet._evaluate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nas.supernet' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_ESTIMATOR",
     "ESTIMATORS",
@@ -22,4 +58,5 @@ __all__ = [
     "ParamsEstimator",
     "ZenScore",
     "make_estimator",
+    *_LAZY,
 ]

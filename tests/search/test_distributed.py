@@ -92,3 +92,22 @@ def test_kill_9_loses_no_completed_trial(tmp_path):
     assert len(complete) == len(before) + 3
     assert not any(t.state.name == "RUNNING" for t in after)  # the killed trial was failed, not left hanging
     assert Path(out / "best.json").exists()
+
+
+@pytest.mark.slow
+def test_workers_opening_a_fresh_database_together_all_succeed():
+    """The first workers on an empty database race to create optuna's tables; none may fail."""
+    psycopg = pytest.importorskip("psycopg")
+    url = _postgres_url()
+    base, _, _ = url.rpartition("/")
+    name = f"mnv4nas_race_{os.getpid()}_{time.time_ns() % 10**9}"
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        code = "import sys; from nas.search._storage import _open_rdb; _open_rdb(sys.argv[1])"
+        procs = [subprocess.Popen([sys.executable, "-c", code, f"{base}/{name}"], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        errs = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errs
+    finally:
+        with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

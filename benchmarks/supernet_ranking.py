@@ -1,0 +1,233 @@
+"""Ranking quality of the supernet: does weight sharing rank architectures the way training them does?
+
+1. train a supernet over a space on a data set (resumable: ``OUT/supernet.pt``);
+2. sample N architectures (seeded, distinct; ``OUT/archs.json``);
+3. train each stand-alone on the same data with the same recipe and a fixed budget (cached per arch
+   in ``OUT/standalone.jsonl``; an interrupted run continues where it stopped);
+4. score the same architectures with the supernet (inherited weights, BatchNorm recalibrated, held-out
+   accuracy), the training-free Zen-score proxy and the parameter-count baseline;
+5. Kendall τ and Spearman ρ of each against the stand-alone held-out accuracies; table on stdout,
+   ``OUT/ranking.csv`` (one row per architecture) and ``OUT/summary.json``.
+
+Full run (about 1-1.5 h on 2 CPU cores)::
+
+    python benchmarks/supernet_ranking.py --out benchmarks/results/ranking
+
+Reduced end-to-end check (a few minutes)::
+
+    python benchmarks/supernet_ranking.py --archs 4 --data builtin:40 --supernet-epochs 1 \\
+        --standalone-epochs 1 --out /tmp/ranking-smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from scipy import stats
+
+from nas.cost import count_macs, count_params
+from nas.model import build_model
+from nas.space import decode, load_space, sample_vectors
+from nas.spec import parse_arch
+from nas.supernet import SupernetEstimator, TrainConfig, load_data, make_estimator, train_supernet
+from nas.supernet._train import train_model
+
+HERE = Path(__file__).resolve().parent
+console = Console(highlight=False)
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", default=str(HERE / "ranking_space.toml"), help="space name or .toml")
+    p.add_argument("--data", default="builtin:500", help="builtin[:N], .npz or image folder")
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--archs", type=int, default=20, help="sampled architectures")
+    p.add_argument("--supernet-epochs", type=int, default=30)
+    p.add_argument("--standalone-epochs", type=int, default=10)
+    p.add_argument("--standalone-seeds", type=int, default=2,
+                   help="train every arch this many times (seeds seed, seed+1, …); the truth is the mean and the "
+                        "seed-to-seed τ is the noise ceiling of any estimator")
+    p.add_argument("--sampler", default="sandwich", choices=["sandwich", "tunas"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--proxy", default="zen", help="training-free proxy estimator (make_estimator name)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", default=str(HERE / "results" / "ranking"))
+    return p.parse_args(argv)
+
+
+def _sample_archs(space, n: int, seed: int, path: Path) -> list[str]:
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved["seed"] == seed and saved["space"] == space.name and len(saved["archs"]) >= n:
+            return list(saved["archs"][:n])
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    while len(out) < n:
+        for v in sample_vectors(space, rng, n):
+            a = decode(space, v).arch
+            if a not in out and len(out) < n:
+                out.append(a)
+    path.write_text(json.dumps({"space": space.name, "seed": seed, "archs": out}, indent=1))
+    return out
+
+
+def _append_line(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_lines(path: Path) -> dict[tuple[str, int], dict]:
+    done: dict[tuple[str, int], dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: that arch is retrained
+                continue
+            done[(row["arch"], int(row["budget"]["seed"]))] = row
+    return done
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return float("nan"), float("nan")
+    return float(stats.kendalltau(x[ok], y[ok]).statistic), float(stats.spearmanr(x[ok], y[ok]).statistic)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    space = load_space(a.space)
+    data = load_data(a.data, a.resolution, seed=a.seed)
+    console.print(f"[bold]ranking benchmark[/bold]: space {space.name}, {data.describe()}, {a.archs} archs")
+    console.print(f"supernet: {a.sampler}, {a.supernet_epochs} epochs; stand-alone: {a.standalone_epochs} epochs each; "
+                  f"batch {a.batch_size}, AdamW lr {a.lr}; torch threads {torch.get_num_threads()}")  # fmt: skip
+
+    # 1. supernet
+    cfg = TrainConfig(epochs=a.supernet_epochs, batch_size=a.batch_size, lr=a.lr, sampler=a.sampler, seed=a.seed,
+                      eval_every=5)  # fmt: skip
+    t0 = time.perf_counter()
+    res = train_supernet(
+        space, data, out / "supernet.pt", cfg, data_spec=a.data, split_seed=a.seed,
+        on_epoch=lambda h: console.print(
+            f"  supernet epoch {h['epoch']}: loss {h['loss']:.3f} train acc {h['train_acc']:.3f} "
+            f"{h['images_per_s']:.0f} img/s" + "".join(f" {k} {v:.3f}" for k, v in h.items() if k.startswith("val_acc"))
+        ),
+    )  # fmt: skip
+    sn_hist = res.history
+    sn_ips = float(np.mean([h["images_per_s"] for h in sn_hist]))
+    console.print(f"supernet: {res.epochs_done} epochs ({time.perf_counter() - t0:.0f} s this run), {sn_ips:.0f} images/s")
+
+    # 2. architectures
+    archs = _sample_archs(space, a.archs, a.seed + 1, out / "archs.json")
+
+    # 3. stand-alone training
+    cache = out / "standalone.jsonl"
+    done = _read_lines(cache)
+    seeds = [a.seed + k for k in range(a.standalone_seeds)]
+    jobs = [(arch_s, sd) for sd in seeds for arch_s in archs]
+    for i, (arch_s, sd) in enumerate(jobs):
+        key = {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "data": a.data,
+               "resolution": a.resolution, "seed": sd, "recipe": "adamw-cosine-zero-classifier"}  # fmt: skip
+        row = done.get((arch_s, sd))
+        if row is not None and row.get("budget") == key:
+            continue
+        arch = parse_arch(arch_s)
+        t = time.perf_counter()
+        scfg = TrainConfig(epochs=a.standalone_epochs, batch_size=a.batch_size, lr=a.lr, seed=sd)
+        r = train_model(build_model(arch, seed=sd), data, scfg)
+        row = {"arch": arch_s, "val_acc": r["val_acc"], "seconds": r["seconds"], "images_per_s": r["images_per_s"],
+               "params": count_params(arch), "macs": count_macs(arch), "budget": key}  # fmt: skip
+        _append_line(cache, row)
+        done[(arch_s, sd)] = row
+        console.print(f"  stand-alone {i + 1}/{len(jobs)} (seed {sd}): acc {r['val_acc']:.3f}, "
+                      f"{count_macs(arch) / 1e6:.1f} M MACs, {r['images_per_s']:.0f} img/s, {time.perf_counter() - t:.0f} s")  # fmt: skip
+
+    # 4. estimators
+    archs_spec = [parse_arch(s) for s in archs]
+    t = time.perf_counter()
+    sn = SupernetEstimator(out / "supernet.pt", data=data)
+    sn_scores = sn.score(archs_spec)
+    sn_seconds = (time.perf_counter() - t) / len(archs)
+    t = time.perf_counter()
+    proxy = make_estimator(a.proxy)
+    proxy_scores = proxy.score(archs_spec)
+    proxy_seconds = (time.perf_counter() - t) / len(archs)
+    params_scores = make_estimator("params").score(archs_spec)
+    per_seed = np.asarray([[done[(s, sd)]["val_acc"] for s in archs] for sd in seeds])
+    truth = per_seed.mean(axis=0)
+
+    # 5. report
+    rows = []
+    for s, acc, sc, px, pr in zip(archs, truth, sn_scores, proxy_scores, params_scores, strict=True):
+        rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc, f"{proxy.name}": px, "log10_params": pr,
+                     "macs": done[(s, seeds[0])]["macs"], "params": done[(s, seeds[0])]["params"],
+                     **{f"standalone_acc_seed{sd}": float(per_seed[k][len(rows)]) for k, sd in enumerate(seeds)}})  # fmt: skip
+    with open(out / "ranking.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    results = {
+        "supernet": _corr(sn_scores, truth),
+        proxy.name: _corr(proxy_scores, truth),
+        "params": _corr(params_scores, truth),
+    }
+    if len(seeds) > 1:
+        # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
+        pairs = [_corr(per_seed[i], per_seed[j]) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
+        results["stand-alone, seed vs seed"] = (float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs])))
+    sa_ips = float(np.mean([done[(s, sd)]["images_per_s"] for s in archs for sd in seeds]))
+    summary = {
+        "space": space.name,
+        "data": data.describe(),
+        "archs": len(archs),
+        "standalone": {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "seeds": seeds,
+                       "acc_min": float(truth.min()), "acc_max": float(truth.max()),
+                       "spread_points": float(100 * (truth.max() - truth.min())), "images_per_s": sa_ips},  # fmt: skip
+        "supernet": {"sampler": a.sampler, "epochs": res.epochs_done, "images_per_s": sn_ips,
+                     "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds},  # fmt: skip
+        "proxy_seconds_per_arch": proxy_seconds,
+        "kendall_tau": {k: v[0] for k, v in results.items()},
+        "spearman_rho": {k: v[1] for k, v in results.items()},
+        "torch_threads": torch.get_num_threads(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    table = Table(title=f"ranking vs stand-alone training ({len(archs)} archs, accuracy spread "
+                        f"{summary['standalone']['spread_points']:.1f} points)")  # fmt: skip
+    for col in ("estimator", "Kendall τ", "Spearman ρ", "s / arch"):
+        table.add_column(col, justify="right" if col != "estimator" else "left")
+    table.add_row(f"supernet ({a.sampler}, {res.epochs_done} ep)", f"{results['supernet'][0]:.3f}",
+                  f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
+    table.add_row(proxy.name, f"{results[proxy.name][0]:.3f}", f"{results[proxy.name][1]:.3f}", f"{proxy_seconds:.2f}")
+    table.add_row("log10 params", f"{results['params'][0]:.3f}", f"{results['params'][1]:.3f}", "0")
+    if len(seeds) > 1:
+        r = results["stand-alone, seed vs seed"]
+        table.add_row("stand-alone, seed vs seed (noise ceiling)", f"{r[0]:.3f}", f"{r[1]:.3f}", "")
+    console.print(table)
+    console.print(f"stand-alone accuracy {truth.min():.3f}-{truth.max():.3f}; training throughput: supernet "
+                  f"{sn_ips:.0f} images/s ({summary['supernet']['subnets_per_step']} subnets/step), stand-alone "
+                  f"{sa_ips:.0f} images/s (mean over archs); wrote {out / 'ranking.csv'} and {out / 'summary.json'}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""``mnv4-nas supernet train|info|eval|extract``: weight-sharing supernets on your data."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json, resolve_spec
+
+app = typer.Typer(
+    help="Weight-sharing supernets: train on your data (sandwich or TuNAS), inspect, score and extract subnets.",
+    no_args_is_help=True,
+)
+
+
+class Sampler(StrEnum):
+    """Supernet training samplers."""
+
+    sandwich = "sandwich"
+    tunas = "tunas"
+
+
+class Cost(StrEnum):
+    """T of the TuNAS reward."""
+
+    macs = "macs"
+    params = "params"
+    latency = "latency"
+
+
+class Phase(StrEnum):
+    """Which phase of the space to sample during training."""
+
+    joint = "joint"
+    coarse = "coarse"
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        if threads < 1:
+            raise UsageError(f"--threads must be at least 1 (got {threads})")
+        torch.set_num_threads(threads)
+
+
+@app.command("train")
+def train(
+    ctx: typer.Context,
+    space: str | None = typer.Option(None, "--space", help="Search space name or .toml file (default: supernet.space in nas.toml)."),
+    data: str | None = typer.Option(
+        None, "--data", help="builtin[:N], an .npz (images, labels) or an image folder (one sub-folder per class) (default: supernet.data in nas.toml)."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: supernet.epochs in nas.toml)."),
+    resolution: int | None = typer.Option(None, "--resolution", min=8, max=1024, help="Training resolution in px (default: supernet.resolution in nas.toml)."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Checkpoint path (default: supernet.checkpoint in nas.toml)."),
+    sampler: Sampler | None = typer.Option(None, "--sampler", case_sensitive=False, help="sandwich or tunas (default: supernet.sampler in nas.toml)."),
+    phase: Phase = typer.Option(Phase.joint, "--phase", case_sensitive=False, help="Sample the joint space or its coarse stage."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),
+    random_subnets: int = typer.Option(2, "--random-subnets", min=0, help="Sandwich: random subnets per step."),
+    distill: bool = typer.Option(True, "--distill/--no-distill", help="Sandwich: in-place distillation from the largest."),
+    cost: Cost = typer.Option(Cost.macs, "--cost", case_sensitive=False, help="TuNAS: T of the reward (latency needs --target)."),
+    target: str | None = typer.Option(None, "--target", help="TuNAS: latency target (implies --cost latency)."),
+    budget: str | None = typer.Option(None, "--budget", help="TuNAS: T0, e.g. 4ms or 300M (default: the reference model's cost)."),
+    beta: float = typer.Option(-0.1, "--beta", help="TuNAS: beta of the absolute reward (< 0)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: project.seed in nas.toml)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint at --out if there is one."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads per process."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, hidden=True, help="Cap steps per epoch (smoke tests)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a supernet; checkpoints every epoch and resumes after an interruption (also under torchrun)."""
+    from nas.space import coarse_space, load_space
+    from nas.supernet import TrainConfig, load_data, train_supernet
+    from nas.supernet._ddp import env_world_size
+    from nas.supernet._train import cost_function, parse_budget
+
+    cfg_all = get_config(ctx)
+    sc = cfg_all.supernet
+    _set_threads(threads)
+    sp = load_space(space or sc.space)
+    if phase is Phase.coarse:
+        sp = coarse_space(sp)
+    smp = (sampler.value if sampler is not None else sc.sampler)
+    if target is not None:
+        cost = Cost.latency
+    cost_fn = unit = None
+    if smp == "tunas":
+        cost_fn, unit = cost_function(cost.value, target)
+    elif target is not None or budget is not None:
+        raise UsageError("--target/--budget apply to --sampler tunas")
+    cfg = TrainConfig(
+        epochs=epochs or sc.epochs, batch_size=batch_size or sc.batch_size, lr=lr or sc.lr, sampler=smp,
+        random_subnets=random_subnets, distill=distill, cost=cost.value, target=target,
+        budget=parse_budget(budget, unit or "") if budget is not None else None, beta=beta,
+        seed=cfg_all.project.seed if seed is None else seed,
+    )  # fmt: skip
+    cfg.check()
+    res = resolution or sc.resolution
+    data_spec = data or sc.data
+    ckpt = Path(out or sc.checkpoint)
+    quiet = json_out or env_world_size() > 1 and _rank() != 0
+    ds = load_data(data_spec, res, seed=cfg.seed)
+    if not quiet:
+        console.print(f"data: {ds.describe()}")
+        console.print(f"space: {sp}; sampler {cfg.sampler}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}{task.fields[extra]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
+    )  # fmt: skip
+    tasks: dict[int, Any] = {}
+
+    def on_step(s: dict[str, Any]) -> None:
+        e = s["epoch"]
+        if e not in tasks:
+            tasks[e] = progress.add_task(f"epoch {e + 1}/{s['epochs']}", total=s["steps"], loss=0.0, acc=0.0, extra="")
+        extra = f" Q {s['quality']:.3f} T {s['cost']:.3g}" if "quality" in s else ""
+        progress.update(tasks[e], completed=s["step"] + 1, loss=s["loss"], acc=s["acc"], extra=extra)
+
+    def on_epoch(h: dict[str, Any]) -> None:
+        evals = "  ".join(f"{k.removeprefix('val_acc_')} {v:.3f}" for k, v in h.items() if k.startswith("val_acc_"))
+        progress.console.print(
+            f"epoch {h['epoch']}: loss {h['loss']:.3f}, train acc {h['train_acc']:.3f}, {h['images_per_s']:.0f} images/s"
+            + (f"; held-out acc: {evals}" if evals else "") + f" — saved {ckpt}"
+        )
+
+    with progress:
+        result = train_supernet(
+            sp, ds, ckpt, cfg, data_spec=data_spec, resume=resume, cost_fn=cost_fn, on_step=on_step,
+            on_epoch=on_epoch, device=device, max_steps_per_epoch=max_steps,
+        )  # fmt: skip
+    if quiet and not json_out:
+        return
+    summary: dict[str, Any] = {
+        "checkpoint": str(result.checkpoint),
+        "epochs_done": result.epochs_done,
+        "resumed_from_epoch": result.resumed_from,
+        "images_per_s": None if np.isnan(result.images_per_second) else round(result.images_per_second, 1),
+        "history": result.history,
+    }
+    if result.tunas is not None:
+        summary["tunas"] = {k: v for k, v in result.tunas.to_dict().items() if k != "history"}
+        summary["tunas"]["cost_unit"] = result.meta.get("cost_unit")
+    if json_out:
+        print_json(summary)
+        return
+    if result.resumed_from >= result.epochs_done:
+        console.print(f"{ckpt} already holds {result.epochs_done} finished epochs; nothing to do (raise --epochs to go on)")
+    else:
+        console.print(f"done: {result.epochs_done} epochs, {summary['images_per_s']} images/s; checkpoint {ckpt}")
+    if result.tunas is not None:
+        t = result.tunas
+        console.print(
+            f"TuNAS controller's choice: held-out acc {t.score:.3f}, cost {t.latency_ms[0]:.4g} {result.meta.get('cost_unit')} "
+            f"(T0 {t.budgets[0]:.4g}), reward {t.reward:.4f}"
+        )
+        typer.echo(t.arch.arch)
+
+
+def _rank() -> int:
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+@app.command("info")
+def info(
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """What a checkpoint holds: space, data, configuration, per-epoch history."""
+    from nas.supernet._checkpoint import load_checkpoint, space_from_meta
+
+    meta = load_checkpoint(checkpoint)["meta"]
+    if json_out:
+        print_json(meta)
+        return
+    sp = space_from_meta(meta["space"])
+    cfg = meta["config"]
+    console.print(f"[bold]{checkpoint}[/bold]: space {sp} at {meta['resolution']} px, {meta['num_classes']} classes")
+    console.print(f"data: {meta['data']['spec']} ({meta['data']['train_images']} train / {meta['data']['val_images']} held-out)")
+    console.print(
+        f"sampler {cfg['sampler']}, {meta['epochs_done']}/{cfg['epochs']} epochs, batch {cfg['batch_size']} x "
+        f"{meta['world_size']} process(es), lr {cfg['lr']}, seed {cfg['seed']}"
+    )
+    table = Table(title="history")
+    keys = ["epoch", "loss", "train_acc", "images_per_s"] + sorted(
+        {k for h in meta["history"] for k in h if k.startswith("val_acc_")}
+    )
+    for k in keys:
+        table.add_column(k, justify="right")
+    for h in meta["history"]:
+        table.add_row(*(f"{h[k]:.4g}" if isinstance(h.get(k), float) else str(h.get(k, "-")) for k in keys))
+    console.print(table)
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint."),
+    archs: list[str] = typer.Argument(None, metavar="[ARCH]...", help="Arch strings or spec files (members of the space)."),
+    sample_n: int = typer.Option(0, "--sample", min=0, help="Also score N random members."),
+    extremes: bool = typer.Option(False, "--extremes", help="Also score the largest and smallest members."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Held-out accuracy of subnets inherited from a checkpoint (BatchNorm recalibrated per subnet)."""
+    from nas.cost import count_macs
+    from nas.space import sample
+    from nas.supernet import SupernetEstimator
+
+    _set_threads(threads)
+    est = SupernetEstimator(checkpoint)
+    sp = est.search_space
+    items: list[tuple[str, Any]] = [("given", resolve_spec(s)[0]) for s in archs or []]
+    if extremes:
+        items += [("largest", est.supernet.largest()), ("smallest", est.supernet.smallest())]
+    rng = np.random.default_rng(seed)
+    items += [(f"sample{i}", sample(sp, rng)) for i in range(sample_n)]
+    if not items:
+        raise UsageError("nothing to score: give ARCH strings, --sample N or --extremes")
+    scores = est.score([a for _, a in items])
+    rows = [{"name": n, "arch": a.arch, "macs": count_macs(a), "accuracy": float(s)} for (n, a), s in zip(items, scores)]
+    if json_out:
+        print_json({"estimator": est.name, "meaning": est.meaning, "results": rows})
+        return
+    console.print(est.meaning)
+    for r in rows:
+        typer.echo(f"{r['accuracy']:.4f}  {fmt_macs(int(r['macs'])):>9} MACs  {r['name']:<9} {r['arch']}")
+
+
+class ExtractFormat(StrEnum):
+    """Extracted model formats."""
+
+    pt = "pt"
+    onnx = "onnx"
+
+
+@app.command("extract")
+def extract(
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint."),
+    arch: str = typer.Argument(..., metavar="ARCH", help="Arch string or spec file (a member of the space)."),
+    output: str = typer.Option(..., "--output", "-o", help="Output file."),
+    fmt: ExtractFormat = typer.Option(ExtractFormat.pt, "--format", "-f", case_sensitive=False, help="pt or onnx."),
+) -> None:
+    """Write a subnet with its inherited weights (BatchNorm recalibrated) as a state dict or ONNX."""
+    import torch
+
+    from nas.model import recalibrate_bn
+    from nas.supernet import SupernetEstimator
+
+    est = SupernetEstimator(checkpoint)
+    spec = resolve_spec(arch)[0]
+    model = recalibrate_bn(est.supernet.extract(spec), est.calib)
+    norm = est.supernet.normalize(spec)
+    p = Path(output)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if fmt is ExtractFormat.onnx:
+        from nas.export.onnx import export_onnx
+
+        r = export_onnx(norm, p, model=model)
+        console.print(f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})")
+        return
+    torch.save({"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"]["mean"],
+                "std": est.meta["data"]["std"], "state_dict": model.state_dict()}, p)  # fmt: skip
+    console.print(f"wrote {p}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
+                  f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))")  # fmt: skip

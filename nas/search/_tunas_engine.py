@@ -1,0 +1,112 @@
+"""The TuNAS engine of ``mnv4-nas search --engine tunas``: REINFORCE with the absolute reward
+``R = Q + Σ_t β·|T_t/T0_t − 1|`` (T0 = each target's budget) over the space's decisions, scored by a
+trained supernet (:func:`nas.supernet.tunas_search`), in the paper's two stages or one.
+
+Every architecture the controller samples becomes a row of ``trials.csv`` (its score is the
+per-step quality: supernet accuracy on one held-out batch); the reported architecture is the
+controller's most likely one at the end, scored by the full estimator — within budget or not, as
+TuNAS defines it (the console and summary say when it is over).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas.cost import count_macs, count_params
+from nas.errors import NasError
+from nas.search._evaluate import Evaluator
+from nas.space import SearchSpace, coarse_space, decisions, fix_coarse
+from nas.spec import ArchSpec
+
+TUNAS_BETA = -0.1  # TuNAS's default rl_cost_model_exponent (nas_recipe.md §7)
+
+
+def _latency_fns(evaluator: Evaluator) -> list[Callable[[list[ArchSpec]], np.ndarray]]:
+    def fn(target: str) -> Callable[[list[ArchSpec]], np.ndarray]:
+        return lambda archs: np.asarray([evaluator.latencies(a)[target] for a in archs])
+
+    return [fn(b.target) for b in evaluator.budgets]
+
+
+def _controller_for(estimator: Any, space: SearchSpace) -> Any:
+    """The controller trained jointly with the supernet's weights (sampler ``tunas``), moved onto
+    ``space`` — same decisions, at the resolution the latency tables see — or None."""
+    ctl = estimator.controller() if hasattr(estimator, "controller") else None
+    if ctl is None:
+        return None
+    from nas.supernet import Controller
+
+    if [(d.name, d.choices) for d in decisions(ctl.space)] != [(d.name, d.choices) for d in decisions(space)]:
+        return None
+    moved = Controller(space)
+    moved.load_state_dict(ctl.state_dict())
+    return moved
+
+
+def check_estimator(estimator: Any) -> None:
+    """Raise unless ``estimator`` can drive TuNAS (a supernet: per-step batch quality in [0, 1])."""
+    if not hasattr(estimator, "tunas_quality"):
+        raise NasError(
+            f"--engine tunas needs --estimator supernet:CKPT (got {estimator.name}): TuNAS's reward adds an "
+            "accuracy in [0, 1] to a latency penalty, a scale training-free proxies do not have"
+        )
+
+
+def run_tunas(
+    space: SearchSpace,
+    evaluator: Evaluator,
+    estimator: Any,
+    *,
+    one_stage: bool,
+    steps: tuple[int, int, int],  # (one-stage, coarse, fine)
+    seed: int,
+    beta: float,
+    reporter: Any,
+) -> tuple[pd.DataFrame, ArchSpec, float, dict[str, Any]]:
+    """Run the TuNAS stage(s); returns (trials table, reported arch, its score, details for the summary)."""
+    from nas.supernet import tunas_search
+
+    check_estimator(estimator)
+    fns = _latency_fns(evaluator)
+    budgets = [b.budget_ms for b in evaluator.budgets]
+    rows: list[dict[str, Any]] = []
+    details: dict[str, Any] = {"beta": beta, "stages": []}
+
+    def stage(label: str, sp: SearchSpace, n: int, stage_seed: int, controller: Any = None) -> Any:
+        sampled: list[ArchSpec] = []
+
+        def first(archs: list[ArchSpec]) -> np.ndarray:
+            sampled.extend(archs)
+            return fns[0](archs)
+
+        def progress(step: int, stats: dict[str, float]) -> None:
+            arch = sampled[-1]
+            lat = evaluator.latencies(arch)
+            feasible = all(v <= 0 for v in evaluator.violations(lat))
+            row = {"stage": label, "trial": step, "state": "COMPLETE", "feasible": feasible,
+                   "score": float(stats["quality"]), "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
+            for b in evaluator.budgets:
+                row[f"latency_ms[{b.target}]"] = lat[b.target]
+            row["arch"] = arch.arch
+            row["reward"] = float(stats["reward"])
+            rows.append(row)
+            reporter.trial_done(label, feasible, float(stats["quality"]))
+
+        reporter.stage_start(label, n, 0)
+        res = tunas_search(sp, estimator, [first, *fns[1:]], budgets, steps=n, beta=beta, seed=stage_seed,
+                           controller=controller, progress=progress)  # fmt: skip
+        reporter.stage_end(label)
+        details["stages"].append({"stage": label, "arch": res.arch.arch, "score": res.score, "reward": res.reward,
+                                  "latency_ms": res.latency_ms, "probabilities": res.probabilities})  # fmt: skip
+        return res
+
+    if one_stage:
+        res = stage("joint", space, steps[0], seed, _controller_for(estimator, space))
+    else:
+        coarse = stage("coarse", coarse_space(space), steps[1], seed)
+        res = stage("fine", fix_coarse(space, coarse.arch), steps[2], seed + 1)
+    return pd.DataFrame(rows), res.arch, float(res.score), details

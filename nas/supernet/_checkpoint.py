@@ -1,0 +1,144 @@
+"""Supernet checkpoints: plain tensors plus JSON metadata, written atomically, read with
+``torch.load(..., weights_only=True)`` only.
+
+A checkpoint is a dict ``{"format", "version", "meta" (a JSON string), "model" (state dict),
+"optimizer" (state dict), "controller" (state dict or None)}``. The metadata holds the search space
+itself (so a checkpoint of a user's space file keeps working when the file changes or moves), the
+training resolution, classes, data source and statistics, the training configuration, the number of
+finished epochs and the per-epoch history.
+
+Writes go to a temporary file in the same folder, are flushed and fsync'd, then renamed over the
+target (and the folder fsync'd): a process killed at any moment leaves either the previous complete
+checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.errors import NasError
+from nas.space import FixedStage, FusedStage, SearchSpace, space_from_dict
+from nas.spec import format_block, format_head
+
+CHECKPOINT_FORMAT = "mnv4-nas-supernet"
+CHECKPOINT_VERSION = 1
+
+
+def space_to_dict(space: SearchSpace) -> dict[str, Any]:
+    """The space as the TOML schema's dict (``space_from_dict`` reads it back to an equal space)."""
+    stages: list[dict[str, Any]] = []
+    for st in space.stages:
+        if isinstance(st, FixedStage):
+            stages.append({"kind": "fixed", "blocks": [format_block(b) for b in st.blocks]})
+        elif isinstance(st, FusedStage):
+            stages.append({"kind": "fused", "stride": st.stride, "channels": list(st.channels),
+                           "depth": list(st.depth), "kernel": st.kernel, "expansion": st.expansion})  # fmt: skip
+        else:
+            d: dict[str, Any] = {"kind": "uib", "stride": st.stride, "channels": list(st.channels), "depth": list(st.depth)}
+            if st.attention is not None:
+                a = st.attention
+                d["attention"] = {"slots": a.slots, "heads": a.heads, "key_dim": a.key_dim, "value_dim": a.value_dim,
+                                  "kv_stride": a.kv_stride, "dw_kernel": a.dw_kernel}  # fmt: skip
+            stages.append(d)
+    out: dict[str, Any] = {
+        "name": space.name,
+        "description": space.description,
+        "resolution": space.resolution,
+        "num_classes": space.num_classes,
+        "activation": space.activation,
+        "layer_scale": space.layer_scale,
+        "stem": format_block(space.stem),
+        "head": format_head(space.head, space.num_classes),
+        "coarse": {"block": space.coarse_block.label},
+        "fine": {
+            "start_dw": [k or 0 for k in space.start_dw],
+            "mid_dw": [k or 0 for k in space.mid_dw],
+            "expansion": list(space.expansions),
+        },
+        "stages": stages,
+    }
+    if space.reference:
+        out["reference"] = space.reference
+    return out
+
+
+def space_meta(space: SearchSpace) -> dict[str, Any]:
+    """JSON-able description of a space in its phase."""
+    return {
+        "definition": space_to_dict(space),
+        "source": space.source,
+        "phase": space.phase,
+        "fixed_widths": None if space.fixed_widths is None else [list(w) if w else None for w in space.fixed_widths],
+    }
+
+
+def space_from_meta(meta: dict[str, Any]) -> SearchSpace:
+    """Inverse of :func:`space_meta`."""
+    sp = space_from_dict(meta["definition"], meta.get("source", "<checkpoint>"))
+    fw = meta.get("fixed_widths")
+    if meta.get("phase", "joint") != "joint" or fw is not None:
+        sp = sp.with_phase(meta.get("phase", "joint"), None if fw is None else tuple(tuple(w) if w else None for w in fw))
+    return sp
+
+
+def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, torch.Tensor],
+                    optimizer: dict[str, Any] | None, controller: dict[str, Any] | None) -> Path:  # fmt: skip
+    """Write a checkpoint atomically (temp file, fsync, rename, fsync the folder)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    obj = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "meta": json.dumps(meta),
+        "model": {k: v.detach().cpu() for k, v in model.items()},
+        "optimizer": optimizer,
+        "controller": controller,
+    }
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:
+        fd = os.open(p.parent, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return p
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+    return p
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint (``weights_only=True``); ``meta`` is decoded to a dict. One-line errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise NasError(f"{p}: no such supernet checkpoint")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NasError(f"{p}: not a readable supernet checkpoint ({msg})") from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise NasError(f"{p}: not an mnv4-nas supernet checkpoint")
+    if obj.get("version") != CHECKPOINT_VERSION:
+        raise NasError(f"{p}: checkpoint version {obj.get('version')} is not supported (this is {CHECKPOINT_VERSION})")
+    try:
+        obj["meta"] = json.loads(obj["meta"])
+    except (TypeError, ValueError):
+        raise NasError(f"{p}: corrupt checkpoint metadata") from None
+    return obj

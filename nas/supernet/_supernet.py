@@ -1,0 +1,398 @@
+"""The weight-sharing supernet of a search space.
+
+One set of weights covers every member of a space (any phase). Each *position* of the space — the
+stem, every fixed block, every FusedIB/UIB block index of a stage, every Mobile MQA slot of a stage,
+the head — owns one storage module: the normal :mod:`nas.model` module of the largest block that can
+sit there (widest input and output, largest expansion, both depthwise convs at their largest kernel).
+A member's block is computed by the normal module's own ``forward`` on *slices* of that storage
+(``torch.func.functional_call`` on a parameter-free template), so
+
+* the pointwise expand/project weights are shared by every UIB variant and expansion (the first
+  ``make_divisible(in_c * e)`` rows of the largest expansion);
+* a 3×3 depthwise kernel is the centre of the 5×5 one; an absent depthwise conv is skipped;
+* a narrower stage uses the first channels of every tensor (channel masking by slicing);
+* an MQA slot's weights are used only when the slot is switched on;
+
+and :meth:`Supernet.extract` copies exactly the same slices into a model built by
+:func:`nas.model.build_model`, so the extracted network computes what the supernet computes.
+
+The active subnet is an argument of :meth:`Supernet.forward`; the module holds no "current
+architecture" state, so one supernet can serve several subnets in one step (sandwich rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from nas.errors import NasError, SpecError
+from nas.model import build_block, init_weights
+from nas.model.blocks import Head
+from nas.space import (
+    Decision,
+    FixedStage,
+    FusedStage,
+    SearchSpace,
+    UIBChoice,
+    UIBStage,
+    canonical,
+    decisions,
+    decode,
+    widths_of,
+)
+from nas.spec import ArchSpec, BlockSpec, FusedIBSpec, MQASpec, Shape, UIBSpec, block_key, make_divisible
+from nas.spec.blocks import conv_out
+
+#: Layouts (storage key per block) of this many recently used architectures are kept.
+LAYOUT_CACHE = 4096
+
+# ----------------------------------------------------------------------------------------------
+# spaces at the training resolution
+# ----------------------------------------------------------------------------------------------
+
+
+def stride2_count(space: SearchSpace) -> int:
+    """Number of stride-2 layers every member of ``space`` has."""
+    n = int(space.stem.stride == 2)
+    for st in space.stages:
+        if isinstance(st, FixedStage):
+            n += sum(b.stride == 2 for b in st.blocks)
+        else:
+            n += int(st.stride == 2)
+    return n
+
+
+def training_space(space: SearchSpace, resolution: int, num_classes: int) -> SearchSpace:
+    """``space`` at another input resolution and class count (what the supernet trains on)."""
+    need = 2 ** stride2_count(space)
+    if resolution < need:
+        raise NasError(
+            f"resolution {resolution} is too small for space {space.name}: its {stride2_count(space)} stride-2 layers "
+            f"need at least {need} px"
+        )
+    if num_classes < 2:
+        raise NasError(f"a classifier needs at least 2 classes (got {num_classes})")
+    return dataclasses.replace(space, resolution=resolution, num_classes=num_classes, _cache={})
+
+
+def _uib_size(c: UIBChoice) -> tuple[float, int]:
+    return (c.expansion, (c.start or 0) ** 2 + (c.mid or 0) ** 2)
+
+
+def extreme_vector(space: SearchSpace, largest: bool) -> np.ndarray:
+    """Canonical encoding of the largest (every option at its maximum: widest, deepest, both DWs at
+    the largest kernel, largest expansion, every MQA slot on) or the smallest member of ``space``."""
+    pick = max if largest else min
+    vec = []
+    for d in decisions(space):
+        if d.kind in ("channels", "depth"):
+            vec.append(d.choices.index(pick(d.choices)))
+        elif d.kind == "mqa":
+            vec.append(d.choices.index(1 if largest else 0))
+        else:
+            opts = space.block_choices(d.index == 0 and space.stages[d.stage].stride == 2)
+            by_label = {o.label: o for o in opts}
+            vec.append(d.choices.index(pick(d.choices, key=lambda lab: _uib_size(by_label[lab]))))
+    return canonical(space, np.asarray(vec, dtype=np.int64))
+
+
+def largest_arch(space: SearchSpace) -> ArchSpec:
+    """The largest member of ``space`` (see :func:`extreme_vector`)."""
+    return decode(space, extreme_vector(space, True))
+
+
+def smallest_arch(space: SearchSpace) -> ArchSpec:
+    """The smallest member of ``space`` (see :func:`extreme_vector`)."""
+    return decode(space, extreme_vector(space, False))
+
+
+def active_mask(space: SearchSpace, vecs: np.ndarray) -> np.ndarray:
+    """Which decisions matter for each encoding (n × d booleans): a block's variant only when the
+    block exists at the chosen depth, an MQA slot only when it precedes an existing non-first UIB."""
+    vecs = np.atleast_2d(np.asarray(vecs, dtype=np.int64))
+    ds = decisions(space)
+    depth_col = {d.stage: n for n, d in enumerate(ds) if d.kind == "depth"}
+    mask = np.ones(vecs.shape, dtype=bool)
+    for n, d in enumerate(ds):
+        if d.kind not in ("uib", "mqa"):
+            continue
+        st = space.stages[d.stage]
+        assert isinstance(st, UIBStage)
+        depths = np.asarray(space.widths(d.stage)[1])
+        col = depth_col.get(d.stage)
+        depth = np.full(len(vecs), depths[0]) if col is None else depths[vecs[:, col]]
+        if d.kind == "uib":
+            mask[:, n] = d.index < depth
+        else:
+            assert st.attention is not None
+            mask[:, n] = depth - st.attention.slots + d.index >= 1
+    return mask
+
+
+# ----------------------------------------------------------------------------------------------
+# the supernet
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One block of a member: storage key, its spec and input shape."""
+
+    key: str
+    spec: BlockSpec
+    inp: Shape
+
+
+def _slice(t: torch.Tensor, shape: Sequence[int], what: str) -> torch.Tensor:
+    """The leading channels of ``t`` in dims 0-1 and the centre of its kernel dims (2-3)."""
+    if tuple(t.shape) == tuple(shape):
+        return t
+    if t.dim() != len(shape):
+        raise RuntimeError(f"supernet: {what} has rank {t.dim()}, the subnet needs {len(shape)}")  # pragma: no cover
+    idx: list[slice] = []
+    for d, (big, small) in enumerate(zip(t.shape, shape)):
+        if small > big:  # pragma: no cover - excluded by construction (see Supernet.verify_storage)
+            raise RuntimeError(f"supernet: {what} dim {d} is {big}, the subnet needs {small}")
+        if d >= 2:
+            off = (big - small) // 2
+            idx.append(slice(off, off + small))
+        else:
+            idx.append(slice(0, small))
+    return t[tuple(idx)]
+
+
+class Supernet(nn.Module):
+    """Weight-sharing supernet over ``space`` (see the module docstring).
+
+    ``space`` is the search space as the user gives it (its resolution is the deployment resolution
+    that latency tables see); the network trains and runs at ``resolution`` with ``num_classes``
+    outputs. Any member of the space — in any phase, at the space's or the training resolution —
+    is accepted by :meth:`forward` and :meth:`extract`.
+    """
+
+    def __init__(self, space: SearchSpace, *, resolution: int | None = None, num_classes: int | None = None,
+                 seed: int = 0) -> None:  # fmt: skip
+        super().__init__()
+        self.search_space = space
+        self.space = training_space(space, resolution or space.resolution, num_classes or space.num_classes)
+        self.resolution = self.space.resolution
+        self.num_classes = self.space.num_classes
+        self.seed = seed
+        self.body = nn.ModuleDict()
+        self._positions: dict[str, list[tuple[BlockSpec, Shape]]] = {}
+        self._build()
+        self.head = Head(self.space.head, self._head_in, self.num_classes)
+        init_weights(self, seed)
+        # A zero classifier starts every subnet at chance-level loss; the builder's init (±1/√classes)
+        # gives wide heads with few classes (e.g. 1280 → 10) logits of std ≈ 5 and a slow start.
+        nn.init.zeros_(self.head.classifier.weight)
+        self._templates: dict[str, nn.Module] = {}
+        self._layouts: OrderedDict[str, tuple[ArchSpec, tuple[_Step, ...]]] = OrderedDict()
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _add(self, key: str, storage: BlockSpec, inp: Shape, variants: list[tuple[BlockSpec, Shape]]) -> None:
+        self.body[key] = build_block(storage, inp)
+        self._positions[key] = variants
+
+    def _build(self) -> None:
+        sp = self.space
+        h = w = sp.resolution
+        self.body["stem"] = build_block(sp.stem, Shape(h, w, 3))
+        self._positions["stem"] = [(sp.stem, Shape(h, w, 3))]
+        h, w = conv_out(h, sp.stem.stride), conv_out(w, sp.stem.stride)
+        in_cs: tuple[int, ...] = (sp.stem.out_channels,)
+        joint, coarse = sp.with_phase("joint"), sp.with_phase("coarse")
+        for i, st in enumerate(sp.stages):
+            if isinstance(st, FixedStage):
+                for j, b in enumerate(st.blocks):
+                    inp = Shape(h, w, max(in_cs))
+                    self._add(f"s{i}_fixed{j}", b, inp, [(b, Shape(h, w, c)) for c in in_cs])
+                    nxt = b.out_shape(inp)
+                    h, w, in_cs = nxt.h, nxt.w, (nxt.c,)
+                continue
+            channels = tuple(sorted(set(joint.widths(i)[0]) | set(coarse.widths(i)[0])))
+            depth = max(max(joint.widths(i)[1]), max(coarse.widths(i)[1]))
+            hs, ws = conv_out(h, st.stride), conv_out(w, st.stride)
+            for j in range(depth):
+                j_in = in_cs if j == 0 else channels
+                stride = st.stride if j == 0 else 1
+                hh, ww = (h, w) if j == 0 else (hs, ws)
+                if isinstance(st, FusedStage):
+                    variants: list[tuple[BlockSpec, Shape]] = [
+                        (FusedIBSpec(c, st.kernel, stride, st.expansion, sp.activation), Shape(hh, ww, ci))
+                        for c in (min(channels), max(channels)) for ci in (min(j_in), max(j_in))
+                    ]  # fmt: skip
+                    storage: BlockSpec = FusedIBSpec(max(channels), st.kernel, 1, st.expansion, sp.activation)
+                else:
+                    choices = set(sp.block_choices(j == 0 and st.stride == 2)) | {sp.coarse_block}
+                    variants = [
+                        (ch.block(c, stride, sp.activation, sp.layer_scale), Shape(hh, ww, ci))
+                        for ch in choices for c in (min(channels), max(channels)) for ci in (min(j_in), max(j_in))
+                    ]  # fmt: skip
+                    starts = [c.start for c in choices if c.start is not None]
+                    mids = [c.mid for c in choices if c.mid is not None]
+                    exp = max(c.expansion for c in choices)
+                    mid_c = max(make_divisible(ci * c.expansion) for c in choices for ci in j_in)
+                    # The storage's expansion is chosen so that its hidden width covers every variant.
+                    exp_storage = max(exp, mid_c / max(j_in))
+                    storage = UIBSpec(max(channels), max(starts, default=None), max(mids, default=None), exp_storage,
+                                      1, None, sp.activation, sp.layer_scale)  # fmt: skip
+                self._add(f"s{i}_b{j}", storage, Shape(hh, ww, max(j_in)), variants)
+            if isinstance(st, UIBStage) and st.attention is not None:
+                for s in range(st.attention.slots):
+                    specs = [(st.attention.block(c, sp.layer_scale), Shape(hs, ws, c)) for c in channels]
+                    self._add(f"s{i}_mqa{s}", specs[-1][0], specs[-1][1], specs)
+            h, w, in_cs = hs, ws, channels
+        self._head_in = max(in_cs)
+        self._head_variants = in_cs
+
+    def verify_storage(self) -> None:
+        """Check that every block any member can contain is a slice of its position's storage (raises
+        :class:`SpecError` otherwise; the construction guarantees it, tests call this)."""
+        for key, variants in self._positions.items():
+            big = dict(self.body[key].state_dict())
+            for spec, inp in variants:
+                tmpl = self._template(spec, inp)
+                for name, t in [*tmpl.named_parameters(), *tmpl.named_buffers()]:
+                    if name not in big or any(s > b for s, b in zip(t.shape, big[name].shape)):
+                        raise SpecError(f"supernet: position {key} cannot hold {block_key(spec, inp)} ({name})")
+
+    # -- templates and layouts -----------------------------------------------------------------
+
+    def _template(self, spec: BlockSpec | None, inp: Shape) -> nn.Module:
+        """Parameter-free (meta-device) module of one block, cached by its layer key."""
+        key = block_key(spec, inp) if spec is not None else f"head@{inp.c}"
+        mod = self._templates.get(key)
+        if mod is None:
+            with torch.device("meta"):
+                mod = build_block(spec, inp) if spec is not None else Head(self.space.head, inp.c, self.num_classes)
+            self._templates[key] = mod
+        return mod
+
+    def normalize(self, arch: ArchSpec) -> ArchSpec:
+        """``arch`` at the training resolution and class count."""
+        if arch.resolution == self.resolution and arch.num_classes == self.num_classes:
+            return arch
+        try:
+            return dataclasses.replace(arch, resolution=self.resolution, num_classes=self.num_classes)
+        except SpecError as exc:
+            raise NasError(f"architecture does not run at the supernet's resolution {self.resolution}: {exc}") from None
+
+    def layout(self, arch: ArchSpec) -> tuple[ArchSpec, tuple[_Step, ...]]:
+        """(normalised arch, its blocks with their storage keys); raises NasError for non-members."""
+        hit = self._layouts.get(arch.arch)
+        if hit is not None:
+            self._layouts.move_to_end(arch.arch)
+            return hit
+        norm = self.normalize(arch)
+        try:
+            widths = widths_of(self.space, norm)
+        except SpecError as exc:
+            raise NasError(f"not a member of the supernet's space {self.space.name}: {exc}") from None
+        layers = norm.layers
+        steps = [_Step("stem", layers[0].spec, layers[0].in_shape)]
+        pos = 1
+        for i, st in enumerate(self.space.stages):
+            if isinstance(st, FixedStage):
+                for j in range(len(st.blocks)):
+                    steps.append(_Step(f"s{i}_fixed{j}", layers[pos].spec, layers[pos].in_shape))
+                    pos += 1
+                continue
+            wd = widths[i]
+            assert wd is not None
+            d = wd[1]
+            u = 0
+            while u < d:
+                layer = layers[pos]
+                if isinstance(layer.spec, MQASpec):
+                    assert isinstance(st, UIBStage) and st.attention is not None
+                    key = f"s{i}_mqa{u - (d - st.attention.slots)}"
+                else:
+                    key = f"s{i}_b{u}"
+                    u += 1
+                steps.append(_Step(key, layer.spec, layer.in_shape))
+                pos += 1
+        out = (norm, tuple(steps))
+        self._layouts[arch.arch] = out
+        self._layouts[norm.arch] = out
+        while len(self._layouts) > LAYOUT_CACHE:
+            self._layouts.popitem(last=False)
+        return out
+
+    def _sliced(self, storage: nn.Module, tmpl: nn.Module, key: str, fresh_stats: bool) -> dict[str, torch.Tensor]:
+        big = dict(storage.named_parameters())
+        big.update(storage.named_buffers())
+        out: dict[str, torch.Tensor] = {}
+        for name, t in [*tmpl.named_parameters(), *tmpl.named_buffers()]:
+            s = _slice(big[name], t.shape, f"{key}.{name}")
+            if fresh_stats and (name.endswith("running_mean") or name.endswith("running_var")
+                                or name.endswith("num_batches_tracked")):  # fmt: skip
+                s = s.clone()
+            out[name] = s
+        return out
+
+    def _run(self, key: str, storage: nn.Module, tmpl: nn.Module, x: torch.Tensor, fresh_stats: bool) -> torch.Tensor:
+        tmpl.train(self.training)
+        return functional_call(tmpl, self._sliced(storage, tmpl, key, fresh_stats), (x,))  # type: ignore[no-any-return]
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor, arch: ArchSpec, *, track_bn: bool = True) -> torch.Tensor:  # type: ignore[override]
+        """Logits of subnet ``arch`` on ``x`` (N×3×R×R at the training resolution R).
+
+        In training mode BatchNorm normalises with batch statistics and, unless ``track_bn`` is
+        false, updates the shared running statistics (the slices of the active channels).
+        """
+        _, steps = self.layout(arch)
+        fresh = self.training and not track_bn
+        for st in steps:
+            x = self._run(st.key, self.body[st.key], self._template(st.spec, st.inp), x, fresh)
+        return self._run("head", self.head, self._template(None, Shape(1, 1, x.shape[1])), x, fresh)
+
+    @torch.no_grad()
+    def extract(self, arch: ArchSpec, *, dropout: float = 0.0) -> nn.Module:
+        """Stand-alone :class:`nas.model.Net` of ``arch`` (at the training resolution and class count)
+        carrying the inherited weights and BatchNorm statistics; independent of the supernet."""
+        from nas.model import Net
+
+        norm, steps = self.layout(arch)
+        model = Net(norm, dropout)
+        for st, mod in zip(steps, [model.stem, *model.blocks], strict=True):
+            self._copy_into(st.key, self.body[st.key], mod)
+        self._copy_into("head", self.head, model.head)
+        return model.eval()
+
+    def _copy_into(self, key: str, storage: nn.Module, mod: nn.Module) -> None:
+        src = self._sliced(storage, mod, key, False)
+        for name, t in [*mod.named_parameters(), *mod.named_buffers()]:
+            t.copy_(src[name])
+
+    def storage_keys(self) -> list[str]:
+        """Positions of the space that own weights (``stem``, ``s{stage}_b{j}``, ``s{stage}_mqa{s}``, …)."""
+        return list(self.body.keys())
+
+    def largest(self) -> ArchSpec:
+        """Largest member of the search space (deployment resolution)."""
+        return largest_arch(self.search_space)
+
+    def smallest(self) -> ArchSpec:
+        """Smallest member of the search space (deployment resolution)."""
+        return smallest_arch(self.search_space)
+
+    def decisions(self) -> tuple[Decision, ...]:
+        """Decisions of the search space."""
+        return decisions(self.search_space)
+
+    def decode(self, vec: Any) -> ArchSpec:
+        """Member of the search space (deployment resolution) encoded by ``vec``."""
+        return decode(self.search_space, vec)
+

@@ -1,0 +1,84 @@
+"""``--estimator supernet:CKPT``: accuracy of subnets inherited from a trained supernet.
+
+Per architecture: extract the subnet (a normal :class:`nas.model.Net` with the shared weights),
+re-estimate its BatchNorm statistics on a fixed set of training images, measure top-1 accuracy on the
+held-out split. Scores are cached per canonical arch string. Architectures may be given at the
+search space's own resolution (what latency tables see); the supernet runs them at its training
+resolution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nas.errors import NasError
+from nas.space import SearchSpace
+from nas.spec import ArchSpec
+from nas.supernet._data import Dataset, load_data
+from nas.supernet._estimators import AccuracyEstimator, CachedEstimator
+from nas.supernet._evaluate import BatchQuality, calibration_batches, subnet_accuracy
+from nas.supernet._train import controller_from_checkpoint, load_supernet
+from nas.supernet._tunas import Controller
+
+
+class SupernetEstimator(CachedEstimator):
+    """Held-out accuracy (fraction in [0, 1]) of subnets of a trained supernet checkpoint."""
+
+    def __init__(self, path: str | Path, *, data: Dataset | None = None, calib_batches: int = 8,
+                 calib_batch_size: int = 64, device: str = "cpu", threads: int | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.path = Path(path)
+        self.device = device
+        self.threads = threads
+        self.supernet, self.meta, ckpt = load_supernet(self.path, device)
+        self._controller_state = {"controller": ckpt.get("controller"), "meta": self.meta}
+        d = self.meta["data"]
+        if data is None:
+            try:
+                data = load_data(d["spec"], int(self.meta["resolution"]), val_fraction=float(d["val_fraction"]),
+                                 seed=int(d["split_seed"]))  # fmt: skip
+            except NasError as exc:
+                raise NasError(f"{self.path}: cannot reload the training data ({exc})") from None
+        if list(data.classes) != list(self.meta["classes"]):
+            raise NasError(f"{self.path}: the data's classes differ from the ones the supernet was trained on")
+        self.data = data
+        self.calib = calibration_batches(data, calib_batches, calib_batch_size, 0, device)
+        n_img = sum(len(b) for b in self.calib)
+        self.name = f"supernet:{self.path}"
+        self.meaning = (
+            f"top-1 accuracy (fraction 0-1) on the {len(data.val_y)} held-out images of {d['spec']} at "
+            f"{self.meta['resolution']} px of the subnet inheriting the weights of {self.path.name} "
+            f"({self.meta['epochs_done']} epochs, {self.meta['config']['sampler']}); BatchNorm recalibrated on "
+            f"{n_img} training images per subnet"
+        )
+
+    @property
+    def search_space(self) -> SearchSpace:
+        """The space the supernet was trained on (at its own resolution)."""
+        return self.supernet.search_space
+
+    def _score_one(self, arch: ArchSpec) -> float:
+        old = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            return subnet_accuracy(self.supernet, arch, self.data, self.calib, self.device)
+        finally:
+            torch.set_num_threads(old)
+
+    def tunas_quality(self, batch_size: int = 256, seed: int = 0) -> BatchQuality:
+        """TuNAS per-step quality: accuracy on the next held-out batch, BN batch statistics (cheap, noisy)."""
+        return BatchQuality(self.supernet, self.data, batch_size, seed, self.device)
+
+    def controller(self) -> Controller | None:
+        """The TuNAS controller trained jointly with the weights (``sampler = tunas``), else None."""
+        return controller_from_checkpoint(self._controller_state, self.supernet.search_space)
+
+
+def make_supernet_estimator(arg: str | None) -> AccuracyEstimator:
+    """Registry factory of ``supernet:PATH``."""
+    if not arg:
+        raise NasError("estimator 'supernet' needs a checkpoint: supernet:PATH (train one with 'mnv4-nas supernet train')")
+    return SupernetEstimator(arg)

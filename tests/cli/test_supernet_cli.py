@@ -1,0 +1,134 @@
+"""``mnv4-nas supernet train|info|eval|extract``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nas.model import build_model
+from nas.spec import parse_arch
+
+SPACE = """
+name = "cli-tiny"
+resolution = 32
+num_classes = 10
+stem = "cn_r1_k3_s2_c8"
+head = "head_c16_h0"
+
+[fine]
+start_dw = [0, 3]
+mid_dw = [0, 3]
+expansion = [2]
+
+[[stages]]
+kind = "uib"
+stride = 2
+channels = [8, 16]
+depth = [1, 2]
+
+[[stages]]
+kind = "uib"
+stride = 2
+channels = [16, 24]
+depth = [1, 2]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MNV4NAS_CACHE", str(tmp_path_factory.getbasetemp() / "mnv4nas-cache"))
+
+
+@pytest.fixture(scope="module")
+def space_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("space") / "cli-tiny.toml"
+    p.write_text(SPACE)
+    return p
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, space_file):
+    from nas.cli import main
+
+    p = tmp_path_factory.mktemp("ckpt") / "sn.pt"
+    code = main(["supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+                 "--batch-size", "20", "--out", str(p), "--threads", "1", "--json"])  # fmt: skip
+    assert code == 0
+    return p
+
+
+def test_train_json_and_resume(cli, space_file, ckpt, tmp_path):
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+            "--batch-size", "20", "--out", str(ckpt), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    out = r.json()
+    assert out["epochs_done"] == 1 and out["resumed_from_epoch"] == 1 and out["checkpoint"] == str(ckpt)
+
+
+def test_train_prints_progress_and_tunas_choice(cli, space_file, tmp_path):
+    p = tmp_path / "t.pt"
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+            "--batch-size", "20", "--out", str(p), "--sampler", "tunas", "--cost", "params", "--budget", "20k",
+            "--threads", "1")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "epoch 1:" in r.out and "images/s" in r.out and "TuNAS controller's choice" in r.out
+    assert "res32|" in r.out.strip().splitlines()[-1]
+    info = cli("supernet", "info", str(p), "--json").json()
+    assert info["budget"] == 20000 and info["config"]["sampler"] == "tunas" and info["cost_unit"] == "params"
+
+
+def test_info_eval_extract(cli, ckpt, tmp_path):
+    r = cli("supernet", "info", str(ckpt))
+    assert r.code == 0 and "cli-tiny" in r.out and "history" in r.out
+    r = cli("supernet", "eval", str(ckpt), "--extremes", "--sample", "2", "--json", "--threads", "1")
+    assert r.code == 0, r.err
+    res = r.json()["results"]
+    assert [x["name"] for x in res] == ["largest", "smallest", "sample0", "sample1"]
+    assert all(0 <= x["accuracy"] <= 1 for x in res)
+    arch = res[0]["arch"]
+    r = cli("supernet", "eval", str(ckpt), arch)
+    assert r.code == 0 and arch in r.out
+    out = tmp_path / "m.pt"
+    r = cli("supernet", "extract", str(ckpt), arch, "-o", str(out))
+    assert r.code == 0, r.err
+    saved = torch.load(out, weights_only=True)
+    model = build_model(parse_arch(saved["arch"]))
+    model.load_state_dict(saved["state_dict"])
+    assert saved["classes"][0] == "disk" and len(saved["mean"]) == 3
+    r = cli("supernet", "extract", str(ckpt), arch, "-o", str(tmp_path / "m.onnx"), "--format", "onnx")
+    assert r.code == 0, r.err
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--data", "{tmp}/nodata"], "no such file or directory"),
+        (["--data", "{tmp}"], "not an image-folder data set"),
+        (["--target", "pixel8-edgetpu"], "--target/--budget apply to --sampler tunas"),
+        (["--sampler", "tunas", "--budget", "fast"], "budget must be a positive number"),
+        (["--space", "no-such-space"], "unknown search space"),
+        (["--batch-size", "500"], "fewer than one batch of 500"),
+    ],
+)
+def test_errors_are_one_line(cli, space_file, tmp_path, args, msg):
+    base = ["supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+            "--out", str(tmp_path / "x.pt")]  # fmt: skip
+    (tmp_path / "stray.png").write_bytes(b"")
+    r = cli(*base, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.code == 2, r.out
+    assert msg in r.err and r.err.strip().count("\n") == 0
+
+
+def test_eval_needs_something_and_a_checkpoint(cli, ckpt, tmp_path):
+    r = cli("supernet", "eval", str(ckpt))
+    assert r.code == 2 and "nothing to score" in r.err
+    r = cli("supernet", "info", str(tmp_path / "none.pt"))
+    assert r.code == 2 and "no such supernet checkpoint" in r.err
+
+
+def test_supernet_estimator_through_make_estimator(ckpt):
+    from nas.supernet import make_estimator
+
+    est = make_estimator(f"supernet:{ckpt}")
+    assert est.name.startswith("supernet:")

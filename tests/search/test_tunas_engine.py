@@ -1,0 +1,112 @@
+"""``search --engine tunas``: REINFORCE with the absolute reward over a trained supernet's space."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.errors import NasError
+from nas.latency import load_predictor
+from nas.search import run_search
+from nas.space import contains, load_space_file
+from nas.supernet import TrainConfig, load_data, train_supernet
+
+SPACE = """
+name = "t-tunas"
+resolution = 32
+num_classes = 10
+stem = "cn_r1_k3_s2_c8"
+head = "head_c0_h0"
+
+[fine]
+start_dw = [0, 3, 5]
+mid_dw = [0, 3, 5]
+expansion = [2, 4]
+
+[[stages]]
+kind = "uib"
+stride = 2
+channels = [16, 24]
+depth = [1, 2]
+
+[[stages]]
+kind = "uib"
+stride = 2
+channels = [24, 32]
+depth = [1, 3]
+"""
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> tuple[Path, Path]:
+    """(space file, 1-epoch supernet checkpoint on 200 built-in images)."""
+    d = tmp_path_factory.mktemp("tunas")
+    space_path = d / "t-tunas.toml"
+    space_path.write_text(SPACE)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = load_data("builtin:20", 32)
+        train_supernet(load_space_file(space_path), data, d / "sn.pt", TrainConfig(epochs=1, batch_size=32),
+                       data_spec="builtin:20")  # fmt: skip
+    finally:
+        torch.set_num_threads(old)
+    return space_path, d / "sn.pt"
+
+
+@pytest.fixture(autouse=True)
+def _data_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MNV4NAS_CACHE", str(tmp_path_factory.getbasetemp() / "mnv4nas-cache"))
+
+
+def _tunas(settings, ckpt, **kw):
+    # The tiny 32 px space has no table entries: every block is estimated by the roofline fallback.
+    base = dict(engine="tunas", estimator=f"supernet:{ckpt[1]}", space=None, fallback="roofline",
+                coarse_trials=8, fine_trials=8, trials=10, targets=["pixel6-cpu"], budgets=["0.055ms"])  # fmt: skip
+    base.update(kw)
+    return settings(**base)
+
+
+def test_two_stage_tunas_search_writes_the_usual_result_folder(settings, ckpt):
+    out = run_search(_tunas(settings, ckpt))
+    space = load_space_file(ckpt[0])
+    assert contains(space, out.best)
+    assert list(out.trials["stage"]).count("coarse") == 8 and list(out.trials["stage"]).count("fine") == 8
+    assert out.trials["score"].between(0, 1).all() and "reward" in out.trials
+    assert 0 <= out.best_score <= 1
+    pred = load_predictor("pixel6-cpu", fallback="roofline")
+    assert out.best_latency_ms["pixel6-cpu"] == pytest.approx(float(pred.predict_archs([out.best]).latency_ms[0]))
+    for name in ("best.json", "best.timm.txt", "trials.csv", "summary.md", "run.json"):
+        assert (out.out_dir / name).is_file(), name
+    run = json.loads((out.out_dir / "run.json").read_text())
+    assert run["identity"]["engine"] == "tunas"
+    assert [s["stage"] for s in run["tunas"]["stages"]] == ["coarse", "fine"]
+    # The fine stage searches UIB variants inside the coarse stage's widths and depths.
+    assert run["tunas"]["stages"][1]["arch"] == out.best.arch
+
+
+def test_one_stage_and_seed_reproducibility(settings, ckpt, tmp_path):
+    a = run_search(_tunas(settings, ckpt, one_stage=True, out=tmp_path / "a"))
+    b = run_search(_tunas(settings, ckpt, one_stage=True, out=tmp_path / "b"))
+    assert set(a.trials["stage"]) == {"joint"} and len(a.trials) == 10
+    assert a.best == b.best and list(a.trials["arch"]) == list(b.trials["arch"])
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        ({"estimator": "params"}, "--engine tunas needs --estimator supernet:CKPT"),
+        ({"workers": 2}, "--engine tunas runs in this process"),
+        ({"beta": 0.1}, "--beta must be negative"),
+        ({"engine": "evolution"}, "--engine must be one of optuna, tunas"),
+        ({"space": "mnv4-conv-small"}, "--space must be that space"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(settings, ckpt, kw, msg):
+    s = _tunas(settings, ckpt, **kw)
+    with pytest.raises(NasError, match=msg.replace("+", r"\+")) as exc:
+        run_search(s)
+    assert "\n" not in str(exc.value)

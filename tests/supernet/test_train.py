@@ -1,0 +1,249 @@
+"""Supernet training: loss goes down, checkpoints resume exactly (also after kill -9), DDP with 2 processes,
+the supernet estimator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nas.errors import NasError
+from nas.space import contains, sample
+from nas.supernet import (
+    Supernet,
+    SupernetEstimator,
+    TrainConfig,
+    largest_arch,
+    load_data,
+    load_supernet,
+    make_estimator,
+    smallest_arch,
+    train_supernet,
+    tunas_search,
+)
+from nas.supernet._checkpoint import load_checkpoint
+
+TINY_DATA = "builtin:20"  # 200 training and 200 held-out images
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return load_data(TINY_DATA, 32)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _fixed_batch_loss(net: Supernet, data, archs) -> float:
+    idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))[:64]
+    x = data.normalize(data.train_x[idx])
+    y = data.train_y[idx]
+    net.train()
+    with torch.no_grad():
+        return float(np.mean([float(F.cross_entropy(net(x, a, track_bn=False), y)) for a in archs]))
+
+
+def _easy_data(tmp_path):
+    """Four colour classes: one epoch is enough to learn something."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 80)
+    x = rng.integers(0, 90, (len(y), 32, 32, 3))
+    for c in range(3):
+        x[y == c, :, :, c] += 150
+    p = tmp_path / "easy.npz"
+    np.savez(p, images=x.astype(np.uint8), labels=y)
+    return str(p), load_data(str(p), 32)
+
+
+def test_one_epoch_lowers_the_loss(conv_space, tmp_path):
+    spec, data = _easy_data(tmp_path)
+    archs = [largest_arch(conv_space), smallest_arch(conv_space)]
+    before = _fixed_batch_loss(Supernet(conv_space, resolution=32, num_classes=4, seed=0), data, archs)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=5e-3, eval_every=0)
+    res = train_supernet(conv_space, data, tmp_path / "s.pt", cfg, data_spec=spec)
+    net, meta, _ = load_supernet(res.checkpoint)
+    after = _fixed_batch_loss(net, data, archs)
+    assert before == pytest.approx(np.log(4), abs=1e-4)  # zero-initialised classifier: chance level
+    assert after < before - 0.2
+    assert res.epochs_done == 1 and len(res.history) == 1 and res.images_per_second > 0
+    assert meta["epochs_done"] == 1 and meta["data"]["spec"].endswith("easy.npz") and meta["num_classes"] == 4
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_first_epoch(entry):
+    if entry["epoch"] == 1:
+        raise _Stop
+
+
+@pytest.mark.parametrize("sampler", ["sandwich", "tunas"])
+def test_resume_continues_at_the_right_epoch_exactly(conv_space, tiny_data, tmp_path, sampler):
+    cfg = TrainConfig(epochs=2, batch_size=32, sampler=sampler, eval_every=0, rl_delay=0.0)
+    straight = train_supernet(conv_space, tiny_data, tmp_path / "a.pt", cfg, data_spec=TINY_DATA)
+    with pytest.raises(_Stop):
+        train_supernet(conv_space, tiny_data, tmp_path / "b.pt", cfg, data_spec=TINY_DATA,
+                       on_epoch=_stop_after_first_epoch)  # fmt: skip
+    assert load_checkpoint(tmp_path / "b.pt")["meta"]["epochs_done"] == 1
+    resumed = train_supernet(conv_space, tiny_data, tmp_path / "b.pt", cfg, data_spec=TINY_DATA)
+    assert resumed.resumed_from == 1 and resumed.epochs_done == 2 and len(resumed.history) == 2
+    a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+    for k, v in a["model"].items():
+        torch.testing.assert_close(v, b["model"][k], rtol=0, atol=1e-6, msg=k)
+    if sampler == "tunas":
+        for la, lb in zip(a["controller"]["logits"], b["controller"]["logits"]):
+            torch.testing.assert_close(la, lb, rtol=0, atol=1e-9)
+        assert straight.tunas is not None and resumed.tunas is not None
+        assert straight.tunas.arch == resumed.tunas.arch
+    # Finished: calling again does nothing; --no-resume starts over.
+    again = train_supernet(conv_space, tiny_data, tmp_path / "b.pt", cfg, data_spec=TINY_DATA)
+    assert again.resumed_from == 2 and again.epochs_done == 2
+    fresh = train_supernet(conv_space, tiny_data, tmp_path / "b.pt", TrainConfig(epochs=1, batch_size=32, sampler=sampler,
+                           eval_every=0), data_spec=TINY_DATA, resume=False)  # fmt: skip
+    assert fresh.resumed_from == 0 and fresh.epochs_done == 1
+
+
+def test_checkpoint_is_weights_only_and_incompatible_resume_fails(conv_space, hybrid_space, tiny_data, tmp_path):
+    p = tmp_path / "c.pt"
+    train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=1, batch_size=32, eval_every=0), data_spec=TINY_DATA,
+                   max_steps_per_epoch=2)  # fmt: skip
+    raw = torch.load(p, weights_only=True)
+    assert raw["format"] == "mnv4-nas-supernet" and isinstance(raw["meta"], str)
+    with pytest.raises(NasError, match="holds a checkpoint trained with space t-conv"):
+        train_supernet(hybrid_space, load_data(TINY_DATA, 64), p, TrainConfig(epochs=1, batch_size=32),
+                       data_spec=TINY_DATA)  # fmt: skip
+    with pytest.raises(NasError, match="sampler"):
+        train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, sampler="tunas"),
+                       data_spec=TINY_DATA)  # fmt: skip
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(NasError, match="not a readable supernet checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"x": 1}, bad)
+    with pytest.raises(NasError, match="not an mnv4-nas supernet checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_tunas_training_reports_the_controllers_choice(conv_space, tiny_data, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=32, sampler="tunas", rl_delay=0.0, rl_lr=0.05)
+    res = train_supernet(conv_space, tiny_data, tmp_path / "t.pt", cfg, data_spec=TINY_DATA)
+    t = res.tunas
+    assert t is not None and contains(conv_space, t.arch)
+    assert 0 <= t.score <= 1 and t.latency_ms[0] > 0 and t.budgets[0] > 0
+    assert set(t.probabilities) == {d.name for d in Supernet(conv_space).decisions()}
+    assert res.meta["budget_note"].startswith("median cost") and res.meta["cost_unit"] == "MACs"
+    assert "val_acc_controller" in res.history[-1] and len(t.history) == res.meta["epochs_done"] * 6
+
+
+# ----------------------------------------------------------------------------------------------
+# estimator
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, conv_space, tiny_data):
+    p = tmp_path_factory.mktemp("ckpt") / "sandwich.pt"
+    torch.set_num_threads(1)
+    train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=1, batch_size=32, eval_every=0), data_spec=TINY_DATA)
+    return p
+
+
+def test_supernet_estimator_scores_and_caches(trained, conv_space):
+    est = make_estimator(f"supernet:{trained}")
+    assert isinstance(est, SupernetEstimator) and est.name == f"supernet:{trained}"
+    assert "held-out" in est.meaning and "BatchNorm recalibrated" in est.meaning
+    rng = np.random.default_rng(0)
+    archs = [sample(conv_space, rng) for _ in range(3)]
+    s1 = est.score(archs)
+    assert s1.shape == (3,) and np.all((s1 >= 0) & (s1 <= 1))
+    assert len(est._cache) == 3
+    np.testing.assert_array_equal(est.score(archs[::-1]), s1[::-1])
+    # An architecture at another deployment resolution scores like the training-resolution one.
+    import dataclasses
+
+    hi = dataclasses.replace(archs[0], resolution=64, num_classes=1000)
+    assert est.score([hi])[0] == s1[0]
+    other = Supernet(conv_space).normalize(archs[0])
+    assert est.score([other])[0] == s1[0]
+    with pytest.raises(NasError, match="not a member"):
+        from nas.zoo import get_spec
+
+        est.score([get_spec("mnv4-conv-small", resolution=32, num_classes=10)])
+    assert est.controller() is None
+    with pytest.raises(NasError, match="needs a checkpoint"):
+        make_estimator("supernet")
+
+
+def test_tunas_search_with_a_supernet_estimator(trained, conv_space):
+    est = make_estimator(f"supernet:{trained}")
+    res = tunas_search(conv_space, est, lambda archs: np.ones(len(archs)), 1.0, steps=5, seed=0)
+    assert contains(conv_space, res.arch) and 0 <= res.score <= 1
+    assert res.score == est.score([res.arch])[0]  # the final score is the full estimate
+
+
+# ----------------------------------------------------------------------------------------------
+# processes: kill -9, DDP
+# ----------------------------------------------------------------------------------------------
+
+
+def _console_script() -> str:
+    return shutil.which("mnv4-nas") or os.path.join(os.path.dirname(sys.executable), "mnv4-nas")
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_a_loadable_checkpoint(conv_space_path, tmp_path):
+    ckpt = tmp_path / "k.pt"
+    cmd = [_console_script(), "supernet", "train", "--space", str(conv_space_path), "--data", TINY_DATA,
+           "--epochs", "200", "--batch-size", "32", "--out", str(ckpt), "--threads", "1", "--json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert ckpt.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
+        for delay in (0.37, 0.61, 0.83):  # a few kills at arbitrary moments of later epochs
+            time.sleep(delay)
+            load_checkpoint(ckpt)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    meta = load_checkpoint(ckpt)["meta"]
+    done = meta["epochs_done"]
+    assert done >= 1
+    from nas.space import load_space_file
+
+    res = train_supernet(load_space_file(conv_space_path), load_data(TINY_DATA, 32), ckpt,
+                         TrainConfig(epochs=done + 1, batch_size=32, eval_every=0), data_spec=TINY_DATA)  # fmt: skip
+    assert res.resumed_from == done and res.epochs_done == done + 1
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(conv_space_path, tmp_path):
+    ckpt = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", _console_script(),
+           "supernet", "train", "--space", str(conv_space_path), "--data", TINY_DATA, "--epochs", "1",
+           "--batch-size", "16", "--out", str(ckpt), "--threads", "1", "--sampler", "tunas"]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    meta = load_checkpoint(ckpt)["meta"]
+    assert meta["world_size"] == 2 and meta["epochs_done"] == 1
+    # 200 images, 2 processes x 16 per step: 6 steps, each seeing 32 images.
+    assert meta["history"][0]["images_per_s"] > 0 and len(meta["rl_history"]) == 6
+    assert np.isfinite(meta["history"][0]["loss"])
