@@ -157,6 +157,7 @@ def train(
         console.print(f"{ckpt} already holds {result.epochs_done} finished epochs; nothing to do (raise --epochs to go on)")
     else:
         console.print(f"done: {result.epochs_done} epochs, {summary['images_per_s']} images/s; checkpoint {ckpt}")
+    console.print(f"next: mnv4-nas search --target TARGET --budget BUDGET --estimator supernet:{ckpt} [--engine tunas]")
     if result.tunas is not None:
         t = result.tunas
         console.print(
