@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
+from nas.space import load_space_file
 from nas.spec import ArchSpec, parse_arch
 
 TINY = (
@@ -17,3 +21,78 @@ TINY = (
 def tiny_arch() -> ArchSpec:
     """Every block kind at 32 px, 10 classes."""
     return parse_arch(TINY)
+
+
+#: Conv-only: a fixed conv, a FusedIB stage, two UIB stages with every DW presence/kernel option.
+CONV_SPACE = """
+name = "t-conv"
+resolution = 32
+num_classes = 10
+stem = "cn_r1_k3_s2_c8"
+head = "head_c32_h48"
+
+[fine]
+start_dw = [0, 3, 5]
+mid_dw = [0, 3, 5]
+expansion = [2, 4]
+
+[[stages]]
+kind = "fixed"
+blocks = ["cn_r1_k3_s1_c8"]
+
+[[stages]]
+kind = "fused"
+stride = 1
+channels = [8, 16]
+depth = [1, 2]
+expansion = 2
+
+[[stages]]
+kind = "uib"
+stride = 2
+channels = [16, 24]
+depth = [1, 2]
+
+[[stages]]
+kind = "uib"
+stride = 2
+channels = [24, 32]
+depth = [1, 3]
+"""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_cache(tmp_path_factory):
+    """Generated data (the built-in data set) goes to a per-session temporary folder, never to ~/.cache.
+
+    Session-scoped so that it is in place before module-scoped fixtures that load data.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNV4NAS_CACHE", str(tmp_path_factory.getbasetemp() / "mnv4nas-cache"))
+        yield
+
+
+@pytest.fixture(scope="session")
+def write_space(tmp_path_factory) -> Callable[[str, str], Path]:
+    """Write a space TOML once per session: ``write_space(name, text) -> path``."""
+
+    def write(name: str, text: str) -> Path:
+        d = tmp_path_factory.getbasetemp() / "spaces"
+        d.mkdir(exist_ok=True)
+        p = d / f"{name}.toml"
+        if not p.exists():
+            p.write_text(text)
+        return p
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def conv_space_path(write_space) -> Path:
+    """A tiny conv-only space at 32 px (see ``CONV_SPACE``)."""
+    return write_space("t-conv", CONV_SPACE)
+
+
+@pytest.fixture(scope="session")
+def conv_space(conv_space_path):
+    return load_space_file(conv_space_path)

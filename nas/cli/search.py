@@ -20,6 +20,7 @@ from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, 
 from nas.cost import count_macs, count_params
 from nas.search import SearchSettings, outcome_json, run_search
 from nas.search._results import SearchOutcome, best_table_rows, provenance_table
+from nas.supernet._reward import TUNAS_BETA
 
 
 class _RichReporter:
@@ -90,7 +91,7 @@ def search(
     workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (without --ray-address: a local Ray with this many)."),
     fallback: str | None = typer.Option(None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."),
     engine: str = typer.Option("optuna", "--engine", help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT)."),
-    beta: float = typer.Option(-0.1, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."),
+    beta: float = typer.Option(TUNAS_BETA, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Search for the best architecture within a latency budget on one or more targets."""

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json, resolve_spec
+from nas.supernet._reward import TUNAS_BETA
 
 app = typer.Typer(
     help="Weight-sharing supernets: train on your data (sandwich or TuNAS), inspect, score and extract subnets.",
@@ -69,7 +70,7 @@ def train(
     cost: Cost = typer.Option(Cost.macs, "--cost", case_sensitive=False, help="TuNAS: T of the reward (latency needs --target)."),
     target: str | None = typer.Option(None, "--target", help="TuNAS: latency target (implies --cost latency)."),
     budget: str | None = typer.Option(None, "--budget", help="TuNAS: T0, e.g. 4ms or 300M (default: the reference model's cost)."),
-    beta: float = typer.Option(-0.1, "--beta", help="TuNAS: beta of the absolute reward (< 0)."),
+    beta: float = typer.Option(TUNAS_BETA, "--beta", help="TuNAS: beta of the absolute reward (< 0)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: project.seed in nas.toml)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint at --out if there is one."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads per process."),

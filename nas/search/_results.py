@@ -63,23 +63,29 @@ def trials_frame(studies: Sequence[tuple[str, Any, Any]], evaluator: Evaluator) 
         for t in completed_trials(study):
             arch_text = t.user_attrs.get("arch")
             arch = parse_arch(arch_text) if arch_text else arch_from_params(space, t.params)
-            lat = evaluator.latencies(arch)
-            row: dict[str, Any] = {
-                "stage": label,
-                "trial": t.number,
-                "state": t.state.name,
-                "feasible": bool(all(v <= 0 for v in evaluator.violations(lat))),
-                "score": trial_score(t),
-                "params": count_params(arch),
-                "macs": count_macs(arch),
-            }
-            for b in evaluator.budgets:
-                row[f"latency_ms[{b.target}]"] = lat[b.target]
-            row["arch"] = arch.arch
-            rows.append(row)
+            rows.append(trial_row(label, t.number, t.state.name, arch, trial_score(t), evaluator))
     cols = ["stage", "trial", "state", "feasible", "score", "params", "macs"]
     cols += [f"latency_ms[{b.target}]" for b in evaluator.budgets] + ["arch"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def trial_row(label: str, number: int, state: str, arch: ArchSpec, score: float | None,
+              evaluator: Evaluator) -> dict[str, Any]:  # fmt: skip
+    """One ``trials.csv`` row: stage, trial, state, within budget, score, params, MACs, latency per target, arch."""
+    lat = evaluator.latencies(arch)
+    row: dict[str, Any] = {
+        "stage": label,
+        "trial": number,
+        "state": state,
+        "feasible": bool(all(v <= 0 for v in evaluator.violations(lat))),
+        "score": score,
+        "params": count_params(arch),
+        "macs": count_macs(arch),
+    }
+    for b in evaluator.budgets:
+        row[f"latency_ms[{b.target}]"] = lat[b.target]
+    row["arch"] = arch.arch
+    return row
 
 
 def pareto_frame(trials: pd.DataFrame, evaluator: Evaluator) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from nas.space import (
     load_space,
 )
 from nas.spec import ArchSpec, parse_arch
+from nas.supernet._reward import TUNAS_BETA
 
 RUN_FORMAT = "mnv4-nas/search-run-v1"
 ENGINES = ("optuna", "tunas")
@@ -91,7 +92,7 @@ class SearchSettings:
     fallback: str | None = None
     tables_dir: Path | None = None
     engine: str = "optuna"
-    beta: float = -0.1
+    beta: float = TUNAS_BETA
     references: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -16,13 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.cost import count_macs, count_params
 from nas.errors import NasError
 from nas.search._evaluate import Evaluator
+from nas.search._results import trial_row
 from nas.space import SearchSpace, coarse_space, decisions, fix_coarse
 from nas.spec import ArchSpec
-
-TUNAS_BETA = -0.1  # TuNAS's default rl_cost_model_exponent (nas_recipe.md §7)
 
 
 def _latency_fns(evaluator: Evaluator) -> list[Callable[[list[ArchSpec]], np.ndarray]]:
@@ -67,10 +65,12 @@ def run_tunas(
     beta: float,
     reporter: Any,
 ) -> tuple[pd.DataFrame, ArchSpec, float, dict[str, Any]]:
-    """Run the TuNAS stage(s); returns (trials table, reported arch, its score, details for the summary)."""
+    """Run the TuNAS stage(s); returns (trials table, reported arch, its score, details for the summary).
+
+    ``estimator`` must pass :func:`check_estimator` (``run_search`` checks it before any other work).
+    """
     from nas.supernet import tunas_search
 
-    check_estimator(estimator)
     fns = _latency_fns(evaluator)
     budgets = [b.budget_ms for b in evaluator.budgets]
     rows: list[dict[str, Any]] = []
@@ -84,17 +84,10 @@ def run_tunas(
             return fns[0](archs)
 
         def progress(step: int, stats: dict[str, float]) -> None:
-            arch = sampled[-1]
-            lat = evaluator.latencies(arch)
-            feasible = all(v <= 0 for v in evaluator.violations(lat))
-            row = {"stage": label, "trial": step, "state": "COMPLETE", "feasible": feasible,
-                   "score": float(stats["quality"]), "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
-            for b in evaluator.budgets:
-                row[f"latency_ms[{b.target}]"] = lat[b.target]
-            row["arch"] = arch.arch
+            row = trial_row(label, step, "COMPLETE", sampled[-1], float(stats["quality"]), evaluator)
             row["reward"] = float(stats["reward"])
             rows.append(row)
-            reporter.trial_done(label, feasible, float(stats["quality"]))
+            reporter.trial_done(label, row["feasible"], row["score"])
 
         reporter.stage_start(label, n, 0)
         res = tunas_search(sp, estimator, [first, *fns[1:]], budgets, steps=n, beta=beta, seed=stage_seed,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -38,7 +39,7 @@ class AccuracyEstimator(Protocol):
         ...
 
 
-class CachedEstimator:
+class CachedEstimator(ABC):
     """Base class: per-arch-string cache around :meth:`_score_one`."""
 
     name = "abstract"
@@ -47,8 +48,9 @@ class CachedEstimator:
     def __init__(self) -> None:
         self._cache: dict[str, float] = {}
 
-    def _score_one(self, arch: ArchSpec) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _score_one(self, arch: ArchSpec) -> float:
+        """Score of one architecture (subclasses define what it means)."""
 
     def score(self, archs: Sequence[ArchSpec]) -> np.ndarray:
         """Scores of ``archs``; each distinct architecture is scored once per estimator instance."""

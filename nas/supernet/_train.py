@@ -31,8 +31,9 @@ from nas.supernet._checkpoint import load_checkpoint, save_checkpoint, space_fro
 from nas.supernet._data import Dataset, batches
 from nas.supernet._ddp import DistInfo, average_gradients, barrier, init_distributed, mean_over_ranks, sum_over_ranks
 from nas.supernet._evaluate import calibration_batches, subnet_accuracy
+from nas.supernet._reward import TUNAS_BETA, abs_reward
 from nas.supernet._supernet import Supernet, extreme_vector
-from nas.supernet._tunas import Controller, TunasResult, abs_reward
+from nas.supernet._tunas import Controller, TunasResult
 
 SAMPLERS: tuple[str, ...] = ("sandwich", "tunas")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
@@ -64,7 +65,7 @@ class TrainConfig:
     rl_delay: float = 0.25  #: tunas: fraction of training before the controller learns
     rl_batch_multiplier: float = 2.0  #: tunas: held-out batch for Q = this × batch_size
     baseline_momentum: float = 0.95
-    beta: float = -0.1
+    beta: float = TUNAS_BETA
     cost: str = "macs"  #: tunas: T of the reward: macs, params or latency (needs ``target``)
     target: str | None = None
     budget: float | None = None  #: tunas: T0 (ms, MACs or params); default: the reference model's cost

@@ -21,19 +21,11 @@ import torch
 from nas.errors import NasError
 from nas.space import SearchSpace, canonical, decisions, decode
 from nas.spec import ArchSpec
+from nas.supernet._reward import TUNAS_BETA, abs_reward
 from nas.supernet._supernet import active_mask, extreme_vector
 
 LatencyFn = Callable[[list[ArchSpec]], np.ndarray]
 QualityFn = Callable[[list[ArchSpec]], np.ndarray]
-
-
-def abs_reward(quality: np.ndarray, costs: Sequence[np.ndarray], targets: Sequence[float],
-               betas: Sequence[float]) -> np.ndarray:  # fmt: skip
-    """TuNAS absolute-value reward ``Q + Σ β_i·|T_i/T0_i − 1|`` (vectorised over architectures)."""
-    r = np.asarray(quality, dtype=np.float64).copy()
-    for t, t0, b in zip(costs, targets, betas, strict=True):
-        r += b * np.abs(np.asarray(t, dtype=np.float64) / t0 - 1.0)
-    return r
 
 
 class Controller:
@@ -239,7 +231,7 @@ def tunas_search(
     budget_ms: float | Sequence[float],
     *,
     steps: int,
-    beta: float | Sequence[float] = -0.1,
+    beta: float | Sequence[float] = TUNAS_BETA,
     seed: int = 0,
     samples_per_step: int = 1,
     rl_lr: float = 0.05,

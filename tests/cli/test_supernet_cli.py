@@ -34,11 +34,6 @@ depth = [1, 2]
 """
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("MNV4NAS_CACHE", str(tmp_path_factory.getbasetemp() / "mnv4nas-cache"))
-
-
 @pytest.fixture(scope="module")
 def space_file(tmp_path_factory):
     p = tmp_path_factory.mktemp("space") / "cli-tiny.toml"
