@@ -1,25 +1,26 @@
 """Ranking quality of the supernet: does weight sharing rank architectures the way training them does?
 
-1. train a supernet over a space on a data set (resumable: ``OUT/supernet.pt``);
-2. sample N architectures (seeded, distinct; ``OUT/archs.json``);
-3. train each stand-alone on the same data with the same recipe and a fixed budget, once per seed
-   (``--standalone-seeds``, default 2; cached per arch and seed in ``OUT/standalone.jsonl``; an
-   interrupted run continues where it stopped); the truth is the mean over seeds, and the τ between
-   seeds is reported as the noise ceiling no estimator can beat on this budget;
+1. sample N architectures (seeded, distinct; ``OUT/archs.json``);
+2. train each stand-alone on the same data with the same recipe and a fixed budget, once per seed
+   (``--standalone-seeds``, default 2; ``--jobs`` runs in parallel, one torch thread each; cached per
+   arch and seed in ``OUT/standalone.jsonl``, so an interrupted run continues where it stopped); the
+   truth is the mean over seeds, and the τ between seeds is reported as the noise ceiling no estimator
+   can beat on this budget;
+3. train a supernet over the space on the same data (resumable: ``OUT/supernet.pt``);
 4. score the same architectures with the supernet (inherited weights, BatchNorm recalibrated, held-out
-   accuracy), the training-free Zen-score proxy and the parameter-count baseline;
+   accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines;
 5. Kendall τ and Spearman ρ of each against the stand-alone held-out accuracies; table on stdout,
    ``OUT/ranking.csv`` (one row per architecture) and ``OUT/summary.json``.
 
-Full run (about 1 h on 2 CPU cores: supernet ~19 min at ~140 images/s on 1 thread, 40 stand-alone
-runs of ~1 min; the recorded result is in ``benchmarks/results/supernet_ranking/``)::
+Full run (about 1 h on 2 CPU cores: 40 stand-alone runs of ~2 min in 2 parallel jobs, then the
+supernet at ~290 images/s on 2 threads; the recorded result is in ``benchmarks/results/supernet_ranking/``)::
 
-    python benchmarks/supernet_ranking.py --out benchmarks/results/supernet_ranking
+    python benchmarks/supernet_ranking.py --jobs 2 --out benchmarks/results/supernet_ranking
 
 Reduced end-to-end check (a few minutes)::
 
     python benchmarks/supernet_ranking.py --archs 4 --data builtin:40 --supernet-epochs 1 \\
-        --standalone-epochs 1 --out /tmp/ranking-smoke
+        --standalone-epochs 1 --batch-size 32 --out /tmp/ranking-smoke
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,7 @@ from nas.model import build_model
 from nas.space import decode, load_space, sample_vectors
 from nas.spec import parse_arch
 from nas.supernet import SupernetEstimator, TrainConfig, load_data, make_estimator, train_supernet
+from nas.supernet._data import Dataset
 from nas.supernet._train import train_model
 
 HERE = Path(__file__).resolve().parent
@@ -55,19 +59,20 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default="builtin:500", help="builtin[:N], .npz or image folder")
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--archs", type=int, default=20, help="sampled architectures")
-    p.add_argument("--supernet-epochs", type=int, default=30)
-    p.add_argument("--standalone-epochs", type=int, default=10)
+    p.add_argument("--supernet-epochs", type=int, default=60)
+    p.add_argument("--standalone-epochs", type=int, default=30)
     p.add_argument("--standalone-seeds", type=int, default=2,
                    help="train every arch this many times (seeds seed, seed+1, …); the truth is the mean and the "
                         "seed-to-seed τ is the noise ceiling of any estimator")
     p.add_argument("--sampler", default="sandwich", choices=["sandwich", "tunas"])
     p.add_argument("--random-subnets", type=int, default=2, help="sandwich: random subnets per step")
     p.add_argument("--no-distill", action="store_true", help="sandwich: no in-place distillation from the largest")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--proxy", default="zen", help="training-free proxy estimator (make_estimator name)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (supernet and estimators)")
+    p.add_argument("--jobs", type=int, default=1, help="stand-alone trainings in parallel (one torch thread each)")
     p.add_argument("--out", default=str(HERE / "results" / "ranking"))
     return p.parse_args(argv)
 
@@ -107,6 +112,61 @@ def _read_lines(path: Path) -> dict[tuple[str, int], dict]:
     return done
 
 
+def _train_one(arch_s: str, data: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> dict:
+    """One stand-alone training; the caller adds the budget key."""
+    arch = parse_arch(arch_s)
+    r = train_model(build_model(arch, seed=seed), data, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed))
+    return {"arch": arch_s, "val_acc": r["val_acc"], "seconds": r["seconds"], "images_per_s": r["images_per_s"],
+            "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
+
+
+_WORKER_DATA: Dataset | None = None  # set once per worker process by _worker_init
+
+
+def _worker_init(data_spec: str, resolution: int, seed: int) -> None:
+    global _WORKER_DATA
+    torch.set_num_threads(1)
+    _WORKER_DATA = load_data(data_spec, resolution, seed=seed)
+
+
+def _worker_train(arch_s: str, epochs: int, batch_size: int, lr: float, seed: int) -> dict:
+    assert _WORKER_DATA is not None
+    return _train_one(arch_s, _WORKER_DATA, epochs, batch_size, lr, seed)
+
+
+def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, seeds: list[int], cache: Path) -> dict[tuple[str, int], dict]:  # fmt: skip
+    """Train every (arch, seed) not yet in ``cache`` with the benchmark's budget; all rows by key."""
+    done = _read_lines(cache)
+
+    def key(sd: int) -> dict:
+        return {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "data": a.data,
+                "resolution": a.resolution, "seed": sd, "recipe": "adamw-cosine-zero-classifier"}  # fmt: skip
+
+    todo = [(s, sd) for sd in seeds for s in archs if done.get((s, sd), {}).get("budget") != key(sd)]
+    console.print(f"stand-alone: {len(todo)} of {len(archs) * len(seeds)} trainings to run, {a.jobs} at a time")
+    t0 = time.perf_counter()
+
+    def record(i: int, s: str, sd: int, row: dict) -> None:
+        row["budget"] = key(sd)
+        _append_line(cache, row)
+        done[(s, sd)] = row
+        console.print(f"  stand-alone {i}/{len(todo)} (seed {sd}): acc {row['val_acc']:.3f}, {row['macs'] / 1e6:.1f} M MACs, "
+                      f"{row['images_per_s']:.0f} img/s, {row['seconds']:.0f} s; {time.perf_counter() - t0:.0f} s so far")  # fmt: skip
+
+    args = (a.standalone_epochs, a.batch_size, a.lr)
+    if a.jobs <= 1:
+        for i, (s, sd) in enumerate(todo, 1):
+            record(i, s, sd, _train_one(s, data, *args, sd))
+        return done
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(a.jobs, mp_context=ctx, initializer=_worker_init, initargs=(a.data, a.resolution, a.seed)) as ex:
+        futs = {ex.submit(_worker_train, s, *args, sd): (s, sd) for s, sd in todo}
+        for i, f in enumerate(as_completed(futs), 1):
+            s, sd = futs[f]
+            record(i, s, sd, f.result())
+    return done
+
+
 def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3:
@@ -126,7 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"supernet: {a.sampler}, {a.supernet_epochs} epochs; stand-alone: {a.standalone_epochs} epochs each; "
                   f"batch {a.batch_size}, AdamW lr {a.lr}; torch threads {torch.get_num_threads()}")  # fmt: skip
 
-    # 1. supernet
+    # 1. architectures
+    archs = _sample_archs(space, a.archs, a.seed + 1, out / "archs.json")
+
+    # 2. stand-alone training
+    seeds = [a.seed + k for k in range(a.standalone_seeds)]
+    done = _standalone(a, archs, data, seeds, out / "standalone.jsonl")
+
+    # 3. supernet
     cfg = TrainConfig(epochs=a.supernet_epochs, batch_size=a.batch_size, lr=a.lr, sampler=a.sampler, seed=a.seed,
                       eval_every=5, random_subnets=a.random_subnets, distill=not a.no_distill)  # fmt: skip
     t0 = time.perf_counter()
@@ -141,31 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     sn_ips = float(np.mean([h["images_per_s"] for h in sn_hist]))
     console.print(f"supernet: {res.epochs_done} epochs ({time.perf_counter() - t0:.0f} s this run), {sn_ips:.0f} images/s")
 
-    # 2. architectures
-    archs = _sample_archs(space, a.archs, a.seed + 1, out / "archs.json")
-
-    # 3. stand-alone training
-    cache = out / "standalone.jsonl"
-    done = _read_lines(cache)
-    seeds = [a.seed + k for k in range(a.standalone_seeds)]
-    jobs = [(arch_s, sd) for sd in seeds for arch_s in archs]
-    for i, (arch_s, sd) in enumerate(jobs):
-        key = {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "data": a.data,
-               "resolution": a.resolution, "seed": sd, "recipe": "adamw-cosine-zero-classifier"}  # fmt: skip
-        row = done.get((arch_s, sd))
-        if row is not None and row.get("budget") == key:
-            continue
-        arch = parse_arch(arch_s)
-        t = time.perf_counter()
-        scfg = TrainConfig(epochs=a.standalone_epochs, batch_size=a.batch_size, lr=a.lr, seed=sd)
-        r = train_model(build_model(arch, seed=sd), data, scfg)
-        row = {"arch": arch_s, "val_acc": r["val_acc"], "seconds": r["seconds"], "images_per_s": r["images_per_s"],
-               "params": count_params(arch), "macs": count_macs(arch), "budget": key}  # fmt: skip
-        _append_line(cache, row)
-        done[(arch_s, sd)] = row
-        console.print(f"  stand-alone {i + 1}/{len(jobs)} (seed {sd}): acc {r['val_acc']:.3f}, "
-                      f"{count_macs(arch) / 1e6:.1f} M MACs, {r['images_per_s']:.0f} img/s, {time.perf_counter() - t:.0f} s")  # fmt: skip
-
     # 4. estimators
     archs_spec = [parse_arch(s) for s in archs]
     t = time.perf_counter()
@@ -177,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     proxy_scores = proxy.score(archs_spec)
     proxy_seconds = (time.perf_counter() - t) / len(archs)
     params_scores = make_estimator("params").score(archs_spec)
+    macs_scores = np.asarray([count_macs(x) for x in archs_spec], dtype=float)
     per_seed = np.asarray([[done[(s, sd)]["val_acc"] for s in archs] for sd in seeds])
     truth = per_seed.mean(axis=0)
 
@@ -194,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "supernet": _corr(sn_scores, truth),
         proxy.name: _corr(proxy_scores, truth),
         "params": _corr(params_scores, truth),
+        "macs": _corr(macs_scores, truth),
     }
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
@@ -225,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
     table.add_row(proxy.name, f"{results[proxy.name][0]:.3f}", f"{results[proxy.name][1]:.3f}", f"{proxy_seconds:.2f}")
     table.add_row("log10 params", f"{results['params'][0]:.3f}", f"{results['params'][1]:.3f}", "0")
+    table.add_row("MACs", f"{results['macs'][0]:.3f}", f"{results['macs'][1]:.3f}", "0")
     if len(seeds) > 1:
         r = results["stand-alone, seed vs seed"]
         table.add_row("stand-alone, seed vs seed (noise ceiling)", f"{r[0]:.3f}", f"{r[1]:.3f}", "")

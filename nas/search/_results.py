@@ -88,9 +88,12 @@ def trial_row(label: str, number: int, state: str, arch: ArchSpec, score: float 
     return row
 
 
-def pareto_frame(trials: pd.DataFrame, evaluator: Evaluator) -> pd.DataFrame:
-    """Feasible, scored trials not dominated in (score ↑, latency per searched target ↓), unique archs."""
+def pareto_frame(trials: pd.DataFrame, evaluator: Evaluator, stage: str | None = None) -> pd.DataFrame:
+    """Feasible, scored trials (of ``stage`` only, if given) not dominated in (score ↑, latency per
+    searched target ↓), unique archs."""
     lat_cols = [f"latency_ms[{b.target}]" for b in evaluator.budgets]
+    if stage is not None:
+        trials = trials[trials["stage"] == stage]
     ok = trials[trials["feasible"] & trials["score"].notna()].drop_duplicates("arch")
     if ok.empty:
         return ok
@@ -177,12 +180,14 @@ def write_results(
     fallback: str | None,
     tables_dir: Path | None = None,
     chosen: tuple[ArchSpec, float] | None = None,
+    pareto_stage: str | None = None,
 ) -> SearchOutcome:
     """Write every result file from the trials table (see :func:`trials_frame`) and return the outcome.
 
     The best architecture is the highest-scoring one within every budget, unless the engine
     ``chosen`` its own (TuNAS reports its controller's most likely architecture); with nothing
-    within budget and nothing chosen it is an error.
+    within budget and nothing chosen it is an error. ``pareto_stage`` restricts the Pareto front to
+    the rows of that stage (TuNAS: its full-estimator ``rescored`` rows).
     """
     trials.to_csv(out_dir / "trials.csv", index=False)
     if chosen is not None:
@@ -196,7 +201,7 @@ def write_results(
             )
         best_row = feasible.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
         best, best_score = parse_arch(best_row["arch"]), float(best_row["score"])
-    pareto = pareto_frame(trials, evaluator)
+    pareto = pareto_frame(trials, evaluator, pareto_stage)
     pareto.to_csv(out_dir / "pareto.csv", index=False)
     save_spec(best, out_dir / "best.json", name=out_dir.name)
     from nas.export.timm import timm_lines

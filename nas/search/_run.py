@@ -417,7 +417,7 @@ def _run_tunas(
     rep: Reporter,
 ) -> SearchOutcome:
     """The TuNAS engine's run: no optuna storage (a TuNAS search restarts from scratch when rerun)."""
-    from nas.search._tunas_engine import run_tunas
+    from nas.search._tunas_engine import RESCORE_TOP, RESCORED, run_tunas
 
     trials, arch, score, details = run_tunas(
         space, evaluator, estimator, one_stage=settings.one_stage,
@@ -440,7 +440,9 @@ def _run_tunas(
         "space_note": space_note,
         "engine": f"TuNAS REINFORCE, absolute reward R = Q + β·|T/T0 − 1|, β = {settings.beta}, T0 = the budget",
         "mode": "one-stage" if settings.one_stage else "two-stage",
-        "trials_text": steps + " (one sampled architecture per step; trials.csv scores are one-batch accuracies)",
+        "trials_text": steps + " (one sampled architecture per step, scored by one held-out batch; the "
+        f"(up to) {RESCORE_TOP} best distinct within-budget samples scored again by the full estimator are the "
+        f"`{RESCORED}` rows, and pareto.csv is built from them)",
         "seed": settings.seed,
         "estimator": estimator.name,
         "estimator_meaning": estimator.meaning,
@@ -449,7 +451,8 @@ def _run_tunas(
     }
     refs = _references(estimator, predictors) if settings.references else []
     return write_results(out, trials, evaluator, all_targets=list(catalog), settings=info, references=refs,
-                         fallback=settings.fallback, tables_dir=settings.tables_dir, chosen=(arch, score))  # fmt: skip
+                         fallback=settings.fallback, tables_dir=settings.tables_dir, chosen=(arch, score),
+                         pareto_stage=RESCORED)  # fmt: skip
 
 
 def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:

@@ -5,7 +5,9 @@ trained supernet (:func:`nas.supernet.tunas_search`), in the paper's two stages 
 Every architecture the controller samples becomes a row of ``trials.csv`` (its score is the
 per-step quality: supernet accuracy on one held-out batch); the reported architecture is the
 controller's most likely one at the end, scored by the full estimator — within budget or not, as
-TuNAS defines it (the console and summary say when it is over).
+TuNAS defines it (the console and summary say when it is over). One-batch accuracies are too noisy
+for a Pareto front, so the best distinct within-budget samples (by their mean one-batch accuracy)
+are scored again by the full estimator as ``rescored`` rows, and ``pareto.csv`` is built from those.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from nas.errors import NasError
 from nas.search._evaluate import Evaluator
 from nas.search._results import trial_row
 from nas.space import SearchSpace, coarse_space, decisions, fix_coarse
-from nas.spec import ArchSpec
+from nas.spec import ArchSpec, parse_arch
+
+RESCORE_TOP = 16  #: distinct within-budget samples scored by the full estimator for the Pareto front
+RESCORED = "rescored"  #: stage label of those rows in trials.csv
 
 
 def _latency_fns(evaluator: Evaluator) -> list[Callable[[list[ArchSpec]], np.ndarray]]:
@@ -45,6 +50,24 @@ def _controller_for(estimator: Any, space: SearchSpace) -> Any:
     return moved
 
 
+def _rescore(rows: list[dict[str, Any]], estimator: Any, evaluator: Evaluator, k: int, reporter: Any) -> list[dict[str, Any]]:  # fmt: skip
+    """Full-estimator rows for the ``k`` distinct within-budget samples with the best mean one-batch score."""
+    frame = pd.DataFrame(rows)
+    ok = frame[frame["feasible"]] if not frame.empty else frame
+    if ok.empty:
+        return []
+    top = ok.groupby("arch", sort=False)["score"].mean().sort_values(ascending=False, kind="stable").index[:k]
+    archs = [parse_arch(a) for a in top]
+    reporter.stage_start(RESCORED, len(archs), 0)
+    out = []
+    for i, arch in enumerate(archs):
+        row = trial_row(RESCORED, i, "COMPLETE", arch, float(estimator.score([arch])[0]), evaluator)
+        out.append(row)
+        reporter.trial_done(RESCORED, row["feasible"], row["score"])
+    reporter.stage_end(RESCORED)
+    return out
+
+
 def check_estimator(estimator: Any) -> None:
     """Raise unless ``estimator`` can drive TuNAS (a supernet: per-step batch quality in [0, 1])."""
     if not hasattr(estimator, "tunas_quality"):
@@ -65,7 +88,8 @@ def run_tunas(
     beta: float,
     reporter: Any,
 ) -> tuple[pd.DataFrame, ArchSpec, float, dict[str, Any]]:
-    """Run the TuNAS stage(s); returns (trials table, reported arch, its score, details for the summary).
+    """Run the TuNAS stage(s) and re-score the best samples (see the module docstring); returns
+    (trials table, reported arch, its score, details for the summary).
 
     ``estimator`` must pass :func:`check_estimator` (``run_search`` checks it before any other work).
     """
@@ -102,4 +126,5 @@ def run_tunas(
     else:
         coarse = stage("coarse", coarse_space(space), steps[1], seed)
         res = stage("fine", fix_coarse(space, coarse.arch), steps[2], seed + 1)
+    rows += _rescore(rows, estimator, evaluator, RESCORE_TOP, reporter)
     return pd.DataFrame(rows), res.arch, float(res.score), details

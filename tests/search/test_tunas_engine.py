@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from nas.errors import NasError
 from nas.latency import load_predictor
 from nas.search import run_search
+from nas.search._tunas_engine import RESCORE_TOP
 from nas.space import contains, load_space_file
-from nas.supernet import TrainConfig, load_data, train_supernet
+from nas.spec import parse_arch
+from nas.supernet import SupernetEstimator, TrainConfig, load_data, train_supernet
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +64,27 @@ def test_two_stage_tunas_search_writes_the_usual_result_folder(settings, ckpt):
 def test_one_stage_and_seed_reproducibility(settings, ckpt, tmp_path):
     a = run_search(_tunas(settings, ckpt, one_stage=True, out=tmp_path / "a"))
     b = run_search(_tunas(settings, ckpt, one_stage=True, out=tmp_path / "b"))
-    assert set(a.trials["stage"]) == {"joint"} and len(a.trials) == 10
+    assert set(a.trials["stage"]) == {"joint", "rescored"} and list(a.trials["stage"]).count("joint") == 10
     assert a.best == b.best and list(a.trials["arch"]) == list(b.trials["arch"])
+
+
+def test_pareto_front_comes_from_full_estimator_rescores(settings, ckpt):
+    out = run_search(_tunas(settings, ckpt, coarse_trials=12, fine_trials=20))
+    steps = out.trials[out.trials["stage"] != "rescored"]
+    rescored = out.trials[out.trials["stage"] == "rescored"]
+    feasible_archs = set(steps.loc[steps["feasible"], "arch"])
+    # the best distinct within-budget samples, each once, by their mean one-batch accuracy
+    assert len(rescored) == min(RESCORE_TOP, len(feasible_archs)) > 0
+    assert rescored["arch"].is_unique and set(rescored["arch"]) <= feasible_archs
+    mean = steps[steps["feasible"]].groupby("arch")["score"].mean()
+    rest = mean.drop(list(rescored["arch"]))
+    assert rest.empty or mean[list(rescored["arch"])].min() >= rest.max()
+    # their scores are the full estimator's, and pareto.csv holds only them
+    est = SupernetEstimator(ckpt[1])
+    assert list(rescored["score"]) == pytest.approx(list(est.score([parse_arch(x) for x in rescored["arch"]])))
+    pareto = pd.read_csv(out.out_dir / "pareto.csv")
+    assert len(pareto) > 0 and set(pareto["arch"]) <= set(rescored["arch"])
+    assert "rescored" in (out.out_dir / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(
