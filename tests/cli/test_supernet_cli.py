@@ -35,10 +35,8 @@ depth = [1, 2]
 
 
 @pytest.fixture(scope="module")
-def space_file(tmp_path_factory):
-    p = tmp_path_factory.mktemp("space") / "cli-tiny.toml"
-    p.write_text(SPACE)
-    return p
+def space_file(write_space):
+    return write_space("cli-tiny", SPACE)
 
 
 @pytest.fixture(scope="module")
