@@ -12,8 +12,10 @@
 5. Kendall τ and Spearman ρ of each against the stand-alone held-out accuracies; table on stdout,
    ``OUT/ranking.csv`` (one row per architecture) and ``OUT/summary.json``.
 
-Full run (about 1 h on 2 CPU cores: 40 stand-alone runs of ~2 min in 2 parallel jobs, then the
-supernet at ~290 images/s on 2 threads; the recorded result is in ``benchmarks/results/supernet_ranking/``)::
+Full run (about 1 h 45 min on 2 CPU cores: 40 stand-alone runs of 60 epochs, ~4 min each, in 2
+parallel jobs — 80 min —, then the supernet at ~290 images/s on 2 threads, 18 min; the recorded result
+is in ``benchmarks/results/supernet_ranking/``; 30 epochs left the smaller models far from converged,
+so the ranking measured speed of convergence more than accuracy)::
 
     python benchmarks/supernet_ranking.py --jobs 2 --out benchmarks/results/supernet_ranking
 
@@ -47,7 +49,7 @@ from nas.space import decode, load_space, sample_vectors
 from nas.spec import parse_arch
 from nas.supernet import SupernetEstimator, TrainConfig, load_data, make_estimator, train_supernet
 from nas.supernet._data import Dataset
-from nas.supernet._train import train_model
+from nas.supernet._train import SAMPLERS, train_model
 
 HERE = Path(__file__).resolve().parent
 console = Console(highlight=False)
@@ -60,12 +62,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--archs", type=int, default=20, help="sampled architectures")
     p.add_argument("--supernet-epochs", type=int, default=60)
-    p.add_argument("--standalone-epochs", type=int, default=30)
+    p.add_argument("--standalone-epochs", type=int, default=60)
     p.add_argument("--standalone-seeds", type=int, default=2,
                    help="train every arch this many times (seeds seed, seed+1, …); the truth is the mean and the "
                         "seed-to-seed τ is the noise ceiling of any estimator")
-    p.add_argument("--sampler", default="sandwich", choices=["sandwich", "tunas"])
-    p.add_argument("--random-subnets", type=int, default=2, help="sandwich: random subnets per step")
+    p.add_argument("--sampler", default="sandwich", choices=list(SAMPLERS))
+    p.add_argument("--random-subnets", type=int, default=2,
+                   help="sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step")
     p.add_argument("--no-distill", action="store_true", help="sandwich: no in-place distillation from the largest")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=4e-3)
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                        "acc_min": float(truth.min()), "acc_max": float(truth.max()),
                        "spread_points": float(100 * (truth.max() - truth.min())), "images_per_s": sa_ips},  # fmt: skip
         "supernet": {"sampler": a.sampler, "epochs": res.epochs_done, "images_per_s": sn_ips,
-                     "random_subnets": a.random_subnets, "distill": not a.no_distill,
+                     "random_subnets": a.random_subnets, "distill": a.sampler == "sandwich" and not a.no_distill,
                      "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds},  # fmt: skip
         "proxy_seconds_per_arch": proxy_seconds,
         "kendall_tau": {k: v[0] for k, v in results.items()},
@@ -265,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{summary['standalone']['spread_points']:.1f} points)")  # fmt: skip
     for col in ("estimator", "Kendall τ", "Spearman ρ", "s / arch"):
         table.add_column(col, justify="right" if col != "estimator" else "left")
-    table.add_row(f"supernet ({a.sampler}, {res.epochs_done} ep)", f"{results['supernet'][0]:.3f}",
+    recipe = a.sampler + (", no distillation" if a.sampler == "sandwich" and a.no_distill else "")
+    table.add_row(f"supernet ({recipe}, {res.epochs_done} ep)", f"{results['supernet'][0]:.3f}",
                   f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
     table.add_row(proxy.name, f"{results[proxy.name][0]:.3f}", f"{results[proxy.name][1]:.3f}", f"{proxy_seconds:.2f}")
     table.add_row("log10 params", f"{results['params'][0]:.3f}", f"{results['params'][1]:.3f}", "0")

@@ -15,7 +15,7 @@ from nas.cli._common import UsageError, console, fmt_macs, get_config, print_jso
 from nas.supernet._reward import TUNAS_BETA
 
 app = typer.Typer(
-    help="Weight-sharing supernets: train on your data (sandwich or TuNAS), inspect, score and extract subnets.",
+    help="Weight-sharing supernets: train on your data (sandwich, uniform or TuNAS), inspect, score and extract subnets.",
     no_args_is_help=True,
 )
 
@@ -24,6 +24,7 @@ class Sampler(StrEnum):
     """Supernet training samplers."""
 
     sandwich = "sandwich"
+    uniform = "uniform"
     tunas = "tunas"
 
 
@@ -61,11 +62,11 @@ def train(
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: supernet.epochs in nas.toml)."),
     resolution: int | None = typer.Option(None, "--resolution", min=8, max=1024, help="Training resolution in px (default: supernet.resolution in nas.toml)."),
     out: str | None = typer.Option(None, "--out", "-o", help="Checkpoint path (default: supernet.checkpoint in nas.toml)."),
-    sampler: Sampler | None = typer.Option(None, "--sampler", case_sensitive=False, help="sandwich or tunas (default: supernet.sampler in nas.toml)."),
+    sampler: Sampler | None = typer.Option(None, "--sampler", case_sensitive=False, help="sandwich, uniform or tunas (default: supernet.sampler in nas.toml)."),
     phase: Phase = typer.Option(Phase.joint, "--phase", case_sensitive=False, help="Sample the joint space or its coarse stage."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),
-    random_subnets: int = typer.Option(2, "--random-subnets", min=0, help="Sandwich: random subnets per step."),
+    random_subnets: int = typer.Option(2, "--random-subnets", min=0, help="Sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step."),
     distill: bool = typer.Option(True, "--distill/--no-distill", help="Sandwich: in-place distillation from the largest."),
     cost: Cost = typer.Option(Cost.macs, "--cost", case_sensitive=False, help="TuNAS: T of the reward (latency needs --target)."),
     target: str | None = typer.Option(None, "--target", help="TuNAS: latency target (implies --cost latency)."),

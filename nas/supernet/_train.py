@@ -1,5 +1,6 @@
-"""Supernet training: the sandwich rule with in-place distillation, or TuNAS (REINFORCE controller
-trained jointly with the shared weights, op and filter warm-up, absolute reward).
+"""Supernet training: the sandwich rule with in-place distillation, uniform single-path sampling
+(SPOS-style), or TuNAS (REINFORCE controller trained jointly with the shared weights, op and filter
+warm-up, absolute reward).
 
 One function, :func:`train_supernet`, runs unchanged in one process or under ``torchrun`` (see
 :mod:`nas.supernet._ddp`). It writes a checkpoint after every epoch (atomically) and, when the output
@@ -35,7 +36,7 @@ from nas.supernet._reward import TUNAS_BETA, abs_reward
 from nas.supernet._supernet import Supernet, extreme_vector
 from nas.supernet._tunas import Controller, TunasResult
 
-SAMPLERS: tuple[str, ...] = ("sandwich", "tunas")
+SAMPLERS: tuple[str, ...] = ("sandwich", "uniform", "tunas")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 COSTS: tuple[str, ...] = ("macs", "params", "latency")
 CostFn = Callable[[list[ArchSpec]], np.ndarray]
@@ -56,7 +57,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     grad_clip: float = 5.0  #: global gradient-norm clip (0 = off)
     sampler: str = "sandwich"
-    random_subnets: int = 2  #: sandwich: uniformly sampled subnets per step besides largest and smallest
+    #: sandwich: uniformly sampled subnets per step besides the largest and the smallest; uniform: all
+    #: the subnets of a step (SPOS-style, hard labels, no largest/smallest)
+    random_subnets: int = 2
     distill: bool = True  #: sandwich: in-place distillation from the largest subnet
     op_warmup: float = 0.25  #: tunas: fraction of training over which op warm-up decays from 1 to 0
     filter_warmup: float = 0.25  #: tunas: same for filter (width) warm-up
@@ -94,8 +97,9 @@ class TrainConfig:
         for name in ("op_warmup", "filter_warmup", "rl_delay", "lr_warmup"):
             if not 0 <= getattr(self, name) < 1:
                 raise NasError(f"{name} must be in [0, 1) (got {getattr(self, name)})")
-        if self.random_subnets < 0:
-            raise NasError(f"random_subnets must be >= 0 (got {self.random_subnets})")
+        least = 1 if self.sampler == "uniform" else 0
+        if self.random_subnets < least:
+            raise NasError(f"random_subnets must be >= {least} with sampler {self.sampler} (got {self.random_subnets})")
         if self.budget is not None and not self.budget > 0:
             raise NasError(f"budget must be positive (got {self.budget})")
 
@@ -191,6 +195,11 @@ def default_budget(space: SearchSpace, cost: CostFn, seed: int = 0) -> tuple[flo
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
+
+
+def subnets_per_step(cfg: TrainConfig) -> int:
+    """Subnets a training step runs forward and backward (per process)."""
+    return {"sandwich": 2 + cfg.random_subnets, "uniform": cfg.random_subnets}.get(cfg.sampler, 1)
 
 
 def _seed(*parts: int) -> int:
@@ -385,14 +394,17 @@ def train_supernet(
             optimizer.zero_grad(set_to_none=True)
             frac = g_step / total_steps
             if controller is None:
-                archs = [largest, smallest] + [decode(space, v) for v in sample_vectors(space, rng, cfg.random_subnets)]
+                sandwich = cfg.sampler == "sandwich"
+                archs = [decode(space, v) for v in sample_vectors(space, rng, cfg.random_subnets)]
+                if sandwich:
+                    archs = [largest, smallest, *archs]
                 logits = supernet(x, archs[0])
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
                 loss.backward()
-                soft = F.softmax(logits.detach(), 1)
+                soft = F.softmax(logits.detach(), 1) if sandwich and cfg.distill else None
                 for a in archs[1:]:
                     out_a = supernet(x, a)
-                    la = _soft_ce(out_a, soft) if cfg.distill else F.cross_entropy(out_a, y, label_smoothing=cfg.label_smoothing)
+                    la = _soft_ce(out_a, soft) if soft is not None else F.cross_entropy(out_a, y, label_smoothing=cfg.label_smoothing)
                     la.backward()
                 extra: dict[str, Any] = {}
             else:
@@ -426,7 +438,7 @@ def train_supernet(
             "train_acc": correct / seen,
             "seconds": seconds,
             "images_per_s": seen / seconds,
-            "subnets_per_step": (2 + cfg.random_subnets) if controller is None else 1,
+            "subnets_per_step": subnets_per_step(cfg),
             "lr_end": lr,
         }
         if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs) and info.is_main:

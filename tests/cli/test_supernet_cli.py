@@ -100,6 +100,7 @@ def test_info_eval_extract(cli, ckpt, tmp_path):
         (["--data", "{tmp}"], "not an image-folder data set"),
         (["--target", "pixel8-edgetpu"], "--target/--budget apply to --sampler tunas"),
         (["--sampler", "tunas", "--budget", "fast"], "budget must be a positive number"),
+        (["--sampler", "uniform", "--random-subnets", "0"], "random_subnets must be >= 1 with sampler uniform"),
         (["--space", "no-such-space"], "unknown search space"),
         (["--batch-size", "500"], "fewer than one batch of 500"),
     ],

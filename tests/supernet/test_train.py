@@ -68,11 +68,12 @@ def _easy_data(tmp_path):
     return str(p), load_data(str(p), 32)
 
 
-def test_one_epoch_lowers_the_loss(conv_space, tmp_path):
+@pytest.mark.parametrize("sampler", ["sandwich", "uniform"])
+def test_one_epoch_lowers_the_loss(conv_space, tmp_path, sampler):
     spec, data = _easy_data(tmp_path)
     archs = [largest_arch(conv_space), smallest_arch(conv_space)]
     before = _fixed_batch_loss(Supernet(conv_space, resolution=32, num_classes=4, seed=0), data, archs)
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=5e-3, eval_every=0)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=5e-3, eval_every=0, sampler=sampler)
     res = train_supernet(conv_space, data, tmp_path / "s.pt", cfg, data_spec=spec)
     net, meta, _ = load_supernet(res.checkpoint)
     after = _fixed_batch_loss(net, data, archs)
@@ -80,6 +81,34 @@ def test_one_epoch_lowers_the_loss(conv_space, tmp_path):
     assert after < before - 0.2
     assert res.epochs_done == 1 and len(res.history) == 1 and res.images_per_second > 0
     assert meta["epochs_done"] == 1 and meta["data"]["spec"].endswith("easy.npz") and meta["num_classes"] == 4
+    assert res.history[0]["subnets_per_step"] == (4 if sampler == "sandwich" else 2)
+
+
+@pytest.mark.parametrize(("sampler", "random_subnets", "per_step"), [("sandwich", 1, 3), ("uniform", 3, 3)])
+def test_samplers_run_their_subnets_each_step(conv_space, tiny_data, tmp_path, monkeypatch, sampler, random_subnets,
+                                              per_step):  # fmt: skip
+    seen = []
+    forward = Supernet.forward
+
+    def spy(self, x, arch, **kw):
+        seen.append(arch.arch)
+        return forward(self, x, arch, **kw)
+
+    monkeypatch.setattr(Supernet, "forward", spy)
+    cfg = TrainConfig(epochs=1, batch_size=32, eval_every=0, sampler=sampler, random_subnets=random_subnets)
+    train_supernet(conv_space, tiny_data, tmp_path / "s.pt", cfg, data_spec=TINY_DATA, max_steps_per_epoch=4)
+    assert len(seen) == 4 * per_step
+    steps = [seen[i : i + per_step] for i in range(0, len(seen), per_step)]
+    big, small = largest_arch(conv_space).arch, smallest_arch(conv_space).arch
+    if sampler == "sandwich":  # the largest (teacher) first, then the smallest, then the random ones
+        assert all(st[0] == big and st[1] == small for st in steps)
+    else:  # uniform: random draws only, never pinned to the extremes
+        assert not all(st[0] == big for st in steps) and len(set(seen)) > per_step
+
+
+def test_uniform_sampler_needs_a_subnet_per_step():
+    with pytest.raises(NasError, match="random_subnets must be >= 1 with sampler uniform"):
+        TrainConfig(sampler="uniform", random_subnets=0).check()
 
 
 class _Stop(Exception):
@@ -91,7 +120,7 @@ def _stop_after_first_epoch(entry):
         raise _Stop
 
 
-@pytest.mark.parametrize("sampler", ["sandwich", "tunas"])
+@pytest.mark.parametrize("sampler", ["sandwich", "uniform", "tunas"])
 def test_resume_continues_at_the_right_epoch_exactly(conv_space, tiny_data, tmp_path, sampler):
     cfg = TrainConfig(epochs=2, batch_size=32, sampler=sampler, eval_every=0, rl_delay=0.0)
     straight = train_supernet(conv_space, tiny_data, tmp_path / "a.pt", cfg, data_spec=TINY_DATA)
