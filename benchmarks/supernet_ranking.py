@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     done = _standalone(a, archs, data, seeds, out / "standalone.jsonl")
 
     # 3. supernet
+    distill = a.sampler == "sandwich" and not a.no_distill
     cfg = TrainConfig(epochs=a.supernet_epochs, batch_size=a.batch_size, lr=a.lr, sampler=a.sampler, seed=a.seed,
                       eval_every=5, random_subnets=a.random_subnets, distill=not a.no_distill)  # fmt: skip
     t0 = time.perf_counter()
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                        "acc_min": float(truth.min()), "acc_max": float(truth.max()),
                        "spread_points": float(100 * (truth.max() - truth.min())), "images_per_s": sa_ips},  # fmt: skip
         "supernet": {"sampler": a.sampler, "epochs": res.epochs_done, "images_per_s": sn_ips,
-                     "random_subnets": a.random_subnets, "distill": a.sampler == "sandwich" and not a.no_distill,
+                     "random_subnets": a.random_subnets, "distill": distill,
                      "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds},  # fmt: skip
         "proxy_seconds_per_arch": proxy_seconds,
         "kendall_tau": {k: v[0] for k, v in results.items()},
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{summary['standalone']['spread_points']:.1f} points)")  # fmt: skip
     for col in ("estimator", "Kendall τ", "Spearman ρ", "s / arch"):
         table.add_column(col, justify="right" if col != "estimator" else "left")
-    recipe = a.sampler + (", no distillation" if a.sampler == "sandwich" and a.no_distill else "")
+    recipe = a.sampler + (", no distillation" if a.sampler == "sandwich" and not distill else "")
     table.add_row(f"supernet ({recipe}, {res.epochs_done} ep)", f"{results['supernet'][0]:.3f}",
                   f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
     table.add_row(proxy.name, f"{results[proxy.name][0]:.3f}", f"{results[proxy.name][1]:.3f}", f"{proxy_seconds:.2f}")

@@ -366,6 +366,8 @@ def train_supernet(
     calib = calibration_batches(data, cfg.calib_batches, 64, cfg.seed, dev)
     large_vec, small_vec = extreme_vector(space, True), extreme_vector(space, False)
     largest, smallest = decode(space, large_vec), decode(space, small_vec)
+    sandwich = cfg.sampler == "sandwich"
+    distill = sandwich and cfg.distill  # in-place distillation from the largest: sandwich only
     rl_quality = None
     if controller is not None:
         from nas.supernet._evaluate import BatchQuality
@@ -394,14 +396,13 @@ def train_supernet(
             optimizer.zero_grad(set_to_none=True)
             frac = g_step / total_steps
             if controller is None:
-                sandwich = cfg.sampler == "sandwich"
                 archs = [decode(space, v) for v in sample_vectors(space, rng, cfg.random_subnets)]
                 if sandwich:
                     archs = [largest, smallest, *archs]
                 logits = supernet(x, archs[0])
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
                 loss.backward()
-                soft = F.softmax(logits.detach(), 1) if sandwich and cfg.distill else None
+                soft = F.softmax(logits.detach(), 1) if distill else None
                 for a in archs[1:]:
                     out_a = supernet(x, a)
                     la = _soft_ce(out_a, soft) if soft is not None else F.cross_entropy(out_a, y, label_smoothing=cfg.label_smoothing)
