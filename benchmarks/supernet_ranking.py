@@ -8,7 +8,9 @@
    can beat on this budget;
 3. train a supernet over the space on the same data (resumable: ``OUT/supernet.pt``);
 4. score the same architectures with the supernet (inherited weights, BatchNorm recalibrated, held-out
-   accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines;
+   accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines; with
+   ``--finetune-epochs E`` also the supernet's subnets after E epochs of training from the inherited
+   weights (how much a short fine-tune per candidate buys);
 5. Kendall τ and Spearman ρ of each against the stand-alone held-out accuracies; table on stdout,
    ``OUT/ranking.csv`` (one row per architecture) and ``OUT/summary.json``.
 
@@ -49,7 +51,8 @@ from nas.space import decode, load_space, sample_vectors
 from nas.spec import parse_arch
 from nas.supernet import SupernetEstimator, TrainConfig, load_data, make_estimator, train_supernet
 from nas.supernet._data import Dataset
-from nas.supernet._train import SAMPLERS, train_model
+from nas.supernet._evaluate import standalone_accuracy
+from nas.supernet._train import SAMPLERS, SANDWICH_OPS, train_model
 
 HERE = Path(__file__).resolve().parent
 console = Console(highlight=False)
@@ -70,6 +73,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--random-subnets", type=int, default=2,
                    help="sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step")
     p.add_argument("--no-distill", action="store_true", help="sandwich: no in-place distillation from the largest")
+    p.add_argument("--sandwich-ops", default="extreme", choices=list(SANDWICH_OPS),
+                   help="sandwich: block variants of the pinned largest/smallest members (random: drawn each step)")
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="also score every arch after this many epochs of fine-tuning from the inherited weights")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--proxy", default="zen", help="training-free proxy estimator (make_estimator name)")
@@ -170,6 +177,15 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, seeds: l
     return done
 
 
+def _finetuned(sn: SupernetEstimator, arch, data: Dataset, a: argparse.Namespace) -> float:
+    """Held-out accuracy of ``arch`` after ``--finetune-epochs`` of training from the inherited weights
+    (half the peak learning rate, no warm-up, classifier kept), BatchNorm recalibrated as for the supernet score."""
+    model = sn.supernet.extract(arch)
+    cfg = TrainConfig(epochs=a.finetune_epochs, batch_size=a.batch_size, lr=a.lr / 2, seed=a.seed, lr_warmup=0.0)
+    train_model(model, data, cfg, zero_classifier=False)
+    return standalone_accuracy(model, data, sn.calib)
+
+
 def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3:
@@ -199,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     # 3. supernet
     distill = a.sampler == "sandwich" and not a.no_distill
     cfg = TrainConfig(epochs=a.supernet_epochs, batch_size=a.batch_size, lr=a.lr, sampler=a.sampler, seed=a.seed,
-                      eval_every=5, random_subnets=a.random_subnets, distill=not a.no_distill)  # fmt: skip
+                      eval_every=5, random_subnets=a.random_subnets, distill=not a.no_distill,
+                      sandwich_ops=a.sandwich_ops)  # fmt: skip
     t0 = time.perf_counter()
     res = train_supernet(
         space, data, out / "supernet.pt", cfg, data_spec=a.data, split_seed=a.seed,
@@ -218,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     sn = SupernetEstimator(out / "supernet.pt", data=data)
     sn_scores = sn.score(archs_spec)
     sn_seconds = (time.perf_counter() - t) / len(archs)
+    ft_scores, ft_seconds = None, 0.0
+    if a.finetune_epochs > 0:
+        t = time.perf_counter()
+        ft_scores = np.asarray([_finetuned(sn, x, data, a) for x in archs_spec])
+        ft_seconds = (time.perf_counter() - t) / len(archs)
     t = time.perf_counter()
     proxy = make_estimator(a.proxy)
     proxy_scores = proxy.score(archs_spec)
@@ -230,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     # 5. report
     rows = []
     for s, acc, sc, px, pr in zip(archs, truth, sn_scores, proxy_scores, params_scores, strict=True):
-        rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc, f"{proxy.name}": px, "log10_params": pr,
+        ft = {} if ft_scores is None else {"finetuned_acc": float(ft_scores[len(rows)])}
+        rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc, **ft, f"{proxy.name}": px, "log10_params": pr,
                      "macs": done[(s, seeds[0])]["macs"], "params": done[(s, seeds[0])]["params"],
                      **{f"standalone_acc_seed{sd}": float(per_seed[k][len(rows)]) for k, sd in enumerate(seeds)}})  # fmt: skip
     with open(out / "ranking.csv", "w", newline="", encoding="utf-8") as f:
@@ -243,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         "params": _corr(params_scores, truth),
         "macs": _corr(macs_scores, truth),
     }
+    if ft_scores is not None:
+        results[f"supernet + {a.finetune_epochs}-epoch fine-tune"] = _corr(ft_scores, truth)
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
         pairs = [_corr(per_seed[i], per_seed[j]) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
@@ -257,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                        "spread_points": float(100 * (truth.max() - truth.min())), "images_per_s": sa_ips},  # fmt: skip
         "supernet": {"sampler": a.sampler, "epochs": res.epochs_done, "images_per_s": sn_ips,
                      "random_subnets": a.random_subnets, "distill": distill,
+                     "sandwich_ops": a.sandwich_ops if a.sampler == "sandwich" else None,
                      "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds},  # fmt: skip
+        "finetune": None if ft_scores is None else {"epochs": a.finetune_epochs, "lr": a.lr / 2,
+                                                    "seconds_per_arch": ft_seconds},
         "proxy_seconds_per_arch": proxy_seconds,
         "kendall_tau": {k: v[0] for k, v in results.items()},
         "spearman_rho": {k: v[1] for k, v in results.items()},
@@ -270,8 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("estimator", "Kendall τ", "Spearman ρ", "s / arch"):
         table.add_column(col, justify="right" if col != "estimator" else "left")
     recipe = a.sampler + (", no distillation" if a.sampler == "sandwich" and not distill else "")
+    recipe += ", random ops" if a.sampler == "sandwich" and a.sandwich_ops == "random" else ""
     table.add_row(f"supernet ({recipe}, {res.epochs_done} ep)", f"{results['supernet'][0]:.3f}",
                   f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
+    if ft_scores is not None:
+        r = results[f"supernet + {a.finetune_epochs}-epoch fine-tune"]
+        table.add_row(f"supernet + {a.finetune_epochs}-epoch fine-tune", f"{r[0]:.3f}", f"{r[1]:.3f}", f"{ft_seconds:.2f}")
     table.add_row(proxy.name, f"{results[proxy.name][0]:.3f}", f"{results[proxy.name][1]:.3f}", f"{proxy_seconds:.2f}")
     table.add_row("log10 params", f"{results['params'][0]:.3f}", f"{results['params'][1]:.3f}", "0")
     table.add_row("MACs", f"{results['macs'][0]:.3f}", f"{results['macs'][1]:.3f}", "0")

@@ -28,6 +28,13 @@ class Sampler(StrEnum):
     tunas = "tunas"
 
 
+class SandwichOps(StrEnum):
+    """Block variants of the sandwich's pinned largest and smallest members."""
+
+    extreme = "extreme"
+    random = "random"
+
+
 class Cost(StrEnum):
     """T of the TuNAS reward."""
 
@@ -41,6 +48,14 @@ class Phase(StrEnum):
 
     joint = "joint"
     coarse = "coarse"
+
+
+def _sandwich_note(cfg: dict) -> str:
+    """`` (…)`` with a sandwich checkpoint's distillation and block-variant settings, else ``""``."""
+    if cfg["sampler"] != "sandwich":
+        return ""
+    distill = "distillation" if cfg.get("distill", True) else "no distillation"
+    return f" ({distill}, {cfg.get('sandwich_ops', 'extreme')} ops, {cfg.get('random_subnets', 2)} random subnets/step)"
 
 
 def _set_threads(threads: int | None) -> None:
@@ -68,6 +83,11 @@ def train(
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),
     random_subnets: int = typer.Option(2, "--random-subnets", min=0, help="Sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step."),
     distill: bool = typer.Option(True, "--distill/--no-distill", help="Sandwich: in-place distillation from the largest."),
+    sandwich_ops: SandwichOps = typer.Option(
+        SandwichOps.extreme, "--sandwich-ops", case_sensitive=False,
+        help="Sandwich: block variants of the largest/smallest members: extreme (largest/smallest DWs and expansion) "
+             "or random (drawn each step; only widths and depths are pinned).",
+    ),
     cost: Cost = typer.Option(Cost.macs, "--cost", case_sensitive=False, help="TuNAS: T of the reward (latency needs --target)."),
     target: str | None = typer.Option(None, "--target", help="TuNAS: latency target (implies --cost latency)."),
     budget: str | None = typer.Option(None, "--budget", help="TuNAS: T0, e.g. 4ms or 300M (default: the reference model's cost)."),
@@ -101,7 +121,7 @@ def train(
         raise UsageError("--target/--budget apply to --sampler tunas")
     cfg = TrainConfig(
         epochs=epochs or sc.epochs, batch_size=batch_size or sc.batch_size, lr=lr or sc.lr, sampler=smp,
-        random_subnets=random_subnets, distill=distill, cost=cost.value, target=target,
+        random_subnets=random_subnets, distill=distill, sandwich_ops=sandwich_ops.value, cost=cost.value, target=target,
         budget=parse_budget(budget, unit or "") if budget is not None else None, beta=beta,
         seed=cfg_all.project.seed if seed is None else seed,
     )  # fmt: skip
@@ -195,7 +215,7 @@ def info(
     console.print(f"[bold]{checkpoint}[/bold]: space {sp} at {meta['resolution']} px, {meta['num_classes']} classes")
     console.print(f"data: {meta['data']['spec']} ({meta['data']['train_images']} train / {meta['data']['val_images']} held-out)")
     console.print(
-        f"sampler {cfg['sampler']}, {meta['epochs_done']}/{cfg['epochs']} epochs, batch {cfg['batch_size']} x "
+        f"sampler {cfg['sampler']}{_sandwich_note(cfg)}, {meta['epochs_done']}/{cfg['epochs']} epochs, batch {cfg['batch_size']} x "
         f"{meta['world_size']} process(es), lr {cfg['lr']}, seed {cfg['seed']}"
     )
     table = Table(title="history")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.errors import NasError
-from nas.space import SearchSpace, contains, decode, sample_vectors
+from nas.space import SearchSpace, canonical, contains, decisions, decode, sample_vectors
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import load_checkpoint, save_checkpoint, space_from_meta, space_meta
 from nas.supernet._data import Dataset, batches
@@ -36,6 +36,7 @@ from nas.supernet._reward import TUNAS_BETA, abs_reward
 from nas.supernet._supernet import Supernet, extreme_vector
 from nas.supernet._tunas import Controller, TunasResult
 
+SANDWICH_OPS: tuple[str, ...] = ("extreme", "random")
 SAMPLERS: tuple[str, ...] = ("sandwich", "uniform", "tunas")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 COSTS: tuple[str, ...] = ("macs", "params", "latency")
@@ -61,6 +62,10 @@ class TrainConfig:
     #: the subnets of a step (SPOS-style, hard labels, no largest/smallest)
     random_subnets: int = 2
     distill: bool = True  #: sandwich: in-place distillation from the largest subnet
+    #: sandwich: the block variants (DW presence/kernel, expansion) of the pinned largest and smallest
+    #: members: "extreme" (largest/smallest of each) or "random" (uniform each step, so only widths and
+    #: depths are pinned and no variant is trained more often than another)
+    sandwich_ops: str = "extreme"
     op_warmup: float = 0.25  #: tunas: fraction of training over which op warm-up decays from 1 to 0
     filter_warmup: float = 0.25  #: tunas: same for filter (width) warm-up
     rl_lr: float = 0.01  #: tunas: controller Adam learning rate (grows ×rl_lr_growth over the RL phase)
@@ -88,6 +93,8 @@ class TrainConfig:
             raise NasError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
         if self.sampler not in SAMPLERS:
             raise NasError(f"sampler must be one of {', '.join(SAMPLERS)} (got {self.sampler!r})")
+        if self.sandwich_ops not in SANDWICH_OPS:
+            raise NasError(f"sandwich_ops must be one of {', '.join(SANDWICH_OPS)} (got {self.sandwich_ops!r})")
         if self.cost not in COSTS:
             raise NasError(f"cost must be one of {', '.join(COSTS)} (got {self.cost!r})")
         if self.cost == "latency" and not self.target:
@@ -367,6 +374,7 @@ def train_supernet(
     large_vec, small_vec = extreme_vector(space, True), extreme_vector(space, False)
     largest, smallest = decode(space, large_vec), decode(space, small_vec)
     sandwich = cfg.sampler == "sandwich"
+    op_cols = _op_columns(space) if sandwich and cfg.sandwich_ops == "random" else None
     distill = sandwich and cfg.distill  # in-place distillation from the largest: sandwich only
     rl_quality = None
     if controller is not None:
@@ -397,7 +405,10 @@ def train_supernet(
             frac = g_step / total_steps
             if controller is None:
                 archs = [decode(space, v) for v in sample_vectors(space, rng, cfg.random_subnets)]
-                if sandwich:
+                if sandwich and op_cols is not None:
+                    ops = sample_vectors(space, rng, 2)[:, op_cols]
+                    archs = [_with_ops(space, large_vec, op_cols, ops[0]), _with_ops(space, small_vec, op_cols, ops[1]), *archs]
+                elif sandwich:
                     archs = [largest, smallest, *archs]
                 logits = supernet(x, archs[0])
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
@@ -476,6 +487,18 @@ def train_supernet(
             seconds=float(sum(h["seconds"] for h in meta["history"])),
         )  # fmt: skip
     return TrainResult(out, int(meta["epochs_done"]), list(meta["history"]), start_epoch, tunas, meta)
+
+
+def _op_columns(space: SearchSpace) -> np.ndarray:
+    """Encoding columns of the per-block variant decisions (what ``sandwich_ops = random`` draws)."""
+    return np.asarray([n for n, d in enumerate(decisions(space)) if d.kind == "uib"], dtype=np.int64)
+
+
+def _with_ops(space: SearchSpace, vec: np.ndarray, cols: np.ndarray, ops: np.ndarray) -> ArchSpec:
+    """The member ``vec`` with its block-variant decisions replaced by ``ops``."""
+    v = np.array(vec, copy=True)
+    v[cols] = ops
+    return decode(space, canonical(space, v))
 
 
 def _val_shard(data: Dataset, info: DistInfo) -> Dataset:

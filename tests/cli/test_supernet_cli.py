@@ -70,6 +70,18 @@ def test_train_prints_progress_and_tunas_choice(cli, space_file, tmp_path):
     assert info["budget"] == 20000 and info["config"]["sampler"] == "tunas" and info["cost_unit"] == "params"
 
 
+def test_train_sandwich_options_reach_the_checkpoint(cli, space_file, tmp_path):
+    p = tmp_path / "r.pt"
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+            "--batch-size", "20", "--out", str(p), "--sandwich-ops", "random", "--no-distill", "--random-subnets", "1",
+            "--threads", "1", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    cfg = cli("supernet", "info", str(p), "--json").json()["config"]
+    assert (cfg["sandwich_ops"], cfg["distill"], cfg["random_subnets"]) == ("random", False, 1)
+    r = cli("supernet", "info", str(p))
+    assert "sampler sandwich (no distillation, random ops, 1 random subnets/step)" in " ".join(r.out.split())
+
+
 def test_info_eval_extract(cli, ckpt, tmp_path):
     r = cli("supernet", "info", str(ckpt))
     assert r.code == 0 and "cli-tiny" in r.out and "history" in r.out
@@ -101,6 +113,7 @@ def test_info_eval_extract(cli, ckpt, tmp_path):
         (["--target", "pixel8-edgetpu"], "--target/--budget apply to --sampler tunas"),
         (["--sampler", "tunas", "--budget", "fast"], "budget must be a positive number"),
         (["--sampler", "uniform", "--random-subnets", "0"], "random_subnets must be >= 1 with sampler uniform"),
+        (["--sandwich-ops", "largest"], "Invalid value for '--sandwich-ops'"),
         (["--space", "no-such-space"], "unknown search space"),
         (["--batch-size", "500"], "fewer than one batch of 500"),
     ],

@@ -106,6 +106,35 @@ def test_samplers_run_their_subnets_each_step(conv_space, tiny_data, tmp_path, m
         assert not all(st[0] == big for st in steps) and len(set(seen)) > per_step
 
 
+def test_sandwich_random_ops_pins_only_widths_and_depths(conv_space, tiny_data, tmp_path, monkeypatch):
+    from nas.space import widths_of
+
+    seen = []
+    forward = Supernet.forward
+
+    def spy(self, x, arch, **kw):
+        seen.append(arch)
+        return forward(self, x, arch, **kw)
+
+    monkeypatch.setattr(Supernet, "forward", spy)
+    cfg = TrainConfig(epochs=1, batch_size=32, eval_every=0, random_subnets=0, sandwich_ops="random")
+    train_supernet(conv_space, tiny_data, tmp_path / "s.pt", cfg, data_spec=TINY_DATA, max_steps_per_epoch=6)
+    assert len(seen) == 12
+    big, small = largest_arch(conv_space), smallest_arch(conv_space)
+    teachers, students = seen[0::2], seen[1::2]
+    # every step: the largest / smallest widths and depths, with block variants drawn afresh
+    assert all(widths_of(conv_space, a) == widths_of(conv_space, big) for a in teachers)
+    assert all(widths_of(conv_space, a) == widths_of(conv_space, small) for a in students)
+    assert all(contains(conv_space, a) for a in seen)
+    assert len({a.arch for a in teachers}) > 1 and any(a.arch != big.arch for a in teachers)
+    assert len({a.arch for a in students}) > 1
+
+
+def test_sandwich_ops_must_be_known():
+    with pytest.raises(NasError, match="sandwich_ops must be one of extreme, random"):
+        TrainConfig(sandwich_ops="largest").check()
+
+
 def test_uniform_sampler_needs_a_subnet_per_step():
     with pytest.raises(NasError, match="random_subnets must be >= 1 with sampler uniform"):
         TrainConfig(sampler="uniform", random_subnets=0).check()
