@@ -50,7 +50,7 @@ class Phase(StrEnum):
     coarse = "coarse"
 
 
-def _sandwich_note(cfg: dict) -> str:
+def _sandwich_note(cfg: dict[str, Any]) -> str:
     """`` (…)`` with a sandwich checkpoint's distillation and block-variant settings, else ``""``."""
     if cfg["sampler"] != "sandwich":
         return ""

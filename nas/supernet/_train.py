@@ -64,7 +64,8 @@ class TrainConfig:
     distill: bool = True  #: sandwich: in-place distillation from the largest subnet
     #: sandwich: the block variants (DW presence/kernel, expansion) of the pinned largest and smallest
     #: members: "extreme" (largest/smallest of each) or "random" (uniform each step, so only widths and
-    #: depths are pinned and no variant is trained more often than another)
+    #: depths are pinned, no variant is trained more often than another, and the distillation teacher is
+    #: the widest, deepest member with that step's variants)
     sandwich_ops: str = "extreme"
     op_warmup: float = 0.25  #: tunas: fraction of training over which op warm-up decays from 1 to 0
     filter_warmup: float = 0.25  #: tunas: same for filter (width) warm-up
