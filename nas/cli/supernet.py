@@ -52,10 +52,14 @@ class Phase(StrEnum):
 
 def _sandwich_note(cfg: dict[str, Any]) -> str:
     """`` (…)`` with a sandwich checkpoint's distillation and block-variant settings, else ``""``."""
+    from nas.supernet import TrainConfig
+
     if cfg["sampler"] != "sandwich":
         return ""
-    distill = "distillation" if cfg.get("distill", True) else "no distillation"
-    return f" ({distill}, {cfg.get('sandwich_ops', 'extreme')} ops, {cfg.get('random_subnets', 2)} random subnets/step)"
+    d = TrainConfig()  # checkpoints written before a field existed were trained with its default
+    distill = "distillation" if cfg.get("distill", d.distill) else "no distillation"
+    ops, n = cfg.get("sandwich_ops", d.sandwich_ops), cfg.get("random_subnets", d.random_subnets)
+    return f" ({distill}, {ops} ops, {n} random subnets/step)"
 
 
 def _set_threads(threads: int | None) -> None:

@@ -84,19 +84,26 @@ def test_one_epoch_lowers_the_loss(conv_space, tmp_path, sampler):
     assert res.history[0]["subnets_per_step"] == (4 if sampler == "sandwich" else 2)
 
 
-@pytest.mark.parametrize(("sampler", "random_subnets", "per_step"), [("sandwich", 1, 3), ("uniform", 3, 3)])
-def test_samplers_run_their_subnets_each_step(conv_space, tiny_data, tmp_path, monkeypatch, sampler, random_subnets,
-                                              per_step):  # fmt: skip
+@pytest.fixture
+def forwarded(monkeypatch):
+    """Every architecture :meth:`Supernet.forward` runs, in order."""
     seen = []
     forward = Supernet.forward
 
     def spy(self, x, arch, **kw):
-        seen.append(arch.arch)
+        seen.append(arch)
         return forward(self, x, arch, **kw)
 
     monkeypatch.setattr(Supernet, "forward", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("sampler", "random_subnets", "per_step"), [("sandwich", 1, 3), ("uniform", 3, 3)])
+def test_samplers_run_their_subnets_each_step(conv_space, tiny_data, tmp_path, forwarded, sampler, random_subnets,
+                                              per_step):  # fmt: skip
     cfg = TrainConfig(epochs=1, batch_size=32, eval_every=0, sampler=sampler, random_subnets=random_subnets)
     train_supernet(conv_space, tiny_data, tmp_path / "s.pt", cfg, data_spec=TINY_DATA, max_steps_per_epoch=4)
+    seen = [a.arch for a in forwarded]
     assert len(seen) == 4 * per_step
     steps = [seen[i : i + per_step] for i in range(0, len(seen), per_step)]
     big, small = largest_arch(conv_space).arch, smallest_arch(conv_space).arch
@@ -106,17 +113,10 @@ def test_samplers_run_their_subnets_each_step(conv_space, tiny_data, tmp_path, m
         assert not all(st[0] == big for st in steps) and len(set(seen)) > per_step
 
 
-def test_sandwich_random_ops_pins_only_widths_and_depths(conv_space, tiny_data, tmp_path, monkeypatch):
+def test_sandwich_random_ops_pins_only_widths_and_depths(conv_space, tiny_data, tmp_path, forwarded):
     from nas.space import widths_of
 
-    seen = []
-    forward = Supernet.forward
-
-    def spy(self, x, arch, **kw):
-        seen.append(arch)
-        return forward(self, x, arch, **kw)
-
-    monkeypatch.setattr(Supernet, "forward", spy)
+    seen = forwarded
     cfg = TrainConfig(epochs=1, batch_size=32, eval_every=0, random_subnets=0, sandwich_ops="random")
     train_supernet(conv_space, tiny_data, tmp_path / "s.pt", cfg, data_spec=TINY_DATA, max_steps_per_epoch=6)
     assert len(seen) == 12
