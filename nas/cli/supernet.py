@@ -62,6 +62,13 @@ def _sandwich_note(cfg: dict[str, Any]) -> str:
     return f" ({distill}, {ops} ops, {n} random subnets/step)"
 
 
+def _transform_note(cfg: dict[str, Any], meta: dict[str, Any]) -> str:
+    """``, kernel transform (N convs)`` for checkpoints trained with the kernel transformation, else ``""``."""
+    if not cfg.get("kernel_transform"):
+        return ""
+    return f", kernel transform ({meta.get('kernel_transforms', '?')} convs)"
+
+
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch
@@ -91,6 +98,10 @@ def train(
         SandwichOps.extreme, "--sandwich-ops", case_sensitive=False,
         help="Sandwich: block variants of the largest/smallest members: extreme (largest/smallest DWs and expansion) "
              "or random (drawn each step; only widths and depths are pinned).",
+    ),
+    kernel_transform: bool = typer.Option(
+        False, "--kernel-transform/--no-kernel-transform",
+        help="Once-for-All kernel transformation: a 3x3 depthwise kernel is the 5x5 one's centre times a learned 9x9 matrix per layer.",
     ),
     cost: Cost = typer.Option(Cost.macs, "--cost", case_sensitive=False, help="TuNAS: T of the reward (latency needs --target)."),
     target: str | None = typer.Option(None, "--target", help="TuNAS: latency target (implies --cost latency)."),
@@ -125,7 +136,8 @@ def train(
         raise UsageError("--target/--budget apply to --sampler tunas")
     cfg = TrainConfig(
         epochs=epochs or sc.epochs, batch_size=batch_size or sc.batch_size, lr=lr or sc.lr, sampler=smp,
-        random_subnets=random_subnets, distill=distill, sandwich_ops=sandwich_ops.value, cost=cost.value, target=target,
+        random_subnets=random_subnets, distill=distill, sandwich_ops=sandwich_ops.value,
+        kernel_transform=kernel_transform, cost=cost.value, target=target,
         budget=parse_budget(budget, unit or "") if budget is not None else None, beta=beta,
         seed=cfg_all.project.seed if seed is None else seed,
     )  # fmt: skip
@@ -137,7 +149,8 @@ def train(
     ds = load_data(data_spec, res, seed=cfg.seed)
     if not quiet:
         console.print(f"data: {ds.describe()}")
-        console.print(f"space: {sp}; sampler {cfg.sampler}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}")
+        kt = "; kernel transform" if cfg.kernel_transform else ""
+        console.print(f"space: {sp}; sampler {cfg.sampler}{kt}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}")
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}{task.fields[extra]}"),
@@ -219,7 +232,8 @@ def info(
     console.print(f"[bold]{checkpoint}[/bold]: space {sp} at {meta['resolution']} px, {meta['num_classes']} classes")
     console.print(f"data: {meta['data']['spec']} ({meta['data']['train_images']} train / {meta['data']['val_images']} held-out)")
     console.print(
-        f"sampler {cfg['sampler']}{_sandwich_note(cfg)}, {meta['epochs_done']}/{cfg['epochs']} epochs, batch {cfg['batch_size']} x "
+        f"sampler {cfg['sampler']}{_sandwich_note(cfg)}"
+        f"{_transform_note(cfg, meta)}, {meta['epochs_done']}/{cfg['epochs']} epochs, batch {cfg['batch_size']} x "
         f"{meta['world_size']} process(es), lr {cfg['lr']}, seed {cfg['seed']}"
     )
     table = Table(title="history")

@@ -9,7 +9,10 @@ A member's block is computed by the normal module's own ``forward`` on *slices* 
 
 * the pointwise expand/project weights are shared by every UIB variant and expansion (the first
   ``make_divisible(in_c * e)`` rows of the largest expansion);
-* a 3×3 depthwise kernel is the centre of the 5×5 one; an absent depthwise conv is skipped;
+* a 3×3 depthwise kernel is the centre of the 5×5 one; an absent depthwise conv is skipped; with
+  ``kernel_transform`` (Once-for-All's kernel transformation) the 3×3 kernel is that centre times a
+  learned 9×9 matrix, one per depthwise conv and kernel size, shared by its channels and initialised
+  to the identity, so the small kernel need not be exactly the big kernel's centre;
 * a narrower stage uses the first channels of every tensor (channel masking by slicing);
 * an MQA slot's weights are used only when the slot is switched on;
 
@@ -169,6 +172,11 @@ def _slice(t: torch.Tensor, shape: Sequence[int], what: str) -> torch.Tensor:
     return t[tuple(idx)]
 
 
+def _transform_key(key: str, name: str, k: int) -> str:
+    """ParameterDict key of the kernel transform of tensor ``name`` at position ``key`` to ``k``×``k``."""
+    return f"{key}__{name.replace('.', '_')}__{k}"
+
+
 class Supernet(nn.Module):
     """Weight-sharing supernet over ``space`` (see the module docstring).
 
@@ -179,7 +187,7 @@ class Supernet(nn.Module):
     """
 
     def __init__(self, space: SearchSpace, *, resolution: int | None = None, num_classes: int | None = None,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0, kernel_transform: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.search_space = space
         self.space = training_space(space, resolution or space.resolution, num_classes or space.num_classes)
@@ -196,6 +204,11 @@ class Supernet(nn.Module):
         nn.init.zeros_(self.head.classifier.weight)
         self._templates: dict[str, nn.Module] = {}
         self._layouts: OrderedDict[str, tuple[ArchSpec, tuple[_Step, ...]]] = OrderedDict()
+        self.kernel_transform = kernel_transform
+        self.kernel_transforms = nn.ParameterDict()
+        if kernel_transform:
+            for key, name, k in self._smaller_kernels():
+                self.kernel_transforms[_transform_key(key, name, k)] = nn.Parameter(torch.eye(k * k))
 
     # -- construction --------------------------------------------------------------------------
 
@@ -254,6 +267,23 @@ class Supernet(nn.Module):
             h, w, in_cs = hs, ws, channels
         self._head_in = max(in_cs)
         self._head_variants = in_cs
+
+    def _smaller_kernels(self) -> list[tuple[str, str, int]]:
+        """(position, tensor name, kernel) of every convolution kernel some member takes as the centre
+        of a larger stored kernel."""
+        out: set[tuple[str, str, int]] = set()
+        for key, variants in self._positions.items():
+            big = dict(self.body[key].named_parameters())
+            for spec, inp in variants:
+                for name, t in self._template(spec, inp).named_parameters():
+                    if t.dim() == 4 and t.shape[-1] < big[name].shape[-1]:
+                        out.add((key, name, int(t.shape[-1])))
+        return sorted(out)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters that weight decay must not touch (the kernel transforms: decay would pull
+        them towards zero, not towards their identity start)."""
+        return {f"kernel_transforms.{k}" for k in self.kernel_transforms}
 
     def verify_storage(self) -> None:
         """Check that every block any member can contain is a slice of its position's storage (raises
@@ -334,6 +364,9 @@ class Supernet(nn.Module):
         out: dict[str, torch.Tensor] = {}
         for name, t in [*tmpl.named_parameters(), *tmpl.named_buffers()]:
             s = _slice(big[name], t.shape, f"{key}.{name}")
+            if self.kernel_transform and t.dim() == 4 and t.shape[-1] < big[name].shape[-1]:
+                k = int(t.shape[-1])
+                s = (s.reshape(-1, k * k) @ self.kernel_transforms[_transform_key(key, name, k)]).reshape(s.shape)
             if fresh_stats and (name.endswith("running_mean") or name.endswith("running_var")
                                 or name.endswith("num_batches_tracked")):  # fmt: skip
                 s = s.clone()

@@ -67,6 +67,9 @@ class TrainConfig:
     #: depths are pinned, no variant is trained more often than another, and the distillation teacher is
     #: the widest, deepest member with that step's variants)
     sandwich_ops: str = "extreme"
+    #: Once-for-All kernel transformation: a 3×3 depthwise kernel is the centre of the 5×5 one times a
+    #: learned 9×9 matrix per depthwise conv (identity at start) instead of the bare centre
+    kernel_transform: bool = False
     op_warmup: float = 0.25  #: tunas: fraction of training over which op warm-up decays from 1 to 0
     filter_warmup: float = 0.25  #: tunas: same for filter (width) warm-up
     rl_lr: float = 0.01  #: tunas: controller Adam learning rate (grows ×rl_lr_growth over the RL phase)
@@ -223,9 +226,10 @@ def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    skip = getattr(model, "no_weight_decay", lambda: set())()
     decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.dim() > 1 else no_decay).append(p)
+    for name, p in model.named_parameters():
+        (decay if p.dim() > 1 and name not in skip else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -314,7 +318,8 @@ def train_supernet(
     info = init_distributed(device)
     dev = torch.device(info.device)
     out = Path(out)
-    supernet = Supernet(space, resolution=data.resolution, num_classes=data.num_classes, seed=cfg.seed).to(dev)
+    supernet = Supernet(space, resolution=data.resolution, num_classes=data.num_classes, seed=cfg.seed,
+                        kernel_transform=cfg.kernel_transform).to(dev)  # fmt: skip
     optimizer = make_optimizer(supernet, cfg)
     controller = Controller(space, lr=cfg.rl_lr, baseline_momentum=cfg.baseline_momentum) if cfg.sampler == "tunas" else None
     cost_unit, budget, budget_note = "", None, ""
@@ -336,6 +341,7 @@ def train_supernet(
         "data": data_meta(data, data_spec, val_fraction, split_seed),
         "config": dataclasses.asdict(cfg),
         "world_size": info.world,
+        "kernel_transforms": len(supernet.kernel_transforms),
         "epochs_done": 0,
         "history": [],
         "rl_history": [],
@@ -525,7 +531,7 @@ def _rl_step(controller: Controller, quality: Any, cost_fn: CostFn, budget: floa
     return {"quality": q, "cost": cost, "rl_lr": lr, **stats}
 
 
-_COMPAT_KEYS = ("sampler", "seed", "batch_size", "cost", "target", "budget", "beta")
+_COMPAT_KEYS = ("sampler", "seed", "batch_size", "cost", "target", "budget", "beta", "kernel_transform")
 
 
 def _check_compatible(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -537,9 +543,11 @@ def _check_compatible(path: Path, old: dict[str, Any], new: dict[str, Any]) -> N
     elif old["classes"] != new["classes"] or old["data"]["spec"] != new["data"]["spec"]:
         why = f"data {old['data']['spec']}"
     else:
+        defaults = dataclasses.asdict(TrainConfig())  # what checkpoints older than a field trained with
         for k in _COMPAT_KEYS:
-            if old["config"].get(k) != new["config"].get(k):
-                why = f"{k} = {old['config'].get(k)!r}"
+            was = old["config"].get(k, defaults[k])
+            if was != new["config"].get(k):
+                why = f"{k} = {was!r}"
                 break
     if why is not None:
         raise NasError(
@@ -554,7 +562,8 @@ def load_supernet(path: str | Path, device: str = "cpu") -> tuple[Supernet, dict
     try:
         space = space_from_meta(meta["space"])
         net = Supernet(space, resolution=int(meta["resolution"]), num_classes=int(meta["num_classes"]),
-                       seed=int(meta["config"]["seed"]))  # fmt: skip
+                       seed=int(meta["config"]["seed"]),
+                       kernel_transform=bool(meta["config"].get("kernel_transform", TrainConfig.kernel_transform)))  # fmt: skip
         net.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise NasError(f"{path}: checkpoint does not match its own space definition ({type(exc).__name__})") from None

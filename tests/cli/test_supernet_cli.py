@@ -70,16 +70,23 @@ def test_train_prints_progress_and_tunas_choice(cli, space_file, tmp_path):
     assert info["budget"] == 20000 and info["config"]["sampler"] == "tunas" and info["cost_unit"] == "params"
 
 
-def test_train_sandwich_options_reach_the_checkpoint(cli, space_file, tmp_path):
+def test_train_sandwich_options_reach_the_checkpoint(cli, write_space, tmp_path):
+    k35 = write_space("cli-tiny-k35", SPACE.replace('name = "cli-tiny"', 'name = "cli-tiny-k35"').replace("mid_dw = [0, 3]", "mid_dw = [0, 3, 5]"))
     p = tmp_path / "r.pt"
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+    r = cli("supernet", "train", "--space", str(k35), "--data", "builtin:12", "--epochs", "1",
             "--batch-size", "20", "--out", str(p), "--sandwich-ops", "random", "--no-distill", "--random-subnets", "1",
-            "--threads", "1", "--json")  # fmt: skip
+            "--kernel-transform", "--threads", "1", "--json")  # fmt: skip
     assert r.code == 0, r.err
     cfg = cli("supernet", "info", str(p), "--json").json()["config"]
-    assert (cfg["sandwich_ops"], cfg["distill"], cfg["random_subnets"]) == ("random", False, 1)
+    assert (cfg["sandwich_ops"], cfg["distill"], cfg["random_subnets"], cfg["kernel_transform"]) == ("random", False, 1, True)
     r = cli("supernet", "info", str(p))
-    assert "sampler sandwich (no distillation, random ops, 1 random subnets/step)" in " ".join(r.out.split())
+    # One transform per UIB position's middle DW (2 + 2 blocks at the largest depths).
+    assert "sampler sandwich (no distillation, random ops, 1 random subnets/step), kernel transform (4 convs)" in " ".join(r.out.split())
+    # The estimator rebuilds the supernet with its kernel transforms.
+    from nas.supernet import load_supernet
+
+    net, _, _ = load_supernet(p)
+    assert net.kernel_transform and len(net.kernel_transforms) == 4
 
 
 def test_info_eval_extract(cli, ckpt, tmp_path):

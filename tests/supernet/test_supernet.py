@@ -10,6 +10,7 @@ import torch
 
 from nas.errors import NasError
 from nas.model import Net, recalibrate_bn
+from nas.model.blocks import UniversalInvertedBottleneck
 from nas.space import coarse_space, contains, decisions, fix_coarse, load_space, sample
 from nas.spec import MQASpec, UIBSpec, parse_arch
 from nas.supernet import Supernet, largest_arch, smallest_arch
@@ -206,3 +207,47 @@ def test_decisions_and_extremes(conv_space):
     rng = np.random.default_rng(0)
     for a in (sample(conv_space, rng) for _ in range(50)):
         assert count_params(small) <= count_params(a) <= count_params(big)
+
+
+def test_kernel_transform_maps_the_centre_and_extracts_exactly(conv_space):
+    net = Supernet(conv_space, seed=3, kernel_transform=True)
+    plain = Supernet(conv_space, seed=3)
+    # One 9x9 matrix per depthwise conv that some member runs at 3x3 (here: start and middle DW of
+    # every UIB position), identity at start: the untrained transform computes what plain sharing does.
+    keys = set(net.kernel_transforms)
+    uib = [k for k in net.storage_keys() if isinstance(net.body[k], UniversalInvertedBottleneck)]
+    assert keys == {f"{k}__dw_{w}_conv_weight__3" for k in uib for w in ("start", "mid")}
+    assert all(torch.equal(p, torch.eye(9)) for p in net.kernel_transforms.values())
+    assert net.no_weight_decay() == {f"kernel_transforms.{k}" for k in keys}
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("kernel_transforms.")})
+    rng = np.random.default_rng(0)
+    archs = [largest_arch(conv_space), smallest_arch(conv_space)] + [sample(conv_space, rng) for _ in range(5)]
+    with torch.no_grad():
+        torch.nn.init.normal_(net.head.classifier.weight)
+        plain.head.classifier.weight.copy_(net.head.classifier.weight)
+    _calibrated(net, archs[:4])
+    _calibrated(plain, archs[:4])
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, archs[1]), plain(x, archs[1]))
+        for p in net.kernel_transforms.values():
+            p.add_(0.1 * torch.randn_like(p))
+        # A learned transform changes the 3x3 members only, and extract() bakes it into the kernel.
+        assert not torch.allclose(net(x, archs[1]), plain(x, archs[1]))
+        torch.testing.assert_close(net(x, archs[0]), plain(x, archs[0]))
+    _check_equal(net, archs)
+
+
+def test_kernel_transform_learns_from_3x3_members_only(conv_space):
+    net = Supernet(conv_space, kernel_transform=True).train()
+    torch.nn.init.normal_(net.head.classifier.weight)
+    net(torch.randn(2, 3, 32, 32), largest_arch(conv_space)).sum().backward()
+    assert all(p.grad is None for p in net.kernel_transforms.values())
+    small = smallest_arch(conv_space)
+    _, steps = net.layout(small)
+    net(torch.randn(2, 3, 32, 32), small).sum().backward()
+    used = {f"{s.key}__dw_mid_conv_weight__3" for s in steps if isinstance(s.spec, UIBSpec) and s.spec.mid_dw_kernel == 3}
+    used |= {f"{s.key}__dw_start_conv_weight__3" for s in steps if isinstance(s.spec, UIBSpec) and s.spec.start_dw_kernel == 3}
+    assert used
+    for k, p in net.kernel_transforms.items():
+        assert (p.grad is not None and torch.count_nonzero(p.grad) > 0) == (k in used), k

@@ -3,6 +3,7 @@ the supernet estimator."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ from nas.supernet import (
     tunas_search,
 )
 from nas.supernet._checkpoint import load_checkpoint
+from nas.supernet._train import make_optimizer
 
 TINY_DATA = "builtin:20"  # 200 training and 200 held-out images
 
@@ -130,6 +132,15 @@ def test_sandwich_random_ops_pins_only_widths_and_depths(conv_space, tiny_data, 
     assert len({a.arch for a in students}) > 1
 
 
+def test_kernel_transforms_get_no_weight_decay(conv_space):
+    net = Supernet(conv_space, kernel_transform=True)
+    decay, no_decay = make_optimizer(net, TrainConfig()).param_groups
+    transforms = {id(p) for p in net.kernel_transforms.parameters()}
+    assert transforms and transforms <= {id(p) for p in no_decay["params"]}
+    assert not transforms & {id(p) for p in decay["params"]} and decay["weight_decay"] > 0
+    assert net.body["stem"].conv.weight in decay["params"]
+
+
 def test_sandwich_ops_must_be_known():
     with pytest.raises(NasError, match="sandwich_ops must be one of extreme, random"):
         TrainConfig(sandwich_ops="largest").check()
@@ -187,6 +198,16 @@ def test_checkpoint_is_weights_only_and_incompatible_resume_fails(conv_space, hy
     with pytest.raises(NasError, match="sampler"):
         train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, sampler="tunas"),
                        data_spec=TINY_DATA)  # fmt: skip
+    with pytest.raises(NasError, match="kernel_transform = False"):
+        train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, kernel_transform=True),
+                       data_spec=TINY_DATA)  # fmt: skip
+    # A checkpoint written before a config field existed resumes when the run uses that field's default.
+    old = {**raw, "meta": json.loads(raw["meta"])}
+    del old["meta"]["config"]["kernel_transform"]
+    torch.save({**old, "meta": json.dumps(old["meta"])}, p)
+    res = train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, eval_every=0),
+                         data_spec=TINY_DATA, max_steps_per_epoch=2)  # fmt: skip
+    assert (res.resumed_from, res.epochs_done) == (1, 2)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
     with pytest.raises(NasError, match="not a readable supernet checkpoint"):
