@@ -5,7 +5,7 @@
    (``--standalone-seeds``, default 2; ``--jobs`` runs in parallel, one torch thread each; cached per
    arch and seed in ``OUT/standalone.jsonl``, so an interrupted run continues where it stopped); the
    truth is the mean over seeds, and the τ between seeds is reported as the noise ceiling no estimator
-   can beat on this budget;
+   can beat on this budget (with 4 or more seeds also the τ between the means of two halves of them);
 3. train a supernet over the space on the same data (resumable: ``OUT/supernet.pt``);
 4. score the same architectures with the supernet (inherited weights, BatchNorm recalibrated, held-out
    accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines; with
