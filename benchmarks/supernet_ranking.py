@@ -190,6 +190,11 @@ def _finetuned(sn: SupernetEstimator, arch, data: Dataset, a: argparse.Namespace
     return standalone_accuracy(model, data, sn.calib)
 
 
+def _mean_corr(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Mean (τ, ρ) over several comparisons."""
+    return float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs]))
+
+
 def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3:
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
         pairs = [_corr(per_seed[i], per_seed[j]) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
-        results["stand-alone, seed vs seed"] = (float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs])))
+        results["stand-alone, seed vs seed"] = _mean_corr(pairs)
     if len(seeds) >= 4:
         # The mean of half the seeds against the mean of the other half (every split): how well a
         # perfect estimator of the expected accuracy could rank against a truth averaged over that
@@ -287,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         halves = [h for h in itertools.combinations(range(len(seeds)), len(seeds) // 2) if 0 in h]
         rest = [tuple(k for k in range(len(seeds)) if k not in h) for h in halves]
         pairs = [_corr(per_seed[list(h)].mean(0), per_seed[list(r)].mean(0)) for h, r in zip(halves, rest)]
-        results["stand-alone, half vs half"] = (float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs])))
+        results["stand-alone, half vs half"] = _mean_corr(pairs)
     sa_ips = float(np.mean([done[(s, sd)]["images_per_s"] for s in archs for sd in seeds]))
     summary = {
         "space": space.name,

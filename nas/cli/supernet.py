@@ -51,20 +51,17 @@ class Phase(StrEnum):
 
 
 def _sandwich_note(cfg: dict[str, Any]) -> str:
-    """`` (…)`` with a sandwich checkpoint's distillation and block-variant settings, else ``""``."""
-    from nas.supernet import TrainConfig
-
+    """`` (…)`` with a sandwich checkpoint's distillation and block-variant settings, else ``""``
+    (``cfg`` as :func:`nas.supernet._train.stored_config` returns it)."""
     if cfg["sampler"] != "sandwich":
         return ""
-    d = TrainConfig()  # checkpoints written before a field existed were trained with its default
-    distill = "distillation" if cfg.get("distill", d.distill) else "no distillation"
-    ops, n = cfg.get("sandwich_ops", d.sandwich_ops), cfg.get("random_subnets", d.random_subnets)
-    return f" ({distill}, {ops} ops, {n} random subnets/step)"
+    distill = "distillation" if cfg["distill"] else "no distillation"
+    return f" ({distill}, {cfg['sandwich_ops']} ops, {cfg['random_subnets']} random subnets/step)"
 
 
 def _transform_note(cfg: dict[str, Any], meta: dict[str, Any]) -> str:
     """``, kernel transform (N convs)`` for checkpoints trained with the kernel transformation, else ``""``."""
-    if not cfg.get("kernel_transform"):
+    if not cfg["kernel_transform"]:
         return ""
     return f", kernel transform ({meta.get('kernel_transforms', '?')} convs)"
 
@@ -222,13 +219,14 @@ def info(
 ) -> None:
     """What a checkpoint holds: space, data, configuration, per-epoch history."""
     from nas.supernet._checkpoint import load_checkpoint, space_from_meta
+    from nas.supernet._train import stored_config
 
     meta = load_checkpoint(checkpoint)["meta"]
     if json_out:
         print_json(meta)
         return
     sp = space_from_meta(meta["space"])
-    cfg = meta["config"]
+    cfg = stored_config(meta)
     console.print(f"[bold]{checkpoint}[/bold]: space {sp} at {meta['resolution']} px, {meta['num_classes']} classes")
     console.print(f"data: {meta['data']['spec']} ({meta['data']['train_images']} train / {meta['data']['val_images']} held-out)")
     console.print(

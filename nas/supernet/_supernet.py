@@ -172,6 +172,12 @@ def _slice(t: torch.Tensor, shape: Sequence[int], what: str) -> torch.Tensor:
     return t[tuple(idx)]
 
 
+def _centre_kernel(small: torch.Size, big: torch.Size) -> int | None:
+    """``k`` when a ``k``×``k`` convolution kernel of shape ``small`` is the centre of the larger stored
+    kernel of shape ``big`` (what a kernel transform applies to), else None."""
+    return int(small[-1]) if len(small) == 4 and small[-1] < big[-1] else None
+
+
 def _transform_key(key: str, name: str, k: int) -> str:
     """ParameterDict key of the kernel transform of tensor ``name`` at position ``key`` to ``k``×``k``."""
     return f"{key}__{name.replace('.', '_')}__{k}"
@@ -276,8 +282,9 @@ class Supernet(nn.Module):
             big = dict(self.body[key].named_parameters())
             for spec, inp in variants:
                 for name, t in self._template(spec, inp).named_parameters():
-                    if t.dim() == 4 and t.shape[-1] < big[name].shape[-1]:
-                        out.add((key, name, int(t.shape[-1])))
+                    k = _centre_kernel(t.shape, big[name].shape)
+                    if k is not None:
+                        out.add((key, name, k))
         return sorted(out)
 
     def no_weight_decay(self) -> set[str]:
@@ -364,8 +371,8 @@ class Supernet(nn.Module):
         out: dict[str, torch.Tensor] = {}
         for name, t in [*tmpl.named_parameters(), *tmpl.named_buffers()]:
             s = _slice(big[name], t.shape, f"{key}.{name}")
-            if self.kernel_transform and t.dim() == 4 and t.shape[-1] < big[name].shape[-1]:
-                k = int(t.shape[-1])
+            k = _centre_kernel(t.shape, big[name].shape) if self.kernel_transform else None
+            if k is not None:
                 s = (s.reshape(-1, k * k) @ self.kernel_transforms[_transform_key(key, name, k)]).reshape(s.shape)
             if fresh_stats and (name.endswith("running_mean") or name.endswith("running_var")
                                 or name.endswith("num_batches_tracked")):  # fmt: skip

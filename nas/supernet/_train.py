@@ -531,6 +531,12 @@ def _rl_step(controller: Controller, quality: Any, cost_fn: CostFn, budget: floa
     return {"quality": q, "cost": cost, "rl_lr": lr, **stats}
 
 
+def stored_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's training configuration, with the fields it predates at :class:`TrainConfig`'s
+    defaults (what it was trained with before those fields existed)."""
+    return {**dataclasses.asdict(TrainConfig()), **meta["config"]}
+
+
 _COMPAT_KEYS = ("sampler", "seed", "batch_size", "cost", "target", "budget", "beta", "kernel_transform")
 
 
@@ -543,11 +549,10 @@ def _check_compatible(path: Path, old: dict[str, Any], new: dict[str, Any]) -> N
     elif old["classes"] != new["classes"] or old["data"]["spec"] != new["data"]["spec"]:
         why = f"data {old['data']['spec']}"
     else:
-        defaults = dataclasses.asdict(TrainConfig())  # what checkpoints older than a field trained with
+        was = stored_config(old)
         for k in _COMPAT_KEYS:
-            was = old["config"].get(k, defaults[k])
-            if was != new["config"].get(k):
-                why = f"{k} = {was!r}"
+            if was[k] != new["config"][k]:
+                why = f"{k} = {was[k]!r}"
                 break
     if why is not None:
         raise NasError(
@@ -562,8 +567,7 @@ def load_supernet(path: str | Path, device: str = "cpu") -> tuple[Supernet, dict
     try:
         space = space_from_meta(meta["space"])
         net = Supernet(space, resolution=int(meta["resolution"]), num_classes=int(meta["num_classes"]),
-                       seed=int(meta["config"]["seed"]),
-                       kernel_transform=bool(meta["config"].get("kernel_transform", TrainConfig.kernel_transform)))  # fmt: skip
+                       seed=int(meta["config"]["seed"]), kernel_transform=bool(stored_config(meta)["kernel_transform"]))  # fmt: skip
         net.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise NasError(f"{path}: checkpoint does not match its own space definition ({type(exc).__name__})") from None
