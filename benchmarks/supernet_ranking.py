@@ -11,9 +11,15 @@
    accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines; with
    ``--finetune-epochs E`` also the supernet's subnets after E epochs of training from the inherited
    weights (how much a short fine-tune per candidate buys); and the equal-weight mean of the
-   supernet's and the MAC count's ranks;
+   supernet's and the MAC count's ranks, both among the sampled archs and as the ``supernet+macs:CKPT`` estimator
+   a search uses (ranks in a 64-member reference sample of the space);
 5. Kendall τ and Spearman ρ of each against the stand-alone held-out accuracies; table on stdout,
    ``OUT/ranking.csv`` (one row per architecture) and ``OUT/summary.json``.
+
+With builtin data, ``--test-per-class N`` scores every stand-alone model and every estimator on N
+freshly generated images per class instead of the held-out split (the held-out accuracies are kept
+too, and the seed-vs-seed τ on them is reported next to the one on the test set — how much of the
+stand-alone noise is the evaluation's).
 
 Full run (about 1 h 45 min on 2 CPU cores: 40 stand-alone runs of 60 epochs, ~4 min each, in 2
 parallel jobs — 80 min —, then the supernet at ~290 images/s on 2 threads, 18 min; the recorded result
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import json
 import multiprocessing
@@ -51,8 +58,15 @@ from nas.cost import count_macs, count_params
 from nas.model import build_model
 from nas.space import decode, load_space, sample_vectors
 from nas.spec import parse_arch
-from nas.supernet import SupernetEstimator, TrainConfig, load_data, make_estimator, train_supernet
-from nas.supernet._data import Dataset
+from nas.supernet import (
+    SupernetEstimator,
+    SupernetMacsEstimator,
+    TrainConfig,
+    load_data,
+    make_estimator,
+    train_supernet,
+)
+from nas.supernet._data import BUILTIN_SEED, Dataset, _render_cached
 from nas.supernet._evaluate import standalone_accuracy
 from nas.supernet._train import SAMPLERS, SANDWICH_OPS, train_model
 
@@ -81,6 +95,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="supernet: Once-for-All kernel transformation (learned 9×9 map from the 5×5 centre to 3×3)")
     p.add_argument("--finetune-epochs", type=int, default=0,
                    help="also score every arch after this many epochs of fine-tuning from the inherited weights")
+    p.add_argument("--test-per-class", type=int, default=0,
+                   help="builtin data: score stand-alone models and estimators on this many freshly generated "
+                        "test images per class instead of the held-out split (less evaluation noise)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--proxy", default="zen", help="training-free proxy estimator (make_estimator name)")
@@ -126,35 +143,52 @@ def _read_lines(path: Path) -> dict[tuple[str, int], dict]:
     return done
 
 
-def _train_one(arch_s: str, data: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> dict:
+def _test_data(data: Dataset, data_spec: str, per_class: int) -> Dataset | None:
+    """``data`` with its held-out split replaced by ``per_class`` fresh shapes10 images per class (a
+    seed neither split uses), or None without ``--test-per-class``."""
+    if per_class <= 0:
+        return None
+    if not data_spec.startswith("builtin"):
+        raise SystemExit("--test-per-class: only for builtin data (other data sets have no generator)")
+    x, y = _render_cached(per_class, data.resolution, BUILTIN_SEED + 2)
+    return dataclasses.replace(data, val_x=torch.from_numpy(x), val_y=torch.from_numpy(y).long())
+
+
+def _train_one(arch_s: str, data: Dataset, test: Dataset | None, epochs: int, batch_size: int, lr: float,
+               seed: int) -> dict:  # fmt: skip
     """One stand-alone training; the caller adds the budget key."""
     arch = parse_arch(arch_s)
-    r = train_model(build_model(arch, seed=seed), data, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed))
-    return {"arch": arch_s, "val_acc": r["val_acc"], "seconds": r["seconds"], "images_per_s": r["images_per_s"],
-            "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
+    model = build_model(arch, seed=seed)
+    r = train_model(model, data, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed))
+    test_acc = {} if test is None else {"test_acc": standalone_accuracy(model, test)}
+    return {"arch": arch_s, "val_acc": r["val_acc"], **test_acc, "seconds": r["seconds"],
+            "images_per_s": r["images_per_s"], "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
 
 
-_WORKER_DATA: Dataset | None = None  # set once per worker process by _worker_init
+_WORKER_DATA: tuple[Dataset, Dataset | None] | None = None  # set once per worker process by _worker_init
 
 
-def _worker_init(data_spec: str, resolution: int, seed: int) -> None:
+def _worker_init(data_spec: str, resolution: int, seed: int, test_per_class: int) -> None:
     global _WORKER_DATA
     torch.set_num_threads(1)
-    _WORKER_DATA = load_data(data_spec, resolution, seed=seed)
+    data = load_data(data_spec, resolution, seed=seed)
+    _WORKER_DATA = (data, _test_data(data, data_spec, test_per_class))
 
 
 def _worker_train(arch_s: str, epochs: int, batch_size: int, lr: float, seed: int) -> dict:
     assert _WORKER_DATA is not None
-    return _train_one(arch_s, _WORKER_DATA, epochs, batch_size, lr, seed)
+    return _train_one(arch_s, *_WORKER_DATA, epochs, batch_size, lr, seed)
 
 
-def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, seeds: list[int], cache: Path) -> dict[tuple[str, int], dict]:  # fmt: skip
+def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Dataset | None, seeds: list[int],
+                cache: Path) -> dict[tuple[str, int], dict]:  # fmt: skip
     """Train every (arch, seed) not yet in ``cache`` with the benchmark's budget; all rows by key."""
     done = _read_lines(cache)
 
     def key(sd: int) -> dict:
+        test = {"test_per_class": a.test_per_class} if a.test_per_class > 0 else {}  # older caches have none
         return {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "data": a.data,
-                "resolution": a.resolution, "seed": sd, "recipe": "adamw-cosine-zero-classifier"}  # fmt: skip
+                "resolution": a.resolution, "seed": sd, "recipe": "adamw-cosine-zero-classifier", **test}  # fmt: skip
 
     todo = [(s, sd) for sd in seeds for s in archs if done.get((s, sd), {}).get("budget") != key(sd)]
     console.print(f"stand-alone: {len(todo)} of {len(archs) * len(seeds)} trainings to run, {a.jobs} at a time")
@@ -164,16 +198,16 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, seeds: l
         row["budget"] = key(sd)
         _append_line(cache, row)
         done[(s, sd)] = row
-        console.print(f"  stand-alone {i}/{len(todo)} (seed {sd}): acc {row['val_acc']:.3f}, {row['macs'] / 1e6:.1f} M MACs, "
+        console.print(f"  stand-alone {i}/{len(todo)} (seed {sd}): acc {row['val_acc']:.3f}" + (f" (test {row['test_acc']:.3f})" if "test_acc" in row else "") + f", {row['macs'] / 1e6:.1f} M MACs, "
                       f"{row['images_per_s']:.0f} img/s, {row['seconds']:.0f} s; {time.perf_counter() - t0:.0f} s so far")  # fmt: skip
 
     args = (a.standalone_epochs, a.batch_size, a.lr)
     if a.jobs <= 1:
         for i, (s, sd) in enumerate(todo, 1):
-            record(i, s, sd, _train_one(s, data, *args, sd))
+            record(i, s, sd, _train_one(s, data, test, *args, sd))
         return done
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(a.jobs, mp_context=ctx, initializer=_worker_init, initargs=(a.data, a.resolution, a.seed)) as ex:
+    with ProcessPoolExecutor(a.jobs, mp_context=ctx, initializer=_worker_init, initargs=(a.data, a.resolution, a.seed, a.test_per_class)) as ex:
         futs = {ex.submit(_worker_train, s, *args, sd): (s, sd) for s, sd in todo}
         for i, f in enumerate(as_completed(futs), 1):
             s, sd = futs[f]
@@ -181,13 +215,13 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, seeds: l
     return done
 
 
-def _finetuned(sn: SupernetEstimator, arch, data: Dataset, a: argparse.Namespace) -> float:
+def _finetuned(sn: SupernetEstimator, arch, data: Dataset, scored: Dataset, a: argparse.Namespace) -> float:
     """Held-out accuracy of ``arch`` after ``--finetune-epochs`` of training from the inherited weights
     (half the peak learning rate, no warm-up, classifier kept), BatchNorm recalibrated as for the supernet score."""
     model = sn.supernet.extract(arch)
     cfg = TrainConfig(epochs=a.finetune_epochs, batch_size=a.batch_size, lr=a.lr / 2, seed=a.seed, lr_warmup=0.0)
     train_model(model, data, cfg, zero_classifier=False)
-    return standalone_accuracy(model, data, sn.calib)
+    return standalone_accuracy(model, scored, sn.calib)
 
 
 def _mean_corr(pairs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -210,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     space = load_space(a.space)
     data = load_data(a.data, a.resolution, seed=a.seed)
-    console.print(f"[bold]ranking benchmark[/bold]: space {space.name}, {data.describe()}, {a.archs} archs")
+    test = _test_data(data, a.data, a.test_per_class)
+    scored = test or data  # the split every model and estimator is scored on
+    console.print(f"[bold]ranking benchmark[/bold]: space {space.name}, {data.describe()}, {a.archs} archs"
+                  + ("" if test is None else f"; scored on {len(test.val_y)} fresh test images"))  # fmt: skip
     console.print(f"supernet: {a.sampler}, {a.supernet_epochs} epochs; stand-alone: {a.standalone_epochs} epochs each; "
                   f"batch {a.batch_size}, AdamW lr {a.lr}; torch threads {torch.get_num_threads()}")  # fmt: skip
 
@@ -219,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. stand-alone training
     seeds = [a.seed + k for k in range(a.standalone_seeds)]
-    done = _standalone(a, archs, data, seeds, out / "standalone.jsonl")
+    done = _standalone(a, archs, data, test, seeds, out / "standalone.jsonl")
 
     # 3. supernet
     distill = a.sampler == "sandwich" and not a.no_distill
@@ -241,13 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     # 4. estimators
     archs_spec = [parse_arch(s) for s in archs]
     t = time.perf_counter()
-    sn = SupernetEstimator(out / "supernet.pt", data=data)
+    sn = SupernetEstimator(out / "supernet.pt", data=scored)
     sn_scores = sn.score(archs_spec)
     sn_seconds = (time.perf_counter() - t) / len(archs)
+    t = time.perf_counter()
+    combined = SupernetMacsEstimator(out / "supernet.pt", supernet=sn)
+    combined_scores = combined.score(archs_spec)
+    combined_seconds = time.perf_counter() - t  # mostly the one-off reference sample
     ft_scores, ft_seconds = None, 0.0
     if a.finetune_epochs > 0:
         t = time.perf_counter()
-        ft_scores = np.asarray([_finetuned(sn, x, data, a) for x in archs_spec])
+        ft_scores = np.asarray([_finetuned(sn, x, data, scored, a) for x in archs_spec])
         ft_seconds = (time.perf_counter() - t) / len(archs)
     t = time.perf_counter()
     proxy = make_estimator(a.proxy)
@@ -255,14 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     proxy_seconds = (time.perf_counter() - t) / len(archs)
     params_scores = make_estimator("params").score(archs_spec)
     macs_scores = np.asarray([count_macs(x) for x in archs_spec], dtype=float)
-    per_seed = np.asarray([[done[(s, sd)]["val_acc"] for s in archs] for sd in seeds])
+    metric = "val_acc" if test is None else "test_acc"
+    per_seed = np.asarray([[done[(s, sd)][metric] for s in archs] for sd in seeds])
     truth = per_seed.mean(axis=0)
 
     # 5. report
     rows = []
     for s, acc, sc, px, pr in zip(archs, truth, sn_scores, proxy_scores, params_scores, strict=True):
         ft = {} if ft_scores is None else {"finetuned_acc": float(ft_scores[len(rows)])}
-        rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc, **ft, f"{proxy.name}": px, "log10_params": pr,
+        rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc,
+                     "supernet_macs": float(combined_scores[len(rows)]), **ft, f"{proxy.name}": px, "log10_params": pr,
                      "macs": done[(s, seeds[0])]["macs"], "params": done[(s, seeds[0])]["params"],
                      **{f"standalone_acc_seed{sd}": float(per_seed[k][len(rows)]) for k, sd in enumerate(seeds)}})  # fmt: skip
     with open(out / "ranking.csv", "w", newline="", encoding="utf-8") as f:
@@ -278,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         # directions on this space (5×5/e4/start-DW share vs width), so their mean rank is a check of
         # how complementary they are, not a fitted model.
         "supernet + MACs (mean rank)": _corr(stats.rankdata(sn_scores) + stats.rankdata(macs_scores), truth),
+        # What a search gets: the same combination with ranks taken in the estimator's reference sample.
+        "supernet+macs estimator": _corr(combined_scores, truth),
     }
     if ft_scores is not None:
         results[f"supernet + {a.finetune_epochs}-epoch fine-tune"] = _corr(ft_scores, truth)
@@ -285,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
         pairs = [_corr(per_seed[i], per_seed[j]) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
         results["stand-alone, seed vs seed"] = _mean_corr(pairs)
+        if test is not None:  # the same models scored on the smaller held-out split: how much is evaluation noise
+            val = np.asarray([[done[(s, sd)]["val_acc"] for s in archs] for sd in seeds])
+            pairs = [_corr(val[i], val[j]) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
+            results["stand-alone, seed vs seed on the held-out split"] = _mean_corr(pairs)
     if len(seeds) >= 4:
         # The mean of half the seeds against the mean of the other half (every split): how well a
         # perfect estimator of the expected accuracy could rank against a truth averaged over that
@@ -297,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "space": space.name,
         "data": data.describe(),
+        "scored_on": f"{len(scored.val_y)} {'fresh test' if test is not None else 'held-out'} images",
         "archs": len(archs),
         "standalone": {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "seeds": seeds,
                        "acc_min": float(truth.min()), "acc_max": float(truth.max()),
@@ -309,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": None if ft_scores is None else {"epochs": a.finetune_epochs, "lr": a.lr / 2,
                                                     "seconds_per_arch": ft_seconds},
         "proxy_seconds_per_arch": proxy_seconds,
+        "supernet_macs": {"reference_members": combined.n_ref, "seconds_with_reference": combined_seconds},
         "kendall_tau": {k: v[0] for k, v in results.items()},
         "spearman_rho": {k: v[1] for k, v in results.items()},
         "torch_threads": torch.get_num_threads(),
@@ -332,9 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("MACs", f"{results['macs'][0]:.3f}", f"{results['macs'][1]:.3f}", "0")
     r = results["supernet + MACs (mean rank)"]
     table.add_row("supernet + MACs (mean rank)", f"{r[0]:.3f}", f"{r[1]:.3f}", f"{sn_seconds:.2f}")
+    r = results["supernet+macs estimator"]
+    table.add_row(f"supernet+macs:CKPT ({combined.n_ref}-member reference)", f"{r[0]:.3f}", f"{r[1]:.3f}",
+                  f"{combined_seconds / len(archs):.2f}")  # fmt: skip
     if len(seeds) > 1:
         r = results["stand-alone, seed vs seed"]
         table.add_row("stand-alone, seed vs seed (noise ceiling)", f"{r[0]:.3f}", f"{r[1]:.3f}", "")
+    if "stand-alone, seed vs seed on the held-out split" in results:
+        r = results["stand-alone, seed vs seed on the held-out split"]
+        table.add_row(f"  the same, scored on the {len(data.val_y)} held-out images", f"{r[0]:.3f}", f"{r[1]:.3f}", "")
     if "stand-alone, half vs half" in results:
         r = results["stand-alone, half vs half"]
         table.add_row(f"stand-alone, mean of {len(seeds) // 2} seeds vs the other {len(seeds) - len(seeds) // 2}",

@@ -37,6 +37,7 @@ _LAZY = {
     "tunas_search": "nas.supernet._tunas",
     "SupernetEstimator": "nas.supernet._supernet_estimator",
     "make_supernet_estimator": "nas.supernet._supernet_estimator",
+    "SupernetMacsEstimator": "nas.supernet._rank_mean",
     "BatchQuality": "nas.supernet._evaluate",
     "subnet_accuracy": "nas.supernet._evaluate",
 }

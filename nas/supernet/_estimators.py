@@ -5,7 +5,9 @@ An estimator scores architectures (higher = better) and states what its number m
 * ``zen[@R]`` (default, R = 64 px) — Zen-score, training-free (Lin et al., ICCV 2021);
 * ``naswot[@R]`` — NASWOT log-determinant of ReLU codes, training-free (Mellor et al., ICML 2021);
 * ``params`` — log10 of the parameter count (a capacity baseline, instant);
-* ``supernet:PATH`` — accuracy of the subnet inherited from a trained supernet checkpoint.
+* ``supernet:PATH`` — accuracy of the subnet inherited from a trained supernet checkpoint;
+* ``supernet+macs:PATH`` — that accuracy and the MAC count combined by their mean rank in a fixed
+  reference sample of the supernet's space (reads as an accuracy; see ``nas.supernet._rank_mean``).
 
 Every estimator caches its scores per canonical arch string.
 """
@@ -234,16 +236,20 @@ ESTIMATORS: dict[str, Callable[[str | None], AccuracyEstimator] | str] = {
     "naswot": _proxy_factory(NASWOT),
     "params": _params,
     "supernet": "nas.supernet._supernet_estimator:make_supernet_estimator",
+    "supernet+macs": "nas.supernet._rank_mean:make_supernet_macs_estimator",
 }
 DEFAULT_ESTIMATOR = "zen"
 
 
 def make_estimator(text: str | None = None) -> AccuracyEstimator:
-    """Estimator from its name (``zen``, ``zen@96``, ``naswot``, ``params``, ``supernet:PATH``)."""
+    """Estimator from its name (``zen``, ``zen@96``, ``naswot``, ``params``, ``supernet:PATH``,
+    ``supernet+macs:PATH``)."""
     text = (text or DEFAULT_ESTIMATOR).strip()
-    m = re.fullmatch(r"([a-z_]+)(?:[@:](.+))?", text)
+    m = re.fullmatch(r"([a-z_+]+)(?:[@:](.+))?", text)
     if m is None or m.group(1) not in ESTIMATORS:
-        raise NasError(f"unknown estimator {text!r} (allowed: zen[@RES], naswot[@RES], params, supernet:CKPT)")
+        raise NasError(
+            f"unknown estimator {text!r} (allowed: zen[@RES], naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT)"
+        )
     factory = ESTIMATORS[m.group(1)]
     if isinstance(factory, str):
         mod, fn = factory.split(":")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -102,3 +103,11 @@ def test_bad_settings_are_one_line_errors(settings, ckpt, kw, msg):
     with pytest.raises(NasError, match=msg.replace("+", r"\+")) as exc:
         run_search(s)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("engine", ["tunas", "optuna"])
+def test_supernet_macs_estimator_drives_both_engines(settings, ckpt, engine):
+    out = run_search(_tunas(settings, ckpt, engine=engine, estimator=f"supernet+macs:{ckpt[1]}", trials=6))
+    assert contains(load_space_file(ckpt[0]), out.best)
+    assert out.estimator.startswith("supernet+macs:") and np.isfinite(out.best_score)
+    assert "reference sample of 64" in (out.out_dir / "summary.md").read_text()
