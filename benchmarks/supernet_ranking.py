@@ -56,7 +56,7 @@ from scipy import stats
 
 from nas.cost import count_macs, count_params
 from nas.model import build_model
-from nas.space import decode, load_space, sample_vectors
+from nas.space import load_space, sample_distinct
 from nas.spec import parse_arch
 from nas.supernet import (
     SupernetEstimator,
@@ -113,13 +113,9 @@ def _sample_archs(space, n: int, seed: int, path: Path) -> list[str]:
         saved = json.loads(path.read_text())
         if saved["seed"] == seed and saved["space"] == space.name and len(saved["archs"]) >= n:
             return list(saved["archs"][:n])
-    rng = np.random.default_rng(seed)
-    out: list[str] = []
-    while len(out) < n:
-        for v in sample_vectors(space, rng, n):
-            a = decode(space, v).arch
-            if a not in out and len(out) < n:
-                out.append(a)
+    out = [a.arch for a in sample_distinct(space, np.random.default_rng(seed), n)]
+    if len(out) < n:
+        raise SystemExit(f"--archs: the space has fewer than {n} distinct members that a sample finds ({len(out)})")
     path.write_text(json.dumps({"space": space.name, "seed": seed, "archs": out}, indent=1))
     return out
 
@@ -229,6 +225,12 @@ def _mean_corr(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     return float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs]))
 
 
+def _seed_vs_seed(per_seed: np.ndarray) -> tuple[float, float]:
+    """Mean (τ, ρ) of every pair of rows (one row of accuracies per seed)."""
+    k = len(per_seed)
+    return _mean_corr([_corr(per_seed[i], per_seed[j]) for i in range(k) for j in range(i + 1, k)])
+
+
 def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3:
@@ -328,12 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         results[f"supernet + {a.finetune_epochs}-epoch fine-tune"] = _corr(ft_scores, truth)
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
-        pairs = [_corr(per_seed[i], per_seed[j]) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
-        results["stand-alone, seed vs seed"] = _mean_corr(pairs)
+        results["stand-alone, seed vs seed"] = _seed_vs_seed(per_seed)
         if test is not None:  # the same models scored on the smaller held-out split: how much is evaluation noise
             val = np.asarray([[done[(s, sd)]["val_acc"] for s in archs] for sd in seeds])
-            pairs = [_corr(val[i], val[j]) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
-            results["stand-alone, seed vs seed on the held-out split"] = _mean_corr(pairs)
+            results["stand-alone, seed vs seed on the held-out split"] = _seed_vs_seed(val)
     if len(seeds) >= 4:
         # The mean of half the seeds against the mean of the other half (every split): how well a
         # perfect estimator of the expected accuracy could rank against a truth averaged over that

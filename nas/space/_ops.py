@@ -210,6 +210,19 @@ def sample(space: SearchSpace, rng: np.random.Generator) -> ArchSpec:
     return decode(space, sample_vectors(space, rng, 1)[0])
 
 
+def sample_distinct(space: SearchSpace, rng: np.random.Generator, n: int, *, max_rounds: int = 100) -> list[ArchSpec]:
+    """``n`` distinct random members in the order first drawn: rounds of ``n`` uniform draws until
+    ``n`` are found (fewer if the space is smaller, or after ``max_rounds`` rounds)."""
+    out: dict[str, ArchSpec] = {}
+    for _ in range(max_rounds):
+        for v in sample_vectors(space, rng, n):
+            a = decode(space, v)
+            out.setdefault(a.arch, a)
+            if len(out) == n:
+                return list(out.values())
+    return list(out.values())
+
+
 def _fail(space: SearchSpace, msg: str) -> SpecError:
     return SpecError(f"not in space {space.name} ({space.phase}): {msg}")
 

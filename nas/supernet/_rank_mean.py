@@ -22,7 +22,7 @@ import numpy as np
 
 from nas.cost import count_macs
 from nas.errors import NasError
-from nas.space import SearchSpace, decode, sample_vectors
+from nas.space import SearchSpace, sample_distinct
 from nas.spec import ArchSpec
 from nas.supernet._estimators import AccuracyEstimator, CachedEstimator
 from nas.supernet._supernet_estimator import SupernetEstimator
@@ -90,16 +90,7 @@ class SupernetMacsEstimator(CachedEstimator):
 
     def reference(self) -> list[ArchSpec]:
         """The reference sample: ``n_ref`` distinct members of the supernet's space (fixed seed)."""
-        space = self.base.search_space
-        rng = np.random.default_rng(self.seed)
-        out: dict[str, ArchSpec] = {}
-        for _ in range(100):
-            for v in sample_vectors(space, rng, self.n_ref):
-                a = decode(space, v)
-                out.setdefault(a.arch, a)
-            if len(out) >= self.n_ref:
-                break
-        return list(out.values())[: self.n_ref]
+        return sample_distinct(self.base.search_space, np.random.default_rng(self.seed), self.n_ref)
 
     def _macs(self, archs: list[ArchSpec]) -> np.ndarray:
         # At the supernet's resolution, like the reference: a search hands in members at the space's

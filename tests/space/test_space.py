@@ -26,6 +26,7 @@ from nas.space import (
     log10_size,
     sample,
     sample_coarse,
+    sample_distinct,
     sample_vectors,
     size,
     slots,
@@ -107,6 +108,26 @@ def test_sampling_is_reproducible_and_seed_dependent():
     b = [sample(space, np.random.default_rng(7)).arch for _ in range(3)]
     c = sample(space, np.random.default_rng(8)).arch
     assert a == b and a[0] != c
+
+
+def test_sample_distinct_draws_distinct_members_in_first_drawn_order(tmp_path):
+    space = load_space("mnv4-conv-small")
+    archs = sample_distinct(space, np.random.default_rng(5), 12)
+    assert len({a.arch for a in archs}) == 12 and all(contains(space, a) for a in archs)
+    # the first draws of the same generator, in order (no repeats are likely among 12 of this space)
+    rng = np.random.default_rng(5)
+    assert [a.arch for a in archs] == [decode(space, v).arch for v in sample_vectors(space, rng, 12)]
+    assert [a.arch for a in sample_distinct(space, np.random.default_rng(5), 12)] == [a.arch for a in archs]
+    # a space smaller than the request: every member once, then it stops
+    p = tmp_path / "few.toml"
+    p.write_text(
+        'name = "few"\nresolution = 32\nnum_classes = 10\nstem = "cn_r1_k3_s2_c8"\nhead = "head_c16"\n'
+        "[fine]\nstart_dw = [0]\nmid_dw = [0, 3]\nexpansion = [2]\n"
+        '[[stages]]\nkind = "uib"\nstride = 2\nchannels = [8, 16]\ndepth = [1]\n'
+    )
+    tiny = load_space(p)
+    got = sample_distinct(tiny, np.random.default_rng(0), 10, max_rounds=20)
+    assert len(got) == len({a.arch for a in got}) == size(tiny) < 10
 
 
 def test_coarse_stage_fixes_blocks_to_ib_e4_k3():
