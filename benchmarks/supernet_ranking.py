@@ -16,6 +16,10 @@
 5. Kendall τ and Spearman ρ of each against the stand-alone held-out accuracies; table on stdout,
    ``OUT/ranking.csv`` (one row per architecture) and ``OUT/summary.json``.
 
+``--phase coarse`` samples the space's coarse stage instead (widths and depths, every block the coarse
+block: the candidates stage 1 of the two-stage search ranks) and trains the supernet in that phase,
+as ``mnv4-nas supernet train --phase coarse`` does for ``search --coarse-estimator``.
+
 With builtin data, ``--test-per-class N`` scores every stand-alone model and every estimator on N
 freshly generated images per class instead of the held-out split (the held-out accuracies are kept
 too, and the seed-vs-seed τ on them is reported next to the one on the test set — how much of the
@@ -56,7 +60,7 @@ from scipy import stats
 
 from nas.cost import count_macs, count_params
 from nas.model import build_model
-from nas.space import load_space, sample_distinct
+from nas.space import coarse_space, load_space, sample_distinct
 from nas.spec import parse_arch
 from nas.supernet import (
     SupernetEstimator,
@@ -80,6 +84,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default="builtin:500", help="builtin[:N], .npz or image folder")
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--archs", type=int, default=20, help="sampled architectures")
+    p.add_argument("--phase", default="joint", choices=["joint", "coarse"],
+                   help="sample the joint space, or its coarse stage (widths and depths, every block the coarse "
+                        "block: what stage 1 of the two-stage search ranks); the supernet is trained in that phase")
     p.add_argument("--supernet-epochs", type=int, default=60)
     p.add_argument("--standalone-epochs", type=int, default=60)
     p.add_argument("--standalone-seeds", type=int, default=2,
@@ -111,12 +118,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def _sample_archs(space, n: int, seed: int, path: Path) -> list[str]:
     if path.exists():
         saved = json.loads(path.read_text())
-        if saved["seed"] == seed and saved["space"] == space.name and len(saved["archs"]) >= n:
+        same = saved["seed"] == seed and saved["space"] == space.name and saved.get("phase", "joint") == space.phase
+        if same and len(saved["archs"]) >= n:
             return list(saved["archs"][:n])
     out = [a.arch for a in sample_distinct(space, np.random.default_rng(seed), n)]
     if len(out) < n:
         raise SystemExit(f"--archs: the space has fewer than {n} distinct members that a sample finds ({len(out)})")
-    path.write_text(json.dumps({"space": space.name, "seed": seed, "archs": out}, indent=1))
+    path.write_text(json.dumps({"space": space.name, "phase": space.phase, "seed": seed, "archs": out}, indent=1))
     return out
 
 
@@ -245,10 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     space = load_space(a.space)
+    space = coarse_space(space) if a.phase == "coarse" else space
     data = load_data(a.data, a.resolution, seed=a.seed)
     test = _test_data(data, a.data, a.test_per_class)
     scored = test or data  # the split every model and estimator is scored on
-    console.print(f"[bold]ranking benchmark[/bold]: space {space.name}, {data.describe()}, {a.archs} archs"
+    console.print(f"[bold]ranking benchmark[/bold]: space {space}, {data.describe()}, {a.archs} archs"
                   + ("" if test is None else f"; scored on {len(test.val_y)} fresh test images"))  # fmt: skip
     console.print(f"supernet: {a.sampler}, {a.supernet_epochs} epochs; stand-alone: {a.standalone_epochs} epochs each; "
                   f"batch {a.batch_size}, AdamW lr {a.lr}; torch threads {torch.get_num_threads()}")  # fmt: skip
@@ -345,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     sa_ips = float(np.mean([done[(s, sd)]["images_per_s"] for s in archs for sd in seeds]))
     summary = {
         "space": space.name,
+        "phase": space.phase,
         "data": data.describe(),
         "scored_on": f"{len(scored.val_y)} {'fresh test' if test is not None else 'held-out'} images",
         "archs": len(archs),

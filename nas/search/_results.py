@@ -8,7 +8,7 @@ multi-worker search writes the same files from the shared storage.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -88,12 +88,9 @@ def trial_row(label: str, number: int, state: str, arch: ArchSpec, score: float 
     return row
 
 
-def pareto_frame(trials: pd.DataFrame, evaluator: Evaluator, stage: str | None = None) -> pd.DataFrame:
-    """Feasible, scored trials (of ``stage`` only, if given) not dominated in (score ↑, latency per
-    searched target ↓), unique archs."""
+def pareto_frame(trials: pd.DataFrame, evaluator: Evaluator) -> pd.DataFrame:
+    """Feasible, scored trials not dominated in (score ↑, latency per searched target ↓), unique archs."""
     lat_cols = [f"latency_ms[{b.target}]" for b in evaluator.budgets]
-    if stage is not None:
-        trials = trials[trials["stage"] == stage]
     ok = trials[trials["feasible"] & trials["score"].notna()].drop_duplicates("arch")
     if ok.empty:
         return ok
@@ -180,20 +177,23 @@ def write_results(
     fallback: str | None,
     tables_dir: Path | None = None,
     chosen: tuple[ArchSpec, float] | None = None,
-    pareto_stage: str | None = None,
+    stages: Collection[str] | None = None,
 ) -> SearchOutcome:
     """Write every result file from the trials table (see :func:`trials_frame`) and return the outcome.
 
     The best architecture is the highest-scoring one within every budget, unless the engine
     ``chosen`` its own (TuNAS reports its controller's most likely architecture); with nothing
-    within budget and nothing chosen it is an error. ``pareto_stage`` restricts the Pareto front to
-    the rows of that stage (TuNAS: its full-estimator ``rescored`` rows).
+    within budget and nothing chosen it is an error. ``stages`` restricts the best architecture and
+    the Pareto front to the rows of those stages (TuNAS: its full-estimator ``rescored`` rows; a
+    two-stage search whose coarse stage had its own estimator: the fine stages); ``trials.csv`` keeps
+    every row.
     """
     trials.to_csv(out_dir / "trials.csv", index=False)
+    candidates = trials if stages is None else trials[trials["stage"].isin(list(stages))]
     if chosen is not None:
         best, best_score = chosen
     else:
-        feasible = trials[trials["feasible"] & trials["score"].notna()]
+        feasible = candidates[candidates["feasible"] & candidates["score"].notna()]
         if feasible.empty:
             raise NasError(
                 f"no architecture within budget among {len(trials)} trials (see {out_dir / 'trials.csv'}); "
@@ -201,7 +201,7 @@ def write_results(
             )
         best_row = feasible.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
         best, best_score = parse_arch(best_row["arch"]), float(best_row["score"])
-    pareto = pareto_frame(trials, evaluator, pareto_stage)
+    pareto = pareto_frame(candidates, evaluator)
     pareto.to_csv(out_dir / "pareto.csv", index=False)
     save_spec(best, out_dir / "best.json", name=out_dir.name)
     from nas.export.timm import timm_lines

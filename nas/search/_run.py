@@ -76,6 +76,7 @@ class SearchSettings:
     budgets: Sequence[str]
     space: str | None = None
     estimator: str | None = None
+    coarse_estimator: str | None = None  # scores the coarse stage of a two-stage search (default: ``estimator``)
     one_stage: bool = False
     trials: int = 100
     coarse_trials: int = 40
@@ -191,6 +192,7 @@ def _identity(settings: SearchSettings, budgets: list[TargetBudget], space: Sear
         "space": space.name,
         "space_source": space.source,
         "estimator": estimator,
+        "coarse_estimator": settings.coarse_estimator,  # absent from older run.json files: .get() reads None
         "mode": "one-stage" if settings.one_stage else "two-stage",
         "pareto": settings.pareto,
         "coarse_top": settings.coarse_top,
@@ -274,11 +276,21 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
     budgets = pair_budgets(settings.targets, settings.budgets, list(catalog))
     predictors = {b.target: load_predictor(b.target, settings.tables_dir, settings.fallback) for b in budgets}
     estimator = make_estimator(settings.estimator)
+    coarse_est = None if settings.coarse_estimator is None else make_estimator(settings.coarse_estimator)
+    if coarse_est is not None and settings.one_stage:
+        raise NasError("--coarse-estimator scores the coarse stage of a two-stage search; drop it or --one-stage")
     if tunas:
         from nas.search._tunas_engine import check_estimator
 
         check_estimator(estimator)
+        if coarse_est is not None:
+            check_estimator(coarse_est, "--coarse-estimator")
     trained_on = getattr(estimator, "search_space", None)  # a supernet scores members of its own space only
+    if trained_on is not None and trained_on.phase == "coarse":
+        raise NasError(
+            f"{estimator.name} was trained on the coarse stage only (supernet train --phase coarse): give it as "
+            "--coarse-estimator and a supernet of the joint space as --estimator"
+        )
     if settings.space:
         space = load_space(settings.space)
         space_note = "given with --space"
@@ -299,13 +311,18 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
             raise NasError(f"--{label} must be >= 1 (got {n})")
     if not settings.beta < 0:
         raise NasError(f"--beta must be negative (a latency penalty; got {settings.beta})")
+    coarse_on = getattr(coarse_est, "search_space", None)
+    if coarse_on is not None and decisions(coarse_on.with_phase("joint")) != decisions(space):
+        raise NasError(f"--coarse-estimator {coarse_est.name} was trained on space {coarse_on.name}, not on {space.name}")
     mins = check_space(space, budgets, predictors)
     multi = multi_objective(Evaluator(predictors, budgets, None), settings.pareto)
     evaluator = Evaluator(predictors, budgets, estimator, score_infeasible=multi)
+    coarse_ev = evaluator if coarse_est is None else Evaluator(predictors, budgets, coarse_est, score_infeasible=multi)
     identity = _identity(settings, budgets, space, estimator.name)
     out, previous = _prepare_run_dir(settings, budgets, identity)
     if tunas:
-        return _run_tunas(settings, space, space_note, evaluator, estimator, predictors, catalog, out, mins, rep)
+        return _run_tunas(settings, space, space_note, evaluator, estimator, coarse_est, predictors, catalog, out, mins,
+                          rep)  # fmt: skip
     opened = open_storage(settings.storage, out)
     study_base = settings.study or (previous or {}).get("study") or out.name
     if previous:
@@ -324,11 +341,11 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
     }
     (out / "run.json").write_text(json.dumps(run_record, indent=2) + "\n")
 
-    def run_stage(stage: StageSpec, seed: int) -> Any:
+    def run_stage(stage: StageSpec, seed: int, ev: Evaluator = evaluator) -> Any:
         if settings.workers or settings.ray_address:
             rep.stage_start(stage.label, stage.n_trials, 0)
             study = run_ray(
-                stage, evaluator, opened, multi=multi, seed=seed, workers=settings.workers or 1,
+                stage, ev, opened, multi=multi, seed=seed, workers=settings.workers or 1,
                 address=settings.ray_address, run_dir=out,
                 on_trial=lambda r: rep.trial_done(stage.label, bool(r.get("feasible")), r.get("score")),
             )  # fmt: skip
@@ -342,7 +359,7 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
                 done = 0
             rep.stage_start(stage.label, stage.n_trials, done)
             study = run_local(
-                stage, evaluator, opened, multi=multi, seed=seed,
+                stage, ev, opened, multi=multi, seed=seed,
                 on_trial=lambda t: rep.trial_done(stage.label, bool(t.user_attrs.get("feasible")), trial_score(t)),
             )  # fmt: skip
         rep.stage_end(stage.label)
@@ -356,12 +373,12 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
         else:
             cspace = coarse_space(space)
             coarse = StageSpec("coarse", f"{study_base}:coarse", cspace, settings.coarse_trials)
-            cstudy = run_stage(coarse, settings.seed)
+            cstudy = run_stage(coarse, settings.seed, coarse_ev)
             studies.append(("coarse", cstudy, cspace))
             # Several workers share the coarse result through the study, so they all refine the same bases.
             bases_text = cstudy.user_attrs.get("fine_bases")
             if bases_text is None:
-                bases = _top_feasible(cstudy, evaluator, settings.coarse_top, cspace)
+                bases = _top_feasible(cstudy, coarse_ev, settings.coarse_top, cspace)
                 if not bases:
                     raise NasError(
                         f"no coarse architecture met the budget in {settings.coarse_trials} trials; "
@@ -391,14 +408,16 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
             "trials_text": trials_text,
             "seed": settings.seed,
             "estimator": estimator.name,
-            "estimator_meaning": estimator.meaning,
+            "estimator_meaning": estimator.meaning + _coarse_note(coarse_est),
             "storage": opened.url,
             "study": study_base,
         }
         refs = _references(estimator, predictors) if settings.references else []
+        # Two estimators score on two scales: the coarse stage only chooses the bases the fine stage refines.
+        fine_only = None if coarse_est is None else [label for label, _, _ in studies if label != "coarse"]
         return write_results(
             out, trials_frame(studies, evaluator), evaluator, all_targets=list(catalog), settings=info, references=refs,
-            fallback=settings.fallback, tables_dir=settings.tables_dir,
+            fallback=settings.fallback, tables_dir=settings.tables_dir, stages=fine_only,
         )  # fmt: skip
     finally:
         opened.close()
@@ -410,6 +429,7 @@ def _run_tunas(
     space_note: str,
     evaluator: Evaluator,
     estimator: Any,
+    coarse_est: Any,
     predictors: dict[str, Any],
     catalog: dict[str, Any],
     out: Path,
@@ -420,7 +440,7 @@ def _run_tunas(
     from nas.search._tunas_engine import RESCORE_TOP, RESCORED, run_tunas
 
     trials, arch, score, details = run_tunas(
-        space, evaluator, estimator, one_stage=settings.one_stage,
+        space, evaluator, estimator, coarse_estimator=coarse_est, one_stage=settings.one_stage,
         steps=(settings.trials, settings.coarse_trials, settings.fine_trials), seed=settings.seed,
         beta=settings.beta, reporter=rep,
     )  # fmt: skip
@@ -445,14 +465,22 @@ def _run_tunas(
         f"`{RESCORED}` rows, and pareto.csv is built from them)",
         "seed": settings.seed,
         "estimator": estimator.name,
-        "estimator_meaning": estimator.meaning,
+        "estimator_meaning": estimator.meaning + _coarse_note(coarse_est),
         "storage": "none (TuNAS runs in one process)",
         "study": "-",
     }
     refs = _references(estimator, predictors) if settings.references else []
     return write_results(out, trials, evaluator, all_targets=list(catalog), settings=info, references=refs,
                          fallback=settings.fallback, tables_dir=settings.tables_dir, chosen=(arch, score),
-                         pareto_stage=RESCORED)  # fmt: skip
+                         stages=[RESCORED])  # fmt: skip
+
+
+def _coarse_note(coarse_est: Any) -> str:
+    """What the summary adds to the estimator's meaning when the coarse stage had its own."""
+    if coarse_est is None:
+        return ""
+    return (f"; the coarse stage was scored by `{coarse_est.name}` ({coarse_est.meaning}), so best and Pareto "
+            "front come from the fine stage")  # fmt: skip
 
 
 def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:

@@ -68,11 +68,11 @@ def _rescore(rows: list[dict[str, Any]], estimator: Any, evaluator: Evaluator, k
     return out
 
 
-def check_estimator(estimator: Any) -> None:
+def check_estimator(estimator: Any, option: str = "--estimator") -> None:
     """Raise unless ``estimator`` can drive TuNAS (a supernet: per-step batch quality in [0, 1])."""
     if not hasattr(estimator, "tunas_quality"):
         raise NasError(
-            f"--engine tunas needs --estimator supernet:CKPT or supernet+macs:CKPT (got {estimator.name}): TuNAS's reward adds an "
+            f"--engine tunas needs {option} supernet:CKPT or supernet+macs:CKPT (got {estimator.name}): TuNAS's reward adds an "
             "accuracy in [0, 1] to a latency penalty, a scale training-free proxies do not have"
         )
 
@@ -82,6 +82,7 @@ def run_tunas(
     evaluator: Evaluator,
     estimator: Any,
     *,
+    coarse_estimator: Any = None,
     one_stage: bool,
     steps: tuple[int, int, int],  # (one-stage, coarse, fine)
     seed: int,
@@ -91,7 +92,8 @@ def run_tunas(
     """Run the TuNAS stage(s) and re-score the best samples (see the module docstring); returns
     (trials table, reported arch, its score, details for the summary).
 
-    ``estimator`` must pass :func:`check_estimator` (``run_search`` checks it before any other work).
+    ``estimator`` (and ``coarse_estimator``, which drives the coarse stage if given) must pass
+    :func:`check_estimator` (``run_search`` checks them before any other work).
     """
     from nas.supernet import tunas_search
 
@@ -100,7 +102,7 @@ def run_tunas(
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {"beta": beta, "stages": []}
 
-    def stage(label: str, sp: SearchSpace, n: int, stage_seed: int, controller: Any = None) -> Any:
+    def stage(label: str, sp: SearchSpace, n: int, stage_seed: int, controller: Any = None, est: Any = estimator) -> Any:
         sampled: list[ArchSpec] = []
 
         def first(archs: list[ArchSpec]) -> np.ndarray:
@@ -114,7 +116,7 @@ def run_tunas(
             reporter.trial_done(label, row["feasible"], row["score"])
 
         reporter.stage_start(label, n, 0)
-        res = tunas_search(sp, estimator, [first, *fns[1:]], budgets, steps=n, beta=beta, seed=stage_seed,
+        res = tunas_search(sp, est, [first, *fns[1:]], budgets, steps=n, beta=beta, seed=stage_seed,
                            controller=controller, progress=progress)  # fmt: skip
         reporter.stage_end(label)
         details["stages"].append({"stage": label, "arch": res.arch.arch, "score": res.score, "reward": res.reward,
@@ -124,7 +126,9 @@ def run_tunas(
     if one_stage:
         res = stage("joint", space, steps[0], seed, _controller_for(estimator, space))
     else:
-        coarse = stage("coarse", coarse_space(space), steps[1], seed)
+        coarse = stage("coarse", coarse_space(space), steps[1], seed, est=coarse_estimator or estimator)
         res = stage("fine", fix_coarse(space, coarse.arch), steps[2], seed + 1)
-    rows += _rescore(rows, estimator, evaluator, RESCORE_TOP, reporter)
+    # One-batch scores of another supernet are on another scale: then only the fine samples compete.
+    pool = rows if coarse_estimator is None else [r for r in rows if r["stage"] != "coarse"]
+    rows += _rescore(pool, estimator, evaluator, RESCORE_TOP, reporter)
     return pd.DataFrame(rows), res.arch, float(res.score), details

@@ -60,6 +60,32 @@ def test_fine_stage_refines_the_best_coarse_architecture(settings):
     assert out.best_score >= coarse["score"].max()
 
 
+def test_coarse_estimator_scores_only_the_coarse_stage(settings):
+    from nas.spec import parse_arch
+    from nas.supernet import make_estimator
+
+    out = run_search(settings(coarse_estimator="zen@32"))
+    t = out.trials[out.trials["score"].notna()]
+    for stage, name in (("coarse", "zen@32"), ("fine", "params")):
+        rows = t[t["stage"] == stage]
+        assert len(rows) > 0
+        expect = make_estimator(name).score([parse_arch(a) for a in rows["arch"]])
+        assert list(rows["score"]) == pytest.approx(list(expect)), stage
+    # two scales: the best and the Pareto front come from the fine stage only
+    fine = t[(t["stage"] == "fine") & t["feasible"]]
+    assert out.best.arch in set(fine["arch"]) and out.best_score == pytest.approx(fine["score"].max())
+    assert set(out.pareto["arch"]) <= set(fine["arch"])
+    assert json.loads((out.out_dir / "run.json").read_text())["identity"]["coarse_estimator"] == "zen@32"
+    assert "coarse stage was scored by `zen@32`" in (out.out_dir / "summary.md").read_text()
+    with pytest.raises(NasError, match="different coarse_estimator"):
+        run_search(settings())
+
+
+def test_coarse_estimator_needs_two_stages(settings):
+    with pytest.raises(NasError, match="--coarse-estimator scores the coarse stage"):
+        run_search(settings(coarse_estimator="zen@32", one_stage=True))
+
+
 def test_universal_search_meets_both_budgets(settings):
     out = run_search(settings(targets=["pixel8-edgetpu", "s23-gpu"], budgets=["0.72ms", "2.2ms"]))
     assert _lat(out.best, "pixel8-edgetpu") <= 0.72 and _lat(out.best, "s23-gpu") <= 2.2

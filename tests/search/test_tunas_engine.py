@@ -14,7 +14,7 @@ from nas.errors import NasError
 from nas.latency import load_predictor
 from nas.search import run_search
 from nas.search._tunas_engine import RESCORE_TOP
-from nas.space import contains, load_space_file
+from nas.space import coarse_space, contains, load_space_file
 from nas.spec import parse_arch
 from nas.supernet import SupernetEstimator, TrainConfig, load_data, train_supernet
 
@@ -33,6 +33,21 @@ def ckpt(tmp_path_factory, conv_space_path) -> tuple[Path, Path]:
     finally:
         torch.set_num_threads(old)
     return space_path, d / "sn.pt"
+
+
+@pytest.fixture(scope="module")
+def coarse_ckpt(tmp_path_factory, ckpt) -> Path:
+    """1-epoch supernet of the same space trained on its coarse stage only (``--phase coarse``)."""
+    path = tmp_path_factory.mktemp("tunas-coarse") / "coarse.pt"
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = load_data("builtin:20", 32)
+        train_supernet(coarse_space(load_space_file(ckpt[0])), data, path, TrainConfig(epochs=1, batch_size=32),
+                       data_spec="builtin:20")  # fmt: skip
+    finally:
+        torch.set_num_threads(old)
+    return path
 
 
 def _tunas(settings, ckpt, **kw):
@@ -111,3 +126,32 @@ def test_supernet_macs_estimator_drives_both_engines(settings, ckpt, engine):
     assert contains(load_space_file(ckpt[0]), out.best)
     assert out.estimator.startswith("supernet+macs:") and np.isfinite(out.best_score)
     assert "reference sample of 64" in (out.out_dir / "summary.md").read_text()
+
+
+def test_coarse_stage_supernet_drives_the_coarse_stage(settings, ckpt, coarse_ckpt):
+    out = run_search(_tunas(settings, ckpt, coarse_estimator=f"supernet:{coarse_ckpt}"))
+    run = json.loads((out.out_dir / "run.json").read_text())
+    coarse_arch = parse_arch(run["tunas"]["stages"][0]["arch"])
+    assert contains(coarse_space(load_space_file(ckpt[0])), coarse_arch)
+    # the coarse supernet's one-batch scores are on its own scale: only fine samples are re-scored
+    fine = set(out.trials.loc[out.trials["stage"] == "fine", "arch"])
+    rescored = out.trials[out.trials["stage"] == "rescored"]
+    assert len(rescored) > 0 and set(rescored["arch"]) <= fine
+    assert "coarse stage was scored by" in (out.out_dir / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        ({"estimator": "COARSE"}, "was trained on the coarse stage only"),
+        ({"coarse_estimator": "params"}, "--engine tunas needs --coarse-estimator supernet:CKPT"),
+        ({"engine": "optuna", "estimator": "params", "space": "mnv4-conv-small", "coarse_estimator": "CKPT"},
+         "--coarse-estimator supernet:.* was trained on space"),
+    ],
+)
+def test_bad_coarse_estimators_are_one_line_errors(settings, ckpt, coarse_ckpt, kw, msg):
+    names = {"COARSE": f"supernet:{coarse_ckpt}", "CKPT": f"supernet:{ckpt[1]}"}
+    s = _tunas(settings, ckpt, **{k: names.get(v, v) for k, v in kw.items()})
+    with pytest.raises(NasError, match=msg) as exc:
+        run_search(s)
+    assert "\n" not in str(exc.value)
