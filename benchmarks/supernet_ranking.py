@@ -19,6 +19,8 @@
 ``--phase coarse`` samples the space's coarse stage instead (widths and depths, every block the coarse
 block: the candidates stage 1 of the two-stage search ranks) and trains the supernet in that phase,
 as ``mnv4-nas supernet train --phase coarse`` does for ``search --coarse-estimator``.
+``--compare-supernet CKPT`` scores the same archs with another checkpoint too (e.g. the joint-space
+supernet of an earlier run on the coarse archs: does stage 1 need its own supernet?).
 
 With builtin data, ``--test-per-class N`` scores every stand-alone model and every estimator on N
 freshly generated images per class instead of the held-out split (the held-out accuracies are kept
@@ -105,6 +107,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test-per-class", type=int, default=0,
                    help="builtin data: score stand-alone models and estimators on this many freshly generated "
                         "test images per class instead of the held-out split (less evaluation noise)")
+    p.add_argument("--compare-supernet", action="append", default=[], metavar="CKPT",
+                   help="also score the archs with this supernet checkpoint (repeatable; e.g. a joint-space "
+                        "supernet on --phase coarse archs): rows 'supernet CKPT' and 'supernet+macs CKPT'")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--proxy", default="zen", help="training-free proxy estimator (make_estimator name)")
@@ -296,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     combined = SupernetMacsEstimator(out / "supernet.pt", supernet=sn)
     combined_scores = combined.score(archs_spec)
     combined_seconds = time.perf_counter() - t  # mostly the one-off reference sample
+    compared = {}  # checkpoint file name -> (supernet scores, supernet+macs scores)
+    for ck in a.compare_supernet:
+        other = SupernetEstimator(ck, data=scored)
+        compared[ck] = (other.score(archs_spec), SupernetMacsEstimator(ck, supernet=other).score(archs_spec))
     ft_scores, ft_seconds = None, 0.0
     if a.finetune_epochs > 0:
         t = time.perf_counter()
@@ -314,9 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     # 5. report
     rows = []
     for s, acc, sc, px, pr in zip(archs, truth, sn_scores, proxy_scores, params_scores, strict=True):
-        ft = {} if ft_scores is None else {"finetuned_acc": float(ft_scores[len(rows)])}
+        extra = {} if ft_scores is None else {"finetuned_acc": float(ft_scores[len(rows)])}
+        for name, (o_sn, o_comb) in compared.items():
+            extra |= {f"supernet_acc[{name}]": float(o_sn[len(rows)]), f"supernet_macs[{name}]": float(o_comb[len(rows)])}
         rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc,
-                     "supernet_macs": float(combined_scores[len(rows)]), **ft, f"{proxy.name}": px, "log10_params": pr,
+                     "supernet_macs": float(combined_scores[len(rows)]), **extra, f"{proxy.name}": px, "log10_params": pr,
                      "macs": done[(s, seeds[0])]["macs"], "params": done[(s, seeds[0])]["params"],
                      **{f"standalone_acc_seed{sd}": float(per_seed[k][len(rows)]) for k, sd in enumerate(seeds)}})  # fmt: skip
     with open(out / "ranking.csv", "w", newline="", encoding="utf-8") as f:
@@ -337,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if ft_scores is not None:
         results[f"supernet + {a.finetune_epochs}-epoch fine-tune"] = _corr(ft_scores, truth)
+    compared_rows = [f"{kind} {name}" for name in compared for kind in ("supernet", "supernet+macs")]
+    for name, (o_sn, o_comb) in compared.items():
+        results[f"supernet {name}"] = _corr(np.asarray(o_sn), truth)
+        results[f"supernet+macs {name}"] = _corr(np.asarray(o_comb), truth)
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
         results["stand-alone, seed vs seed"] = _seed_vs_seed(per_seed)
@@ -368,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                      "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds},  # fmt: skip
         "finetune": None if ft_scores is None else {"epochs": a.finetune_epochs, "lr": a.lr / 2,
                                                     "seconds_per_arch": ft_seconds},
+        "compared_supernets": list(a.compare_supernet),
         "proxy_seconds_per_arch": proxy_seconds,
         "supernet_macs": {"reference_members": combined.n_ref, "seconds_with_reference": combined_seconds},
         "kendall_tau": {k: v[0] for k, v in results.items()},
@@ -396,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     r = results["supernet+macs estimator"]
     table.add_row(f"supernet+macs:CKPT ({combined.n_ref}-member reference)", f"{r[0]:.3f}", f"{r[1]:.3f}",
                   f"{combined_seconds / len(archs):.2f}")  # fmt: skip
+    for key in compared_rows:
+        table.add_row(key, f"{results[key][0]:.3f}", f"{results[key][1]:.3f}", "")
     if len(seeds) > 1:
         r = results["stand-alone, seed vs seed"]
         table.add_row("stand-alone, seed vs seed (noise ceiling)", f"{r[0]:.3f}", f"{r[1]:.3f}", "")
