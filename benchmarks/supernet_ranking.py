@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     combined = SupernetMacsEstimator(out / "supernet.pt", supernet=sn)
     combined_scores = combined.score(archs_spec)
     combined_seconds = time.perf_counter() - t  # mostly the one-off reference sample
-    compared = {}  # checkpoint file name -> (supernet scores, supernet+macs scores)
+    compared = {}  # --compare-supernet path -> (supernet scores, supernet+macs scores)
     for ck in a.compare_supernet:
         other = SupernetEstimator(ck, data=scored)
         compared[ck] = (other.score(archs_spec), SupernetMacsEstimator(ck, supernet=other).score(archs_spec))
@@ -348,10 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     if ft_scores is not None:
         results[f"supernet + {a.finetune_epochs}-epoch fine-tune"] = _corr(ft_scores, truth)
-    compared_rows = [f"{kind} {name}" for name in compared for kind in ("supernet", "supernet+macs")]
-    for name, (o_sn, o_comb) in compared.items():
-        results[f"supernet {name}"] = _corr(np.asarray(o_sn), truth)
-        results[f"supernet+macs {name}"] = _corr(np.asarray(o_comb), truth)
+    compared_rows = []
+    for name, pair in compared.items():
+        for kind, scores in zip(("supernet", "supernet+macs"), pair, strict=True):
+            compared_rows.append(f"{kind} {name}")
+            results[compared_rows[-1]] = _corr(np.asarray(scores), truth)
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
         results["stand-alone, seed vs seed"] = _seed_vs_seed(per_seed)

@@ -261,6 +261,13 @@ def _top_feasible(study: Any, evaluator: Evaluator, k: int, space: SearchSpace) 
     return [r[2] for r in rows[:k]]
 
 
+def _trained_elsewhere(estimator: Any, space: SearchSpace) -> str | None:
+    """Name of the space a trained estimator (a supernet) was trained on when that is not ``space``;
+    None when it is, or when the estimator needs no training."""
+    on = getattr(estimator, "search_space", None)
+    return None if on is None or decisions(on.with_phase("joint")) == decisions(space) else on.name
+
+
 def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> SearchOutcome:
     """Run (or resume) a search and write its result folder."""
     from nas.latency import load_catalog, load_predictor
@@ -294,8 +301,8 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
     if settings.space:
         space = load_space(settings.space)
         space_note = "given with --space"
-        if trained_on is not None and decisions(space) != decisions(trained_on.with_phase("joint")):
-            raise NasError(f"{estimator.name} was trained on space {trained_on.name}; --space must be that space (or omitted)")
+        if other := _trained_elsewhere(estimator, space):
+            raise NasError(f"{estimator.name} was trained on space {other}; --space must be that space (or omitted)")
     elif trained_on is not None:
         space = trained_on.with_phase("joint")
         space_note = f"the space {estimator.name} was trained on"
@@ -311,9 +318,8 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
             raise NasError(f"--{label} must be >= 1 (got {n})")
     if not settings.beta < 0:
         raise NasError(f"--beta must be negative (a latency penalty; got {settings.beta})")
-    coarse_on = getattr(coarse_est, "search_space", None)
-    if coarse_on is not None and decisions(coarse_on.with_phase("joint")) != decisions(space):
-        raise NasError(f"--coarse-estimator {coarse_est.name} was trained on space {coarse_on.name}, not on {space.name}")
+    if coarse_est is not None and (other := _trained_elsewhere(coarse_est, space)):
+        raise NasError(f"--coarse-estimator {coarse_est.name} was trained on space {other}, not on {space.name}")
     mins = check_space(space, budgets, predictors)
     multi = multi_objective(Evaluator(predictors, budgets, None), settings.pareto)
     evaluator = Evaluator(predictors, budgets, estimator, score_infeasible=multi)

@@ -19,35 +19,30 @@ from nas.spec import parse_arch
 from nas.supernet import SupernetEstimator, TrainConfig, load_data, train_supernet
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, conv_space_path) -> tuple[Path, Path]:
-    """(space file, 1-epoch supernet checkpoint on 200 built-in images)."""
-    d = tmp_path_factory.mktemp("tunas")
-    space_path = conv_space_path
+def _train_tiny(space, path: Path) -> Path:
+    """1-epoch supernet checkpoint of ``space`` (in its phase) on 200 built-in images, one thread."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         data = load_data("builtin:20", 32)
-        train_supernet(load_space_file(space_path), data, d / "sn.pt", TrainConfig(epochs=1, batch_size=32),
-                       data_spec="builtin:20")  # fmt: skip
+        train_supernet(space, data, path, TrainConfig(epochs=1, batch_size=32), data_spec="builtin:20")
     finally:
         torch.set_num_threads(old)
-    return space_path, d / "sn.pt"
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, conv_space_path) -> tuple[Path, Path]:
+    """(space file, 1-epoch supernet checkpoint on 200 built-in images)."""
+    path = tmp_path_factory.mktemp("tunas") / "sn.pt"
+    return conv_space_path, _train_tiny(load_space_file(conv_space_path), path)
 
 
 @pytest.fixture(scope="module")
 def coarse_ckpt(tmp_path_factory, ckpt) -> Path:
     """1-epoch supernet of the same space trained on its coarse stage only (``--phase coarse``)."""
     path = tmp_path_factory.mktemp("tunas-coarse") / "coarse.pt"
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        data = load_data("builtin:20", 32)
-        train_supernet(coarse_space(load_space_file(ckpt[0])), data, path, TrainConfig(epochs=1, batch_size=32),
-                       data_spec="builtin:20")  # fmt: skip
-    finally:
-        torch.set_num_threads(old)
-    return path
+    return _train_tiny(coarse_space(load_space_file(ckpt[0])), path)
 
 
 def _tunas(settings, ckpt, **kw):
