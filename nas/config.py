@@ -32,6 +32,7 @@ class SearchConfig:
     target: str = "pixel8-edgetpu"
     budget: str = "4ms"
     estimator: str = "zen"
+    coarse_estimator: str = ""  # "" = ``estimator`` scores both stages; used by two-stage searches only
     coarse_trials: int = 40
     fine_trials: int = 60
     trials: int = 100

@@ -77,7 +77,7 @@ def search(
     budget: list[str] = typer.Option(None, "--budget", "-b", help="Latency budget per --target: 4ms, '4 ms', 4000us, 0.004s."),
     space: str | None = typer.Option(None, "--space", help="Search space name or .toml path (default: the space whose reference fits the budget best)."),
     estimator: str | None = typer.Option(None, "--estimator", help="zen[@RES] (default), naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT (supernet accuracy and MAC count, mean rank)."),
-    coarse_estimator: str | None = typer.Option(None, "--coarse-estimator", help="Score the coarse stage with this estimator instead (e.g. supernet:CKPT of a supernet trained with --phase coarse); best and Pareto front then come from the fine stage."),
+    coarse_estimator: str | None = typer.Option(None, "--coarse-estimator", help="Score the coarse stage with this estimator instead (e.g. supernet:CKPT of a supernet trained with --phase coarse); best and Pareto front then come from the fine stage. Default: search.coarse_estimator in nas.toml (empty: --estimator)."),
     trials: int | None = typer.Option(None, "--trials", help="Trials of a --one-stage search (default 100); with two stages, split 40/60 unless --coarse/--fine-trials."),
     coarse_trials: int | None = typer.Option(None, "--coarse-trials", help="Trials of the coarse stage (default 40)."),
     fine_trials: int | None = typer.Option(None, "--fine-trials", help="Trials of the fine stage (default 60)."),
@@ -120,7 +120,9 @@ def search(
         budgets=budgets,
         space=space,
         estimator=estimator or cfg.search.estimator,
-        coarse_estimator=coarse_estimator,
+        # The nas.toml default applies to two-stage searches only; a --coarse-estimator flag given with
+        # --one-stage still reaches run_search, which refuses it.
+        coarse_estimator=coarse_estimator or (None if one_stage else cfg.search.coarse_estimator or None),
         one_stage=one_stage,
         trials=trials or d_trials,
         coarse_trials=n_coarse or d_coarse,

@@ -44,3 +44,21 @@ def test_search_errors_are_one_line(cli, tmp_path, args, needle):
     assert r.code == 2
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.err
+
+
+def test_coarse_estimator_from_config(cli, tmp_path):
+    """search.coarse_estimator in nas.toml scores the coarse stage of two-stage searches only."""
+    import json
+
+    cfg = tmp_path / "nas.toml"
+    cfg.write_text('[search]\ncoarse_estimator = "zen@32"\n')
+    args = ["--config", str(cfg), *BASE, "--target", "pixel8-edgetpu", "--budget", "720us"]
+    r = cli(*args, "--out", str(tmp_path / "two"), "--json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["identity"]["coarse_estimator"] == "zen@32"
+    r = cli(*args, "--coarse-estimator", "naswot@32", "--out", str(tmp_path / "flag"), "--json")
+    assert r.code == 0, r.err  # the flag wins over the file
+    assert json.loads((tmp_path / "flag" / "run.json").read_text())["identity"]["coarse_estimator"] == "naswot@32"
+    r = cli(*args, "--one-stage", "--trials", "4", "--out", str(tmp_path / "one"), "--json")
+    assert r.code == 0, r.err  # a one-stage search has no coarse stage: the file's default does not apply
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["identity"]["coarse_estimator"] is None
