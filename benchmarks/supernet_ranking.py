@@ -5,7 +5,9 @@
    (``--standalone-seeds``, default 2; ``--jobs`` runs in parallel, one torch thread each; cached per
    arch and seed in ``OUT/standalone.jsonl``, so an interrupted run continues where it stopped); the
    truth is the mean over seeds, and the τ between seeds is reported as the noise ceiling no estimator
-   can beat on this budget (with 4 or more seeds also the τ between the means of two halves of them);
+   can beat on this budget (with 4 or more seeds also the τ between the means of two halves of them),
+   next to a simulated ceiling: the τ a perfect estimator of each arch's expected accuracy would get
+   against the seed mean, given the measured seed-to-seed and arch-to-arch spreads;
 3. train a supernet over the space on the same data (resumable: ``OUT/supernet.pt``);
 4. score the same architectures with the supernet (inherited weights, BatchNorm recalibrated, held-out
    accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines; with
@@ -244,6 +246,24 @@ def _seed_vs_seed(per_seed: np.ndarray) -> tuple[float, float]:
     return _mean_corr([_corr(per_seed[i], per_seed[j]) for i in range(k) for j in range(i + 1, k)])
 
 
+def _perfect_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict:
+    """Kendall τ / Spearman ρ of a perfect estimator of the expected stand-alone accuracy against the
+    mean of the seeds, simulated from the measured spreads: per-arch expectations drawn normal with the
+    between-arch variance, seed noise normal with the mean within-arch variance. What no estimator can
+    beat on this truth, and how far one that is exactly right still lands by chance (5th-95th
+    percentile over the draws)."""
+    n_seeds, n_archs = per_seed.shape
+    noise = float(np.mean(np.var(per_seed, axis=0, ddof=1)))
+    signal = max(float(np.var(per_seed.mean(0), ddof=1)) - noise / n_seeds, 1e-12)
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0.0, np.sqrt(signal), (draws, n_archs))
+    seen = mu + rng.normal(0.0, np.sqrt(noise / n_seeds), (draws, n_archs))
+    taus, rhos = zip(*(_corr(m, o) for m, o in zip(mu, seen, strict=True)), strict=True)
+    return {"tau": float(np.mean(taus)), "rho": float(np.mean(rhos)), "tau_p5": float(np.percentile(taus, 5)),
+            "tau_p95": float(np.percentile(taus, 95)), "seed_noise_sd_points": float(100 * np.sqrt(noise)),
+            "arch_sd_points": float(100 * np.sqrt(signal))}  # fmt: skip
+
+
 def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3:
@@ -356,9 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
         results["stand-alone, seed vs seed"] = _seed_vs_seed(per_seed)
+        ceiling = _perfect_ceiling(per_seed, a.seed)
+        results[f"perfect estimator vs the {len(seeds)}-seed mean (simulated)"] = (ceiling["tau"], ceiling["rho"])
         if test is not None:  # the same models scored on the smaller held-out split: how much is evaluation noise
             val = np.asarray([[done[(s, sd)]["val_acc"] for s in archs] for sd in seeds])
             results["stand-alone, seed vs seed on the held-out split"] = _seed_vs_seed(val)
+    else:
+        ceiling = None
     if len(seeds) >= 4:
         # The mean of half the seeds against the mean of the other half (every split): how well a
         # perfect estimator of the expected accuracy could rank against a truth averaged over that
@@ -381,10 +405,12 @@ def main(argv: list[str] | None = None) -> int:
                      "random_subnets": a.random_subnets, "distill": distill,
                      "sandwich_ops": a.sandwich_ops if a.sampler == "sandwich" else None,
                      "kernel_transform": a.kernel_transform,
-                     "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds},  # fmt: skip
+                     "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds,
+                     "bn_calibration_images": sum(len(b) for b in sn.calib)},  # fmt: skip
         "finetune": None if ft_scores is None else {"epochs": a.finetune_epochs, "lr": a.lr / 2,
                                                     "seconds_per_arch": ft_seconds},
         "compared_supernets": list(a.compare_supernet),
+        "perfect_estimator_ceiling": ceiling,
         "proxy_seconds_per_arch": proxy_seconds,
         "supernet_macs": {"reference_members": combined.n_ref, "seconds_with_reference": combined_seconds},
         "kendall_tau": {k: v[0] for k, v in results.items()},
@@ -421,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     if "stand-alone, seed vs seed on the held-out split" in results:
         r = results["stand-alone, seed vs seed on the held-out split"]
         table.add_row(f"  the same, scored on the {len(data.val_y)} held-out images", f"{r[0]:.3f}", f"{r[1]:.3f}", "")
+    if ceiling is not None:
+        table.add_row(f"a perfect estimator vs the {len(seeds)}-seed mean (simulated; 5-95%: "
+                      f"{ceiling['tau_p5']:.2f}-{ceiling['tau_p95']:.2f})", f"{ceiling['tau']:.3f}", f"{ceiling['rho']:.3f}", "")  # fmt: skip
     if "stand-alone, half vs half" in results:
         r = results["stand-alone, half vs half"]
         table.add_row(f"stand-alone, mean of {len(seeds) // 2} seeds vs the other {len(seeds) - len(seeds) // 2}",

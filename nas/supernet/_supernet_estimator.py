@@ -26,8 +26,8 @@ from nas.supernet._tunas import Controller
 class SupernetEstimator(CachedEstimator):
     """Held-out accuracy (fraction in [0, 1]) of subnets of a trained supernet checkpoint."""
 
-    def __init__(self, path: str | Path, *, data: Dataset | None = None, calib_batches: int = 8,
-                 calib_batch_size: int = 64, device: str = "cpu", threads: int | None = None) -> None:  # fmt: skip
+    def __init__(self, path: str | Path, *, data: Dataset | None = None, calib_batches: int = 32,
+                 calib_batch_size: int = 128, device: str = "cpu", threads: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.device = device
@@ -44,6 +44,8 @@ class SupernetEstimator(CachedEstimator):
         if list(data.classes) != list(self.meta["classes"]):
             raise NasError(f"{self.path}: the data's classes differ from the ones the supernet was trained on")
         self.data = data
+        # 4096 images by default: with 512, which images were drawn moved a coarse-phase supernet's
+        # Kendall τ against stand-alone training between 0.64 and 0.70; with 4096 it stays within 0.01.
         self.calib = calibration_batches(data, calib_batches, calib_batch_size, 0, device)
         n_img = sum(len(b) for b in self.calib)
         self.name = f"supernet:{self.path}"
