@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 BASE = ["search", "--space", "mnv4-conv-small", "--estimator", "params", "--coarse-trials", "4", "--fine-trials", "4"]
@@ -48,8 +50,6 @@ def test_search_errors_are_one_line(cli, tmp_path, args, needle):
 
 def test_coarse_estimator_from_config(cli, tmp_path):
     """search.coarse_estimator in nas.toml scores the coarse stage of two-stage searches only."""
-    import json
-
     cfg = tmp_path / "nas.toml"
     cfg.write_text('[search]\ncoarse_estimator = "zen@32"\n')
     args = ["--config", str(cfg), *BASE, "--target", "pixel8-edgetpu", "--budget", "720us"]
