@@ -8,7 +8,9 @@
    can beat on this budget (with 4 or more seeds also the τ between the means of two halves of them),
    next to a simulated ceiling: the τ a perfect estimator of each arch's expected accuracy would get
    against the seed mean, given the measured seed-to-seed and arch-to-arch spreads;
-3. train a supernet over the space on the same data (resumable: ``OUT/supernet.pt``);
+3. train a supernet over the space on the same data (resumable: ``OUT/supernet.pt``; with ``--split
+   DECISION`` a few-shot supernet instead, one supernet per option of that decision: ``OUT/supernet.json``
+   and its shots beside it);
 4. score the same architectures with the supernet (inherited weights, BatchNorm recalibrated, held-out
    accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines; with
    ``--finetune-epochs E`` also the supernet's subnets after E epochs of training from the inherited
@@ -67,11 +69,14 @@ from nas.model import build_model
 from nas.space import coarse_space, load_space, sample_distinct
 from nas.spec import parse_arch
 from nas.supernet import (
+    FewShotEstimator,
     SupernetEstimator,
     SupernetMacsEstimator,
     TrainConfig,
     load_data,
+    load_supernet_estimator,
     make_estimator,
+    train_few_shot,
     train_supernet,
 )
 from nas.supernet._data import BUILTIN_SEED, Dataset, _render_cached
@@ -104,6 +109,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="sandwich: block variants of the pinned largest/smallest members (random: drawn each step)")
     p.add_argument("--kernel-transform", action="store_true",
                    help="supernet: Once-for-All kernel transformation (learned 9×9 map from the 5×5 centre to 3×3)")
+    p.add_argument("--split", default=None, metavar="DECISION",
+                   help="few-shot: one supernet per option of this width/depth decision (e.g. stage1.channels), each "
+                        "trained --supernet-epochs on its members (OUT/supernet.json names them); members are scored "
+                        "by the shot that holds them")
     p.add_argument("--finetune-epochs", type=int, default=0,
                    help="also score every arch after this many epochs of fine-tuning from the inherited weights")
     p.add_argument("--test-per-class", type=int, default=0,
@@ -226,10 +235,12 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Da
     return done
 
 
-def _finetuned(sn: SupernetEstimator, arch, data: Dataset, scored: Dataset, a: argparse.Namespace) -> float:
+def _finetuned(sn: SupernetEstimator | FewShotEstimator, arch, data: Dataset, scored: Dataset,
+               a: argparse.Namespace) -> float:  # fmt: skip
     """Held-out accuracy of ``arch`` after ``--finetune-epochs`` of training from the inherited weights
     (half the peak learning rate, no warm-up, classifier kept), BatchNorm recalibrated as for the supernet score."""
-    model = sn.supernet.extract(arch)
+    shot = sn.shot_for(arch) if isinstance(sn, FewShotEstimator) else sn
+    model = shot.supernet.extract(arch)
     cfg = TrainConfig(epochs=a.finetune_epochs, batch_size=a.batch_size, lr=a.lr / 2, seed=a.seed, lr_warmup=0.0)
     train_model(model, data, cfg, zero_classifier=False)
     return standalone_accuracy(model, scored, sn.calib)
@@ -300,25 +311,33 @@ def main(argv: list[str] | None = None) -> int:
                       eval_every=5, random_subnets=a.random_subnets, distill=not a.no_distill,
                       sandwich_ops=a.sandwich_ops, kernel_transform=a.kernel_transform)  # fmt: skip
     t0 = time.perf_counter()
-    res = train_supernet(
-        space, data, out / "supernet.pt", cfg, data_spec=a.data, split_seed=a.seed,
-        on_epoch=lambda h: console.print(
-            f"  supernet epoch {h['epoch']}: loss {h['loss']:.3f} train acc {h['train_acc']:.3f} "
-            f"{h['images_per_s']:.0f} img/s" + "".join(f" {k} {v:.3f}" for k, v in h.items() if k.startswith("val_acc"))
-        ),
-    )  # fmt: skip
-    sn_hist = res.history
+    train_kw = dict(data_spec=a.data, split_seed=a.seed, on_epoch=lambda h: console.print(
+        f"  supernet epoch {h['epoch']}: loss {h['loss']:.3f} train acc {h['train_acc']:.3f} "
+        f"{h['images_per_s']:.0f} img/s" + "".join(f" {k} {v:.3f}" for k, v in h.items() if k.startswith("val_acc"))
+    ))  # fmt: skip
+    if a.split:
+        ckpt = out / "supernet.json"
+        few = train_few_shot(space, data, ckpt, cfg, split=a.split, **train_kw,
+                             on_shot=lambda k, n, v, p: console.print(f"shot {k + 1}/{n}: {a.split}={v} -> {p}"))  # fmt: skip
+        shot_results = list(few.shots.values())
+    else:
+        ckpt = out / "supernet.pt"
+        shot_results = [train_supernet(space, data, ckpt, cfg, **train_kw)]
+    sn_hist = [h for r in shot_results for h in r.history]
+    sn_epochs = min(r.epochs_done for r in shot_results)
+    # The shots train one after the other, so the few-shot rate is the mean over all their epochs.
     sn_ips = float(np.mean([h["images_per_s"] for h in sn_hist]))
-    console.print(f"supernet: {res.epochs_done} epochs ({time.perf_counter() - t0:.0f} s this run), {sn_ips:.0f} images/s")
+    console.print(f"supernet: {sn_epochs} epochs ({time.perf_counter() - t0:.0f} s this run), {sn_ips:.0f} images/s"
+                  + (f", {len(shot_results)} shots on {a.split}" if a.split else ""))  # fmt: skip
 
     # 4. estimators
     archs_spec = [parse_arch(s) for s in archs]
     t = time.perf_counter()
-    sn = SupernetEstimator(out / "supernet.pt", data=scored)
+    sn = load_supernet_estimator(ckpt, data=scored)
     sn_scores = sn.score(archs_spec)
     sn_seconds = (time.perf_counter() - t) / len(archs)
     t = time.perf_counter()
-    combined = SupernetMacsEstimator(out / "supernet.pt", supernet=sn)
+    combined = SupernetMacsEstimator(ckpt, supernet=sn)
     combined_scores = combined.score(archs_spec)
     combined_seconds = time.perf_counter() - t  # mostly the one-off reference sample
     compared = {}  # --compare-supernet path -> (supernet scores, supernet+macs scores)
@@ -401,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         "standalone": {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "seeds": seeds,
                        "acc_min": float(truth.min()), "acc_max": float(truth.max()),
                        "spread_points": float(100 * (truth.max() - truth.min())), "images_per_s": sa_ips},  # fmt: skip
-        "supernet": {"sampler": a.sampler, "epochs": res.epochs_done, "images_per_s": sn_ips,
+        "supernet": {"sampler": a.sampler, "epochs": sn_epochs, "images_per_s": sn_ips,
+                     "few_shot_split": a.split, "shots": len(shot_results),
                      "random_subnets": a.random_subnets, "distill": distill,
                      "sandwich_ops": a.sandwich_ops if a.sampler == "sandwich" else None,
                      "kernel_transform": a.kernel_transform,
@@ -426,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = a.sampler + (", no distillation" if a.sampler == "sandwich" and not distill else "")
     recipe += ", random ops" if a.sampler == "sandwich" and a.sandwich_ops == "random" else ""
     recipe += ", kernel transform" if a.kernel_transform else ""
-    table.add_row(f"supernet ({recipe}, {res.epochs_done} ep)", f"{results['supernet'][0]:.3f}",
+    recipe += f", {len(shot_results)} shots on {a.split}" if a.split else ""
+    table.add_row(f"supernet ({recipe}, {sn_epochs} ep)", f"{results['supernet'][0]:.3f}",
                   f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
     if ft_scores is not None:
         r = results[f"supernet + {a.finetune_epochs}-epoch fine-tune"]

@@ -87,6 +87,11 @@ def train(
     out: str | None = typer.Option(None, "--out", "-o", help="Checkpoint path (default: supernet.checkpoint in nas.toml)."),
     sampler: Sampler | None = typer.Option(None, "--sampler", case_sensitive=False, help="sandwich, uniform or tunas (default: supernet.sampler in nas.toml)."),
     phase: Phase = typer.Option(Phase.joint, "--phase", case_sensitive=False, help="Sample the joint space or its coarse stage."),
+    split: str | None = typer.Option(
+        None, "--split", metavar="DECISION",
+        help="Few-shot: one supernet per option of this width or depth decision (e.g. stage1.channels, as 'mnv4-nas "
+             "space show' numbers stages), trained one after the other; --out is then a .json manifest naming them.",
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),
     random_subnets: int = typer.Option(2, "--random-subnets", min=0, help="Sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step."),
@@ -142,38 +147,65 @@ def train(
     res = resolution or sc.resolution
     data_spec = data or sc.data
     ckpt = Path(out or sc.checkpoint)
+    if split is not None:
+        from nas.supernet._few_shot import is_few_shot, split_space
+
+        if out is None:
+            ckpt = ckpt.with_suffix(".json")
+        elif not is_few_shot(ckpt):
+            raise UsageError(f"--out: a few-shot supernet (--split) is a .json manifest; got {ckpt}")
+        if smp == "tunas":
+            raise UsageError("--split: few-shot supernets train with --sampler sandwich or uniform, not tunas")
+        shots = split_space(sp, split)  # checks the decision before the data loads
+    elif out is not None and Path(out).suffix.lower() == ".json":
+        raise UsageError(f"--out: {out} is a .json path, which names a few-shot manifest; add --split DECISION or give a .pt path")
     quiet = json_out or env_world_size() > 1 and _rank() != 0
     ds = load_data(data_spec, res, seed=cfg.seed)
     if not quiet:
         console.print(f"data: {ds.describe()}")
         kt = "; kernel transform" if cfg.kernel_transform else ""
         console.print(f"space: {sp}; sampler {cfg.sampler}{kt}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}")
+        if split is not None:
+            console.print(f"few-shot: {len(shots)} supernets, one per {split} in {[v for v, _ in shots]}")
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}{task.fields[extra]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
     )  # fmt: skip
-    tasks: dict[int, Any] = {}
+    tasks: dict[tuple[str, int], Any] = {}
+    shot = {"label": "", "ckpt": ckpt}
+
+    def on_shot(k: int, n: int, option: int, path: Path) -> None:
+        shot.update(label=f"{split}={option} ({k + 1}/{n}) ", ckpt=path)
 
     def on_step(s: dict[str, Any]) -> None:
-        e = s["epoch"]
+        e = (shot["label"], s["epoch"])
         if e not in tasks:
-            tasks[e] = progress.add_task(f"epoch {e + 1}/{s['epochs']}", total=s["steps"], loss=0.0, acc=0.0, extra="")
+            tasks[e] = progress.add_task(f"{e[0]}epoch {e[1] + 1}/{s['epochs']}", total=s["steps"], loss=0.0, acc=0.0, extra="")
         extra = f" Q {s['quality']:.3f} T {s['cost']:.3g}" if "quality" in s else ""
         progress.update(tasks[e], completed=s["step"] + 1, loss=s["loss"], acc=s["acc"], extra=extra)
 
     def on_epoch(h: dict[str, Any]) -> None:
+        if quiet:  # --json prints one JSON document; other ranks print nothing
+            return
         evals = "  ".join(f"{k.removeprefix('val_acc_')} {v:.3f}" for k, v in h.items() if k.startswith("val_acc_"))
         progress.console.print(
-            f"epoch {h['epoch']}: loss {h['loss']:.3f}, train acc {h['train_acc']:.3f}, {h['images_per_s']:.0f} images/s"
-            + (f"; held-out acc: {evals}" if evals else "") + f" — saved {ckpt}"
+            f"{shot['label']}epoch {h['epoch']}: loss {h['loss']:.3f}, train acc {h['train_acc']:.3f}, "
+            f"{h['images_per_s']:.0f} images/s" + (f"; held-out acc: {evals}" if evals else "") + f" — saved {shot['ckpt']}"
         )
 
+    run_kw: dict[str, Any] = dict(data_spec=data_spec, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device,
+                                  max_steps_per_epoch=max_steps)  # fmt: skip
+    if split is not None:
+        from nas.supernet import train_few_shot
+
+        with progress:
+            few = train_few_shot(sp, ds, ckpt, cfg, split=split, on_shot=on_shot, **run_kw)
+        if not quiet or json_out:
+            _few_shot_summary(few, json_out, sp.phase == "coarse")
+        return
     with progress:
-        result = train_supernet(
-            sp, ds, ckpt, cfg, data_spec=data_spec, resume=resume, cost_fn=cost_fn, on_step=on_step,
-            on_epoch=on_epoch, device=device, max_steps_per_epoch=max_steps,
-        )  # fmt: skip
+        result = train_supernet(sp, ds, ckpt, cfg, cost_fn=cost_fn, **run_kw)
     if quiet and not json_out:
         return
     summary: dict[str, Any] = {
@@ -203,6 +235,29 @@ def train(
         typer.echo(t.arch.arch)
 
 
+def _few_shot_summary(few: Any, json_out: bool, coarse: bool) -> None:
+    """Print what :func:`nas.supernet.train_few_shot` did (``few`` is its result)."""
+    rate = few.images_per_second
+    summary = {
+        "manifest": str(few.manifest),
+        "split": few.split,
+        "images_per_s": None if np.isnan(rate) else round(rate, 1),
+        "shots": [
+            {"option": v, "checkpoint": str(r.checkpoint), "epochs_done": r.epochs_done, "resumed_from_epoch": r.resumed_from,
+             "images_per_s": None if np.isnan(r.images_per_second) else round(r.images_per_second, 1)}
+            for v, r in few.shots.items()
+        ],
+    }  # fmt: skip
+    if json_out:
+        print_json(summary)
+        return
+    for s in summary["shots"]:
+        console.print(f"  {few.split}={s['option']}: {s['epochs_done']} epochs, {s['images_per_s']} images/s; {s['checkpoint']}")
+    console.print(f"done: {len(few.shots)} shots; manifest {few.manifest}")
+    flag = "--estimator supernet:JOINT.pt --coarse-estimator" if coarse else "--estimator"
+    console.print(f"next: mnv4-nas search --target TARGET --budget BUDGET {flag} supernet:{few.manifest}")
+
+
 def _rank() -> int:
     import os
 
@@ -214,17 +269,40 @@ def _rank() -> int:
 
 @app.command("info")
 def info(
-    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint."),
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """What a checkpoint holds: space, data, configuration, per-epoch history."""
+    """What a checkpoint holds: space, data, configuration, per-epoch history (for a few-shot manifest:
+    its split and each shot's checkpoint in turn)."""
     from nas.supernet._checkpoint import load_checkpoint, space_from_meta
-    from nas.supernet._train import stored_config
+    from nas.supernet._few_shot import is_few_shot, read_manifest
 
+    if is_few_shot(checkpoint):
+        m = read_manifest(checkpoint)
+        paths = [str(Path(checkpoint).parent / s["checkpoint"]) for s in m["shots"]]
+        if json_out:
+            print_json({**m, "shot_meta": [load_checkpoint(p)["meta"] if Path(p).exists() else None for p in paths]})
+            return
+        console.print(f"[bold]{checkpoint}[/bold]: few-shot supernet of {space_from_meta(m['space'])}, "
+                      f"one supernet per {m['split']} ({len(paths)} shots)")  # fmt: skip
+        for s, p in zip(m["shots"], paths, strict=True):
+            console.print(f"\n[bold]shot {m['split']}={s['option']}[/bold]")
+            if Path(p).exists():
+                _info_one(p, load_checkpoint(p)["meta"])
+            else:
+                console.print(f"{p}: not trained yet (rerun the training command)")
+        return
     meta = load_checkpoint(checkpoint)["meta"]
     if json_out:
         print_json(meta)
         return
+    _info_one(checkpoint, meta)
+
+
+def _info_one(checkpoint: str, meta: dict[str, Any]) -> None:
+    from nas.supernet._checkpoint import space_from_meta
+    from nas.supernet._train import stored_config
+
     sp = space_from_meta(meta["space"])
     cfg = stored_config(meta)
     console.print(f"[bold]{checkpoint}[/bold]: space {sp} at {meta['resolution']} px, {meta['num_classes']} classes")
@@ -247,7 +325,7 @@ def info(
 
 @app.command("eval")
 def eval_(
-    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint."),
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
     archs: list[str] = typer.Argument(None, metavar="[ARCH]...", help="Arch strings or spec files (members of the space)."),
     sample_n: int = typer.Option(0, "--sample", min=0, help="Also score N random members."),
     extremes: bool = typer.Option(False, "--extremes", help="Also score the largest and smallest members."),
@@ -258,14 +336,14 @@ def eval_(
     """Held-out accuracy of subnets inherited from a checkpoint (BatchNorm recalibrated per subnet)."""
     from nas.cost import count_macs
     from nas.space import sample
-    from nas.supernet import SupernetEstimator
+    from nas.supernet import largest_arch, load_supernet_estimator, smallest_arch
 
     _set_threads(threads)
-    est = SupernetEstimator(checkpoint)
+    est = load_supernet_estimator(checkpoint)
     sp = est.search_space
     items: list[tuple[str, Any]] = [("given", resolve_spec(s)[0]) for s in archs or []]
     if extremes:
-        items += [("largest", est.supernet.largest()), ("smallest", est.supernet.smallest())]
+        items += [("largest", largest_arch(sp)), ("smallest", smallest_arch(sp))]
     rng = np.random.default_rng(seed)
     items += [(f"sample{i}", sample(sp, rng)) for i in range(sample_n)]
     if not items:
@@ -289,7 +367,7 @@ class ExtractFormat(StrEnum):
 
 @app.command("extract")
 def extract(
-    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint."),
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
     arch: str = typer.Argument(..., metavar="ARCH", help="Arch string or spec file (a member of the space)."),
     output: str = typer.Option(..., "--output", "-o", help="Output file."),
     fmt: ExtractFormat = typer.Option(ExtractFormat.pt, "--format", "-f", case_sensitive=False, help="pt or onnx."),
@@ -298,10 +376,12 @@ def extract(
     import torch
 
     from nas.model import recalibrate_bn
-    from nas.supernet import SupernetEstimator
+    from nas.supernet import FewShotEstimator, load_supernet_estimator
 
-    est = SupernetEstimator(checkpoint)
     spec = resolve_spec(arch)[0]
+    est = load_supernet_estimator(checkpoint)
+    if isinstance(est, FewShotEstimator):
+        est = est.shot_for(spec)
     model = recalibrate_bn(est.supernet.extract(spec), est.calib)
     norm = est.supernet.normalize(spec)
     p = Path(output)

@@ -25,7 +25,8 @@ from nas.errors import NasError
 from nas.space import SearchSpace, sample_distinct
 from nas.spec import ArchSpec
 from nas.supernet._estimators import AccuracyEstimator, CachedEstimator
-from nas.supernet._supernet_estimator import SupernetEstimator
+from nas.supernet._few_shot import FewShotEstimator
+from nas.supernet._supernet_estimator import SupernetEstimator, load_supernet_estimator
 from nas.supernet._tunas import Controller
 
 #: Reference members per estimator: 64 supernet evaluations (about 40 s on 2 CPU threads at 32 px).
@@ -69,11 +70,11 @@ class SupernetMacsEstimator(CachedEstimator):
     """Supernet accuracy and MAC count combined by their mean rank in a reference sample (module docstring)."""
 
     def __init__(self, path: str | Path, *, n_ref: int = DEFAULT_REFERENCE, seed: int = 0,
-                 supernet: SupernetEstimator | None = None) -> None:  # fmt: skip
+                 supernet: SupernetEstimator | FewShotEstimator | None = None) -> None:  # fmt: skip
         super().__init__()
         if n_ref < 2:
             raise NasError(f"supernet+macs: the reference sample needs at least 2 members (got {n_ref})")
-        self.base = supernet if supernet is not None else SupernetEstimator(path)
+        self.base = supernet if supernet is not None else load_supernet_estimator(path)
         self.n_ref, self.seed = n_ref, seed
         self._map: RankMean | None = None
         self.name = f"supernet+macs:{self.base.path}"
@@ -95,7 +96,7 @@ class SupernetMacsEstimator(CachedEstimator):
     def _macs(self, archs: list[ArchSpec]) -> np.ndarray:
         # At the supernet's resolution, like the reference: a search hands in members at the space's
         # deployment resolution, whose MAC counts would all sit above the reference range.
-        return np.asarray([count_macs(self.base.supernet.normalize(a)) for a in archs], dtype=np.float64)
+        return np.asarray([count_macs(self.base.normalize(a)) for a in archs], dtype=np.float64)
 
     def _mapping(self) -> RankMean:
         if self._map is None:

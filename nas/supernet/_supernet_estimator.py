@@ -10,6 +10,7 @@ resolution.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,9 @@ from nas.supernet._estimators import AccuracyEstimator, CachedEstimator
 from nas.supernet._evaluate import BatchQuality, calibration_batches, subnet_accuracy
 from nas.supernet._train import controller_from_checkpoint, load_supernet
 from nas.supernet._tunas import Controller
+
+if TYPE_CHECKING:
+    from nas.supernet._few_shot import FewShotEstimator
 
 
 class SupernetEstimator(CachedEstimator):
@@ -61,6 +65,10 @@ class SupernetEstimator(CachedEstimator):
         """The space the supernet was trained on (at its own resolution)."""
         return self.supernet.search_space
 
+    def normalize(self, arch: ArchSpec) -> ArchSpec:
+        """``arch`` at the supernet's training resolution and class count."""
+        return self.supernet.normalize(arch)
+
     def _score_one(self, arch: ArchSpec) -> float:
         old = torch.get_num_threads()
         if self.threads:
@@ -79,8 +87,17 @@ class SupernetEstimator(CachedEstimator):
         return controller_from_checkpoint(self._controller_state, self.supernet.search_space)
 
 
+def load_supernet_estimator(path: str | Path, *, data: Dataset | None = None) -> SupernetEstimator | FewShotEstimator:
+    """The estimator of a supernet checkpoint, or of a few-shot supernet's ``.json`` manifest."""
+    from nas.supernet._few_shot import FewShotEstimator, is_few_shot
+
+    if is_few_shot(path):
+        return FewShotEstimator(path, data=data)
+    return SupernetEstimator(path, data=data)
+
+
 def make_supernet_estimator(arg: str | None) -> AccuracyEstimator:
-    """Registry factory of ``supernet:PATH``."""
+    """Registry factory of ``supernet:PATH`` (a checkpoint, or a few-shot supernet's manifest)."""
     if not arg:
         raise NasError("estimator 'supernet' needs a checkpoint: supernet:PATH (train one with 'mnv4-nas supernet train')")
-    return SupernetEstimator(arg)
+    return load_supernet_estimator(arg)

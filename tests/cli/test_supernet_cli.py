@@ -51,6 +51,9 @@ def ckpt(tmp_path_factory, space_file):
 
 
 def test_train_json_and_resume(cli, space_file, ckpt, tmp_path):
+    fresh = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+                "--batch-size", "20", "--out", str(tmp_path / "f.pt"), "--threads", "1", "--json")  # fmt: skip
+    assert fresh.code == 0 and fresh.json()["epochs_done"] == 1  # stdout is one JSON document, no epoch lines
     r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
             "--batch-size", "20", "--out", str(ckpt), "--json")  # fmt: skip
     assert r.code == 0, r.err
@@ -132,6 +135,46 @@ def test_errors_are_one_line(cli, space_file, tmp_path, args, msg):
     r = cli(*base, *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert r.code == 2, r.out
     assert msg in r.err and r.err.strip().count("\n") == 0
+
+
+def test_few_shot_train_info_eval_extract(cli, space_file, tmp_path):
+    p = tmp_path / "fs.json"
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1", "--batch-size", "20",
+            "--out", str(p), "--split", "stage1.channels", "--threads", "1", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    out = r.json()
+    assert out["manifest"] == str(p) and [s["option"] for s in out["shots"]] == [16, 24]
+    assert all(s["epochs_done"] == 1 for s in out["shots"])
+    r = cli("supernet", "info", str(p))
+    assert r.code == 0 and "one supernet per stage1.channels (2 shots)" in r.out and "shot stage1.channels=24" in r.out
+    assert len(cli("supernet", "info", str(p), "--json").json()["shot_meta"]) == 2
+    r = cli("supernet", "eval", str(p), "--extremes", "--json", "--threads", "1")
+    assert r.code == 0, r.err
+    res = r.json()["results"]
+    assert [x["name"] for x in res] == ["largest", "smallest"] and all(0 <= x["accuracy"] <= 1 for x in res)
+    assert "_c24|" in res[0]["arch"] and "few-shot supernet fs.json" in r.json()["meaning"]
+    r = cli("supernet", "extract", str(p), res[1]["arch"], "-o", str(tmp_path / "s.onnx"), "--format", "onnx")
+    assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--split", "stage1.channels", "--out", "{tmp}/x.pt"], "--out: a few-shot supernet (--split) is a .json manifest"),
+        (["--out", "{tmp}/x.json"], "names a few-shot manifest; add --split DECISION"),
+        (["--split", "stage0.uib", "--out", "{tmp}/x.json"],
+         "--split: 'stage0.uib' is not a width or depth decision of space cli-tiny (allowed: stage0.channels, stage0.depth, "
+         "stage1.channels, stage1.depth)"),
+        (["--split", "stage1.channels", "--sampler", "tunas", "--out", "{tmp}/x.json"],
+         "few-shot supernets train with --sampler sandwich or uniform"),
+    ],
+)
+def test_few_shot_errors_are_one_line(cli, space_file, tmp_path, args, msg):
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+            *[a.replace("{tmp}", str(tmp_path)) for a in args])  # fmt: skip
+    assert r.code == 2, r.out
+    assert msg in r.err and r.err.strip().count("\n") == 0
+    assert not any(tmp_path.iterdir())
 
 
 def test_eval_needs_something_and_a_checkpoint(cli, ckpt, tmp_path):

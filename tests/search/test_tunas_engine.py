@@ -16,7 +16,7 @@ from nas.search import run_search
 from nas.search._tunas_engine import RESCORE_TOP
 from nas.space import coarse_space, contains, load_space_file
 from nas.spec import parse_arch
-from nas.supernet import SupernetEstimator, TrainConfig, load_data, train_supernet
+from nas.supernet import SupernetEstimator, TrainConfig, load_data, train_few_shot, train_supernet
 
 
 def _train_tiny(space, path: Path) -> Path:
@@ -133,6 +133,30 @@ def test_coarse_stage_supernet_drives_the_coarse_stage(settings, ckpt, coarse_ck
     rescored = out.trials[out.trials["stage"] == "rescored"]
     assert len(rescored) > 0 and set(rescored["arch"]) <= fine
     assert "coarse stage was scored by" in (out.out_dir / "summary.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def few_shot_coarse(tmp_path_factory, ckpt) -> Path:
+    """1-epoch few-shot supernet of the coarse stage: one shot per width of the first UIB stage."""
+    path = tmp_path_factory.mktemp("few-shot") / "coarse.json"
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_few_shot(coarse_space(load_space_file(ckpt[0])), load_data("builtin:20", 32), path,
+                       TrainConfig(epochs=1, batch_size=32), split="stage2.channels", data_spec="builtin:20")  # fmt: skip
+    finally:
+        torch.set_num_threads(old)
+    return path
+
+
+@pytest.mark.parametrize("engine", ["tunas", "optuna"])
+def test_few_shot_coarse_supernet_drives_the_coarse_stage(settings, ckpt, few_shot_coarse, engine):
+    out = run_search(_tunas(settings, ckpt, engine=engine, coarse_estimator=f"supernet:{few_shot_coarse}"))
+    assert contains(load_space_file(ckpt[0]), out.best)
+    coarse = out.trials[out.trials["stage"] == "coarse"]
+    scored = coarse["score"].dropna()  # optuna does not score members its latency check already rejected
+    assert len(coarse) == 8 and len(scored) > 0 and scored.between(0, 1).all()
+    assert f"supernet:{few_shot_coarse}" in (out.out_dir / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(

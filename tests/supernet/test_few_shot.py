@@ -1,0 +1,154 @@
+"""Few-shot supernets: the split, training one shot per option, and scoring by the shot that holds a member."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nas.errors import NasError
+from nas.space import coarse_space, contains, sample, size, widths_of
+from nas.spec import parse_arch
+from nas.supernet import (
+    FewShotEstimator,
+    SupernetEstimator,
+    SupernetMacsEstimator,
+    TrainConfig,
+    load_data,
+    make_estimator,
+    train_few_shot,
+)
+from nas.supernet._few_shot import read_manifest, shot_path, split_space
+
+SPLIT = "stage2.channels"  # t-conv: the first UIB stage, channels 16 or 24
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("builtin:20", 32)
+
+
+@pytest.fixture(scope="module")
+def few_shot(tmp_path_factory, conv_space, data):
+    """A 1-epoch few-shot supernet of t-conv's coarse stage, split on ``SPLIT``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        path = tmp_path_factory.mktemp("few-shot") / "fs.json"
+        res = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32), split=SPLIT,
+                             data_spec="builtin:20")  # fmt: skip
+    finally:
+        torch.set_num_threads(old)
+    return path, res
+
+
+def test_split_space_partitions_the_space(conv_space):
+    shots = split_space(conv_space, SPLIT)
+    assert [v for v, _ in shots] == [16, 24]
+    assert sum(size(sub) for _, sub in shots) == size(conv_space)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = sample(conv_space, rng)
+        holders = [v for v, sub in shots if contains(sub, a)]
+        assert holders == [widths_of(conv_space, a)[2][0]]
+    assert [v for v, _ in split_space(conv_space, "stage3.depth")] == [1, 3]
+
+
+@pytest.mark.parametrize("name", ["stage0.channels", "stage2.block0.uib", "channels", "stage9.depth"])
+def test_only_width_and_depth_decisions_split(conv_space, name):
+    with pytest.raises(NasError, match=r"--split: .* \(allowed: stage1.channels, stage1.depth, stage2.channels") as exc:
+        split_space(conv_space, name)
+    assert "\n" not in str(exc.value)
+
+
+def test_training_writes_a_manifest_and_one_checkpoint_per_shot(few_shot):
+    path, res = few_shot
+    m = read_manifest(path)
+    assert m["split"] == SPLIT and [s["option"] for s in m["shots"]] == [16, 24]
+    for v in (16, 24):
+        ck = shot_path(path, SPLIT, v)
+        assert ck.is_file() and res.shots[v].checkpoint == ck and res.shots[v].epochs_done == 1
+        assert SupernetEstimator(ck).search_space.stages[2].channels == (v,)
+    assert res.images_per_second > 0
+
+
+def test_rerun_resumes_every_shot(few_shot, conv_space, data):
+    path, _ = few_shot
+    again = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32), split=SPLIT,
+                           data_spec="builtin:20")  # fmt: skip
+    assert all(r.resumed_from == 1 and r.epochs_done == 1 for r in again.shots.values())
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        ({"split": "stage1.channels"}, "is a few-shot supernet of another space or split"),
+        ({"cfg": TrainConfig(epochs=1, sampler="tunas")}, "sandwich or uniform sampler"),
+        ({"suffix": ".pt"}, "--out: a few-shot supernet is a JSON manifest"),
+    ],
+)
+def test_bad_few_shot_trainings_are_refused_without_touching_files(few_shot, conv_space, data, kw, msg):
+    path, _ = few_shot
+    before = path.read_text()
+    target = path.with_suffix(kw.get("suffix", ".json"))
+    with pytest.raises(NasError, match=msg) as exc:
+        train_few_shot(coarse_space(conv_space), data, target, kw.get("cfg", TrainConfig(epochs=1, batch_size=32)),
+                       split=kw.get("split", SPLIT), data_spec="builtin:20")  # fmt: skip
+    assert "\n" not in str(exc.value)
+    assert path.read_text() == before
+
+
+def test_members_are_scored_by_the_shot_that_holds_them(few_shot, conv_space):
+    path, _ = few_shot
+    est = make_estimator(f"supernet:{path}")
+    assert isinstance(est, FewShotEstimator) and est.name == f"supernet:{path}"
+    assert "one supernet per stage2.channels: 16, 24" in est.meaning
+    assert est.search_space.phase == "coarse" and est.search_space.stages[2].channels == (16, 24)
+    shots = {v: SupernetEstimator(shot_path(path, SPLIT, v)) for v in (16, 24)}
+    rng = np.random.default_rng(1)
+    archs = [sample(coarse_space(conv_space), rng) for _ in range(6)]
+    got = est.score(archs)
+    for a, g in zip(archs, got, strict=True):
+        v = 16 if "_s2_e4_c16" in a.arch else 24
+        assert est.shot_for(a) is est.shots[v]
+        assert g == pytest.approx(float(shots[v].score([a])[0]))
+    # TuNAS's per-step quality goes through the same shot
+    q = est.tunas_quality(batch_size=16)(archs[:2])
+    assert q.shape == (2,) and ((q >= 0) & (q <= 1)).all()
+    assert est.controller() is None
+
+
+def test_supernet_macs_takes_a_few_shot_manifest(few_shot, conv_space):
+    path, _ = few_shot
+    est = make_estimator(f"supernet+macs:{path}")
+    assert isinstance(est, SupernetMacsEstimator) and isinstance(est.base, FewShotEstimator)
+    est.n_ref = 8  # a small reference sample keeps the test short
+    a = sample(coarse_space(conv_space), np.random.default_rng(2))
+    assert np.isfinite(est.score([a])).all()
+
+
+def test_non_members_and_broken_manifests_are_one_line_errors(few_shot, tmp_path):
+    path, _ = few_shot
+    est = FewShotEstimator(path)
+    other = parse_arch("res32|cn_r1_k3_s2_c8|uir_r1_a0_k3_s2_e4_c16|head_c32_h48_cls10")
+    with pytest.raises(NasError, match="not in space") as exc:
+        est.score([other])
+    assert "\n" not in str(exc.value)
+    cases = {
+        "missing.json": None,
+        "garbage.json": "{not json",
+        "other.json": json.dumps({"format": "something else"}),
+        "future.json": json.dumps({"format": "mnv4-nas few-shot supernet", "version": 99}),
+    }
+    m = read_manifest(path)
+    m["shots"][0]["checkpoint"] = "gone.pt"
+    cases["gone.json"] = json.dumps(m)
+    for name, text in cases.items():
+        p = tmp_path / name
+        if text is not None:
+            p.write_text(text)
+        with pytest.raises(NasError) as exc:
+            make_estimator(f"supernet:{p}")
+        assert "\n" not in str(exc.value) and str(p) in str(exc.value), name
