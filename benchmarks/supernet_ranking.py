@@ -110,7 +110,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kernel-transform", action="store_true",
                    help="supernet: Once-for-All kernel transformation (learned 9×9 map from the 5×5 centre to 3×3)")
     p.add_argument("--split", default=None, metavar="DECISION",
-                   help="few-shot: one supernet per option of this width/depth decision (e.g. stage1.channels), each "
+                   help="few-shot: one supernet per option of this width/depth decision (e.g. stage1.channels; "
+                        "several, comma-separated: one per combination), each "
                         "trained --supernet-epochs on its members (OUT/supernet.json names them); members are scored "
                         "by the shot that holds them")
     p.add_argument("--finetune-epochs", type=int, default=0,
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.split:
         ckpt = out / "supernet.json"
         few = train_few_shot(space, data, ckpt, cfg, split=a.split, **train_kw,
-                             on_shot=lambda k, n, v, p: console.print(f"shot {k + 1}/{n}: {a.split}={v} -> {p}"))  # fmt: skip
+                             on_shot=lambda k, n, label, p: console.print(f"shot {k + 1}/{n}: {label} -> {p}"))  # fmt: skip
         shot_results = list(few.shots.values())
     else:
         ckpt = out / "supernet.pt"

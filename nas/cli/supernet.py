@@ -90,7 +90,8 @@ def train(
     split: str | None = typer.Option(
         None, "--split", metavar="DECISION",
         help="Few-shot: one supernet per option of this width or depth decision (e.g. stage1.channels, as 'mnv4-nas "
-             "space show' numbers stages), trained one after the other; --out is then a .json manifest naming them.",
+             "space show' numbers stages; several, comma-separated: one per combination), trained one after the other; "
+             "--out is then a .json manifest naming them.",
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),
@@ -148,15 +149,11 @@ def train(
     data_spec = data or sc.data
     ckpt = Path(out or sc.checkpoint)
     if split is not None:
-        from nas.supernet._few_shot import is_few_shot, split_space
+        from nas.supernet._few_shot import check_few_shot
 
         if out is None:
             ckpt = ckpt.with_suffix(".json")
-        elif not is_few_shot(ckpt):
-            raise UsageError(f"--out: a few-shot supernet (--split) is a .json manifest; got {ckpt}")
-        if smp == "tunas":
-            raise UsageError("--split: few-shot supernets train with --sampler sandwich or uniform, not tunas")
-        shots = split_space(sp, split)  # checks the decision before the data loads
+        shots = check_few_shot(sp, split, smp, ckpt)  # before the data loads
     elif out is not None and Path(out).suffix.lower() == ".json":
         raise UsageError(f"--out: {out} is a .json path, which names a few-shot manifest; add --split DECISION or give a .pt path")
     quiet = json_out or env_world_size() > 1 and _rank() != 0
@@ -166,7 +163,7 @@ def train(
         kt = "; kernel transform" if cfg.kernel_transform else ""
         console.print(f"space: {sp}; sampler {cfg.sampler}{kt}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}")
         if split is not None:
-            console.print(f"few-shot: {len(shots)} supernets, one per {split} in {[v for v, _ in shots]}")
+            console.print(f"few-shot: {len(shots)} supernets: {', '.join(sh.label for sh in shots)}")
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}{task.fields[extra]}"),
@@ -175,8 +172,8 @@ def train(
     tasks: dict[tuple[str, int], Any] = {}
     shot = {"label": "", "ckpt": ckpt}
 
-    def on_shot(k: int, n: int, option: int, path: Path) -> None:
-        shot.update(label=f"{split}={option} ({k + 1}/{n}) ", ckpt=path)
+    def on_shot(k: int, n: int, label: str, path: Path) -> None:
+        shot.update(label=f"{label} ({k + 1}/{n}) ", ckpt=path)
 
     def on_step(s: dict[str, Any]) -> None:
         e = (shot["label"], s["epoch"])
@@ -243,7 +240,7 @@ def _few_shot_summary(few: Any, json_out: bool, coarse: bool) -> None:
         "split": few.split,
         "images_per_s": None if np.isnan(rate) else round(rate, 1),
         "shots": [
-            {"option": v, "checkpoint": str(r.checkpoint), "epochs_done": r.epochs_done, "resumed_from_epoch": r.resumed_from,
+            {"shot": v, "checkpoint": str(r.checkpoint), "epochs_done": r.epochs_done, "resumed_from_epoch": r.resumed_from,
              "images_per_s": None if np.isnan(r.images_per_second) else round(r.images_per_second, 1)}
             for v, r in few.shots.items()
         ],
@@ -252,7 +249,7 @@ def _few_shot_summary(few: Any, json_out: bool, coarse: bool) -> None:
         print_json(summary)
         return
     for s in summary["shots"]:
-        console.print(f"  {few.split}={s['option']}: {s['epochs_done']} epochs, {s['images_per_s']} images/s; {s['checkpoint']}")
+        console.print(f"  {s['shot']}: {s['epochs_done']} epochs, {s['images_per_s']} images/s; {s['checkpoint']}")
     console.print(f"done: {len(few.shots)} shots; manifest {few.manifest}")
     flag = "--estimator supernet:JOINT.pt --coarse-estimator" if coarse else "--estimator"
     console.print(f"next: mnv4-nas search --target TARGET --budget BUDGET {flag} supernet:{few.manifest}")
@@ -284,9 +281,9 @@ def info(
             print_json({**m, "shot_meta": [load_checkpoint(p)["meta"] if Path(p).exists() else None for p in paths]})
             return
         console.print(f"[bold]{checkpoint}[/bold]: few-shot supernet of {space_from_meta(m['space'])}, "
-                      f"one supernet per {m['split']} ({len(paths)} shots)")  # fmt: skip
+                      f"{len(paths)} shots on {m['split']}")  # fmt: skip
         for s, p in zip(m["shots"], paths, strict=True):
-            console.print(f"\n[bold]shot {m['split']}={s['option']}[/bold]")
+            console.print(f"\n[bold]shot {s['label']}[/bold]")
             if Path(p).exists():
                 _info_one(p, load_checkpoint(p)["meta"])
             else:

@@ -1,12 +1,13 @@
 """Few-shot supernets (Zhao et al., "Few-shot Neural Architecture Search", ICML 2021).
 
-One weight-sharing supernet per option of one width or depth decision of the space (e.g.
+One weight-sharing supernet per option of a width or depth decision of the space (e.g.
 ``stage1.channels``): each *shot* is an ordinary supernet trained only on the members with that
 option, so members that differ in the split decision no longer share weights. A member is scored by
 the shot that holds it.
 
 On disk a few-shot supernet is a JSON manifest (``…/name.json``) naming one ordinary checkpoint per
-shot beside it (``…/name.stage1.channels=24.pt``); each shot trains, checkpoints and resumes like a
+shot beside it (``…/name.stage1.channels=24.pt``). Several decisions split into every combination of
+their options (``stage0.channels,stage1.channels``: 3 × 3 shots for two 3-way widths). Each shot trains, checkpoints and resumes like a
 one-shot supernet, one after the other. ``supernet:MANIFEST.json`` and ``supernet+macs:MANIFEST.json``
 are estimators like their one-shot forms.
 """
@@ -14,6 +15,7 @@ are estimators like their one-shot forms.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -43,34 +45,53 @@ def is_few_shot(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".json"
 
 
-def split_decision(space: SearchSpace, name: str) -> Decision:
-    """The decision ``name`` of ``space`` (e.g. ``stage1.channels``), if a few-shot split can use it."""
-    allowed = [d for d in decisions(space) if d.kind in SPLITTABLE]
-    for d in allowed:
-        if d.name == name:
-            return d
-    names = ", ".join(d.name for d in allowed) or "none: no stage has two widths or depths"
-    raise NasError(f"--split: {name!r} is not a width or depth decision of space {space.name} (allowed: {names})")
+def split_decisions(space: SearchSpace, split: str) -> tuple[Decision, ...]:
+    """The decisions named by ``split`` (one, or several joined by commas: ``stage0.channels,stage1.channels``),
+    if a few-shot split can use them (width and depth decisions of ``space``, each once)."""
+    allowed = {d.name: d for d in decisions(space) if d.kind in SPLITTABLE}
+    names = [n.strip() for n in split.split(",")]
+    for n in names:
+        if n not in allowed:
+            ok = ", ".join(allowed) or "none: no stage has two widths or depths"
+            raise NasError(f"--split: {n!r} is not a width or depth decision of space {space.name} (allowed: {ok})")
+    if len(set(names)) < len(names):
+        raise NasError(f"--split: a decision is named twice in {split!r}")
+    return tuple(allowed[n] for n in names)
 
 
-def split_space(space: SearchSpace, name: str) -> list[tuple[int, SearchSpace]]:
-    """(option, sub-space) per option of decision ``name``: ``space`` with that stage narrowed to it."""
-    d = split_decision(space, name)
-    st = space.stages[d.stage]
-    assert isinstance(st, UIBStage | FusedStage)
-    field = "channels" if d.kind == "channels" else "depth"
+@dataclass(frozen=True)
+class Shot:
+    """One shot: the options it fixes, e.g. ``(("stage1.channels", 24),)``, and its sub-space."""
+
+    options: tuple[tuple[str, int], ...]
+    space: SearchSpace
+
+    @property
+    def label(self) -> str:
+        """``stage1.channels=24`` (several options joined by ``+``); also names its checkpoint."""
+        return "+".join(f"{n}={v}" for n, v in self.options)
+
+
+def split_space(space: SearchSpace, split: str) -> list[Shot]:
+    """One shot per combination of the options of the decisions in ``split``: ``space`` with those stages
+    narrowed to them. Every member of ``space`` lies in exactly one shot."""
+    ds = split_decisions(space, split)
     out = []
-    for v in d.choices:
+    for combo in itertools.product(*(d.choices for d in ds)):
         stages = list(space.stages)
-        stages[d.stage] = dataclasses.replace(st, **{field: (int(v),)})
-        sub = dataclasses.replace(space, name=f"{space.name}[{name}={v}]", stages=tuple(stages), _cache={})
-        out.append((int(v), sub))
+        for d, v in zip(ds, combo, strict=True):
+            st = stages[d.stage]
+            assert isinstance(st, UIBStage | FusedStage)
+            stages[d.stage] = dataclasses.replace(st, **{d.kind: (int(v),)})
+        opts = tuple((d.name, int(v)) for d, v in zip(ds, combo, strict=True))
+        label = "+".join(f"{n}={v}" for n, v in opts)
+        out.append(Shot(opts, dataclasses.replace(space, name=f"{space.name}[{label}]", stages=tuple(stages), _cache={})))
     return out
 
 
-def shot_path(manifest: Path, split: str, value: int) -> Path:
-    """Checkpoint path of one shot, beside the manifest."""
-    return manifest.with_name(f"{manifest.stem}.{split}={value}.pt")
+def shot_path(manifest: Path, label: str) -> Path:
+    """Checkpoint path of the shot with ``label`` (:attr:`Shot.label`), beside the manifest."""
+    return manifest.with_name(f"{manifest.stem}.{label}.pt")
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
@@ -97,17 +118,28 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class FewShotResult:
-    """Outcome of :func:`train_few_shot`: the manifest and one :class:`TrainResult` per shot."""
+    """Outcome of :func:`train_few_shot`: the manifest and one :class:`TrainResult` per shot label."""
 
     manifest: Path
     split: str
-    shots: dict[int, TrainResult]
+    shots: dict[str, TrainResult]
 
     @property
     def images_per_second(self) -> float:
         """Mean training throughput over the shots' epochs run in this call (NaN if none ran)."""
         rates = [r.images_per_second for r in self.shots.values() if not np.isnan(r.images_per_second)]
         return float(np.mean(rates)) if rates else float("nan")
+
+
+def check_few_shot(space: SearchSpace, split: str, sampler: str, manifest: str | Path) -> list[Shot]:
+    """The shots of ``split`` after checking the settings of a few-shot training (one-line NasError
+    naming the option otherwise): a ``.json`` manifest path, a sampler without a controller."""
+    if sampler == "tunas":
+        raise NasError("--split: few-shot supernets train with --sampler sandwich or uniform, not tunas (a TuNAS "
+                       "controller learns one distribution over the whole space)")  # fmt: skip
+    if not is_few_shot(manifest):
+        raise NasError(f"--out: a few-shot supernet (--split) is a .json manifest; got {manifest}")
+    return split_space(space, split)
 
 
 def train_few_shot(
@@ -118,43 +150,40 @@ def train_few_shot(
     *,
     split: str,
     resume: bool = True,
-    on_shot: Callable[[int, int, int, Path], None] | None = None,
+    on_shot: Callable[[int, int, str, Path], None] | None = None,
     **train_kwargs: Any,
 ) -> FewShotResult:
-    """Train one supernet per option of decision ``split``, one after the other.
+    """Train one supernet per shot of ``split`` (:func:`split_space`), one after the other.
 
     Writes the manifest first, then each shot's checkpoint beside it (``train_kwargs`` go to
     :func:`nas.supernet.train_supernet`, e.g. ``data_spec``, ``on_epoch``, ``device``). Rerunning
     resumes each shot from its checkpoint; a manifest for another space or split is refused, never
-    overwritten. ``on_shot(k, n, option, checkpoint)`` is called before shot ``k`` of ``n`` trains.
+    overwritten. ``on_shot(k, n, label, checkpoint)`` is called before shot ``k`` of ``n`` trains.
     """
-    if cfg.sampler == "tunas":
-        raise NasError("--split: a few-shot supernet trains with the sandwich or uniform sampler (a TuNAS controller "
-                       "learns one distribution over the whole space)")  # fmt: skip
     path = Path(manifest)
-    if not is_few_shot(path):
-        raise NasError(f"--out: a few-shot supernet is a JSON manifest; give a .json path (got {path})")
-    shots = split_space(space, split)
+    shots = check_few_shot(space, split, cfg.sampler, path)
+    split = ",".join(d.name for d in split_decisions(space, split))  # canonical spelling
     want = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
-        "space": space_meta(space),
+        "space": json.loads(json.dumps(space_meta(space))),
         "split": split,
-        "shots": [{"option": v, "checkpoint": shot_path(path, split, v).name} for v, _ in shots],
+        "shots": [{"label": sh.label, "options": dict(sh.options), "checkpoint": shot_path(path, sh.label).name}
+                  for sh in shots],  # fmt: skip
     }
     if path.exists() and resume:
         have = read_manifest(path)
-        if have["split"] != split or have["space"] != json.loads(json.dumps(want["space"])):
+        if have["split"] != split or have["space"] != want["space"]:
             raise NasError(f"{path} is a few-shot supernet of another space or split ({have['split']}); "
                            "give another --out or remove it")  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_json(path, want)
-    results: dict[int, TrainResult] = {}
-    for k, (v, sub) in enumerate(shots):
-        ck = shot_path(path, split, v)
+    results: dict[str, TrainResult] = {}
+    for k, sh in enumerate(shots):
+        ck = shot_path(path, sh.label)
         if on_shot is not None:
-            on_shot(k, len(shots), v, ck)
-        results[v] = train_supernet(sub, data, ck, cfg, resume=resume, **train_kwargs)
+            on_shot(k, len(shots), sh.label, ck)
+        results[sh.label] = train_supernet(sh.space, data, ck, cfg, resume=resume, **train_kwargs)
     return FewShotResult(path, split, results)
 
 
@@ -167,15 +196,16 @@ class FewShotEstimator(CachedEstimator):
         self.path = Path(path)
         m = read_manifest(self.path)
         self.split: str = m["split"]
-        self.shots: dict[int, SupernetEstimator] = {}
+        #: shot label (``stage1.channels=24``) -> that shot's one-shot estimator
+        self.shots: dict[str, SupernetEstimator] = {}
         for s in m["shots"]:
             ck = self.path.parent / s["checkpoint"]
             if not ck.exists():
-                raise NasError(f"{self.path}: shot {self.split}={s['option']} has no checkpoint {ck} "
+                raise NasError(f"{self.path}: shot {s['label']} has no checkpoint {ck} "
                                "(rerun the training command to finish it)")  # fmt: skip
             est = SupernetEstimator(ck, data=data, threads=threads)
             data = est.data  # every shot trained on the same data: load it once
-            self.shots[int(s["option"])] = est
+            self.shots[s["label"]] = est
         first = next(iter(self.shots.values()))
         self.meta = first.meta
         self.data = first.data
@@ -183,13 +213,13 @@ class FewShotEstimator(CachedEstimator):
         parent = space_from_meta(m["space"])
         self._space = dataclasses.replace(parent, resolution=first.search_space.resolution,
                                           num_classes=first.search_space.num_classes, _cache={})  # fmt: skip
-        self._stage = split_decision(self._space, self.split).stage
+        self._decisions = split_decisions(self._space, self.split)
         epochs = sorted({e.meta["epochs_done"] for e in self.shots.values()})
         self.name = f"supernet:{self.path}"
         self.meaning = (
             f"top-1 accuracy (fraction 0-1) on the {len(self.data.val_y)} held-out images of the subnet inheriting the "
-            f"weights of the shot of few-shot supernet {self.path.name} that holds it (one supernet per {self.split}: "
-            f"{', '.join(map(str, self.shots))}; {'/'.join(map(str, epochs))} epochs); BatchNorm recalibrated on "
+            f"weights of the shot of few-shot supernet {self.path.name} that holds it ({len(self.shots)} supernets, one "
+            f"per {self.split}; {'/'.join(map(str, epochs))} epochs); BatchNorm recalibrated on "
             f"{sum(len(b) for b in first.calib)} training images per subnet"
         )
 
@@ -205,12 +235,15 @@ class FewShotEstimator(CachedEstimator):
     def shot_for(self, arch: ArchSpec) -> SupernetEstimator:
         """The shot whose sub-space holds ``arch`` (NasError for non-members of the space)."""
         try:
-            cd = widths_of(self._space, self.normalize(arch))[self._stage]
+            widths = widths_of(self._space, self.normalize(arch))
         except SpecError as exc:
             raise NasError(f"{self.path}: {exc}") from None
-        assert cd is not None
-        option = cd[0] if self.split.endswith(".channels") else cd[1]
-        return self.shots[option]
+        parts = []
+        for d in self._decisions:
+            cd = widths[d.stage]
+            assert cd is not None
+            parts.append(f"{d.name}={cd[0] if d.kind == 'channels' else cd[1]}")
+        return self.shots["+".join(parts)]
 
     def _score_one(self, arch: ArchSpec) -> float:
         return float(self.shot_for(arch).score([arch])[0])
@@ -229,4 +262,4 @@ class FewShotEstimator(CachedEstimator):
         return None
 
 
-__all__ = ["FewShotEstimator", "FewShotResult", "is_few_shot", "read_manifest", "split_space", "train_few_shot"]
+__all__ = ["FewShotEstimator", "FewShotResult", "Shot", "is_few_shot", "read_manifest", "split_space", "train_few_shot"]

@@ -143,10 +143,10 @@ def test_few_shot_train_info_eval_extract(cli, space_file, tmp_path):
             "--out", str(p), "--split", "stage1.channels", "--threads", "1", "--json")  # fmt: skip
     assert r.code == 0, r.err
     out = r.json()
-    assert out["manifest"] == str(p) and [s["option"] for s in out["shots"]] == [16, 24]
+    assert out["manifest"] == str(p) and [s["shot"] for s in out["shots"]] == ["stage1.channels=16", "stage1.channels=24"]
     assert all(s["epochs_done"] == 1 for s in out["shots"])
     r = cli("supernet", "info", str(p))
-    assert r.code == 0 and "one supernet per stage1.channels (2 shots)" in r.out and "shot stage1.channels=24" in r.out
+    assert r.code == 0 and "2 shots on stage1.channels" in r.out and "shot stage1.channels=24" in r.out
     assert len(cli("supernet", "info", str(p), "--json").json()["shot_meta"]) == 2
     r = cli("supernet", "eval", str(p), "--extremes", "--json", "--threads", "1")
     assert r.code == 0, r.err

@@ -46,14 +46,27 @@ def few_shot(tmp_path_factory, conv_space, data):
 
 def test_split_space_partitions_the_space(conv_space):
     shots = split_space(conv_space, SPLIT)
-    assert [v for v, _ in shots] == [16, 24]
-    assert sum(size(sub) for _, sub in shots) == size(conv_space)
+    assert [sh.label for sh in shots] == ["stage2.channels=16", "stage2.channels=24"]
+    assert sum(size(sh.space) for sh in shots) == size(conv_space)
     rng = np.random.default_rng(0)
     for _ in range(20):
         a = sample(conv_space, rng)
-        holders = [v for v, sub in shots if contains(sub, a)]
-        assert holders == [widths_of(conv_space, a)[2][0]]
-    assert [v for v, _ in split_space(conv_space, "stage3.depth")] == [1, 3]
+        holders = [sh.options for sh in shots if contains(sh.space, a)]
+        assert holders == [(("stage2.channels", widths_of(conv_space, a)[2][0]),)]
+    assert [sh.label for sh in split_space(conv_space, "stage3.depth")] == ["stage3.depth=1", "stage3.depth=3"]
+
+
+def test_several_decisions_split_into_every_combination(conv_space):
+    shots = split_space(conv_space, "stage1.channels, stage3.depth")
+    assert [sh.label for sh in shots] == ["stage1.channels=8+stage3.depth=1", "stage1.channels=8+stage3.depth=3",
+                                          "stage1.channels=16+stage3.depth=1", "stage1.channels=16+stage3.depth=3"]  # fmt: skip
+    assert sum(size(sh.space) for sh in shots) == size(conv_space)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = sample(conv_space, rng)
+        assert sum(contains(sh.space, a) for sh in shots) == 1
+    with pytest.raises(NasError, match="named twice"):
+        split_space(conv_space, "stage3.depth,stage3.depth")
 
 
 @pytest.mark.parametrize("name", ["stage0.channels", "stage2.block0.uib", "channels", "stage9.depth"])
@@ -66,10 +79,12 @@ def test_only_width_and_depth_decisions_split(conv_space, name):
 def test_training_writes_a_manifest_and_one_checkpoint_per_shot(few_shot):
     path, res = few_shot
     m = read_manifest(path)
-    assert m["split"] == SPLIT and [s["option"] for s in m["shots"]] == [16, 24]
+    assert m["split"] == SPLIT and [s["options"] for s in m["shots"]] == [{SPLIT: 16}, {SPLIT: 24}]
     for v in (16, 24):
-        ck = shot_path(path, SPLIT, v)
-        assert ck.is_file() and res.shots[v].checkpoint == ck and res.shots[v].epochs_done == 1
+        ck = shot_path(path, f"{SPLIT}={v}")
+        assert ck.name == f"fs.{SPLIT}={v}.pt"
+        r = res.shots[f"{SPLIT}={v}"]
+        assert ck.is_file() and r.checkpoint == ck and r.epochs_done == 1
         assert SupernetEstimator(ck).search_space.stages[2].channels == (v,)
     assert res.images_per_second > 0
 
@@ -85,8 +100,8 @@ def test_rerun_resumes_every_shot(few_shot, conv_space, data):
     ("kw", "msg"),
     [
         ({"split": "stage1.channels"}, "is a few-shot supernet of another space or split"),
-        ({"cfg": TrainConfig(epochs=1, sampler="tunas")}, "sandwich or uniform sampler"),
-        ({"suffix": ".pt"}, "--out: a few-shot supernet is a JSON manifest"),
+        ({"cfg": TrainConfig(epochs=1, sampler="tunas")}, "--sampler sandwich or uniform, not tunas"),
+        ({"suffix": ".pt"}, r"--out: a few-shot supernet \(--split\) is a .json manifest"),
     ],
 )
 def test_bad_few_shot_trainings_are_refused_without_touching_files(few_shot, conv_space, data, kw, msg):
@@ -104,15 +119,15 @@ def test_members_are_scored_by_the_shot_that_holds_them(few_shot, conv_space):
     path, _ = few_shot
     est = make_estimator(f"supernet:{path}")
     assert isinstance(est, FewShotEstimator) and est.name == f"supernet:{path}"
-    assert "one supernet per stage2.channels: 16, 24" in est.meaning
+    assert "2 supernets, one per stage2.channels" in est.meaning
     assert est.search_space.phase == "coarse" and est.search_space.stages[2].channels == (16, 24)
-    shots = {v: SupernetEstimator(shot_path(path, SPLIT, v)) for v in (16, 24)}
+    shots = {v: SupernetEstimator(shot_path(path, f"{SPLIT}={v}")) for v in (16, 24)}
     rng = np.random.default_rng(1)
     archs = [sample(coarse_space(conv_space), rng) for _ in range(6)]
     got = est.score(archs)
     for a, g in zip(archs, got, strict=True):
         v = 16 if "_s2_e4_c16" in a.arch else 24
-        assert est.shot_for(a) is est.shots[v]
+        assert est.shot_for(a) is est.shots[f"{SPLIT}={v}"]
         assert g == pytest.approx(float(shots[v].score([a])[0]))
     # TuNAS's per-step quality goes through the same shot
     q = est.tunas_quality(batch_size=16)(archs[:2])
@@ -152,3 +167,16 @@ def test_non_members_and_broken_manifests_are_one_line_errors(few_shot, tmp_path
         with pytest.raises(NasError) as exc:
             make_estimator(f"supernet:{p}")
         assert "\n" not in str(exc.value) and str(p) in str(exc.value), name
+
+
+def test_a_two_decision_split_trains_and_scores_every_combination(conv_space, data, tmp_path):
+    path = tmp_path / "fs2.json"
+    res = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32),
+                         split="stage1.channels,stage2.channels", data_spec="builtin:20", max_steps_per_epoch=2)  # fmt: skip
+    assert len(res.shots) == 4 and all(shot_path(path, label).is_file() for label in res.shots)
+    est = FewShotEstimator(path)
+    rng = np.random.default_rng(4)
+    for a in [sample(coarse_space(conv_space), rng) for _ in range(4)]:
+        w = widths_of(conv_space, a)
+        assert est.shot_for(a) is est.shots[f"stage1.channels={w[1][0]}+stage2.channels={w[2][0]}"]
+        assert 0 <= est.score([a])[0] <= 1
