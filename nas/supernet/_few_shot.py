@@ -30,6 +30,7 @@ from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, wi
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import space_from_meta, space_meta
 from nas.supernet._data import Dataset
+from nas.supernet._ddp import init_distributed
 from nas.supernet._estimators import CachedEstimator
 from nas.supernet._supernet_estimator import SupernetEstimator
 from nas.supernet._train import TrainConfig, TrainResult, train_supernet
@@ -176,8 +177,9 @@ def train_few_shot(
         if have["split"] != split or have["space"] != want["space"]:
             raise NasError(f"{path} is a few-shot supernet of another space or split ({have['split']}); "
                            "give another --out or remove it")  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, want)
+    if init_distributed(train_kwargs.get("device")).is_main:  # under torchrun, rank 0 writes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(path, want)
     results: dict[str, TrainResult] = {}
     for k, sh in enumerate(shots):
         ck = shot_path(path, sh.label)

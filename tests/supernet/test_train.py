@@ -326,3 +326,19 @@ def test_ddp_two_cpu_processes(conv_space_path, tmp_path):
     # 200 images, 2 processes x 16 per step: 6 steps, each seeing 32 images.
     assert meta["history"][0]["images_per_s"] > 0 and len(meta["rl_history"]) == 6
     assert np.isfinite(meta["history"][0]["loss"])
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_few_shot(conv_space_path, tmp_path):
+    manifest = tmp_path / "fs.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", _console_script(),
+           "supernet", "train", "--space", str(conv_space_path), "--data", TINY_DATA, "--epochs", "1",
+           "--batch-size", "16", "--out", str(manifest), "--threads", "1", "--split", "stage2.channels", "--phase", "coarse"]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "done: 2 shots" in p.stdout and p.stdout.count("done: 2 shots") == 1  # rank 0 reports
+    for c in (16, 24):
+        meta = load_checkpoint(tmp_path / f"fs.stage2.channels={c}.pt")["meta"]
+        assert meta["world_size"] == 2 and meta["epochs_done"] == 1
+
