@@ -5,11 +5,12 @@ One weight-sharing supernet per option of a width or depth decision of the space
 option, so members that differ in the split decision no longer share weights. A member is scored by
 the shot that holds it.
 
-On disk a few-shot supernet is a JSON manifest (``…/name.json``) naming one ordinary checkpoint per
-shot beside it (``…/name.stage1.channels=24.pt``). Several decisions split into every combination of
-their options (``stage0.channels,stage1.channels``: 3 × 3 shots for two 3-way widths). Each shot trains, checkpoints and resumes like a
-one-shot supernet, one after the other. ``supernet:MANIFEST.json`` and ``supernet+macs:MANIFEST.json``
-are estimators like their one-shot forms.
+Several decisions split into every combination of their options (``stage0.channels,stage1.channels``:
+3 × 3 shots for two 3-way widths). On disk a few-shot supernet is a JSON manifest (``…/name.json``)
+naming one ordinary checkpoint per shot beside it (``…/name.stage1.channels=24.pt``); each shot
+trains, checkpoints and resumes like a one-shot supernet, one after the other.
+``supernet:MANIFEST.json`` and ``supernet+macs:MANIFEST.json`` are estimators like their one-shot
+forms.
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ class Shot:
     @property
     def label(self) -> str:
         """``stage1.channels=24`` (several options joined by ``+``); also names its checkpoint."""
-        return "+".join(f"{n}={v}" for n, v in self.options)
+        return _label(self.options)
+
+
+def _label(options: tuple[tuple[str, int], ...]) -> str:
+    return "+".join(f"{n}={v}" for n, v in options)
 
 
 def split_space(space: SearchSpace, split: str) -> list[Shot]:
@@ -85,8 +90,8 @@ def split_space(space: SearchSpace, split: str) -> list[Shot]:
             assert isinstance(st, UIBStage | FusedStage)
             stages[d.stage] = dataclasses.replace(st, **{d.kind: (int(v),)})
         opts = tuple((d.name, int(v)) for d, v in zip(ds, combo, strict=True))
-        label = "+".join(f"{n}={v}" for n, v in opts)
-        out.append(Shot(opts, dataclasses.replace(space, name=f"{space.name}[{label}]", stages=tuple(stages), _cache={})))
+        sub = dataclasses.replace(space, name=f"{space.name}[{_label(opts)}]", stages=tuple(stages), _cache={})
+        out.append(Shot(opts, sub))
     return out
 
 
@@ -114,6 +119,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise NasError(f"{p}: not a few-shot supernet manifest (no format {MANIFEST_FORMAT!r})")
     if m.get("version") != MANIFEST_VERSION:
         raise NasError(f"{p}: few-shot manifest version {m.get('version')!r}; this mnv4-nas reads {MANIFEST_VERSION}")
+    shots = m.get("shots")
+    ok = isinstance(m.get("split"), str) and isinstance(m.get("space"), dict) and isinstance(shots, list) and shots
+    if not ok or not all(isinstance(s, dict) and isinstance(s.get("label"), str) and isinstance(s.get("checkpoint"), str)
+                         and "/" not in s["checkpoint"] for s in shots):  # fmt: skip
+        raise NasError(f"{p}: malformed few-shot manifest (needs split, space and shots with label and checkpoint file names)")
     return m
 
 
@@ -240,12 +250,12 @@ class FewShotEstimator(CachedEstimator):
             widths = widths_of(self._space, self.normalize(arch))
         except SpecError as exc:
             raise NasError(f"{self.path}: {exc}") from None
-        parts = []
+        opts = []
         for d in self._decisions:
             cd = widths[d.stage]
             assert cd is not None
-            parts.append(f"{d.name}={cd[0] if d.kind == 'channels' else cd[1]}")
-        return self.shots["+".join(parts)]
+            opts.append((d.name, cd[0] if d.kind == "channels" else cd[1]))
+        return self.shots[_label(tuple(opts))]
 
     def _score_one(self, arch: ArchSpec) -> float:
         return float(self.shot_for(arch).score([arch])[0])

@@ -160,6 +160,10 @@ def test_non_members_and_broken_manifests_are_one_line_errors(few_shot, tmp_path
     m = read_manifest(path)
     m["shots"][0]["checkpoint"] = "gone.pt"
     cases["gone.json"] = json.dumps(m)
+    m["shots"][0]["checkpoint"] = "../elsewhere/fs.pt"
+    cases["outside.json"] = json.dumps(m)
+    del m["shots"][0]["label"]
+    cases["nolabel.json"] = json.dumps(m)
     for name, text in cases.items():
         p = tmp_path / name
         if text is not None:
