@@ -292,8 +292,9 @@ def save_device(device: Device, tables_dir: Path | None = None) -> Path:
     return target
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+def write_text_atomic(path: Path, text: str, hint: str = "set [latency] tables_dir in nas.toml") -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written);
+    ``hint`` ends the one-line error when the folder is not writable."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -303,7 +304,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except PermissionError as exc:
-        raise NasError(f"cannot write {path} ({exc.strerror}); set [latency] tables_dir in nas.toml") from None
+        raise NasError(f"cannot write {path} ({exc.strerror}); {hint}") from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError, SpecError
+from nas.latency._catalog import write_text_atomic
 from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import space_from_meta, space_meta
@@ -100,12 +100,6 @@ def shot_path(manifest: Path, label: str) -> Path:
     return manifest.with_name(f"{manifest.stem}.{label}.pt")
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """A few-shot manifest, checked for format and version (one-line :class:`NasError` otherwise)."""
     p = Path(path)
@@ -173,7 +167,7 @@ def train_few_shot(
     """
     path = Path(manifest)
     shots = check_few_shot(space, split, cfg.sampler, path)
-    split = ",".join(d.name for d in split_decisions(space, split))  # canonical spelling
+    split = ",".join(name for name, _ in shots[0].options)  # canonical spelling
     want = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -188,8 +182,7 @@ def train_few_shot(
             raise NasError(f"{path} is a few-shot supernet of another space or split ({have['split']}); "
                            "give another --out or remove it")  # fmt: skip
     if init_distributed(train_kwargs.get("device")).is_main:  # under torchrun, rank 0 writes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(path, want)
+        write_text_atomic(path, json.dumps(want, indent=1), hint="give --out a writable folder")
     results: dict[str, TrainResult] = {}
     for k, sh in enumerate(shots):
         ck = shot_path(path, sh.label)

@@ -312,15 +312,21 @@ def test_kill_9_leaves_a_loadable_checkpoint(conv_space_path, tmp_path):
     assert res.resumed_from == done and res.epochs_done == done + 1
 
 
+def _torchrun_train(space_path, tmp_path, out, *extra: str) -> subprocess.CompletedProcess:
+    """``supernet train`` (1 epoch, batch 16 per process) under torchrun with 2 CPU processes; asserts success."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", _console_script(),
+           "supernet", "train", "--space", str(space_path), "--data", TINY_DATA, "--epochs", "1",
+           "--batch-size", "16", "--out", str(out), "--threads", "1", *extra]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(conv_space_path, tmp_path):
     ckpt = tmp_path / "ddp.pt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", _console_script(),
-           "supernet", "train", "--space", str(conv_space_path), "--data", TINY_DATA, "--epochs", "1",
-           "--batch-size", "16", "--out", str(ckpt), "--threads", "1", "--sampler", "tunas"]  # fmt: skip
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
-    assert p.returncode == 0, p.stderr[-3000:]
+    _torchrun_train(conv_space_path, tmp_path, ckpt, "--sampler", "tunas")
     meta = load_checkpoint(ckpt)["meta"]
     assert meta["world_size"] == 2 and meta["epochs_done"] == 1
     # 200 images, 2 processes x 16 per step: 6 steps, each seeing 32 images.
@@ -330,13 +336,7 @@ def test_ddp_two_cpu_processes(conv_space_path, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_few_shot(conv_space_path, tmp_path):
-    manifest = tmp_path / "fs.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", _console_script(),
-           "supernet", "train", "--space", str(conv_space_path), "--data", TINY_DATA, "--epochs", "1",
-           "--batch-size", "16", "--out", str(manifest), "--threads", "1", "--split", "stage2.channels", "--phase", "coarse"]  # fmt: skip
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
-    assert p.returncode == 0, p.stderr[-3000:]
+    p = _torchrun_train(conv_space_path, tmp_path, tmp_path / "fs.json", "--split", "stage2.channels", "--phase", "coarse")
     assert "done: 2 shots" in p.stdout and p.stdout.count("done: 2 shots") == 1  # rank 0 reports
     for c in (16, 24):
         meta = load_checkpoint(tmp_path / f"fs.stage2.channels={c}.pt")["meta"]
