@@ -10,7 +10,8 @@
    against the seed mean, given the measured seed-to-seed and arch-to-arch spreads;
 3. train a supernet over the space on the same data (resumable: ``OUT/supernet.pt``; with ``--split
    DECISION`` a few-shot supernet instead, one supernet per option of that decision: ``OUT/supernet.json``
-   and its shots beside it);
+   and its shots beside it; with ``--init-epochs N`` the shots start from the one-shot supernet
+   ``OUT/supernet.pt`` trained N epochs, which is scored as well);
 4. score the same architectures with the supernet (inherited weights, BatchNorm recalibrated, held-out
    accuracy), the training-free Zen-score proxy and the parameter-count and MAC-count baselines; with
    ``--finetune-epochs E`` also the supernet's subnets after E epochs of training from the inherited
@@ -114,6 +115,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                         "several, comma-separated: one per combination), each "
                         "trained --supernet-epochs on its members (OUT/supernet.json names them); members are scored "
                         "by the shot that holds them")
+    p.add_argument("--init-epochs", type=int, default=0, metavar="N",
+                   help="with --split: first train the one-shot supernet OUT/supernet.pt for N epochs, then start every "
+                        "shot from its weights (few-shot NAS's transfer); the one-shot supernet is scored too")
+    p.add_argument("--shot-lr", type=float, default=None,
+                   help="with --init-epochs: peak learning rate of the shots (default: --lr)")
     p.add_argument("--finetune-epochs", type=int, default=0,
                    help="also score every arch after this many epochs of fine-tuning from the inherited weights")
     p.add_argument("--test-per-class", type=int, default=0,
@@ -285,6 +291,8 @@ def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
+    if (a.init_epochs or a.shot_lr) and not a.split:
+        raise SystemExit("--init-epochs/--shot-lr: only with --split (they start the few-shot supernets from a one-shot one)")
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -318,7 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     ))  # fmt: skip
     if a.split:
         ckpt = out / "supernet.json"
-        few = train_few_shot(space, data, ckpt, cfg, split=a.split, **train_kw,
+        init_from = None
+        if a.init_epochs > 0:
+            init_from = out / "supernet.pt"
+            console.print(f"one-shot start: {a.init_epochs} epochs -> {init_from}")
+            a.init_epochs = train_supernet(space, data, init_from, dataclasses.replace(cfg, epochs=a.init_epochs),
+                                           **train_kw).epochs_done  # what the shots start from, if it already held more
+            a.compare_supernet.append(str(init_from))
+            cfg = dataclasses.replace(cfg, lr=a.shot_lr or a.lr)
+        few = train_few_shot(space, data, ckpt, cfg, split=a.split, init_from=init_from, **train_kw,
                              on_shot=lambda k, n, label, p: console.print(f"shot {k + 1}/{n}: {label} -> {p}"))  # fmt: skip
         shot_results = list(few.shots.values())
     else:
@@ -423,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
                        "spread_points": float(100 * (truth.max() - truth.min())), "images_per_s": sa_ips},  # fmt: skip
         "supernet": {"sampler": a.sampler, "epochs": sn_epochs, "images_per_s": sn_ips,
                      "few_shot_split": a.split, "shots": len(shot_results),
+                     "init_epochs": a.init_epochs or None, "shot_lr": (a.shot_lr or a.lr) if a.split else None,
                      "random_subnets": a.random_subnets, "distill": distill,
                      "sandwich_ops": a.sandwich_ops if a.sampler == "sandwich" else None,
                      "kernel_transform": a.kernel_transform,
@@ -448,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe += ", random ops" if a.sampler == "sandwich" and a.sandwich_ops == "random" else ""
     recipe += ", kernel transform" if a.kernel_transform else ""
     recipe += f", {len(shot_results)} shots on {a.split}" if a.split else ""
+    recipe += f" after {a.init_epochs} one-shot ep" if a.split and a.init_epochs else ""
     table.add_row(f"supernet ({recipe}, {sn_epochs} ep)", f"{results['supernet'][0]:.3f}",
                   f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
     if ft_scores is not None:

@@ -93,6 +93,12 @@ def train(
              "space show' numbers stages; several, comma-separated: one per combination), trained one after the other; "
              "--out is then a .json manifest naming them.",
     ),
+    init_from: str | None = typer.Option(
+        None, "--init-from", metavar="CKPT",
+        help="Start from this supernet checkpoint's weights (a supernet over a space containing this one), e.g. "
+             "the one-shot supernet before a few-shot --split, as few-shot NAS does; used when training starts, not "
+             "when it resumes.",
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),
     random_subnets: int = typer.Option(2, "--random-subnets", min=0, help="Sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step."),
@@ -192,7 +198,7 @@ def train(
         )
 
     run_kw: dict[str, Any] = dict(data_spec=data_spec, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device,
-                                  max_steps_per_epoch=max_steps)  # fmt: skip
+                                  max_steps_per_epoch=max_steps, init_from=init_from)  # fmt: skip
     if split is not None:
         from nas.supernet import train_few_shot
 
@@ -309,6 +315,9 @@ def _info_one(checkpoint: str, meta: dict[str, Any]) -> None:
         f"{_transform_note(cfg, meta)}, {meta['epochs_done']}/{cfg['epochs']} epochs, batch {cfg['batch_size']} x "
         f"{meta['world_size']} process(es), lr {cfg['lr']}, seed {cfg['seed']}"
     )
+    if meta.get("init_from"):
+        i = meta["init_from"]
+        console.print(f"started from {i['checkpoint']} ({i['space']}, {i['phase']}; {i['epochs_done']} epochs)")
     table = Table(title="history")
     keys = ["epoch", "loss", "train_acc", "images_per_s"] + sorted(
         {k for h in meta["history"] for k in h if k.startswith("val_acc_")}

@@ -34,7 +34,7 @@ from nas.supernet._data import Dataset
 from nas.supernet._ddp import init_distributed
 from nas.supernet._estimators import CachedEstimator
 from nas.supernet._supernet_estimator import SupernetEstimator
-from nas.supernet._train import TrainConfig, TrainResult, train_supernet
+from nas.supernet._train import TrainConfig, TrainResult, load_init, train_supernet
 
 MANIFEST_FORMAT = "mnv4-nas few-shot supernet"
 MANIFEST_VERSION = 1
@@ -161,7 +161,8 @@ def train_few_shot(
     """Train one supernet per shot of ``split`` (:func:`split_space`), one after the other.
 
     Writes the manifest first, then each shot's checkpoint beside it (``train_kwargs`` go to
-    :func:`nas.supernet.train_supernet`, e.g. ``data_spec``, ``on_epoch``, ``device``). Rerunning
+    :func:`nas.supernet.train_supernet`, e.g. ``data_spec``, ``on_epoch``, ``device``, and ``init_from``:
+    a one-shot supernet of ``space`` every shot starts from, Zhao et al.'s transfer). Rerunning
     resumes each shot from its checkpoint; a manifest for another space or split is refused, never
     overwritten. ``on_shot(k, n, label, checkpoint)`` is called before shot ``k`` of ``n`` trains.
     """
@@ -181,6 +182,8 @@ def train_few_shot(
         if have["split"] != split or have["space"] != want["space"]:
             raise NasError(f"{path} is a few-shot supernet of another space or split ({have['split']}); "
                            "give another --out or remove it")  # fmt: skip
+    if train_kwargs.get("init_from") is not None:  # a start that cannot hold the shots fails before anything is written
+        load_init(train_kwargs["init_from"], data, space)
     if init_distributed(train_kwargs.get("device")).is_main:  # under torchrun, rank 0 writes
         write_text_atomic(path, json.dumps(want, indent=1), hint="give --out a writable folder")
     results: dict[str, TrainResult] = {}

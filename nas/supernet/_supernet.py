@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,6 +181,21 @@ def _centre_kernel(small: torch.Size, big: torch.Size) -> int | None:
 def _transform_key(key: str, name: str, k: int) -> str:
     """ParameterDict key of the kernel transform of tensor ``name`` at position ``key`` to ``k``×``k``."""
     return f"{key}__{name.replace('.', '_')}__{k}"
+
+
+def check_inheritable(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise a one-line NasError unless ``state`` (a supernet's ``state_dict()``) holds every tensor of
+    ``own`` (another's; shapes suffice, e.g. on the meta device) at least as large, so that
+    :meth:`Supernet.inherit` can slice it. Kernel transforms may be missing."""
+    for name, t in own.items():
+        src = state.get(name)
+        if src is None:
+            if name.startswith("kernel_transforms."):
+                continue
+            raise NasError(f"--init-from: {source} has no {name}: a supernet of a space that does not contain this one")
+        if src.dim() != t.dim() or any(s < d for s, d in zip(src.shape, t.shape)):
+            raise NasError(f"--init-from: {source} holds {name} as {tuple(src.shape)}, smaller than {tuple(t.shape)}: "
+                           "a supernet of a space that does not contain this one")  # fmt: skip
 
 
 class Supernet(nn.Module):
@@ -415,6 +430,19 @@ class Supernet(nn.Module):
         src = self._sliced(storage, mod, key, False)
         for name, t in [*mod.named_parameters(), *mod.named_buffers()]:
             t.copy_(src[name])
+
+    @torch.no_grad()
+    def inherit(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        """Start from the weights of a supernet over a space that contains this one (``state``, its
+        ``state_dict()``; ``source`` names it in errors): every tensor becomes the slice of the
+        other's that the same member uses there, so each member starts where it was in the other
+        supernet (few-shot NAS's transfer from the one-shot supernet). Kernel transforms the other
+        lacks keep their identity start; a tensor it lacks or cannot hold is a one-line NasError."""
+        own = self.state_dict()
+        check_inheritable(own, state, source)
+        for name, t in own.items():
+            if name in state:
+                t.copy_(_slice(state[name], t.shape, name))
 
     def storage_keys(self) -> list[str]:
         """Positions of the space that own weights (``stem``, ``s{stage}_b{j}``, ``s{stage}_mqa{s}``, …)."""

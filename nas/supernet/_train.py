@@ -33,7 +33,7 @@ from nas.supernet._data import Dataset, batches
 from nas.supernet._ddp import DistInfo, average_gradients, barrier, init_distributed, mean_over_ranks, sum_over_ranks
 from nas.supernet._evaluate import calibration_batches, subnet_accuracy
 from nas.supernet._reward import TUNAS_BETA, abs_reward
-from nas.supernet._supernet import Supernet, extreme_vector
+from nas.supernet._supernet import Supernet, check_inheritable, extreme_vector
 from nas.supernet._tunas import Controller, TunasResult
 
 SANDWICH_OPS: tuple[str, ...] = ("extreme", "random")
@@ -291,6 +291,7 @@ def train_supernet(
     on_epoch: StepFn | None = None,
     device: str | None = None,
     max_steps_per_epoch: int | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train a supernet over ``space`` on ``data``; checkpoint to ``out`` after every epoch.
 
@@ -309,6 +310,9 @@ def train_supernet(
         on_epoch: called on rank 0 after every epoch with the epoch's history entry.
         device: ``cpu``/``cuda``/``cuda:N`` (default: CUDA when available; under torchrun, the local GPU).
         max_steps_per_epoch: cap the steps of every epoch (smoke tests).
+        init_from: a fresh training starts from this supernet checkpoint's weights instead of a random
+            init (:meth:`Supernet.inherit`; its space must contain ``space``, e.g. the one-shot supernet
+            a few-shot shot splits off); recorded in the checkpoint, and resuming needs the same one.
 
     Returns:
         :class:`TrainResult`; with ``cfg.sampler == "tunas"`` its ``tunas`` field holds the
@@ -351,6 +355,12 @@ def train_supernet(
         "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "torch": torch.__version__,
     }
+    parent = None
+    if init_from is not None:
+        parent = load_init(init_from, data)
+        pm = parent["meta"]
+        meta["init_from"] = {"checkpoint": str(init_from), "created": pm.get("created"), "epochs_done": pm.get("epochs_done"),
+                             "space": pm["space"]["definition"].get("name"), "phase": pm["space"]["phase"]}  # fmt: skip
     start_epoch = 0
     if out.exists() and resume:
         ckpt = load_checkpoint(out)
@@ -366,6 +376,9 @@ def train_supernet(
         for k in ("history", "rl_history", "created", "budget", "budget_note"):
             meta[k] = old.get(k, meta[k])
         budget = meta["budget"]
+    elif parent is not None:
+        supernet.inherit(parent["model"], str(init_from))
+    del parent
 
     per_rank = len(data.train_y) // info.world
     steps_per_epoch = per_rank // cfg.batch_size
@@ -540,6 +553,26 @@ def stored_config(meta: dict[str, Any]) -> dict[str, Any]:
 _COMPAT_KEYS = ("sampler", "seed", "batch_size", "cost", "target", "budget", "beta", "kernel_transform")
 
 
+def load_init(path: str | Path, data: Dataset, space: SearchSpace | None = None) -> dict[str, Any]:
+    """The supernet checkpoint a training starts from (``init_from``), checked to have ``data``'s class
+    count and, given ``space``, to hold every tensor of a supernet over it (one-line NasError otherwise)."""
+    ckpt = load_checkpoint(path)
+    n = int(ckpt["meta"]["num_classes"])
+    if n != data.num_classes:
+        raise NasError(f"--init-from: {path} was trained on {n} classes, the data has {data.num_classes}")
+    if space is not None:
+        with torch.device("meta"):  # shapes only
+            shapes = Supernet(space, resolution=data.resolution, num_classes=data.num_classes).state_dict()
+        check_inheritable(shapes, ckpt["model"], str(path))
+    return ckpt
+
+
+def _init_id(meta: dict[str, Any]) -> tuple[Any, Any] | None:
+    """Which checkpoint a training started from, independent of where that file lies now."""
+    init = meta.get("init_from")
+    return None if not init else (init.get("created"), init.get("epochs_done"))
+
+
 def _check_compatible(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
     why = None
     if old["space"]["definition"] != new["space"]["definition"] or old["space"]["phase"] != new["space"]["phase"]:
@@ -548,6 +581,9 @@ def _check_compatible(path: Path, old: dict[str, Any], new: dict[str, Any]) -> N
         why = f"resolution {old['resolution']}"
     elif old["classes"] != new["classes"] or old["data"]["spec"] != new["data"]["spec"]:
         why = f"data {old['data']['spec']}"
+    elif _init_id(old) != _init_id(new):
+        init = old.get("init_from")
+        why = f"--init-from {init['checkpoint']} at {init['epochs_done']} epochs" if init else "no --init-from"
     else:
         was = stored_config(old)
         for k in _COMPAT_KEYS:

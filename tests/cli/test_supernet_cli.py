@@ -157,6 +157,19 @@ def test_few_shot_train_info_eval_extract(cli, space_file, tmp_path):
     assert r.code == 0, r.err
 
 
+def test_few_shot_from_a_one_shot_start(cli, space_file, ckpt, tmp_path):
+    p = tmp_path / "warm.json"
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1", "--batch-size", "20",
+            "--out", str(p), "--split", "stage1.channels", "--init-from", str(ckpt), "--threads", "1")  # fmt: skip
+    assert r.code == 0, r.err
+    r = cli("supernet", "info", str(p))
+    assert r.code == 0 and f"started from {ckpt} (cli-tiny, joint; 1 epochs)" in " ".join(r.out.split())
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1", "--out",
+            str(tmp_path / "bad.json"), "--split", "stage1.channels", "--init-from", str(tmp_path / "none.pt"))  # fmt: skip
+    assert r.code == 2 and "none.pt: no such supernet checkpoint" in r.err and r.err.strip().count("\n") == 0
+    assert not (tmp_path / "bad.json").exists()
+
+
 @pytest.mark.parametrize(
     "args, msg",
     [

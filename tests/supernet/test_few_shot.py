@@ -19,8 +19,11 @@ from nas.supernet import (
     load_data,
     make_estimator,
     train_few_shot,
+    train_supernet,
 )
+from nas.supernet._checkpoint import load_checkpoint, save_checkpoint
 from nas.supernet._few_shot import read_manifest, shot_path, split_space
+from nas.supernet._supernet import Supernet
 
 SPLIT = "stage2.channels"  # t-conv: the first UIB stage, channels 16 or 24
 
@@ -184,3 +187,84 @@ def test_a_two_decision_split_trains_and_scores_every_combination(conv_space, da
         w = widths_of(conv_space, a)
         assert est.shot_for(a) is est.shots[f"stage1.channels={w[1][0]}+stage2.channels={w[2][0]}"]
         assert 0 <= est.score([a])[0] <= 1
+
+
+# -- shots that start from a one-shot supernet (--init-from) ------------------------------------
+
+
+def _randomised(space) -> Supernet:
+    """A supernet over ``space`` whose classifier and BatchNorm statistics are not at their (trivial) init."""
+    net = Supernet(space, seed=3)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if name.endswith("classifier.weight") or name.endswith("running_mean"):
+                t.copy_(torch.randn(t.shape, generator=g))
+            elif name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("split", [SPLIT, "stage3.depth", "stage1.channels,stage3.depth"])
+def test_an_inheriting_shot_computes_what_the_one_shot_supernet_does(conv_space, split):
+    parent = _randomised(conv_space)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    rng = np.random.default_rng(5)
+    for sh in split_space(conv_space, split):
+        child = Supernet(sh.space, seed=7)
+        child.inherit(parent.state_dict(), "parent.pt")
+        child.eval()
+        for a in [sample(sh.space, rng) for _ in range(3)] + [child.largest(), child.smallest()]:
+            torch.testing.assert_close(child(x, a), parent(x, a))
+
+
+def test_a_supernet_of_a_smaller_space_cannot_be_inherited(conv_space):
+    full = Supernet(conv_space)
+    narrow, shallow = split_space(conv_space, SPLIT)[0], split_space(conv_space, "stage3.depth")[0]
+    for sub, msg in ((narrow, r"holds body.s2_b0.* smaller than"), (shallow, "has no body.s3_b1")):
+        with pytest.raises(NasError, match=f"--init-from: small.pt {msg}.*does not contain this one") as exc:
+            full.inherit(Supernet(sub.space).state_dict(), "small.pt")
+        assert "\n" not in str(exc.value)
+
+
+@pytest.fixture(scope="module")
+def one_shot(tmp_path_factory, conv_space, data):
+    """A 2-step one-shot supernet of t-conv's coarse stage, for shots to start from."""
+    path = tmp_path_factory.mktemp("one-shot") / "one.pt"
+    train_supernet(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32), data_spec="builtin:20",
+                   max_steps_per_epoch=2)  # fmt: skip
+    return path
+
+
+def test_few_shot_training_starts_every_shot_from_the_one_shot_supernet(one_shot, conv_space, data, tmp_path):
+    path = tmp_path / "warm.json"
+    # a learning rate of ~0 leaves the shots at their start: each scores its members as the one-shot supernet does
+    res = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32, lr=1e-12),
+                         split=SPLIT, data_spec="builtin:20", max_steps_per_epoch=1, init_from=one_shot)  # fmt: skip
+    for r in res.shots.values():
+        assert r.meta["init_from"]["checkpoint"] == str(one_shot) and r.meta["init_from"]["epochs_done"] == 1
+    start = SupernetEstimator(one_shot)
+    archs = [sample(coarse_space(conv_space), np.random.default_rng(6)) for _ in range(4)]
+    archs += [start.supernet.largest(), start.supernet.smallest()]
+    np.testing.assert_allclose(FewShotEstimator(path).score(archs), start.score(archs), atol=1e-3)
+    # resuming needs the same start
+    with pytest.raises(NasError, match=r"trained with --init-from .*one.pt at 1 epochs; pass --no-resume") as exc:
+        train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32, lr=1e-12),
+                       split=SPLIT, data_spec="builtin:20", max_steps_per_epoch=1)  # fmt: skip
+    assert "\n" not in str(exc.value)
+
+
+def test_a_start_that_cannot_hold_the_shots_fails_before_anything_is_written(one_shot, few_shot, conv_space, data, tmp_path):
+    narrow = shot_path(few_shot[0], f"{SPLIT}=16")  # a shot: stage 2 at 16 channels only
+    ck = load_checkpoint(one_shot)
+    ck["meta"]["num_classes"] = 3
+    other_classes = tmp_path / "three.pt"
+    save_checkpoint(other_classes, ck["meta"], ck["model"], None, None)
+    for start, msg in ((narrow, "smaller than"), (other_classes, "was trained on 3 classes, the data has 10"),
+                       (tmp_path / "none.pt", "no such supernet checkpoint")):  # fmt: skip
+        out = tmp_path / "refused.json"
+        with pytest.raises(NasError, match=msg) as exc:
+            train_few_shot(coarse_space(conv_space), data, out, TrainConfig(epochs=1, batch_size=32), split=SPLIT,
+                           data_spec="builtin:20", init_from=start)  # fmt: skip
+        assert "\n" not in str(exc.value)
+        assert not out.exists() and not list(tmp_path.glob("refused.*"))
