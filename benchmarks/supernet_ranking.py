@@ -26,6 +26,9 @@ block: the candidates stage 1 of the two-stage search ranks) and trains the supe
 as ``mnv4-nas supernet train --phase coarse`` does for ``search --coarse-estimator``.
 ``--compare-supernet CKPT`` scores the same archs with another checkpoint too (e.g. the joint-space
 supernet of an earlier run on the coarse archs: does stage 1 need its own supernet?).
+``--standalone-only`` stops after step 2: with a larger ``--standalone-seeds`` it adds seeds to the
+cache, and ``ranking_truth.py`` then re-ranks the recorded estimator scores of earlier runs against
+the mean of more seeds.
 
 With builtin data, ``--test-per-class N`` scores every stand-alone model and every estimator on N
 freshly generated images per class instead of the held-out split (the held-out accuracies are kept
@@ -97,6 +100,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phase", default="joint", choices=["joint", "coarse"],
                    help="sample the joint space, or its coarse stage (widths and depths, every block the coarse "
                         "block: what stage 1 of the two-stage search ranks); the supernet is trained in that phase")
+    p.add_argument("--standalone-only", action="store_true",
+                   help="stop after the stand-alone trainings (e.g. to add seeds; see ranking_truth.py)")
     p.add_argument("--supernet-epochs", type=int, default=60)
     p.add_argument("--standalone-epochs", type=int, default=60)
     p.add_argument("--standalone-seeds", type=int, default=2,
@@ -313,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     # 2. stand-alone training
     seeds = [a.seed + k for k in range(a.standalone_seeds)]
     done = _standalone(a, archs, data, test, seeds, out / "standalone.jsonl")
+    if a.standalone_only:
+        metric = "val_acc" if test is None else "test_acc"
+        per_seed = np.asarray([[done[(s, sd)][metric] for s in archs] for sd in seeds])
+        noise = f"; seed vs seed τ {_seed_vs_seed(per_seed)[0]:.3f}" if len(seeds) > 1 else ""
+        console.print(f"stand-alone: {len(archs)} archs × {len(seeds)} seeds in {out / 'standalone.jsonl'}{noise}")
+        return 0
 
     # 3. supernet
     distill = a.sampler == "sandwich" and not a.no_distill

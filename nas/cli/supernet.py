@@ -96,8 +96,8 @@ def train(
     init_from: str | None = typer.Option(
         None, "--init-from", metavar="CKPT",
         help="Start from this supernet checkpoint's weights (a supernet over a space containing this one), e.g. "
-             "the one-shot supernet before a few-shot --split, as few-shot NAS does; used when training starts, not "
-             "when it resumes.",
+             "the one-shot supernet before a few-shot --split, as few-shot NAS does; used when training starts and "
+             "recorded, so resuming needs it not again (another start is refused).",
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),

@@ -29,12 +29,12 @@ from nas.errors import NasError, SpecError
 from nas.latency._catalog import write_text_atomic
 from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
 from nas.spec import ArchSpec
-from nas.supernet._checkpoint import space_from_meta, space_meta
+from nas.supernet._checkpoint import load_checkpoint, space_from_meta, space_meta
 from nas.supernet._data import Dataset
 from nas.supernet._ddp import init_distributed
 from nas.supernet._estimators import CachedEstimator
 from nas.supernet._supernet_estimator import SupernetEstimator
-from nas.supernet._train import TrainConfig, TrainResult, load_init, train_supernet
+from nas.supernet._train import TrainConfig, TrainResult, init_id, init_record, load_init, train_supernet
 
 MANIFEST_FORMAT = "mnv4-nas few-shot supernet"
 MANIFEST_VERSION = 1
@@ -118,6 +118,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not ok or not all(isinstance(s, dict) and isinstance(s.get("label"), str) and isinstance(s.get("checkpoint"), str)
                          and "/" not in s["checkpoint"] for s in shots):  # fmt: skip
         raise NasError(f"{p}: malformed few-shot manifest (needs split, space and shots with label and checkpoint file names)")
+    init = m.get("init_from")
+    if init is not None and not (isinstance(init, dict) and isinstance(init.get("checkpoint"), str)):
+        raise NasError(f"{p}: malformed few-shot manifest (init_from must be null or name a checkpoint)")
     return m
 
 
@@ -162,9 +165,10 @@ def train_few_shot(
 
     Writes the manifest first, then each shot's checkpoint beside it (``train_kwargs`` go to
     :func:`nas.supernet.train_supernet`, e.g. ``data_spec``, ``on_epoch``, ``device``, and ``init_from``:
-    a one-shot supernet of ``space`` every shot starts from, Zhao et al.'s transfer). Rerunning
-    resumes each shot from its checkpoint; a manifest for another space or split is refused, never
-    overwritten. ``on_shot(k, n, label, checkpoint)`` is called before shot ``k`` of ``n`` trains.
+    a one-shot supernet of ``space`` every shot starts from, Zhao et al.'s transfer; recorded in the
+    manifest). Rerunning resumes each shot from its checkpoint, and shots not yet begun start from the
+    recorded start when ``init_from`` is not given again; a manifest for another space, split or start
+    is refused, never overwritten. ``on_shot(k, n, label, checkpoint)`` is called before shot ``k`` of ``n`` trains.
     """
     path = Path(manifest)
     shots = check_few_shot(space, split, cfg.sampler, path)
@@ -177,13 +181,33 @@ def train_few_shot(
         "shots": [{"label": sh.label, "options": dict(sh.options), "checkpoint": shot_path(path, sh.label).name}
                   for sh in shots],  # fmt: skip
     }
+    given = train_kwargs.pop("init_from", None)
+    init_from, start = given, None  # the checkpoint unstarted shots begin from, and its record in the manifest
+    if given is not None:  # a start that cannot hold the shots fails before anything is written
+        start = init_record(given, load_init(given, data, space)["meta"])
     if path.exists() and resume:
         have = read_manifest(path)
         if have["split"] != split or have["space"] != want["space"]:
             raise NasError(f"{path} is a few-shot supernet of another space or split ({have['split']}); "
                            "give another --out or remove it")  # fmt: skip
-    if train_kwargs.get("init_from") is not None:  # a start that cannot hold the shots fails before anything is written
-        load_init(train_kwargs["init_from"], data, space)
+        if "init_from" in have:
+            recorded, known = have["init_from"], True
+        else:  # a manifest from before starts were recorded there: a begun shot's checkpoint tells
+            begun = [shot_path(path, sh.label) for sh in shots if shot_path(path, sh.label).exists()]
+            recorded, known = (load_checkpoint(begun[0])["meta"].get("init_from"), True) if begun else (None, False)
+        if given is None and recorded:  # resuming: shots not yet begun start where the others did
+            start, init_from = recorded, recorded["checkpoint"]
+            if not all(shot_path(path, sh.label).exists() for sh in shots):
+                now = init_record(init_from, load_init(init_from, data, space)["meta"])
+                if init_id({"init_from": now}) != init_id({"init_from": recorded}):
+                    raise NasError(f"{path}: its shots started from {init_from} at {recorded['epochs_done']} epochs, and "
+                                   f"that file now holds another supernet ({now['epochs_done']} epochs); restore it, "
+                                   "or pass --no-resume to start over")  # fmt: skip
+        elif known and init_id({"init_from": start}) != init_id({"init_from": recorded}):
+            was = f"started from {recorded['checkpoint']}" if recorded else "trained without --init-from"
+            raise NasError(f"{path} is a few-shot supernet {was}; resume it with the same --init-from or none, "
+                           "pass --no-resume to start over, or give another --out")  # fmt: skip
+    want["init_from"] = start  # None: trained from scratch
     if init_distributed(train_kwargs.get("device")).is_main:  # under torchrun, rank 0 writes
         write_text_atomic(path, json.dumps(want, indent=1), hint="give --out a writable folder")
     results: dict[str, TrainResult] = {}
@@ -191,7 +215,9 @@ def train_few_shot(
         ck = shot_path(path, sh.label)
         if on_shot is not None:
             on_shot(k, len(shots), sh.label, ck)
-        results[sh.label] = train_supernet(sh.space, data, ck, cfg, resume=resume, **train_kwargs)
+        # a begun shot goes on from its own checkpoint, which records its start
+        shot_init = None if given is None and resume and ck.exists() else init_from
+        results[sh.label] = train_supernet(sh.space, data, ck, cfg, resume=resume, init_from=shot_init, **train_kwargs)
     return FewShotResult(path, split, results)
 
 

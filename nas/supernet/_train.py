@@ -312,7 +312,8 @@ def train_supernet(
         max_steps_per_epoch: cap the steps of every epoch (smoke tests).
         init_from: a fresh training starts from this supernet checkpoint's weights instead of a random
             init (:meth:`Supernet.inherit`; its space must contain ``space``, e.g. the one-shot supernet
-            a few-shot shot splits off); recorded in the checkpoint, and resuming needs the same one.
+            a few-shot shot splits off); recorded in the checkpoint. Resuming needs the same one or none
+            (the checkpoint's weights are where training goes on from).
 
     Returns:
         :class:`TrainResult`; with ``cfg.sampler == "tunas"`` its ``tunas`` field holds the
@@ -358,12 +359,12 @@ def train_supernet(
     parent = None
     if init_from is not None:
         parent = load_init(init_from, data)
-        pm = parent["meta"]
-        meta["init_from"] = {"checkpoint": str(init_from), "created": pm.get("created"), "epochs_done": pm.get("epochs_done"),
-                             "space": pm["space"]["definition"].get("name"), "phase": pm["space"]["phase"]}  # fmt: skip
+        meta["init_from"] = init_record(init_from, parent["meta"])
     start_epoch = 0
     if out.exists() and resume:
         ckpt = load_checkpoint(out)
+        if init_from is None and ckpt["meta"].get("init_from"):  # resuming: the recorded start already happened
+            meta["init_from"] = ckpt["meta"]["init_from"]
         _check_compatible(out, ckpt["meta"], meta)
         supernet.load_state_dict(ckpt["model"])
         if ckpt.get("optimizer") is not None:
@@ -567,7 +568,13 @@ def load_init(path: str | Path, data: Dataset, space: SearchSpace | None = None)
     return ckpt
 
 
-def _init_id(meta: dict[str, Any]) -> tuple[Any, Any] | None:
+def init_record(path: str | Path, parent_meta: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint records of the supernet its training started from (``meta["init_from"]``)."""
+    return {"checkpoint": str(path), "created": parent_meta.get("created"), "epochs_done": parent_meta.get("epochs_done"),
+            "space": parent_meta["space"]["definition"].get("name"), "phase": parent_meta["space"]["phase"]}  # fmt: skip
+
+
+def init_id(meta: dict[str, Any]) -> tuple[Any, Any] | None:
     """Which checkpoint a training started from, independent of where that file lies now."""
     init = meta.get("init_from")
     return None if not init else (init.get("created"), init.get("epochs_done"))
@@ -581,7 +588,7 @@ def _check_compatible(path: Path, old: dict[str, Any], new: dict[str, Any]) -> N
         why = f"resolution {old['resolution']}"
     elif old["classes"] != new["classes"] or old["data"]["spec"] != new["data"]["spec"]:
         why = f"data {old['data']['spec']}"
-    elif _init_id(old) != _init_id(new):
+    elif init_id(old) != init_id(new):
         init = old.get("init_from")
         why = f"--init-from {init['checkpoint']} at {init['epochs_done']} epochs" if init else "no --init-from"
     else:

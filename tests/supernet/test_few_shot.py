@@ -247,11 +247,55 @@ def test_few_shot_training_starts_every_shot_from_the_one_shot_supernet(one_shot
     archs = [sample(coarse_space(conv_space), np.random.default_rng(6)) for _ in range(4)]
     archs += [start.supernet.largest(), start.supernet.smallest()]
     np.testing.assert_allclose(FewShotEstimator(path).score(archs), start.score(archs), atol=1e-3)
-    # resuming needs the same start
+    assert read_manifest(path)["init_from"]["checkpoint"] == str(one_shot)
+
+
+def test_resuming_a_warm_few_shot_run_keeps_its_start(one_shot, few_shot, conv_space, data, tmp_path):
+    space = coarse_space(conv_space)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-12)
+    kw = dict(split=SPLIT, data_spec="builtin:20", max_steps_per_epoch=1)
+    start = tmp_path / "start.pt"
+    start.write_bytes(one_shot.read_bytes())
+    path = tmp_path / "warm.json"
+    train_few_shot(space, data, path, cfg, **kw, init_from=start)
+    # killed before the second shot began: rerun without --init-from, it starts from the recorded start
+    second = shot_path(path, f"{SPLIT}=24")
+    second.unlink()
+    res = train_few_shot(space, data, path, cfg, **kw)
+    assert res.shots[f"{SPLIT}=24"].meta["init_from"]["checkpoint"] == str(start)
+    assert read_manifest(path)["init_from"]["checkpoint"] == str(start)
+    # a different start, or none on a manifest trained from scratch, is refused; nothing is rewritten
+    other = tmp_path / "other.pt"  # the same weights, another supernet by its record
+    save_checkpoint(other, {**load_checkpoint(start)["meta"], "created": "2000-01-01T00:00:00+00:00"},
+                    load_checkpoint(start)["model"], None, None)  # fmt: skip
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for manifest, given, was in ((path, other, "started from .*start.pt"), (few_shot[0], start, "trained without --init-from")):
+        with pytest.raises(NasError, match=f"is a few-shot supernet {was}; resume it with the same --init-from or none") as exc:
+            train_few_shot(space, data, manifest, cfg, **kw, init_from=given)
+        assert "\n" not in str(exc.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # the start file replaced by another supernet while a shot has not begun: refused
+    second.unlink()
+    save_checkpoint(start, {**load_checkpoint(start)["meta"], "epochs_done": 7}, load_checkpoint(start)["model"], None, None)
+    with pytest.raises(NasError, match=r"started from .*start.pt at 1 epochs, and that file now holds another supernet \(7 epochs\)"):
+        train_few_shot(space, data, path, cfg, **kw)
+    assert not second.exists()
+
+
+def test_a_warm_supernet_resumes_without_its_start_and_refuses_another(one_shot, conv_space, data, tmp_path):
+    space = coarse_space(conv_space)
+    kw = dict(data_spec="builtin:20", max_steps_per_epoch=1)
+    out = tmp_path / "warm.pt"
+    train_supernet(space, data, out, TrainConfig(epochs=1, batch_size=32), init_from=one_shot, **kw)
+    r = train_supernet(space, data, out, TrainConfig(epochs=2, batch_size=32), **kw)
+    assert r.epochs_done == 2 and r.meta["init_from"]["checkpoint"] == str(one_shot)
+    other = tmp_path / "other.pt"  # the same weights, another supernet by its record
+    save_checkpoint(other, {**load_checkpoint(one_shot)["meta"], "created": "2000-01-01T00:00:00+00:00"},
+                    load_checkpoint(one_shot)["model"], None, None)  # fmt: skip
+    before = out.read_bytes()
     with pytest.raises(NasError, match=r"trained with --init-from .*one.pt at 1 epochs; pass --no-resume") as exc:
-        train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32, lr=1e-12),
-                       split=SPLIT, data_spec="builtin:20", max_steps_per_epoch=1)  # fmt: skip
-    assert "\n" not in str(exc.value)
+        train_supernet(space, data, out, TrainConfig(epochs=3, batch_size=32), init_from=other, **kw)
+    assert "\n" not in str(exc.value) and out.read_bytes() == before
 
 
 def test_a_start_that_cannot_hold_the_shots_fails_before_anything_is_written(one_shot, few_shot, conv_space, data, tmp_path):

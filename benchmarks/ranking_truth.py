@@ -1,0 +1,124 @@
+"""Score finished ranking-benchmark runs against a truth averaged over more stand-alone seeds.
+
+``supernet_ranking.py`` writes every estimator's score per architecture to ``OUT/ranking.csv`` and
+caches every stand-alone training in ``OUT/standalone.jsonl`` (keyed by arch, seed and budget). When
+that cache has since gained seeds (a later ``supernet_ranking.py --standalone-seeds K`` on the same
+archs, or its ``--standalone-only`` step), this script re-ranks the recorded estimator scores of each
+run against the mean of the first ``--seeds`` seeds, without retraining or rescoring anything: the
+scores do not depend on the truth, only τ does. It refuses a run whose cache lacks a seed for an
+arch, or holds it with another budget than the run's own.
+
+    python benchmarks/ranking_truth.py --seeds 4 benchmarks/results/supernet_ranking/coarse-d2000-test10k*
+
+Prints one table per run and writes ``RUN/summary-<K>seeds.json`` next to the run's ``summary.json``:
+Kendall τ / Spearman ρ of every estimator column against the K-seed mean, the seed-vs-seed and
+half-vs-half noise ceilings and the simulated perfect-estimator ceiling for that truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from scipy import stats
+from supernet_ranking import _corr, _mean_corr, _perfect_ceiling, _read_lines, _seed_vs_seed
+
+console = Console(highlight=False)
+
+# ranking.csv columns that are not an estimator's score (the truth, or a duplicate of log10_params)
+_NOT_SCORES = {"arch", "standalone_acc", "params"}
+
+
+def _truth(run: Path, archs: list[str], n_seeds: int) -> tuple[np.ndarray, list[int], str]:
+    """Per-seed stand-alone accuracies (seeds × archs) from the run's cache, the seeds, the metric."""
+    summary = json.loads((run / "summary.json").read_text())
+    metric = "test_acc" if "fresh test" in summary.get("scored_on", "") else "val_acc"
+    done = _read_lines(run / "standalone.jsonl")
+    first = summary["standalone"].get("seeds", [0])[0]
+    seeds = [first + k for k in range(n_seeds)]
+    # the run's own budget (its first training) without the seed: every seed must match it
+    ref = done.get((archs[0], first), {}).get("budget", {"missing": True})
+    budget = {k: v for k, v in ref.items() if k != "seed"}
+    rows, missing = [], []
+    for sd in seeds:
+        row = []
+        for s in archs:
+            hit = done.get((s, sd))
+            if hit is None or {k: v for k, v in hit["budget"].items() if k != "seed"} != budget:
+                missing.append(sd)
+                continue
+            row.append(hit[metric])
+        rows.append(row)
+    if missing:
+        raise SystemExit(f"--seeds: {run / 'standalone.jsonl'} lacks {len(missing)} of the {len(seeds) * len(archs)} "
+                         f"trainings (seeds {sorted(set(missing))}) with the run's budget; add them with "
+                         f"supernet_ranking.py --standalone-only --standalone-seeds {n_seeds}")  # fmt: skip
+    return np.asarray(rows, dtype=float), seeds, metric
+
+
+def rescore(run: Path, n_seeds: int) -> dict:
+    """τ / ρ of every estimator column of ``run/ranking.csv`` against the ``n_seeds``-seed mean."""
+    with open(run / "ranking.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    archs = [r["arch"] for r in rows]
+    per_seed, seeds, metric = _truth(run, archs, n_seeds)
+    truth = per_seed.mean(axis=0)
+    columns = [c for c in rows[0] if c not in _NOT_SCORES and not c.startswith("standalone_acc_seed")]
+    scores = {c: np.asarray([float(r[c]) for r in rows]) for c in columns}
+    results = {c: _corr(v, truth) for c, v in scores.items()}
+    for c in [c for c in columns if c.startswith("supernet_acc")]:  # as supernet_ranking.py reports it
+        results[f"{c} + MACs (mean rank)"] = _corr(stats.rankdata(scores[c]) + stats.rankdata(scores["macs"]), truth)
+    results["stand-alone, seed vs seed"] = _seed_vs_seed(per_seed)
+    if n_seeds >= 4:
+        halves = [h for h in itertools.combinations(range(n_seeds), n_seeds // 2) if 0 in h]
+        rest = [tuple(k for k in range(n_seeds) if k not in h) for h in halves]
+        results["stand-alone, half vs half"] = _mean_corr(
+            [_corr(per_seed[list(h)].mean(0), per_seed[list(r)].mean(0)) for h, r in zip(halves, rest, strict=True)]
+        )
+    ceiling = _perfect_ceiling(per_seed, seeds[0])
+    results[f"perfect estimator vs the {n_seeds}-seed mean (simulated)"] = (ceiling["tau"], ceiling["rho"])
+    return {
+        "run": str(run),
+        "truth": {"seeds": seeds, "metric": metric, "acc_min": float(truth.min()), "acc_max": float(truth.max()),
+                  "spread_points": float(100 * (truth.max() - truth.min()))},  # fmt: skip
+        "perfect_estimator_ceiling": ceiling,
+        "kendall_tau": {k: v[0] for k, v in results.items()},
+        "spearman_rho": {k: v[1] for k, v in results.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="result folders of supernet_ranking.py")
+    p.add_argument("--seeds", type=int, required=True, help="seeds in the truth (the first K of each run's cache)")
+    a = p.parse_args(argv)
+    if a.seeds < 2:
+        raise SystemExit("--seeds: at least 2 (the ceilings need two runs per arch)")
+    for run in a.runs:
+        for name in ("ranking.csv", "summary.json", "standalone.jsonl"):
+            if not (run / name).is_file():
+                raise SystemExit(f"runs: {run} has no {name}; give result folders of supernet_ranking.py")
+    for run in a.runs:
+        r = rescore(run, a.seeds)
+        (run / f"summary-{a.seeds}seeds.json").write_text(json.dumps(r, indent=2))
+        t = r["truth"]
+        table = Table(title=f"{run}: against the {a.seeds}-seed mean ({t['metric']}, spread {t['spread_points']:.1f} points)")
+        for col in ("estimator", "Kendall τ", "Spearman ρ"):
+            table.add_column(col, justify="left" if col == "estimator" else "right")
+        for k, tau in r["kendall_tau"].items():
+            table.add_row(escape(k), f"{tau:.3f}", f"{r['spearman_rho'][k]:.3f}")
+        console.print(table)
+        console.print(f"wrote {run / f'summary-{a.seeds}seeds.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
