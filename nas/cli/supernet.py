@@ -228,7 +228,7 @@ def train(
         console.print(f"{ckpt} already holds {result.epochs_done} finished epochs; nothing to do (raise --epochs to go on)")
     else:
         console.print(f"done: {result.epochs_done} epochs, {summary['images_per_s']} images/s; checkpoint {ckpt}")
-    console.print(f"next: mnv4-nas search --target TARGET --budget BUDGET --estimator supernet:{ckpt} [--engine tunas]")
+    console.print(_next_hint(ckpt, sp.phase == "coarse"))
     if result.tunas is not None:
         t = result.tunas
         console.print(
@@ -257,8 +257,13 @@ def _few_shot_summary(few: Any, json_out: bool, coarse: bool) -> None:
     for s in summary["shots"]:
         console.print(f"  {s['shot']}: {s['epochs_done']} epochs, {s['images_per_s']} images/s; {s['checkpoint']}")
     console.print(f"done: {len(few.shots)} shots; manifest {few.manifest}")
+    console.print(_next_hint(few.manifest, coarse))
+
+
+def _next_hint(ckpt: Path, coarse: bool) -> str:
+    """The search command that uses a freshly trained supernet (a coarse-phase one scores stage 1 only)."""
     flag = "--estimator supernet:JOINT.pt --coarse-estimator" if coarse else "--estimator"
-    console.print(f"next: mnv4-nas search --target TARGET --budget BUDGET {flag} supernet:{few.manifest}")
+    return f"next: mnv4-nas search --target TARGET --budget BUDGET {flag} supernet:{ckpt} [--engine tunas]"
 
 
 def _rank() -> int:

@@ -69,8 +69,18 @@ def test_train_prints_progress_and_tunas_choice(cli, space_file, tmp_path):
     assert r.code == 0, r.err
     assert "epoch 1:" in r.out and "images/s" in r.out and "TuNAS controller's choice" in r.out
     assert "res32|" in r.out.strip().splitlines()[-1]
+    assert f"--estimator supernet:{p} [--engine tunas]" in " ".join(r.out.split())
     info = cli("supernet", "info", str(p), "--json").json()
     assert info["budget"] == 20000 and info["config"]["sampler"] == "tunas" and info["cost_unit"] == "params"
+
+
+def test_a_coarse_supernet_is_suggested_as_the_coarse_estimator(cli, space_file, tmp_path):
+    # a coarse-phase checkpoint given as --estimator is refused, so the hint must not suggest that
+    p = tmp_path / "coarse.pt"
+    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
+            "--batch-size", "20", "--out", str(p), "--phase", "coarse", "--threads", "1")  # fmt: skip
+    assert r.code == 0, r.err
+    assert f"--estimator supernet:JOINT.pt --coarse-estimator supernet:{p}" in " ".join(r.out.split())
 
 
 def test_train_sandwich_options_reach_the_checkpoint(cli, write_space, tmp_path):
