@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nas._io import write_text_atomic
 from nas.cost import DTYPE_BYTES
 from nas.errors import ConfigError, NasError
 
 CATALOG_NAME = "devices.toml"
+#: how a user makes latency tables writable (ends the one-line error of a failed write)
+TABLES_HINT = "set [latency] tables_dir in nas.toml"
 CATALOG_SCHEMA = 1
 DEVICE_CLASSES: tuple[str, ...] = ("cpu", "dsp", "gpu", "ane", "edgetpu")
 #: Block features a target may be unable to run (``unsupported`` in the catalog).
@@ -288,26 +290,8 @@ def save_device(device: Device, tables_dir: Path | None = None) -> Path:
     catalog = load_catalog(tables_dir)
     catalog[device.name] = device
     target = catalog_paths(tables_dir)[0]
-    write_text_atomic(target, dump_catalog(catalog))
+    write_text_atomic(target, dump_catalog(catalog), TABLES_HINT)
     return target
-
-
-def write_text_atomic(path: Path, text: str, hint: str = "set [latency] tables_dir in nas.toml") -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written);
-    ``hint`` ends the one-line error when the folder is not writable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except PermissionError as exc:
-        raise NasError(f"cannot write {path} ({exc.strerror}); {hint}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 __all__ = [

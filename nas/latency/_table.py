@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nas._io import write_text_atomic
 from nas.errors import ConfigError, NasError
-from nas.latency._catalog import HOST_TARGET, write_text_atomic
+from nas.latency._catalog import HOST_TARGET, TABLES_HINT
 from nas.latency._keys import KEY_COLUMNS, MODEL_KIND, key_columns, key_macs, key_weight_bytes
 
 SCHEMA_VERSION = 1
@@ -286,7 +287,7 @@ def table_text(table: LatencyTable) -> str:
 def write_table(table: LatencyTable, path: str | Path) -> Path:
     """Write a table atomically."""
     p = Path(path)
-    write_text_atomic(p, table_text(table))
+    write_text_atomic(p, table_text(table), TABLES_HINT)
     table.path = p
     return p
 
@@ -308,7 +309,7 @@ class TableAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists() or self.path.stat().st_size == 0:
-            write_text_atomic(self.path, header_text({"schema": str(SCHEMA_VERSION), **meta}))
+            write_text_atomic(self.path, header_text({"schema": str(SCHEMA_VERSION), **meta}), TABLES_HINT)
         else:
             self._repair_tail()
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()

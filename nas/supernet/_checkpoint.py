@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from nas._io import write_atomic
 from nas.errors import NasError
 from nas.space import FixedStage, FusedStage, SearchSpace, space_from_dict
 from nas.spec import format_block, format_head
@@ -91,7 +92,6 @@ def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, tor
                     optimizer: dict[str, Any] | None, controller: dict[str, Any] | None) -> Path:  # fmt: skip
     """Write a checkpoint atomically (temp file, fsync, rename, fsync the folder)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     obj = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -100,16 +100,7 @@ def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, tor
         "optimizer": optimizer,
         "controller": controller,
     }
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(p, lambda f: torch.save(obj, f), "give --out a writable folder")
     try:
         fd = os.open(p.parent, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds

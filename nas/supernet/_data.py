@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas._io import write_atomic
 from nas.errors import NasError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
@@ -382,13 +383,7 @@ def _render_cached(n_per_class: int, resolution: int, seed: int) -> tuple[np.nda
         pass
     x, y = render_shapes(n_per_class, resolution, seed)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, x=x, y=y)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, lambda f: np.savez(f, x=x, y=y))
     except OSError:  # a read-only home only costs regeneration next time
         pass
     return x, y

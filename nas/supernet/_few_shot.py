@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from nas._io import write_text_atomic
 from nas.errors import NasError, SpecError
-from nas.latency._catalog import write_text_atomic
 from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import load_checkpoint, space_from_meta, space_meta
@@ -209,7 +209,7 @@ def train_few_shot(
                            "pass --no-resume to start over, or give another --out")  # fmt: skip
     want["init_from"] = start  # None: trained from scratch
     if init_distributed(train_kwargs.get("device")).is_main:  # under torchrun, rank 0 writes
-        write_text_atomic(path, json.dumps(want, indent=1), hint="give --out a writable folder")
+        write_text_atomic(path, json.dumps(want, indent=1), "give --out a writable folder")
     results: dict[str, TrainResult] = {}
     for k, sh in enumerate(shots):
         ck = shot_path(path, sh.label)

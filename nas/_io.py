@@ -1,0 +1,37 @@
+"""Atomic file writes shared by every stage (latency tables, the device catalog, checkpoints, caches)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from nas.errors import NasError
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], object], hint: str | None = None) -> None:
+    """Write ``path`` through a temporary file beside it, fsync and ``os.replace``: readers (and a
+    kill -9) see the old file or the new one, never half of one. ``write`` fills the open binary file.
+    With ``hint``, an unwritable folder is a one-line :class:`NasError` ending with it; without, the
+    ``OSError`` propagates (for callers that treat the write as optional)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except PermissionError as exc:
+        if hint is None:
+            raise
+        raise NasError(f"cannot write {path} ({exc.strerror}); {hint}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: Path, text: str, hint: str) -> None:
+    """:func:`write_atomic` of UTF-8 ``text``; ``hint`` ends the one-line error when the folder is not writable."""
+    write_atomic(path, lambda fh: fh.write(text.encode("utf-8")), hint)
