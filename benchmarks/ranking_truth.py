@@ -6,9 +6,13 @@ that cache has since gained seeds (a later ``supernet_ranking.py --standalone-se
 archs, or its ``--standalone-only`` step), this script re-ranks the recorded estimator scores of each
 run against the mean of the first ``--seeds`` seeds, without retraining or rescoring anything: the
 scores do not depend on the truth, only τ does. It refuses a run whose cache lacks a seed for an
-arch, or holds it with another budget than the run's own.
+arch, or holds it with another budget than the run's own. ``--standalone FILE`` reads the
+stand-alone results from one cache shared by several runs of the same archs instead of each run's
+own (the seeds are trained once, in one folder, and every run is re-ranked against them).
 
-    python benchmarks/ranking_truth.py --seeds 4 benchmarks/results/supernet_ranking/coarse-d2000-test10k*
+    python benchmarks/supernet_ranking.py --phase coarse ... --standalone-seeds 4 --standalone-only --out SEEDS
+    python benchmarks/ranking_truth.py --seeds 4 --standalone SEEDS/standalone.jsonl \
+        benchmarks/results/supernet_ranking/coarse-d2000-test10k*
 
 Prints one table per run and writes ``RUN/summary-<K>seeds.json`` next to the run's ``summary.json``:
 Kendall τ / Spearman ρ of every estimator column against the K-seed mean, the seed-vs-seed and
@@ -37,11 +41,11 @@ console = Console(highlight=False)
 _NOT_SCORES = {"arch", "standalone_acc", "params"}
 
 
-def _truth(run: Path, archs: list[str], n_seeds: int) -> tuple[np.ndarray, list[int], str]:
-    """Per-seed stand-alone accuracies (seeds × archs) from the run's cache, the seeds, the metric."""
+def _truth(run: Path, archs: list[str], n_seeds: int, cache: Path) -> tuple[np.ndarray, list[int], str]:
+    """Per-seed stand-alone accuracies (seeds × archs) from ``cache``, the seeds, the metric."""
     summary = json.loads((run / "summary.json").read_text())
     metric = "test_acc" if "fresh test" in summary.get("scored_on", "") else "val_acc"
-    done = _read_lines(run / "standalone.jsonl")
+    done = _read_lines(cache)
     first = summary["standalone"].get("seeds", [0])[0]
     seeds = [first + k for k in range(n_seeds)]
     # the run's own budget (its first training) without the seed: every seed must match it
@@ -58,18 +62,20 @@ def _truth(run: Path, archs: list[str], n_seeds: int) -> tuple[np.ndarray, list[
             row.append(hit[metric])
         rows.append(row)
     if missing:
-        raise SystemExit(f"--seeds: {run / 'standalone.jsonl'} lacks {len(missing)} of the {len(seeds) * len(archs)} "
+        raise SystemExit(f"--seeds: {cache} lacks {len(missing)} of the {len(seeds) * len(archs)} "
                          f"trainings (seeds {sorted(set(missing))}) with the run's budget; add them with "
                          f"supernet_ranking.py --standalone-only --standalone-seeds {n_seeds}")  # fmt: skip
     return np.asarray(rows, dtype=float), seeds, metric
 
 
-def rescore(run: Path, n_seeds: int) -> dict:
-    """τ / ρ of every estimator column of ``run/ranking.csv`` against the ``n_seeds``-seed mean."""
+def rescore(run: Path, n_seeds: int, cache: Path | None = None) -> dict:
+    """τ / ρ of every estimator column of ``run/ranking.csv`` against the ``n_seeds``-seed mean of the
+    stand-alone results in ``cache`` (default: the run's own ``standalone.jsonl``)."""
+    cache = cache or run / "standalone.jsonl"
     with open(run / "ranking.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     archs = [r["arch"] for r in rows]
-    per_seed, seeds, metric = _truth(run, archs, n_seeds)
+    per_seed, seeds, metric = _truth(run, archs, n_seeds, cache)
     truth = per_seed.mean(axis=0)
     columns = [c for c in rows[0] if c not in _NOT_SCORES and not c.startswith("standalone_acc_seed")]
     scores = {c: np.asarray([float(r[c]) for r in rows]) for c in columns}
@@ -87,7 +93,7 @@ def rescore(run: Path, n_seeds: int) -> dict:
     results[f"perfect estimator vs the {n_seeds}-seed mean (simulated)"] = (ceiling["tau"], ceiling["rho"])
     return {
         "run": str(run),
-        "truth": {"seeds": seeds, "metric": metric, "acc_min": float(truth.min()), "acc_max": float(truth.max()),
+        "truth": {"standalone": str(cache), "seeds": seeds, "metric": metric, "acc_min": float(truth.min()), "acc_max": float(truth.max()),
                   "spread_points": float(100 * (truth.max() - truth.min()))},  # fmt: skip
         "perfect_estimator_ceiling": ceiling,
         "kendall_tau": {k: v[0] for k, v in results.items()},
@@ -99,15 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="result folders of supernet_ranking.py")
     p.add_argument("--seeds", type=int, required=True, help="seeds in the truth (the first K of each run's cache)")
+    p.add_argument("--standalone", type=Path, default=None, metavar="FILE",
+                   help="stand-alone cache (standalone.jsonl) to take the truth from for every run (default: each run's own)")
     a = p.parse_args(argv)
     if a.seeds < 2:
         raise SystemExit("--seeds: at least 2 (the ceilings need two runs per arch)")
+    if a.standalone is not None and not a.standalone.is_file():
+        raise SystemExit(f"--standalone: {a.standalone} is not a file; give a standalone.jsonl of supernet_ranking.py")
     for run in a.runs:
-        for name in ("ranking.csv", "summary.json", "standalone.jsonl"):
+        for name in ("ranking.csv", "summary.json") + (("standalone.jsonl",) if a.standalone is None else ()):
             if not (run / name).is_file():
                 raise SystemExit(f"runs: {run} has no {name}; give result folders of supernet_ranking.py")
     for run in a.runs:
-        r = rescore(run, a.seeds)
+        r = rescore(run, a.seeds, a.standalone)
         (run / f"summary-{a.seeds}seeds.json").write_text(json.dumps(r, indent=2))
         t = r["truth"]
         table = Table(title=f"{run}: against the {a.seeds}-seed mean ({t['metric']}, spread {t['spread_points']:.1f} points)")
