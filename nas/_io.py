@@ -11,10 +11,11 @@ from nas.errors import NasError
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], object], hint: str | None = None) -> None:
-    """Write ``path`` through a temporary file beside it, fsync and ``os.replace``: readers (and a
-    kill -9) see the old file or the new one, never half of one. ``write`` fills the open binary file.
-    With ``hint``, an unwritable folder is a one-line :class:`NasError` ending with it; without, the
-    ``OSError`` propagates (for callers that treat the write as optional)."""
+    """Write ``path`` through a temporary file beside it, fsync, ``os.replace`` and fsync the folder:
+    readers (and a kill -9 or power loss) see the old file or the new one, never half of one.
+    ``write`` fills the open binary file. With ``hint``, an unwritable folder is a one-line
+    :class:`NasError` ending with it; without, the ``OSError`` propagates (for callers that treat
+    the write as optional)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,21 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], object], hint: str | N
     finally:
         if tmp.exists():
             tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some platforms have no directory fds)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: Path, text: str, hint: str) -> None:

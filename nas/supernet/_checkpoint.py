@@ -15,7 +15,6 @@ checkpoint or the new one.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -88,6 +87,10 @@ def space_from_meta(meta: dict[str, Any]) -> SearchSpace:
     return sp
 
 
+#: how a user fixes an unwritable checkpoint or manifest (ends the one-line error of a failed write)
+OUT_HINT = "give --out a writable folder"
+
+
 def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, torch.Tensor],
                     optimizer: dict[str, Any] | None, controller: dict[str, Any] | None) -> Path:  # fmt: skip
     """Write a checkpoint atomically (temp file, fsync, rename, fsync the folder)."""
@@ -100,17 +103,7 @@ def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, tor
         "optimizer": optimizer,
         "controller": controller,
     }
-    write_atomic(p, lambda f: torch.save(obj, f), "give --out a writable folder")
-    try:
-        fd = os.open(p.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return p
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    write_atomic(p, lambda f: torch.save(obj, f), OUT_HINT)
     return p
 
 

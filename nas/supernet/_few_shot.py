@@ -29,7 +29,7 @@ from nas._io import write_text_atomic
 from nas.errors import NasError, SpecError
 from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
 from nas.spec import ArchSpec
-from nas.supernet._checkpoint import load_checkpoint, space_from_meta, space_meta
+from nas.supernet._checkpoint import OUT_HINT, load_checkpoint, space_from_meta, space_meta
 from nas.supernet._data import Dataset
 from nas.supernet._ddp import init_distributed
 from nas.supernet._estimators import CachedEstimator
@@ -209,7 +209,7 @@ def train_few_shot(
                            "pass --no-resume to start over, or give another --out")  # fmt: skip
     want["init_from"] = start  # None: trained from scratch
     if init_distributed(train_kwargs.get("device")).is_main:  # under torchrun, rank 0 writes
-        write_text_atomic(path, json.dumps(want, indent=1), "give --out a writable folder")
+        write_text_atomic(path, json.dumps(want, indent=1), OUT_HINT)
     results: dict[str, TrainResult] = {}
     for k, sh in enumerate(shots):
         ck = shot_path(path, sh.label)
