@@ -33,6 +33,7 @@ from nas.supernet._checkpoint import OUT_HINT, load_checkpoint, space_from_meta,
 from nas.supernet._data import Dataset
 from nas.supernet._ddp import init_distributed
 from nas.supernet._estimators import CachedEstimator
+from nas.supernet._supernet import training_space
 from nas.supernet._supernet_estimator import SupernetEstimator
 from nas.supernet._train import TrainConfig, TrainResult, init_id, init_record, load_init, train_supernet
 
@@ -247,6 +248,8 @@ class FewShotEstimator(CachedEstimator):
         parent = space_from_meta(m["space"])
         self._space = dataclasses.replace(parent, resolution=first.search_space.resolution,
                                           num_classes=first.search_space.num_classes, _cache={})  # fmt: skip
+        # membership is decided at the training resolution, which may differ from the space's own
+        self._train_space = training_space(self._space, first.supernet.resolution, first.supernet.num_classes)
         self._decisions = split_decisions(self._space, self.split)
         epochs = sorted({e.meta["epochs_done"] for e in self.shots.values()})
         self.name = f"supernet:{self.path}"
@@ -259,7 +262,7 @@ class FewShotEstimator(CachedEstimator):
 
     @property
     def search_space(self) -> SearchSpace:
-        """The space the shots split (at the training resolution, in their phase)."""
+        """The space the shots split (at its own resolution, in their phase), as a shot reports it."""
         return self._space
 
     def normalize(self, arch: ArchSpec) -> ArchSpec:
@@ -269,7 +272,7 @@ class FewShotEstimator(CachedEstimator):
     def shot_for(self, arch: ArchSpec) -> SupernetEstimator:
         """The shot whose sub-space holds ``arch`` (NasError for non-members of the space)."""
         try:
-            widths = widths_of(self._space, self.normalize(arch))
+            widths = widths_of(self._train_space, self.normalize(arch))
         except SpecError as exc:
             raise NasError(f"{self.path}: {exc}") from None
         opts = []

@@ -189,6 +189,20 @@ def test_a_two_decision_split_trains_and_scores_every_combination(conv_space, da
         assert 0 <= est.score([a])[0] <= 1
 
 
+def test_shots_trained_below_the_space_resolution_score_its_members(conv_space, tmp_path):
+    """``--resolution`` smaller than the space's: members (given at the space's 32 px) find their shot."""
+    assert conv_space.resolution == 32
+    path = tmp_path / "fs16.json"
+    train_few_shot(coarse_space(conv_space), load_data("builtin:20", 16), path, TrainConfig(epochs=1, batch_size=32),
+                   split=SPLIT, data_spec="builtin:20", max_steps_per_epoch=2)  # fmt: skip
+    est = FewShotEstimator(path)
+    assert est.search_space.resolution == 32
+    rng = np.random.default_rng(5)
+    for a in [sample(coarse_space(conv_space), rng) for _ in range(3)]:
+        assert est.shot_for(a) is est.shots[f"{SPLIT}={widths_of(conv_space, a)[2][0]}"]
+        assert 0 <= est.score([a])[0] <= 1
+
+
 # -- shots that start from a one-shot supernet (--init-from) ------------------------------------
 
 
