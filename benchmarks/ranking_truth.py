@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from scipy import stats
-from supernet_ranking import _corr, _mean_corr, _perfect_ceiling, _read_lines, _seed_vs_seed
+from supernet_ranking import _corr, _draw_summary, _mean_corr, _perfect_ceiling, _read_lines, _seed_noise, _seed_vs_seed
 
 console = Console(highlight=False)
 
@@ -79,17 +79,15 @@ def _own_noise_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> di
     variance / K, and the same simulation with the pooled variance is reported beside it, so the two
     differ only in how the noise is spread over the archs."""
     n_seeds = per_seed.shape[0]
-    means, var = per_seed.mean(0), np.var(per_seed, axis=0, ddof=1)
+    means = per_seed.mean(0)
+    var, pooled, signal = _seed_noise(per_seed)
     total = float(np.var(means, ddof=1))
-    signal = max(total - float(var.mean()) / n_seeds, 1e-12)
     expected = means.mean() + (means - means.mean()) * np.sqrt(signal / max(total, 1e-12))
     out: dict = {}
-    for name, noise in (("own", var), ("pooled", np.full_like(var, var.mean()))):
+    for name, noise in (("own", var), ("pooled", np.full_like(var, pooled))):
         rng = np.random.default_rng(seed)
         seen = expected + rng.normal(0.0, 1.0, (draws, len(var))) * np.sqrt(noise / n_seeds)
-        taus, rhos = zip(*(_corr(expected, o) for o in seen), strict=True)
-        out[name] = {"tau": float(np.mean(taus)), "rho": float(np.mean(rhos)),
-                     "tau_p5": float(np.percentile(taus, 5)), "tau_p95": float(np.percentile(taus, 95))}  # fmt: skip
+        out[name] = _draw_summary(*zip(*(_corr(expected, o) for o in seen), strict=True))
     out["seed_noise_sd_points_min_max"] = [float(100 * np.sqrt(var.min())), float(100 * np.sqrt(var.max()))]
     return out
 

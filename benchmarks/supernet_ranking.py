@@ -59,6 +59,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -269,6 +270,20 @@ def _seed_vs_seed(per_seed: np.ndarray) -> tuple[float, float]:
     return _mean_corr([_corr(per_seed[i], per_seed[j]) for i in range(k) for j in range(i + 1, k)])
 
 
+def _seed_noise(per_seed: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Per-arch seed variance, its mean over the archs (the pooled seed noise) and the between-arch
+    variance of the expected accuracies (the variance of the seed means less the noise they keep)."""
+    var = np.var(per_seed, axis=0, ddof=1)
+    noise = float(np.mean(var))
+    return var, noise, max(float(np.var(per_seed.mean(0), ddof=1)) - noise / per_seed.shape[0], 1e-12)
+
+
+def _draw_summary(taus: Sequence[float], rhos: Sequence[float]) -> dict:
+    """Mean τ / ρ over simulated draws and the 5th-95th percentile of τ."""
+    return {"tau": float(np.mean(taus)), "rho": float(np.mean(rhos)),
+            "tau_p5": float(np.percentile(taus, 5)), "tau_p95": float(np.percentile(taus, 95))}  # fmt: skip
+
+
 def _perfect_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict:
     """Kendall τ / Spearman ρ of a perfect estimator of the expected stand-alone accuracy against the
     mean of the seeds, simulated from the measured spreads: per-arch expectations drawn normal with the
@@ -276,14 +291,12 @@ def _perfect_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict
     beat on this truth, and how far one that is exactly right still lands by chance (5th-95th
     percentile over the draws)."""
     n_seeds, n_archs = per_seed.shape
-    noise = float(np.mean(np.var(per_seed, axis=0, ddof=1)))
-    signal = max(float(np.var(per_seed.mean(0), ddof=1)) - noise / n_seeds, 1e-12)
+    _, noise, signal = _seed_noise(per_seed)
     rng = np.random.default_rng(seed)
     mu = rng.normal(0.0, np.sqrt(signal), (draws, n_archs))
     seen = mu + rng.normal(0.0, np.sqrt(noise / n_seeds), (draws, n_archs))
     taus, rhos = zip(*(_corr(m, o) for m, o in zip(mu, seen, strict=True)), strict=True)
-    return {"tau": float(np.mean(taus)), "rho": float(np.mean(rhos)), "tau_p5": float(np.percentile(taus, 5)),
-            "tau_p95": float(np.percentile(taus, 95)), "seed_noise_sd_points": float(100 * np.sqrt(noise)),
+    return {**_draw_summary(taus, rhos), "seed_noise_sd_points": float(100 * np.sqrt(noise)),
             "arch_sd_points": float(100 * np.sqrt(signal))}  # fmt: skip
 
 
