@@ -70,6 +70,7 @@ from rich.table import Table
 from scipy import stats
 
 from nas.cost import count_macs, count_params
+from nas.data import BUILTIN_SEED, Dataset, render_cached
 from nas.model import build_model
 from nas.space import coarse_space, load_space, sample_distinct
 from nas.spec import parse_arch
@@ -84,7 +85,6 @@ from nas.supernet import (
     train_few_shot,
     train_supernet,
 )
-from nas.supernet._data import BUILTIN_SEED, Dataset, _render_cached
 from nas.supernet._evaluate import standalone_accuracy
 from nas.supernet._train import SAMPLERS, SANDWICH_OPS, train_model
 
@@ -183,7 +183,7 @@ def _test_data(data: Dataset, data_spec: str, per_class: int) -> Dataset | None:
         return None
     if not data_spec.startswith("builtin"):
         raise SystemExit("--test-per-class: only for builtin data (other data sets have no generator)")
-    x, y = _render_cached(per_class, data.resolution, BUILTIN_SEED + 2)
+    x, y = render_cached(per_class, data.resolution, BUILTIN_SEED + 2)
     return dataclasses.replace(data, val_x=torch.from_numpy(x), val_y=torch.from_numpy(y).long())
 
 

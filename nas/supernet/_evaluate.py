@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.data import Dataset, batches
 from nas.model import recalibrate_bn
 from nas.spec import ArchSpec
-from nas.supernet._data import Dataset, batches
 from nas.supernet._supernet import Supernet
 
 

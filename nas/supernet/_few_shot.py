@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from nas._io import write_text_atomic
+from nas.data import Dataset
 from nas.errors import NasError, SpecError
 from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import OUT_HINT, load_checkpoint, space_from_meta, space_meta
-from nas.supernet._data import Dataset
 from nas.supernet._ddp import init_distributed
 from nas.supernet._estimators import CachedEstimator
 from nas.supernet._supernet import training_space

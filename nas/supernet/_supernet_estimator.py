@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from nas.data import Dataset, load_data
 from nas.errors import NasError
 from nas.space import SearchSpace
 from nas.spec import ArchSpec
-from nas.supernet._data import Dataset, load_data
 from nas.supernet._estimators import AccuracyEstimator, CachedEstimator
 from nas.supernet._evaluate import BatchQuality, calibration_batches, subnet_accuracy
 from nas.supernet._train import controller_from_checkpoint, load_supernet

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.data import Dataset, batches
 from nas.errors import NasError
 from nas.space import SearchSpace, canonical, contains, decisions, decode, sample_vectors
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import load_checkpoint, save_checkpoint, space_from_meta, space_meta
-from nas.supernet._data import Dataset, batches
 from nas.supernet._ddp import DistInfo, average_gradients, barrier, init_distributed, mean_over_ranks, sum_over_ranks
 from nas.supernet._evaluate import calibration_batches, subnet_accuracy
 from nas.supernet._reward import TUNAS_BETA, abs_reward

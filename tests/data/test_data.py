@@ -7,9 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from nas.data import BUILTIN_CLASSES, augment, batches, load_data, render_shapes
 from nas.errors import NasError
-from nas.supernet import load_data
-from nas.supernet._data import BUILTIN_CLASSES, augment, batches, render_shapes
 
 
 def test_builtin_is_deterministic_balanced_and_cached(tmp_path, monkeypatch):

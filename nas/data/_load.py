@@ -1,0 +1,35 @@
+"""``load_data``: one entry point for ``builtin[:N]``, ``.npz`` files and image folders."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nas.data._builtin import BUILTIN_TRAIN_PER_CLASS, load_builtin
+from nas.data._dataset import DataError, Dataset
+from nas.data._files import load_folder, load_npz
+
+
+def load_data(spec: str, resolution: int, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
+    """A data set from ``builtin[:N]``, an ``.npz`` file or an image-folder directory, at ``resolution`` px.
+
+    Without an explicit held-out split, ``val_fraction`` of each class (stratified, ``seed``) is held out.
+    """
+    if not 8 <= resolution <= 1024:
+        raise DataError(f"resolution must be in [8, 1024] (got {resolution})")
+    if not 0 < val_fraction < 1:
+        raise DataError(f"held-out fraction must be in (0, 1) (got {val_fraction})")
+    m = re.fullmatch(r"builtin(?::(\d+))?", spec.strip())
+    if m:
+        n = int(m.group(1)) if m.group(1) else BUILTIN_TRAIN_PER_CLASS
+        if not 1 <= n <= 100_000:
+            raise DataError(f"builtin:N takes 1 to 100000 training images per class (got {n})")
+        return load_builtin(resolution, n)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"{spec}: no such file or directory (data is 'builtin', an .npz file or an image folder)")
+    if path.is_dir():
+        return load_folder(path, resolution, val_fraction, seed)
+    if path.suffix.lower() == ".npz":
+        return load_npz(path, resolution, val_fraction, seed)
+    raise DataError(f"{spec}: not a data set (expected 'builtin', an .npz file or an image-folder directory)")
