@@ -29,11 +29,14 @@ from nas.data._builtin import (
 from nas.data._dataset import DataError, Dataset, augment, batches, make_dataset, resize_uint8, stats, stratified_split
 from nas.data._files import IMAGE_EXTENSIONS, load_folder, load_npz
 from nas.data._load import load_data
+from nas.data._source import Batch, DatasetSource, TrainSource
 
 __all__ = [
     "BUILTIN_CLASSES",
     "BUILTIN_SEED",
     "BUILTIN_TRAIN_PER_CLASS",
+    "Batch",
+    "DatasetSource",
     "IMAGE_EXTENSIONS",
     "DataError",
     "Dataset",
@@ -51,4 +54,5 @@ __all__ = [
     "resize_uint8",
     "stats",
     "stratified_split",
+    "TrainSource",
 ]
