@@ -16,6 +16,7 @@ downloaded; ``min(200, max(20, N // 2))`` held-out images per class form the val
 
 from __future__ import annotations
 
+from nas.data._augment import AUGMENTATIONS, Augment, KorniaAugment, make_augment
 from nas.data._builtin import (
     BUILTIN_CLASSES,
     BUILTIN_SEED,
@@ -28,10 +29,15 @@ from nas.data._builtin import (
 )
 from nas.data._dataset import DataError, Dataset, augment, batches, make_dataset, resize_uint8, stats, stratified_split
 from nas.data._files import IMAGE_EXTENSIONS, load_folder, load_npz
-from nas.data._load import load_data
+from nas.data._load import load_data, load_training_data
 from nas.data._source import Batch, DatasetSource, TrainSource
 
 __all__ = [
+    "AUGMENTATIONS",
+    "Augment",
+    "KorniaAugment",
+    "make_augment",
+    "load_training_data",
     "BUILTIN_CLASSES",
     "BUILTIN_SEED",
     "BUILTIN_TRAIN_PER_CLASS",

@@ -8,6 +8,7 @@ from pathlib import Path
 from nas.data._builtin import BUILTIN_TRAIN_PER_CLASS, load_builtin
 from nas.data._dataset import DataError, Dataset
 from nas.data._files import load_folder, load_npz
+from nas.data._source import DatasetSource, TrainSource
 
 
 def load_data(spec: str, resolution: int, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
@@ -33,3 +34,12 @@ def load_data(spec: str, resolution: int, *, val_fraction: float = 0.1, seed: in
     if path.suffix.lower() == ".npz":
         return load_npz(path, resolution, val_fraction, seed)
     raise DataError(f"{spec}: not a data set (expected 'builtin', an .npz file or an image-folder directory)")
+
+
+def load_training_data(
+    spec: str, resolution: int, *, val_fraction: float = 0.1, seed: int = 0
+) -> tuple[TrainSource, Dataset]:
+    """(what to train on, held-out data to evaluate on) for a ``--data`` value: ``builtin[:N]``, an
+    ``.npz`` file or an image folder (its training split and its held-out split)."""
+    data = load_data(spec, resolution, val_fraction=val_fraction, seed=seed)
+    return DatasetSource(data), data

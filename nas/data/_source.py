@@ -3,8 +3,9 @@
 Two kinds implement it: the in-memory :class:`~nas.data.Dataset` (hard labels; :class:`DatasetSource`)
 and distillation stores (augmented images with a teacher's probabilities, streamed from shards, several
 stores mixed by ratio). The loop only knows this protocol, so supernet and stand-alone training read
-either. Sources yield *normalised, un-augmented* images: augmentation is the loop's recipe (a store's
-images were augmented when the store was built, and its student recipe adds a left-right flip only).
+either. Sources yield *un-augmented images in [0, 1]*: the loop augments them (its recipe; a store's
+images were augmented when the store was built, and its student recipe adds a left-right flip only),
+then normalises them with the source's ``mean``/``std`` (a teacher normalises with its own).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nas.data._dataset import Dataset
 class Batch:
     """One training batch.
 
-    ``x``: float32 N×3×R×R, normalised with the source's statistics, not augmented.
+    ``x``: float32 N×3×R×R in [0, 1], neither augmented nor normalised.
     ``y``: int64 N hard labels (for a store: the label of the image the augmented copy came from).
     ``soft``: float32 N×C target probabilities (a distillation store's teacher), else ``None``.
     """
@@ -108,7 +109,7 @@ class DatasetSource:
             order = order[rank * per : (rank + 1) * per]
         for s in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[s : s + batch_size]
-            yield Batch(self.data.normalize(self.data.train_x[idx]), self.data.train_y[idx])
+            yield Batch(self.data.train_x[idx].to(torch.float32) / 255.0, self.data.train_y[idx])
 
     def identity(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,13 @@
+"""Stand-alone training and distillation of an architecture (``mnv4-nas train``), and the training
+loop the supernet shares.
+
+Distillation follows the paper (§8): a :class:`Teacher` gives class probabilities for images, either
+offline (written to a distillation store with the augmented images) or online (the teacher sees the
+student's augmented batch).
+"""
+
+from __future__ import annotations
+
+from nas.train._teacher import ModuleTeacher, Teacher
+
+__all__ = ["ModuleTeacher", "Teacher"]
