@@ -8,6 +8,7 @@ student's augmented batch).
 
 from __future__ import annotations
 
+from nas.train._losses import soft_cross_entropy
 from nas.train._teacher import ModuleTeacher, Teacher
 
-__all__ = ["ModuleTeacher", "Teacher"]
+__all__ = ["ModuleTeacher", "Teacher", "soft_cross_entropy"]
