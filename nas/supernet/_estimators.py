@@ -136,32 +136,14 @@ class ZenScore(_TorchProxy):
         import torch
         from torch import nn
 
-        from nas.model import Net
-
-        # Zen draws every weight itself: build on the meta device and allocate once, skipping the
-        # default initialisation (a third of the cost for a 20M-parameter candidate).
-        with torch.device("meta"):
-            model = Net(ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1))
-        model = model.to_empty(device="cpu")
-        g = torch.Generator().manual_seed(self.seed)
+        model = self._gaussian_model(arch)
         with torch.no_grad(), self._threads():
-            for m in model.modules():
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    nn.init.normal_(m.weight, generator=g)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.BatchNorm2d):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-                    m.reset_running_stats()
-            for name, p in model.named_parameters():
-                # layer scale (1e-5 when trained) would hide the residual branches from the proxy
-                if name.endswith("layer_scale.gamma"):
-                    p.fill_(1.0)
             x, eps = self._inputs(2)
+            # channels-last input: oneDNN convolutions instead of the slow NCHW path (3x faster on CPU)
+            x, xe = (t.contiguous(memory_format=torch.channels_last) for t in (x, x + self.gamma * eps))
             model.train()
             out = model.forward_features(x)
-            mixed = model.forward_features(x + self.gamma * eps)
+            mixed = model.forward_features(xe)
             delta = torch.sum(torch.abs(out - mixed), dim=[1, 2, 3]).mean()
             log_bn = 0.0
             for m in model.modules():
@@ -170,6 +152,59 @@ class ZenScore(_TorchProxy):
         if not torch.isfinite(delta) or delta <= 0:
             return -math.inf
         return float(torch.log(delta)) + log_bn
+
+    def _gaussian_model(self, arch: ArchSpec):  # type: ignore[no-untyped-def]
+        """The network with Zen's initialisation: conv/linear weights N(0, 1), biases 0, BN affine
+        (1, 0) with fresh running statistics, layer scales 1 (1e-5 when trained, which would hide
+        the residual branches from the proxy).
+
+        Built on the meta device; every conv/linear weight is then a *view* into one seeded Gaussian
+        pool, filled in module order from its start, so each candidate reads the same sequence of
+        draws a fresh generator would give it — without drawing tens of millions of numbers per
+        candidate (that was a third of a default search's time).
+        """
+        import torch
+        from torch import nn
+
+        from nas.model import Net
+
+        with torch.device("meta"):
+            model = Net(ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1))
+        offset = 0
+        for module in model.modules():
+            for name, p in list(module.named_parameters(recurse=False)):
+                if name == "weight" and isinstance(module, (nn.Conv2d, nn.Linear)):
+                    value = self._pool(offset + p.numel())[offset : offset + p.numel()].view(p.shape)
+                    offset += p.numel()
+                elif name == "weight" or name == "gamma":  # BN scale, layer scale
+                    value = torch.ones(p.shape)
+                else:  # biases
+                    value = torch.zeros(p.shape)
+                module._parameters[name] = nn.Parameter(value, requires_grad=False)
+            for name, b in list(module.named_buffers(recurse=False)):
+                module._buffers[name] = (
+                    torch.ones(b.shape, dtype=b.dtype) if name == "running_var" else torch.zeros(b.shape, dtype=b.dtype)
+                )
+        return model
+
+    def _pool(self, n: int):  # type: ignore[no-untyped-def]
+        """At least ``n`` standard normal draws of this estimator's seed: fixed-size chunks, each from
+        its own generator seeded by (seed, chunk index), so the values never depend on how far the
+        pool had grown before (a candidate scores the same whatever was scored before it)."""
+        import torch
+
+        pool = self.__dict__.get("_gauss", torch.empty(0))
+        if len(pool) < n:
+            new = []
+            for k in range(len(pool) // _POOL_CHUNK, -(-n // _POOL_CHUNK)):
+                seed = int(np.random.SeedSequence([self.seed, k]).generate_state(1)[0])
+                new.append(torch.randn(_POOL_CHUNK, generator=torch.Generator().manual_seed(seed)))
+            pool = self._gauss = torch.cat([pool, *new])
+        return pool
+
+
+#: Gaussian draws per chunk of the Zen-score weight pool (4 Mi floats, 16 MiB)
+_POOL_CHUNK = 2**22
 
 
 class NASWOT(_TorchProxy):
