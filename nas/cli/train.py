@@ -178,9 +178,11 @@ def train(
 ) -> None:
     """Train an architecture on your data: checkpoints every epoch (rerun to resume, also under torchrun),
     then safetensors + ONNX weights, metrics.csv, curves.png, summary.md, run.json."""
+    import torch
+
     from nas.data import load_training_data
     from nas.inputs import check_int, check_output_dir
-    from nas.train import check_device, default_out_dir, env_world_size
+    from nas.train import amp_dtype, check_device, default_out_dir, env_world_size
     from nas.train import train as run_training
 
     cfg = get_config(ctx)
@@ -191,6 +193,7 @@ def train(
              "weight_decay": weight_decay, "lr_warmup": warmup, "label_smoothing": label_smoothing,
              "grad_clip": grad_clip, "ema": ema, "ema_decay": ema_decay, "augment": aug, "amp": amp, "seed": seed}  # fmt: skip
     recipe = _recipe(cfg, given)
+    amp_dtype(recipe, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")), "--amp")
     res = check_int(resolution if resolution is not None else cfg.train.resolution, "--resolution", lo=8, hi=1024)
     out_dir = check_output_dir(out if out is not None else default_out_dir(cfg.project.output_dir, name), "--out")
     data_spec = data or cfg.train.data

@@ -97,12 +97,13 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
     return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.999))
 
 
-def amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``recipe.amp`` on ``device`` (None: full precision)."""
+def amp_dtype(recipe: Recipe, device: torch.device, name: str = "amp") -> torch.dtype | None:
+    """The autocast dtype of ``recipe.amp`` on ``device`` (None: full precision); ``name`` names the
+    setting in the error for bf16/fp16 without CUDA."""
     if recipe.amp == "off" or (recipe.amp == "auto" and device.type != "cuda"):
         return None
     if device.type != "cuda":
-        raise InputError(f"amp {recipe.amp!r} needs a CUDA device (this run is on {device.type})")
+        raise InputError(f"{name} {recipe.amp} needs a CUDA device (this run is on {device.type})")
     if recipe.amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if recipe.amp == "bf16" else torch.float16

@@ -115,8 +115,8 @@ class ModelSteps:
 
     def step(self, engine: Engine, batch: StepBatch, ctx: StepContext) -> StepOutput:
         """Forward, loss, backward."""
-        target = self.targets(batch)
         with engine.autocast():
+            target = self.targets(batch)
             logits = self.model(batch.x)
         loss = engine.loss(logits, batch.y, target)
         engine.backward(loss)
@@ -162,7 +162,7 @@ def fit_model(model: nn.Module, source: TrainSource, val_data: Dataset | None, c
               max_steps_per_epoch: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Train ``model`` in place with the recipe, without files (benchmarks, fine-tuning). With EMA the
     model ends with the EMA weights. Returns ``{val_acc, val_acc_ema, history, seconds, images_per_s}``
-    (the held-out top-1 of the final weights, and of the raw ones when EMA is on)."""
+    (the held-out top-1 of the final weights, evaluated after the last epoch, and of the raw ones)."""
     cfg.check()
     _check_teacher(teacher, source)
     info = init_distributed(device)
@@ -173,7 +173,9 @@ def fit_model(model: nn.Module, source: TrainSource, val_data: Dataset | None, c
     history: list[dict[str, Any]] = []
 
     def end_epoch(epoch: int, stats: EpochStats) -> None:
-        entry = {**stats.entry(epoch + 1), **(_evaluation(engine, val_data, source) if info.is_main else {})}
+        entry = stats.entry(epoch + 1)
+        if info.is_main and epoch + 1 == cfg.epochs:  # held-out accuracy of the result only
+            entry.update(_evaluation(engine, val_data, source))
         history.append(entry)
         if on_epoch is not None and info.is_main:
             on_epoch(entry)

@@ -121,6 +121,8 @@ def test_bad_arch_config_and_output_folder(cli, tmp_path):
 def test_cuda_on_a_cpu_only_torch_is_a_one_line_error(cli, tmp_path):
     r = cli("train", ARCH, "--device", "cuda", "--out", str(tmp_path / "o"))
     assert r.code == 2 and "no CUDA device" in r.err and r.err.count("\n") == 1
+    r = cli("train", ARCH, "--amp", "bf16", "--out", str(tmp_path / "o"))
+    assert r.code == 2 and "--amp bf16 needs a CUDA device" in r.err and not (tmp_path / "o").exists()
 
 
 def test_an_arch_string_longer_than_a_file_name(cli, tmp_path):
