@@ -135,9 +135,8 @@ class Engine:
         self.ema = ModelEma(model, recipe.ema_decay, warmup=recipe.ema_warmup) if recipe.ema else None
         self.augment = make_augment(recipe.augment, source.resolution)
         self.sync_buffers = sync_buffers
-        std = torch.tensor(source.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self._scale = 1.0 / std
-        self._shift = -torch.tensor(source.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1) / std
+        self._mean = torch.tensor(source.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(source.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.steps_per_epoch = source.train_size() // info.world // recipe.batch_size
         if self.steps_per_epoch < 1:
             raise NasError(
@@ -170,8 +169,9 @@ class Engine:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] → standardised with the source's mean and std."""
-        return torch.addcmul(self._shift, x01, self._scale)
+        """Images in [0, 1] → standardised with the source's mean and std (the arithmetic of
+        :meth:`nas.data.Dataset.normalize`, so training and evaluation see identical values)."""
+        return (x01 - self._mean) / self._std
 
     # -- the loop ------------------------------------------------------------------------------
 
