@@ -338,35 +338,16 @@ def train_supernet(
                         kernel_transform=cfg.kernel_transform).to(dev)  # fmt: skip
     engine = Engine(supernet, cfg.recipe(), source, info, max_steps_per_epoch=max_steps_per_epoch)
     controller = Controller(space, lr=cfg.rl_lr, baseline_momentum=cfg.baseline_momentum) if cfg.sampler == "tunas" else None
-    cost_unit, budget, budget_note = "", None, ""
+    meta: dict[str, Any] = {"budget": None, "budget_note": "", "cost_unit": ""}
     if controller is not None:
-        if cost_fn is None:
-            cost_fn, cost_unit = cost_function(cfg.cost, cfg.target)
-        else:
-            cost_unit = "ms" if cfg.cost == "latency" else cfg.cost
-        if cfg.budget is not None:
-            budget, budget_note = float(cfg.budget), "given"
-        else:
-            budget, budget_note = default_budget(space, cost_fn, cfg.seed)
-
-    meta: dict[str, Any] = {
-        "space": space_meta(space),
-        "resolution": source.resolution,
-        "num_classes": len(source.classes),
-        "classes": list(source.classes),
-        "data": data_meta(source, val, data_spec, val_fraction, split_seed),
-        "config": dataclasses.asdict(cfg),
-        "world_size": info.world,
-        "kernel_transforms": len(supernet.kernel_transforms),
-        "epochs_done": 0,
-        "history": [],
-        "rl_history": [],
-        "budget": budget,
-        "budget_note": budget_note,
-        "cost_unit": cost_unit,
-        "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
-        "torch": torch.__version__,
-    }
+        cost_fn, _ = _tunas_budget(space, cfg, cost_fn, meta)
+    meta.update(
+        space=space_meta(space), resolution=source.resolution, num_classes=len(source.classes),
+        classes=list(source.classes), data=data_meta(source, val, data_spec, val_fraction, split_seed),
+        config=dataclasses.asdict(cfg), world_size=info.world, kernel_transforms=len(supernet.kernel_transforms),
+        epochs_done=0, history=[], rl_history=[], created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        torch=torch.__version__,
+    )  # fmt: skip
     start_epoch = _start(out, resume, init_from, meta, supernet, engine, controller, source)
     budget = meta["budget"]
     if isinstance(source, DatasetSource):
@@ -408,6 +389,21 @@ def train_supernet(
         assert cost_fn is not None and budget is not None
         tunas = _tunas_result(controller, supernet, val, calib, dev, cost_fn, budget, cfg, meta)
     return TrainResult(out, int(meta["epochs_done"]), list(meta["history"]), start_epoch, tunas, meta)
+
+
+def _tunas_budget(space: SearchSpace, cfg: TrainConfig, cost_fn: CostFn | None,
+                  meta: dict[str, Any]) -> tuple[CostFn, float]:  # fmt: skip
+    """TuNAS's cost function and T0; records ``budget``, ``budget_note`` and ``cost_unit`` in ``meta``."""
+    if cost_fn is None:
+        cost_fn, unit = cost_function(cfg.cost, cfg.target)
+    else:
+        unit = "ms" if cfg.cost == "latency" else cfg.cost
+    if cfg.budget is not None:
+        budget, note = float(cfg.budget), "given"
+    else:
+        budget, note = default_budget(space, cost_fn, cfg.seed)
+    meta.update(budget=budget, budget_note=note, cost_unit=unit)
+    return cost_fn, budget
 
 
 def _start(out: Path, resume: bool, init_from: str | Path | None, meta: dict[str, Any], supernet: Supernet,
