@@ -70,7 +70,7 @@ from rich.table import Table
 from scipy import stats
 
 from nas.cost import count_macs, count_params
-from nas.data import BUILTIN_SEED, Dataset, render_cached
+from nas.data import BUILTIN_SEED, Dataset, DatasetSource, render_cached
 from nas.model import build_model
 from nas.space import coarse_space, load_space, sample_distinct
 from nas.spec import parse_arch
@@ -86,7 +86,8 @@ from nas.supernet import (
     train_supernet,
 )
 from nas.supernet._evaluate import standalone_accuracy
-from nas.supernet._train import SAMPLERS, SANDWICH_OPS, train_model
+from nas.supernet._train import SAMPLERS, SANDWICH_OPS
+from nas.train import Recipe, fit_model
 
 HERE = Path(__file__).resolve().parent
 console = Console(highlight=False)
@@ -192,7 +193,7 @@ def _train_one(arch_s: str, data: Dataset, test: Dataset | None, epochs: int, ba
     """One stand-alone training; the caller adds the budget key."""
     arch = parse_arch(arch_s)
     model = build_model(arch, seed=seed)
-    r = train_model(model, data, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed))
+    r = fit_model(model, DatasetSource(data), data, Recipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, ema=False), device="cpu")
     test_acc = {} if test is None else {"test_acc": standalone_accuracy(model, test)}
     return {"arch": arch_s, "val_acc": r["val_acc"], **test_acc, "seconds": r["seconds"],
             "images_per_s": r["images_per_s"], "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
@@ -254,8 +255,9 @@ def _finetuned(sn: SupernetEstimator | FewShotEstimator, arch, data: Dataset, sc
     (half the peak learning rate, no warm-up, classifier kept), BatchNorm recalibrated as for the supernet score."""
     shot = sn.shot_for(arch) if isinstance(sn, FewShotEstimator) else sn
     model = shot.supernet.extract(arch)
-    cfg = TrainConfig(epochs=a.finetune_epochs, batch_size=a.batch_size, lr=a.lr / 2, seed=a.seed, lr_warmup=0.0)
-    train_model(model, data, cfg, zero_classifier=False)
+    cfg = Recipe(epochs=a.finetune_epochs, batch_size=a.batch_size, lr=a.lr / 2, seed=a.seed, lr_warmup=0.0, ema=False,
+                 zero_head=False)  # fmt: skip
+    fit_model(model, DatasetSource(data), None, cfg, device="cpu")
     return standalone_accuracy(model, scored, sn.calib)
 
 

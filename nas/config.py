@@ -69,12 +69,33 @@ class SupernetConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    """``[train]``: defaults of ``mnv4-nas train`` (the recipe; see ``nas.train.Recipe``)."""
+
+    data: str = "builtin"
+    resolution: int = 32
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 0.002
+    weight_decay: float = 0.01
+    warmup: float = 0.025  # fraction of the training steps with a linear learning-rate ramp
+    label_smoothing: float = 0.1
+    grad_clip: float = 5.0  # 0 = off
+    ema: bool = True
+    ema_decay: float = 0.9998
+    aug: str = "crop-flip"
+    amp: str = "auto"
+
+
+@dataclass(frozen=True)
 class Config:
     """All sections. ``source`` says where the values came from (a path or ``built-in defaults``)."""
 
     project: ProjectConfig = field(default_factory=ProjectConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    train: TrainingConfig = field(default_factory=TrainingConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     source: str = "built-in defaults"
 

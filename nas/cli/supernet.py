@@ -126,8 +126,8 @@ def train(
     """Train a supernet; checkpoints every epoch and resumes after an interruption (also under torchrun)."""
     from nas.space import coarse_space, load_space
     from nas.supernet import TrainConfig, load_data, train_supernet
-    from nas.supernet._ddp import env_world_size
     from nas.supernet._train import cost_function, parse_budget
+    from nas.train import env_world_size
 
     cfg_all = get_config(ctx)
     sc = cfg_all.supernet

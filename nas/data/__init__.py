@@ -27,7 +27,7 @@ from nas.data._builtin import (
     render_cached,
     render_shapes,
 )
-from nas.data._dataset import DataError, Dataset, augment, batches, make_dataset, resize_uint8, stats, stratified_split
+from nas.data._dataset import DataError, Dataset, batches, make_dataset, resize_uint8, stats, stratified_split
 from nas.data._files import IMAGE_EXTENSIONS, load_folder, load_npz
 from nas.data._load import load_data, load_training_data
 from nas.data._source import Batch, DatasetSource, TrainSource
@@ -46,7 +46,6 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DataError",
     "Dataset",
-    "augment",
     "batches",
     "builtin_val_per_class",
     "cache_dir",

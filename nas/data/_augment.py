@@ -48,7 +48,11 @@ class KorniaAugment:
     def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+            # not torch.manual_seed: it also queues seeds for every accelerator type with a captured
+            # stack trace, milliseconds per call, which a small model's training step notices
+            torch.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed(seed)
             out = self.ops(x)
         return out.clamp_(0.0, 1.0)
 

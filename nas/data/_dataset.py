@@ -97,39 +97,9 @@ def resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return out
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, pad_fraction: float = 0.125) -> torch.Tensor:
-    """Random translation (pad by reflection, random crop) and horizontal flip of float N×3×R×R."""
-    n, _, r, _ = x.shape
-    pad = max(1, int(round(r * pad_fraction)))
-    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    ar = torch.arange(r)
-    rows = (oy[:, None] + ar[None]).view(n, 1, r, 1).expand(n, 3, r, r + 2 * pad)
-    cols = (ox[:, None] + ar[None]).view(n, 1, 1, r).expand(n, 3, r, r)
-    out = xp.gather(2, rows).gather(3, cols)
-    flip = torch.rand(n, generator=generator) < 0.5
-    out[flip] = out[flip].flip(-1)
-    return out
-
-
-def batches(data: Dataset, split: str, batch_size: int, *, generator: torch.Generator | None = None,
-            train: bool = False, rank: int = 0, world: int = 1, drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
-    """(normalised images, labels) batches of one split; shuffled and augmented when ``train``.
-
-    With ``world > 1`` every rank gets a disjoint shard of the same (seeded) permutation.
-    """
+def batches(data: Dataset, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(normalised images, labels) batches of one split, in order (evaluation; training reads a
+    :class:`~nas.data.TrainSource` and augments with :func:`~nas.data.make_augment`)."""
     x, y = (data.train_x, data.train_y) if split == "train" else (data.val_x, data.val_y)
-    n = len(y)
-    order = torch.randperm(n, generator=generator) if train else torch.arange(n)
-    if world > 1:
-        per = n // world
-        order = order[rank * per : (rank + 1) * per]
-    stop = len(order) - (len(order) % batch_size if drop_last and len(order) >= batch_size else 0)
-    for s in range(0, stop, batch_size):
-        idx = order[s : s + batch_size]
-        xb = data.normalize(x[idx])
-        if train:
-            assert generator is not None
-            xb = augment(xb, generator)
-        yield xb, y[idx]
+    for s in range(0, len(y), batch_size):
+        yield data.normalize(x[s : s + batch_size]), y[s : s + batch_size]

@@ -2,7 +2,8 @@
 ``torch.load(..., weights_only=True)`` only.
 
 A checkpoint is a dict ``{"format", "version", "meta" (a JSON string), "model" (state dict),
-"optimizer" (state dict), "controller" (state dict or None)}``. The metadata holds the search space
+"optimizer" (state dict), "controller" (state dict or None), "scaler" (fp16 gradient scaler or None)}``
+(:func:`nas.train.write_checkpoint`). The metadata holds the search space
 itself (so a checkpoint of a user's space file keeps working when the file changes or moves), the
 training resolution, classes, data source and statistics, the training configuration, the number of
 finished epochs and the per-epoch history.
@@ -14,17 +15,14 @@ checkpoint or the new one.
 
 from __future__ import annotations
 
-import json
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nas._io import write_atomic
-from nas.errors import NasError
 from nas.space import FixedStage, FusedStage, SearchSpace, space_from_dict
 from nas.spec import format_block, format_head
+from nas.train import OUT_HINT, read_checkpoint, write_checkpoint
 
 CHECKPOINT_FORMAT = "mnv4-nas-supernet"
 CHECKPOINT_VERSION = 1
@@ -87,42 +85,14 @@ def space_from_meta(meta: dict[str, Any]) -> SearchSpace:
     return sp
 
 
-#: how a user fixes an unwritable checkpoint or manifest (ends the one-line error of a failed write)
-OUT_HINT = "give --out a writable folder"
-
-
 def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, torch.Tensor],
-                    optimizer: dict[str, Any] | None, controller: dict[str, Any] | None) -> Path:  # fmt: skip
+                    optimizer: dict[str, Any] | None, controller: dict[str, Any] | None,
+                    scaler: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """Write a checkpoint atomically (temp file, fsync, rename, fsync the folder)."""
-    p = Path(path)
-    obj = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "meta": json.dumps(meta),
-        "model": {k: v.detach().cpu() for k, v in model.items()},
-        "optimizer": optimizer,
-        "controller": controller,
-    }
-    write_atomic(p, lambda f: torch.save(obj, f), OUT_HINT)
-    return p
+    state = {"model": model, "optimizer": optimizer, "controller": controller, "scaler": scaler}
+    return write_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, meta, state, OUT_HINT)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint (``weights_only=True``); ``meta`` is decoded to a dict. One-line errors."""
-    p = Path(path)
-    if not p.is_file():
-        raise NasError(f"{p}: no such supernet checkpoint")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise NasError(f"{p}: not a readable supernet checkpoint ({msg})") from None
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise NasError(f"{p}: not an mnv4-nas supernet checkpoint")
-    if obj.get("version") != CHECKPOINT_VERSION:
-        raise NasError(f"{p}: checkpoint version {obj.get('version')} is not supported (this is {CHECKPOINT_VERSION})")
-    try:
-        obj["meta"] = json.loads(obj["meta"])
-    except (TypeError, ValueError):
-        raise NasError(f"{p}: corrupt checkpoint metadata") from None
-    return obj
+    return read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "supernet")

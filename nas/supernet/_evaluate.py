@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from nas.data import Dataset, batches
+from nas.data import Dataset, TrainSource, batches
 from nas.model import recalibrate_bn
 from nas.spec import ArchSpec
 from nas.supernet._supernet import Supernet
@@ -22,6 +23,22 @@ def calibration_batches(data: Dataset, n_batches: int = 8, batch_size: int = 64,
     idx = torch.randperm(len(data.train_y), generator=g)[:n]
     x = data.normalize(data.train_x[idx])
     return [x[i : i + batch_size].to(device) for i in range(0, n, batch_size)]
+
+
+def source_calibration_batches(source: TrainSource, n_batches: int = 8, batch_size: int = 64, seed: int = 0,
+                               device: str | torch.device = "cpu") -> list[torch.Tensor]:  # fmt: skip
+    """:func:`calibration_batches` from any training source: its first ``n_batches`` batches in the order
+    ``seed`` fixes (un-augmented, normalised with its statistics; smaller batches when it is small)."""
+    bs = max(2, min(batch_size, source.train_size()))
+    mean = torch.tensor(source.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(source.std, dtype=torch.float32).view(1, 3, 1, 1)
+    it = source.epoch_batches(seed, bs)
+    try:
+        return [((b.x - mean) / std).to(device) for b in itertools.islice(it, n_batches)]
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 @torch.no_grad()

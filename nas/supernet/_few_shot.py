@@ -31,11 +31,11 @@ from nas.errors import NasError, SpecError
 from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import OUT_HINT, load_checkpoint, space_from_meta, space_meta
-from nas.supernet._ddp import init_distributed
 from nas.supernet._estimators import CachedEstimator
 from nas.supernet._supernet import training_space
 from nas.supernet._supernet_estimator import SupernetEstimator
 from nas.supernet._train import TrainConfig, TrainResult, init_id, init_record, load_init, train_supernet
+from nas.train import init_distributed
 
 MANIFEST_FORMAT = "mnv4-nas few-shot supernet"
 MANIFEST_VERSION = 1

@@ -2,11 +2,13 @@
 (SPOS-style), or TuNAS (REINFORCE controller trained jointly with the shared weights, op and filter
 warm-up, absolute reward).
 
-One function, :func:`train_supernet`, runs unchanged in one process or under ``torchrun`` (see
-:mod:`nas.supernet._ddp`). It writes a checkpoint after every epoch (atomically) and, when the output
-file already holds a compatible checkpoint, resumes after its last finished epoch. All randomness of
-an epoch (data order, augmentation, sampled subnets) is derived from ``(seed, epoch)``, so a resumed
-run continues exactly as the uninterrupted one would have.
+One function, :func:`train_supernet`, runs unchanged in one process or under ``torchrun``. The loop
+itself is :class:`nas.train.Engine` (the one stand-alone training uses: schedule, augmentation,
+mixed precision on CUDA, gradient averaging over ranks); this module supplies the per-step subnet
+sampling as a :class:`nas.train.StepStrategy`. It writes a checkpoint after every epoch (atomically)
+and, when the output file already holds a compatible checkpoint, resumes after its last finished
+epoch. All randomness of an epoch (data order, augmentation, sampled subnets) is derived from
+``(seed, epoch)``, so a resumed run continues exactly as the uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,20 +26,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.data import Dataset, batches
+from nas.data import Dataset, DatasetSource, TrainSource
 from nas.errors import NasError
 from nas.space import SearchSpace, canonical, contains, decisions, decode, sample_vectors
 from nas.spec import ArchSpec
 from nas.supernet._checkpoint import load_checkpoint, save_checkpoint, space_from_meta, space_meta
-from nas.supernet._ddp import DistInfo, average_gradients, barrier, init_distributed, mean_over_ranks, sum_over_ranks
-from nas.supernet._evaluate import calibration_batches, subnet_accuracy
+from nas.supernet._evaluate import BatchQuality, calibration_batches, source_calibration_batches, subnet_accuracy
 from nas.supernet._reward import TUNAS_BETA, abs_reward
 from nas.supernet._supernet import Supernet, check_inheritable, extreme_vector
 from nas.supernet._tunas import Controller, TunasResult
+from nas.train import (
+    OPTIMIZERS,
+    SEED_RL,
+    SEED_SUBNETS,
+    DistInfo,
+    Engine,
+    EpochStats,
+    Recipe,
+    StepBatch,
+    StepContext,
+    StepOutput,
+    epoch_seed,
+    init_distributed,
+    mean_over_ranks,
+)
+from nas.train import make_optimizer as _make_optimizer
 
 SANDWICH_OPS: tuple[str, ...] = ("extreme", "random")
 SAMPLERS: tuple[str, ...] = ("sandwich", "uniform", "tunas")
-OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 COSTS: tuple[str, ...] = ("macs", "params", "latency")
 CostFn = Callable[[list[ArchSpec]], np.ndarray]
 HISTORY_POINTS = 1000
@@ -113,6 +128,14 @@ class TrainConfig:
             raise NasError(f"random_subnets must be >= {least} with sampler {self.sampler} (got {self.random_subnets})")
         if self.budget is not None and not self.budget > 0:
             raise NasError(f"budget must be positive (got {self.budget})")
+
+    def recipe(self) -> Recipe:
+        """The shared training recipe of these settings (crop-flip augmentation, no weight EMA: members
+        are scored with inherited, BatchNorm-recalibrated weights)."""
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
+                      momentum=self.momentum, weight_decay=self.weight_decay, lr_warmup=self.lr_warmup,
+                      label_smoothing=self.label_smoothing, grad_clip=self.grad_clip, augment="crop-flip",
+                      ema=False, seed=self.seed)  # fmt: skip
 
 
 @dataclass
@@ -213,36 +236,9 @@ def subnets_per_step(cfg: TrainConfig) -> int:
     return {"sandwich": 2 + cfg.random_subnets, "uniform": cfg.random_subnets}.get(cfg.sampler, 1)
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint32)[0])
-
-
-def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
-    warm = int(cfg.lr_warmup * total)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    t = (step - warm) / max(1, total - warm)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    skip = getattr(model, "no_weight_decay", lambda: set())()
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.dim() > 1 and name not in skip else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD (Nesterov) with weight decay on conv/linear weights only."""
-    groups = _param_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
-
-
-def _soft_ce(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
-    return -(target_probs * F.log_softmax(logits, 1)).sum(1).mean()
+    """AdamW or SGD (Nesterov) with weight decay on conv/linear weights only (:func:`nas.train.make_optimizer`)."""
+    return _make_optimizer(model, cfg.recipe())
 
 
 def _thin(history: list[dict[str, Any]], n: int = HISTORY_POINTS) -> list[dict[str, Any]]:
@@ -252,7 +248,7 @@ def _thin(history: list[dict[str, Any]], n: int = HISTORY_POINTS) -> list[dict[s
     return [history[i] for i in keep]
 
 
-def data_meta(data: Dataset, spec: str, val_fraction: float, split_seed: int) -> dict[str, Any]:
+def data_meta(source: TrainSource, val: Dataset, spec: str, val_fraction: float, split_seed: int) -> dict[str, Any]:
     """How to reload the same data (and its statistics) from a checkpoint."""
     src = spec
     if not spec.startswith("builtin"):
@@ -261,11 +257,21 @@ def data_meta(data: Dataset, spec: str, val_fraction: float, split_seed: int) ->
         "spec": src,
         "val_fraction": val_fraction,
         "split_seed": split_seed,
-        "train_images": len(data.train_y),
-        "val_images": len(data.val_y),
-        "mean": list(data.mean),
-        "std": list(data.std),
+        "train_images": source.train_size(),
+        "val_images": len(val.val_y),
+        "mean": list(source.mean),
+        "std": list(source.std),
+        "source": source.identity(),
     }
+
+
+def _as_source(data: Dataset | TrainSource, val_data: Dataset | None) -> tuple[TrainSource, Dataset]:
+    """(what to train on, held-out data): a Dataset is both; a TrainSource needs ``val_data``."""
+    if isinstance(data, Dataset):
+        return DatasetSource(data), val_data if val_data is not None else data
+    if val_data is None:
+        raise NasError(f"{data.describe()}: a training source needs held-out data to evaluate on (val_data)")
+    return data, val_data
 
 
 # ----------------------------------------------------------------------------------------------
@@ -278,10 +284,11 @@ StepFn = Callable[[dict[str, Any]], None]
 
 def train_supernet(
     space: SearchSpace,
-    data: Dataset,
+    data: Dataset | TrainSource,
     out: str | Path,
     cfg: TrainConfig = TrainConfig(),
     *,
+    val_data: Dataset | None = None,
     data_spec: str = "builtin",
     val_fraction: float = 0.1,
     split_seed: int = 0,
@@ -297,11 +304,14 @@ def train_supernet(
 
     Args:
         space: the search space (its phase decides what is sampled; the weights cover every phase).
-        data: training and held-out images (:func:`nas.supernet.load_data`).
+        data: a :class:`~nas.data.Dataset` (training and held-out images, :func:`nas.data.load_data`),
+            or any :class:`~nas.data.TrainSource` (e.g. a distillation store: its ``soft`` targets
+            replace the hard labels of each step's first subnet) with ``val_data`` to evaluate on.
         out: checkpoint path. If it holds a compatible checkpoint and ``resume`` is true, training
             continues after its last finished epoch (an incompatible one is an error; ``resume=False``
             starts over and replaces it).
         cfg: hyper-parameters (:class:`TrainConfig`).
+        val_data: held-out images (default: ``data``'s own held-out split).
         data_spec, val_fraction, split_seed: how ``data`` was loaded (stored so that estimators
             reload the same splits).
         cost_fn: TuNAS's T (default from ``cfg.cost``/``cfg.target``); called on architectures at the
@@ -320,194 +330,181 @@ def train_supernet(
         controller's most likely architecture, its accuracy and cost, and the final probabilities.
     """
     cfg.check()
+    source, val = _as_source(data, val_data)
     info = init_distributed(device)
     dev = torch.device(info.device)
     out = Path(out)
-    supernet = Supernet(space, resolution=data.resolution, num_classes=data.num_classes, seed=cfg.seed,
+    supernet = Supernet(space, resolution=source.resolution, num_classes=len(source.classes), seed=cfg.seed,
                         kernel_transform=cfg.kernel_transform).to(dev)  # fmt: skip
-    optimizer = make_optimizer(supernet, cfg)
+    engine = Engine(supernet, cfg.recipe(), source, info, max_steps_per_epoch=max_steps_per_epoch)
     controller = Controller(space, lr=cfg.rl_lr, baseline_momentum=cfg.baseline_momentum) if cfg.sampler == "tunas" else None
-    cost_unit, budget, budget_note = "", None, ""
+    meta: dict[str, Any] = {"budget": None, "budget_note": "", "cost_unit": ""}
     if controller is not None:
-        if cost_fn is None:
-            cost_fn, cost_unit = cost_function(cfg.cost, cfg.target)
-        else:
-            cost_unit = "ms" if cfg.cost == "latency" else cfg.cost
-        if cfg.budget is not None:
-            budget, budget_note = float(cfg.budget), "given"
-        else:
-            budget, budget_note = default_budget(space, cost_fn, cfg.seed)
-
-    meta: dict[str, Any] = {
-        "space": space_meta(space),
-        "resolution": data.resolution,
-        "num_classes": data.num_classes,
-        "classes": list(data.classes),
-        "data": data_meta(data, data_spec, val_fraction, split_seed),
-        "config": dataclasses.asdict(cfg),
-        "world_size": info.world,
-        "kernel_transforms": len(supernet.kernel_transforms),
-        "epochs_done": 0,
-        "history": [],
-        "rl_history": [],
-        "budget": budget,
-        "budget_note": budget_note,
-        "cost_unit": cost_unit,
-        "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
-        "torch": torch.__version__,
-    }
-    parent = None
-    if init_from is not None:
-        parent = load_init(init_from, data)
-        meta["init_from"] = init_record(init_from, parent["meta"])
-    start_epoch = 0
-    if out.exists() and resume:
-        ckpt = load_checkpoint(out)
-        if init_from is None and ckpt["meta"].get("init_from"):  # resuming: the recorded start already happened
-            meta["init_from"] = ckpt["meta"]["init_from"]
-        _check_compatible(out, ckpt["meta"], meta)
-        supernet.load_state_dict(ckpt["model"])
-        if ckpt.get("optimizer") is not None:
-            optimizer.load_state_dict(ckpt["optimizer"])
-        if controller is not None and ckpt.get("controller") is not None:
-            controller.load_state_dict(ckpt["controller"])
-        old = ckpt["meta"]
-        start_epoch = int(old["epochs_done"])
-        meta["epochs_done"] = start_epoch
-        for k in ("history", "rl_history", "created", "budget", "budget_note"):
-            meta[k] = old.get(k, meta[k])
-        budget = meta["budget"]
-    elif parent is not None:
-        supernet.inherit(parent["model"], str(init_from))
-    del parent
-
-    per_rank = len(data.train_y) // info.world
-    steps_per_epoch = per_rank // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise NasError(
-            f"{len(data.train_y)} training images are fewer than one batch of {cfg.batch_size} per process "
-            f"({info.world} process(es)); lower --batch-size"
-        )
-    if max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
-    total_steps = cfg.epochs * steps_per_epoch
-    calib = calibration_batches(data, cfg.calib_batches, 64, cfg.seed, dev)
-    large_vec, small_vec = extreme_vector(space, True), extreme_vector(space, False)
-    largest, smallest = decode(space, large_vec), decode(space, small_vec)
-    sandwich = cfg.sampler == "sandwich"
-    op_cols = _op_columns(space) if sandwich and cfg.sandwich_ops == "random" else None
-    distill = sandwich and cfg.distill  # in-place distillation from the largest: sandwich only
+        cost_fn, _ = _tunas_budget(space, cfg, cost_fn, meta)
+    meta.update(
+        space=space_meta(space), resolution=source.resolution, num_classes=len(source.classes),
+        classes=list(source.classes), data=data_meta(source, val, data_spec, val_fraction, split_seed),
+        config=dataclasses.asdict(cfg), world_size=info.world, kernel_transforms=len(supernet.kernel_transforms),
+        epochs_done=0, history=[], rl_history=[], created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        torch=torch.__version__,
+    )  # fmt: skip
+    start_epoch = _start(out, resume, init_from, meta, supernet, engine, controller, source)
+    budget = meta["budget"]
+    if isinstance(source, DatasetSource):
+        calib = calibration_batches(source.data, cfg.calib_batches, 64, cfg.seed, dev)
+    else:
+        calib = source_calibration_batches(source, cfg.calib_batches, 64, cfg.seed, dev)
     rl_quality = None
     if controller is not None:
-        from nas.supernet._evaluate import BatchQuality
-
         rl_bs = max(2, int(round(cfg.batch_size * cfg.rl_batch_multiplier)))
-        rl_quality = BatchQuality(supernet, _val_shard(data, info), rl_bs, 0, dev)
+        rl_quality = BatchQuality(supernet, _val_shard(val, info), rl_bs, 0, dev)
+    strategy = _SubnetSteps(supernet, space, cfg, info, controller, rl_quality, cost_fn, budget, meta)
+    largest, smallest = strategy.largest, strategy.smallest
 
-    for epoch in range(start_epoch, cfg.epochs):
-        gen = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 1))
-        rng = np.random.default_rng(_seed(cfg.seed, epoch, 2))
-        if rl_quality is not None:
-            rl_quality.reseed(_seed(cfg.seed, epoch, 3))
-        supernet.train()
-        sums = np.zeros(3)  # loss, correct, seen (this rank, first subnet of each step)
-        t0 = time.perf_counter()
-        it: Iterator[tuple[torch.Tensor, torch.Tensor]] = batches(
-            data, "train", cfg.batch_size, generator=gen, train=True, rank=info.rank, world=info.world, drop_last=True
-        )
-        for step in range(steps_per_epoch):
-            x, y = next(it)
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            g_step = epoch * steps_per_epoch + step
-            lr = _lr_at(cfg, g_step, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            frac = g_step / total_steps
-            if controller is None:
-                archs = [decode(space, v) for v in sample_vectors(space, rng, cfg.random_subnets)]
-                if sandwich and op_cols is not None:
-                    ops = sample_vectors(space, rng, 2)[:, op_cols]
-                    archs = [_with_ops(space, large_vec, op_cols, ops[0]), _with_ops(space, small_vec, op_cols, ops[1]), *archs]
-                elif sandwich:
-                    archs = [largest, smallest, *archs]
-                logits = supernet(x, archs[0])
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                loss.backward()
-                soft = F.softmax(logits.detach(), 1) if distill else None
-                for a in archs[1:]:
-                    out_a = supernet(x, a)
-                    la = _soft_ce(out_a, soft) if soft is not None else F.cross_entropy(out_a, y, label_smoothing=cfg.label_smoothing)
-                    la.backward()
-                extra: dict[str, Any] = {}
-            else:
-                vec = controller.sample(rng, 1)
-                p_op = max(0.0, 1.0 - frac / cfg.op_warmup) if cfg.op_warmup > 0 else 0.0
-                p_filter = max(0.0, 1.0 - frac / cfg.filter_warmup) if cfg.filter_warmup > 0 else 0.0
-                vec_w = controller.warmup(vec, rng, p_op, p_filter)
-                logits = supernet(x, decode(space, vec_w[0]))
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                loss.backward()
-                extra = {}
-            average_gradients(supernet.parameters(), info)
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
-            optimizer.step()
-            if controller is not None:
-                assert rl_quality is not None and cost_fn is not None and budget is not None
-                extra = _rl_step(controller, rl_quality, cost_fn, budget, cfg, space, rng, frac, info)
-                if info.is_main:
-                    meta["rl_history"].append({"epoch": epoch, "step": g_step, **extra})
-            with torch.no_grad():
-                sums += [float(loss.detach()) * len(y), float((logits.argmax(1) == y).sum()), len(y)]
-            if on_step is not None and info.is_main:
-                on_step({"epoch": epoch, "epochs": cfg.epochs, "step": step, "steps": steps_per_epoch,
-                         "loss": sums[0] / sums[2], "acc": sums[1] / sums[2], "lr": lr, **extra})  # fmt: skip
-        seconds = time.perf_counter() - t0
-        loss_sum, correct, seen = sum_over_ranks(list(sums), info)
-        entry: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "loss": loss_sum / seen,
-            "train_acc": correct / seen,
-            "seconds": seconds,
-            "images_per_s": seen / seconds,
-            "subnets_per_step": subnets_per_step(cfg),
-            "lr_end": lr,
-        }
+    def end_epoch(epoch: int, stats: EpochStats) -> None:
+        entry = {**stats.entry(epoch + 1), "subnets_per_step": subnets_per_step(cfg)}
         if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs) and info.is_main:
             if controller is None:
-                entry["val_acc_largest"] = subnet_accuracy(supernet, largest, data, calib, dev)
-                entry["val_acc_smallest"] = subnet_accuracy(supernet, smallest, data, calib, dev)
+                entry["val_acc_largest"] = subnet_accuracy(supernet, largest, val, calib, dev)
+                entry["val_acc_smallest"] = subnet_accuracy(supernet, smallest, val, calib, dev)
             else:
                 best = controller.most_likely_arch()
                 entry["controller_arch"] = best.arch
-                entry["val_acc_controller"] = subnet_accuracy(supernet, best, data, calib, dev)
+                entry["val_acc_controller"] = subnet_accuracy(supernet, best, val, calib, dev)
                 entry["controller_cost"] = float(cost_fn([best])[0]) if cost_fn is not None else None
         meta["history"].append(entry)
         meta["epochs_done"] = epoch + 1
         meta["updated"] = datetime.now(UTC).replace(microsecond=0).isoformat()
         meta["rl_history"] = _thin(meta["rl_history"])
         if info.is_main:
-            save_checkpoint(out, meta, supernet.state_dict(), optimizer.state_dict(),
-                            controller.state_dict() if controller is not None else None)  # fmt: skip
+            save_checkpoint(out, meta, supernet.state_dict(), engine.optimizer.state_dict(),
+                            controller.state_dict() if controller is not None else None,
+                            engine.state_dict()["scaler"])  # fmt: skip
             if on_epoch is not None:
                 on_epoch(entry)
-        barrier(info)
 
+    engine.fit(strategy, start_epoch, end_epoch, on_step=on_step if info.is_main else None)
     tunas = None
     if controller is not None and info.is_main:
         assert cost_fn is not None and budget is not None
-        best = controller.most_likely_arch()
-        acc = subnet_accuracy(supernet, best, data, calib, dev)
-        cost = float(cost_fn([best])[0])
-        tunas = TunasResult(
-            arch=best, score=acc, latency_ms=[cost],
-            reward=float(abs_reward(np.asarray([acc]), [np.asarray([cost])], [budget], [cfg.beta])[0]),
-            budgets=[budget], betas=[cfg.beta], probabilities=controller.probability_table(),
-            history=list(meta["rl_history"]), steps=controller.updates, samples=len(meta["rl_history"]),
-            seconds=float(sum(h["seconds"] for h in meta["history"])),
-        )  # fmt: skip
+        tunas = _tunas_result(controller, supernet, val, calib, dev, cost_fn, budget, cfg, meta)
     return TrainResult(out, int(meta["epochs_done"]), list(meta["history"]), start_epoch, tunas, meta)
+
+
+def _tunas_budget(space: SearchSpace, cfg: TrainConfig, cost_fn: CostFn | None,
+                  meta: dict[str, Any]) -> tuple[CostFn, float]:  # fmt: skip
+    """TuNAS's cost function and T0; records ``budget``, ``budget_note`` and ``cost_unit`` in ``meta``."""
+    if cost_fn is None:
+        cost_fn, unit = cost_function(cfg.cost, cfg.target)
+    else:
+        unit = "ms" if cfg.cost == "latency" else cfg.cost
+    if cfg.budget is not None:
+        budget, note = float(cfg.budget), "given"
+    else:
+        budget, note = default_budget(space, cost_fn, cfg.seed)
+    meta.update(budget=budget, budget_note=note, cost_unit=unit)
+    return cost_fn, budget
+
+
+def _start(out: Path, resume: bool, init_from: str | Path | None, meta: dict[str, Any], supernet: Supernet,
+           engine: Engine, controller: Controller | None, source: TrainSource) -> int:  # fmt: skip
+    """Load a compatible checkpoint at ``out`` (resume) or the ``init_from`` weights; the first epoch to run."""
+    parent = None
+    if init_from is not None:
+        parent = load_init(init_from, source)
+        meta["init_from"] = init_record(init_from, parent["meta"])
+    if out.exists() and resume:
+        ckpt = load_checkpoint(out)
+        if init_from is None and ckpt["meta"].get("init_from"):  # resuming: the recorded start already happened
+            meta["init_from"] = ckpt["meta"]["init_from"]
+        _check_compatible(out, ckpt["meta"], meta)
+        supernet.load_state_dict(ckpt["model"])
+        engine.load_state_dict({"optimizer": ckpt.get("optimizer"), "scaler": ckpt.get("scaler")})
+        if controller is not None and ckpt.get("controller") is not None:
+            controller.load_state_dict(ckpt["controller"])
+        old = ckpt["meta"]
+        meta["epochs_done"] = int(old["epochs_done"])
+        for k in ("history", "rl_history", "created", "budget", "budget_note"):
+            meta[k] = old.get(k, meta[k])
+        return meta["epochs_done"]
+    if parent is not None:
+        supernet.inherit(parent["model"], str(init_from))
+    return 0
+
+
+class _SubnetSteps:
+    """The supernet's :class:`nas.train.StepStrategy`: which subnets each step trains, and TuNAS's
+    controller update after the optimizer step."""
+
+    def __init__(self, supernet: Supernet, space: SearchSpace, cfg: TrainConfig, info: DistInfo,
+                 controller: Controller | None, rl_quality: BatchQuality | None, cost_fn: CostFn | None,
+                 budget: float | None, meta: dict[str, Any]) -> None:  # fmt: skip
+        self.supernet, self.space, self.cfg, self.info = supernet, space, cfg, info
+        self.controller, self.rl_quality, self.cost_fn, self.budget, self.meta = controller, rl_quality, cost_fn, budget, meta
+        self.large_vec, self.small_vec = extreme_vector(space, True), extreme_vector(space, False)
+        self.largest, self.smallest = decode(space, self.large_vec), decode(space, self.small_vec)
+        self.sandwich = cfg.sampler == "sandwich"
+        self.op_cols = _op_columns(space) if self.sandwich and cfg.sandwich_ops == "random" else None
+        self.distill = self.sandwich and cfg.distill  # in-place distillation from the largest: sandwich only
+        self.rng = np.random.default_rng(0)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.rng = np.random.default_rng(epoch_seed(self.cfg.seed, epoch, SEED_SUBNETS))
+        if self.rl_quality is not None:
+            self.rl_quality.reseed(epoch_seed(self.cfg.seed, epoch, SEED_RL))
+
+    def _archs(self, frac: float) -> list[ArchSpec]:
+        space, rng, cfg = self.space, self.rng, self.cfg
+        if self.controller is not None:
+            vec = self.controller.sample(rng, 1)
+            p_op = max(0.0, 1.0 - frac / cfg.op_warmup) if cfg.op_warmup > 0 else 0.0
+            p_filter = max(0.0, 1.0 - frac / cfg.filter_warmup) if cfg.filter_warmup > 0 else 0.0
+            return [decode(space, self.controller.warmup(vec, rng, p_op, p_filter)[0])]
+        archs = [decode(space, v) for v in sample_vectors(space, rng, cfg.random_subnets)]
+        if self.sandwich and self.op_cols is not None:
+            ops = sample_vectors(space, rng, 2)[:, self.op_cols]
+            return [_with_ops(space, self.large_vec, self.op_cols, ops[0]),
+                    _with_ops(space, self.small_vec, self.op_cols, ops[1]), *archs]  # fmt: skip
+        return [self.largest, self.smallest, *archs] if self.sandwich else archs
+
+    def step(self, engine: Engine, batch: StepBatch, ctx: StepContext) -> StepOutput:
+        archs = self._archs(ctx.frac)
+        with engine.autocast():
+            logits = self.supernet(batch.x, archs[0])
+            loss = engine.loss(logits, batch.y, batch.soft)
+        engine.backward(loss)
+        # the others learn from the first (the largest) in in-place distillation, else from the data
+        soft = F.softmax(logits.detach().float(), 1) if self.distill else batch.soft
+        for a in archs[1:]:
+            with engine.autocast():
+                la = engine.loss(self.supernet(batch.x, a), batch.y, soft)
+            engine.backward(la)
+        return StepOutput(loss.detach(), logits.detach())
+
+    def after_step(self, ctx: StepContext) -> dict[str, Any]:
+        if self.controller is None:
+            return {}
+        assert self.rl_quality is not None and self.cost_fn is not None and self.budget is not None
+        extra = _rl_step(self.controller, self.rl_quality, self.cost_fn, self.budget, self.cfg, self.space,
+                         self.rng, ctx.frac, self.info)  # fmt: skip
+        if self.info.is_main:
+            self.meta["rl_history"].append({"epoch": ctx.epoch, "step": ctx.global_step, **extra})
+        return extra
+
+
+def _tunas_result(controller: Controller, supernet: Supernet, val: Dataset, calib: list[torch.Tensor],
+                  dev: torch.device, cost_fn: CostFn, budget: float, cfg: TrainConfig, meta: dict[str, Any]) -> TunasResult:  # fmt: skip
+    """The controller's choice, scored on the held-out data."""
+    best = controller.most_likely_arch()
+    acc = subnet_accuracy(supernet, best, val, calib, dev)
+    cost = float(cost_fn([best])[0])
+    return TunasResult(
+        arch=best, score=acc, latency_ms=[cost],
+        reward=float(abs_reward(np.asarray([acc]), [np.asarray([cost])], [budget], [cfg.beta])[0]),
+        budgets=[budget], betas=[cfg.beta], probabilities=controller.probability_table(),
+        history=list(meta["rl_history"]), steps=controller.updates, samples=len(meta["rl_history"]),
+        seconds=float(sum(h["seconds"] for h in meta["history"])),
+    )  # fmt: skip
 
 
 def _op_columns(space: SearchSpace) -> np.ndarray:
@@ -554,16 +551,16 @@ def stored_config(meta: dict[str, Any]) -> dict[str, Any]:
 _COMPAT_KEYS = ("sampler", "seed", "batch_size", "cost", "target", "budget", "beta", "kernel_transform")
 
 
-def load_init(path: str | Path, data: Dataset, space: SearchSpace | None = None) -> dict[str, Any]:
+def load_init(path: str | Path, data: Dataset | TrainSource, space: SearchSpace | None = None) -> dict[str, Any]:
     """The supernet checkpoint a training starts from (``init_from``), checked to have ``data``'s class
     count and, given ``space``, to hold every tensor of a supernet over it (one-line NasError otherwise)."""
     ckpt = load_checkpoint(path)
-    n = int(ckpt["meta"]["num_classes"])
-    if n != data.num_classes:
-        raise NasError(f"--init-from: {path} was trained on {n} classes, the data has {data.num_classes}")
+    n, have = int(ckpt["meta"]["num_classes"]), len(data.classes)
+    if n != have:
+        raise NasError(f"--init-from: {path} was trained on {n} classes, the data has {have}")
     if space is not None:
         with torch.device("meta"):  # shapes only
-            shapes = Supernet(space, resolution=data.resolution, num_classes=data.num_classes).state_dict()
+            shapes = Supernet(space, resolution=data.resolution, num_classes=have).state_dict()
         check_inheritable(shapes, ckpt["model"], str(path))
     return ckpt
 
@@ -580,13 +577,22 @@ def init_id(meta: dict[str, Any]) -> tuple[Any, Any] | None:
     return None if not init else (init.get("created"), init.get("epochs_done"))
 
 
+def _changed_source(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the training source's identity changed (sizes, kind; checkpoints before it was recorded: no).
+    Its ``source`` text is left out: the resolved ``data.spec`` already names where the data lies."""
+    a, b = old["data"].get("source"), new["data"].get("source")
+    if a is None or b is None:
+        return False
+    return {k: v for k, v in a.items() if k != "source"} != {k: v for k, v in b.items() if k != "source"}
+
+
 def _check_compatible(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
     why = None
     if old["space"]["definition"] != new["space"]["definition"] or old["space"]["phase"] != new["space"]["phase"]:
         why = f"space {old['space']['definition'].get('name')} ({old['space']['phase']})"
     elif old["resolution"] != new["resolution"]:
         why = f"resolution {old['resolution']}"
-    elif old["classes"] != new["classes"] or old["data"]["spec"] != new["data"]["spec"]:
+    elif old["classes"] != new["classes"] or old["data"]["spec"] != new["data"]["spec"] or _changed_source(old, new):
         why = f"data {old['data']['spec']}"
     elif init_id(old) != init_id(new):
         init = old.get("init_from")
@@ -625,65 +631,3 @@ def controller_from_checkpoint(ckpt: dict[str, Any], space: SearchSpace) -> Cont
     c = Controller(space, lr=cfg["rl_lr"], baseline_momentum=cfg["baseline_momentum"])
     c.load_state_dict(ckpt["controller"])
     return c
-
-
-def train_model(
-    model: torch.nn.Module,
-    data: Dataset,
-    cfg: TrainConfig,
-    *,
-    device: str = "cpu",
-    on_epoch: StepFn | None = None,
-    zero_classifier: bool = True,
-) -> dict[str, Any]:
-    """Train a stand-alone model with the supernet's recipe (``cfg``'s optimizer, schedule, batch,
-    label smoothing, clipping, augmentation; sampler fields ignored; like the supernet's, the
-    classifier starts at zero unless ``zero_classifier`` is false); returns
-    ``{val_acc, history, seconds, images_per_s}``. Deterministic in ``cfg.seed``."""
-    from nas.supernet._evaluate import accuracy
-
-    cfg.check()
-    epochs, batch_size, seed = cfg.epochs, cfg.batch_size, cfg.seed
-    label_smoothing, grad_clip = cfg.label_smoothing, cfg.grad_clip
-    dev = torch.device(device)
-    model = model.to(dev)
-    classifier = getattr(getattr(model, "head", None), "classifier", None)
-    if zero_classifier and isinstance(classifier, torch.nn.Linear):
-        with torch.no_grad():
-            classifier.weight.zero_()
-            classifier.bias.zero_()
-    opt = make_optimizer(model, cfg)
-    spe = len(data.train_y) // batch_size
-    if spe < 1:
-        raise NasError(f"{len(data.train_y)} training images are fewer than one batch of {batch_size}")
-    total = epochs * spe
-    history: list[dict[str, Any]] = []
-    t_all = 0.0
-    for epoch in range(epochs):
-        gen = torch.Generator().manual_seed(_seed(seed, epoch, 1))
-        model.train()
-        sums = np.zeros(3)
-        t0 = time.perf_counter()
-        for step, (x, y) in enumerate(batches(data, "train", batch_size, generator=gen, train=True, drop_last=True)):
-            x, y = x.to(dev), y.to(dev)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(cfg, epoch * spe + step, total)
-            opt.zero_grad(set_to_none=True)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            sums += [float(loss.detach()) * len(y), float((logits.argmax(1) == y).sum()), len(y)]
-        dt = time.perf_counter() - t0
-        t_all += dt
-        entry = {"epoch": epoch + 1, "loss": sums[0] / sums[2], "train_acc": sums[1] / sums[2], "seconds": dt,
-                 "images_per_s": sums[2] / dt}  # fmt: skip
-        history.append(entry)
-        if on_epoch is not None:
-            on_epoch(entry)
-    model.eval()
-    val = accuracy(model, data, "val", device=dev)
-    seen = sum(h["images_per_s"] * h["seconds"] for h in history)
-    return {"val_acc": val, "history": history, "seconds": t_all, "images_per_s": seen / max(t_all, 1e-9)}

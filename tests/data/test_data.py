@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nas.data import BUILTIN_CLASSES, augment, batches, load_data, render_shapes
+from nas.data import BUILTIN_CLASSES, DatasetSource, batches, load_data, make_augment, render_shapes
 from nas.errors import NasError
 
 
@@ -152,15 +152,19 @@ def test_bad_specs(tmp_path, spec, msg):
         load_data(str(other), 16)
 
 
-def test_batches_shard_and_augment():
+def test_sources_shard_batches_and_augment():
     ds = load_data("builtin:4", 16)
-    g = torch.Generator().manual_seed(0)
-    xs = [y for _, y in batches(ds, "train", 8, generator=g, train=True, rank=0, world=2)]
-    g = torch.Generator().manual_seed(0)
-    ys = [y for _, y in batches(ds, "train", 8, generator=g, train=True, rank=1, world=2)]
-    assert sum(len(v) for v in xs) == 20 == sum(len(v) for v in ys)
-    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
-    out = augment(x, torch.Generator().manual_seed(1))
-    assert out.shape == x.shape
+    src = DatasetSource(ds)
+    shards = [list(src.epoch_batches(0, 8, rank=r, world=2)) for r in range(2)]
+    assert [sum(len(b.y) for b in sh) for sh in shards] == [16, 16]  # 40 images: 20 per rank, full batches
+    seen = [b.x for sh in shards for b in sh]
+    assert all(x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 for x in seen)
+    again = [b.y for b in src.epoch_batches(0, 8, rank=1, world=2)]
+    assert all(torch.equal(a.y, b) for a, b in zip(shards[1], again))  # the seed fixes the order
+    x = seen[0]
+    aug = make_augment("crop-flip", 16)
+    out = aug(x, 1)
+    assert out.shape == x.shape and torch.equal(out, aug(x, 1)) and not torch.equal(out, aug(x, 2))
+    assert torch.equal(make_augment("none", 16)(x, 1), x)
     val = list(batches(ds, "val", 64))
     assert sum(len(y) for _, y in val) == len(ds.val_y)
