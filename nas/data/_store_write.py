@@ -186,7 +186,8 @@ class StoreWriter:
         from safetensors.torch import save
 
         self._check(tensors, f"shard {k} being written")
-        blob = save({n: t.contiguous() for n, t in tensors.items()}, metadata={"format": FORMAT, "shard": str(k)})
+        # One metadata key: safetensors writes a map's keys in hash order, which varies between processes.
+        blob = save({n: t.contiguous() for n, t in tensors.items()}, metadata={"format": FORMAT})
         write_atomic(self.path / shard_name(k), lambda fh: fh.write(blob), _HINT)
         self.built += int(tensors["labels"].shape[0])
         self._record(k, int(tensors["labels"].shape[0]), len(blob), hashlib.sha256(blob).hexdigest())

@@ -8,7 +8,20 @@ student's augmented batch).
 
 from __future__ import annotations
 
+from nas.train._distill_data import StoreProgress, StoreSummary, build_store, check_teacher
 from nas.train._losses import soft_cross_entropy
-from nas.train._teacher import ModuleTeacher, Teacher
+from nas.train._teacher import IMAGENET_MEAN, IMAGENET_STD, ModuleTeacher, OnnxTeacher, Teacher, TeacherError
 
-__all__ = ["ModuleTeacher", "Teacher", "soft_cross_entropy"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ModuleTeacher",
+    "OnnxTeacher",
+    "StoreProgress",
+    "StoreSummary",
+    "Teacher",
+    "TeacherError",
+    "build_store",
+    "check_teacher",
+    "soft_cross_entropy",
+]
