@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from nas.cli import models, search
+from nas.cli import distill, models, search
 from nas.cli._common import err_console
 from nas.config import load_config
 from nas.errors import NasError
@@ -54,6 +54,7 @@ app.command("zoo")(models.zoo)
 app.command("show")(models.show)
 app.command("export")(models.export)
 app.command("search")(search.search)
+app.command("distill-data")(distill.distill_data)
 
 #: Sub-command groups: (module path, attribute, name). Imported lazily so `--help` stays fast.
 _GROUPS: list[tuple[str, str]] = [
