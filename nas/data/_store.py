@@ -305,8 +305,7 @@ class DistillStore:
 
     def identity(self) -> dict[str, Any]:
         return {
-            "kind": "distill-store",
-            "path": str(self.path.resolve()),
+            "kind": "distill-store",  # no path: a store may move; its shards' hashes identify it
             "classes": list(self.classes),
             "resolution": self.resolution,
             "examples": self.examples,
