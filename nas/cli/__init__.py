@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from nas.cli import models, search, train
+from nas.cli import distill, models, search, train
 from nas.cli._common import err_console
 from nas.config import load_config
 from nas.errors import NasError
@@ -56,6 +56,7 @@ app.command("export")(models.export)
 app.command("search")(search.search)
 app.command("train")(train.train)
 app.command("eval")(train.eval_)
+app.command("distill-data")(distill.distill_data)
 
 #: Sub-command groups: (module path, attribute, name). Imported lazily so `--help` stays fast.
 _GROUPS: list[tuple[str, str]] = [

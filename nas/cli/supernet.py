@@ -80,7 +80,7 @@ def train(
     ctx: typer.Context,
     space: str | None = typer.Option(None, "--space", help="Search space name or .toml file (default: supernet.space in nas.toml)."),
     data: str | None = typer.Option(
-        None, "--data", help="builtin[:N], an .npz (images, labels) or an image folder (one sub-folder per class) (default: supernet.data in nas.toml)."
+        None, "--data", help="builtin[:N], an .npz (images, labels), an image folder (one sub-folder per class) or a distillation store (from 'mnv4-nas distill-data'; the paper trains its supernet on one) (default: supernet.data in nas.toml)."
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: supernet.epochs in nas.toml)."),
     resolution: int | None = typer.Option(None, "--resolution", min=8, max=1024, help="Training resolution in px (default: supernet.resolution in nas.toml)."),

@@ -12,6 +12,10 @@ colour over a random smoothly varying background, with low-contrast cases, distr
 pixel noise. It is generated deterministically (fixed seed, numpy only) at the requested resolution
 on first use and cached under ``$MNV4NAS_CACHE`` (default ``~/.cache/mnv4-nas``), so nothing is
 downloaded; ``min(200, max(20, N // 2))`` held-out images per class form the validation split.
+
+Distillation stores (folders written by ``mnv4-nas distill-data``: augmented images with a teacher's
+probabilities, in shards): :func:`open_store` reads one as a streamed :class:`TrainSource`,
+:func:`mix_stores` mixes several by ratio, :class:`StoreWriter` writes one resumably.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from nas.data._builtin import (
 from nas.data._dataset import DataError, Dataset, batches, make_dataset, resize_uint8, stats, stratified_split
 from nas.data._files import IMAGE_EXTENSIONS, load_folder, load_npz
 from nas.data._load import load_data, load_training_data
+from nas.data._mix import MixedSource, mix_stores, parse_store_arg
 from nas.data._source import Batch, DatasetSource, TrainSource
+from nas.data._store import DistillStore, StoreError, data_identity, is_store, open_store, seeded_rng
+from nas.data._store_write import StoreWriter
 
 __all__ = [
     "AUGMENTATIONS",
@@ -60,4 +67,14 @@ __all__ = [
     "stats",
     "stratified_split",
     "TrainSource",
+    "DistillStore",
+    "MixedSource",
+    "StoreError",
+    "StoreWriter",
+    "data_identity",
+    "is_store",
+    "mix_stores",
+    "open_store",
+    "parse_store_arg",
+    "seeded_rng",
 ]

@@ -1,4 +1,4 @@
-"""``load_data``: one entry point for ``builtin[:N]``, ``.npz`` files and image folders."""
+"""``load_data``: one entry point for ``builtin[:N]``, ``.npz`` files, image folders and distillation stores."""
 
 from __future__ import annotations
 
@@ -9,12 +9,22 @@ from nas.data._builtin import BUILTIN_TRAIN_PER_CLASS, load_builtin
 from nas.data._dataset import DataError, Dataset
 from nas.data._files import load_folder, load_npz
 from nas.data._source import DatasetSource, TrainSource
+from nas.data._store import DistillStore, StoreError, is_store, open_store
+
+
+def _check_resolution(store: DistillStore, resolution: int) -> None:
+    if resolution != store.resolution:
+        raise StoreError(f"{store.path}: the store holds {store.resolution} px images; --resolution {resolution} differs "
+                         f"(use --resolution {store.resolution})")  # fmt: skip
 
 
 def load_data(spec: str, resolution: int, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
     """A data set from ``builtin[:N]``, an ``.npz`` file or an image-folder directory, at ``resolution`` px.
 
     Without an explicit held-out split, ``val_fraction`` of each class (stratified, ``seed``) is held out.
+    A distillation store stands for the data set it was built from (reloaded with the split it
+    recorded; ``val_fraction``/``seed`` are not used), so held-out evaluation and BatchNorm
+    calibration work wherever a store was the training data.
     """
     if not 8 <= resolution <= 1024:
         raise DataError(f"resolution must be in [8, 1024] (got {resolution})")
@@ -29,6 +39,10 @@ def load_data(spec: str, resolution: int, *, val_fraction: float = 0.1, seed: in
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"{spec}: no such file or directory (data is 'builtin', an .npz file or an image folder)")
+    if is_store(path):
+        store = open_store(path)
+        _check_resolution(store, resolution)
+        return store.source_data()
     if path.is_dir():
         return load_folder(path, resolution, val_fraction, seed)
     if path.suffix.lower() == ".npz":
@@ -40,6 +54,12 @@ def load_training_data(
     spec: str, resolution: int, *, val_fraction: float = 0.1, seed: int = 0
 ) -> tuple[TrainSource, Dataset]:
     """(what to train on, held-out data to evaluate on) for a ``--data`` value: ``builtin[:N]``, an
-    ``.npz`` file or an image folder (its training split and its held-out split)."""
+    ``.npz`` file or an image folder (its training split and its held-out split), or a distillation
+    store (the store, streamed, and the held-out split of the data it was built from, as recorded in
+    its manifest; ``val_fraction``/``seed`` are not used). A store's resolution must be ``resolution``."""
+    if is_store(Path(spec).expanduser()):
+        store = open_store(spec)
+        _check_resolution(store, resolution)
+        return store, store.source_data()
     data = load_data(spec, resolution, val_fraction=val_fraction, seed=seed)
     return DatasetSource(data), data

@@ -43,6 +43,8 @@ _LAZY = {
     "SupernetMacsEstimator": "nas.supernet._rank_mean",
     "BatchQuality": "nas.supernet._evaluate",
     "subnet_accuracy": "nas.supernet._evaluate",
+    "Member": "nas.supernet._member",
+    "member_model": "nas.supernet._member",
 }
 
 

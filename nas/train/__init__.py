@@ -34,6 +34,7 @@ from nas.train._ddp import (
     shutdown,
     sum_over_ranks,
 )
+from nas.train._distill_data import StoreProgress, StoreSummary, build_store, check_teacher
 from nas.train._ema import ModelEma
 from nas.train._engine import (
     SEED_AUGMENT,
@@ -50,7 +51,7 @@ from nas.train._engine import (
 )
 from nas.train._losses import soft_cross_entropy
 from nas.train._recipe import AMP_MODES, OPTIMIZERS, Recipe, amp_dtype, lr_at, make_optimizer, param_groups
-from nas.train._teacher import ModuleTeacher, Teacher
+from nas.train._teacher import IMAGENET_MEAN, IMAGENET_STD, ModuleTeacher, OnnxTeacher, Teacher, TeacherError
 
 _LAZY = {
     "FILES": "nas.train._standalone",
@@ -78,6 +79,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "OnnxTeacher",
+    "StoreProgress",
+    "StoreSummary",
+    "TeacherError",
+    "build_store",
+    "check_teacher",
     "AMP_MODES",
     "OPTIMIZERS",
     "OUT_HINT",

@@ -1,0 +1,102 @@
+"""``--teacher`` values: an ONNX classifier file, or ``supernet:CKPT@ARCH`` (a supernet's member).
+
+Composes :mod:`nas.train` (teachers) with :mod:`nas.supernet` (members), which nas.train must not import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nas.cli._common import UsageError, resolve_spec
+from nas.inputs import check_finite, regular_file
+
+if TYPE_CHECKING:
+    from nas.data import Dataset
+    from nas.train import Teacher
+
+TEACHER_FORMS = "model.onnx (any ONNX classifier) or supernet:CKPT@ARCH (a supernet's member)"
+#: --teacher-norm names -> (mean, std); "data" is the data set's own statistics
+NORMS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
+
+
+@dataclass(frozen=True)
+class TeacherArg:
+    """A parsed ``--teacher``: ``kind`` ``"onnx"`` (``path`` the model) or ``"supernet"`` (``path`` the
+    checkpoint or few-shot manifest, ``arch`` the member as given)."""
+
+    kind: str
+    path: Path
+    arch: str | None = None
+
+
+def parse_teacher(text: str) -> TeacherArg:
+    """``model.onnx`` or ``supernet:CKPT@ARCH``; ``CKPT`` is cut at the first '@' after which an existing
+    file ends, so paths holding '@' work. One-line errors name ``--teacher``."""
+    if text.startswith("supernet:"):
+        rest = text.removeprefix("supernet:")
+        cuts = [i for i, c in enumerate(rest) if c == "@"]
+        for i in cuts:
+            if Path(rest[:i]).expanduser().is_file():
+                return TeacherArg("supernet", Path(rest[:i]).expanduser(), rest[i + 1 :])
+        if not cuts or not rest[: cuts[0]]:
+            raise UsageError(
+                f"--teacher {text}: expected supernet:CKPT@ARCH (ARCH a zoo name, spec file or arch string)"
+            )
+        raise UsageError(f"--teacher {text}: no such supernet checkpoint {rest[: cuts[0]]}")
+    p = Path(text).expanduser()
+    if p.suffix.lower() == ".onnx":
+        return TeacherArg("onnx", regular_file(p, "ONNX teacher"))
+    raise UsageError(f"--teacher {text}: expected {TEACHER_FORMS}")
+
+
+def parse_triple(text: str, name: str) -> tuple[float, float, float]:
+    """``"0.5,0.5,0.5"`` → three finite floats (one-line error naming ``name``)."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3:
+        raise UsageError(f"{name} takes 3 comma-separated numbers, one per channel (got {text!r})")
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"{name}: {text!r} is not 3 numbers") from None
+    return tuple(check_finite(v, name) for v in vals)  # type: ignore[return-value]
+
+
+def open_teacher(arg: TeacherArg, *, resolution: int | None, output: str = "auto", device: str | None = None,
+                 threads: int | None = None) -> tuple[Teacher, tuple[str, ...] | None]:  # fmt: skip
+    """(the teacher, its class names when it knows them). ``resolution``: used by ONNX models whose
+    input size is dynamic. A supernet member runs on ``device`` (default CPU)."""
+    from nas.train import ModuleTeacher, OnnxTeacher
+
+    if arg.kind == "onnx":
+        return OnnxTeacher(arg.path, output=output, resolution=resolution, threads=threads, device=device), None
+    from nas.supernet import member_model
+
+    assert arg.arch is not None
+    m = member_model(arg.path, resolve_spec(arg.arch)[0])
+    model = m.model.to(device or "cpu")
+    source = f"supernet:{m.checkpoint}@{m.arch.arch}"
+    return ModuleTeacher(
+        model, m.mean, m.std, len(m.classes), m.resolution, source=source, info=m.identity()
+    ), m.classes
+
+
+def normalize_onnx(teacher: Teacher, norm: str, mean: str | None, std: str | None, data: Dataset) -> None:
+    """Apply ``--teacher-norm``/``--teacher-mean``/``--teacher-std`` to an ONNX teacher; refused for
+    others (a member carries its own statistics)."""
+    from nas.train import OnnxTeacher
+
+    explicit = mean is not None or std is not None
+    if not isinstance(teacher, OnnxTeacher):
+        if explicit or norm != "imagenet":
+            raise UsageError("--teacher-norm/--teacher-mean/--teacher-std apply to ONNX teachers only")
+        return
+    if (mean is None) != (std is None):
+        raise UsageError("give --teacher-mean and --teacher-std together")
+    if mean is not None and std is not None:
+        teacher.set_normalization(parse_triple(mean, "--teacher-mean"), parse_triple(std, "--teacher-std"))
+    elif norm == "data":
+        teacher.set_normalization(data.mean, data.std)
+    else:
+        teacher.set_normalization(*NORMS[norm])
