@@ -16,8 +16,8 @@ from nas.spec import ArchSpec, load_spec_file, parse_arch
 
 #: Human-readable output (tables, progress) goes to stdout; errors to stderr.
 # Piped output is not wrapped at 80 columns: tables stay one row per line for grep and less.
-console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, emoji=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 
 class UsageError(NasError):

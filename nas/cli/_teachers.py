@@ -1,4 +1,5 @@
-"""``--teacher`` values: an ONNX classifier file, or ``supernet:CKPT@ARCH`` (a supernet's member).
+"""``--teacher`` values: weights written by ``mnv4-nas train`` (its output folder, ``model.safetensors``
+or ``checkpoint.pt``), an ONNX classifier file, or ``supernet:CKPT@ARCH`` (a supernet's member).
 
 Composes :mod:`nas.train` (teachers) with :mod:`nas.supernet` (members), which nas.train must not import.
 """
@@ -16,15 +17,19 @@ if TYPE_CHECKING:
     from nas.data import Dataset
     from nas.train import Teacher
 
-TEACHER_FORMS = "model.onnx (any ONNX classifier) or supernet:CKPT@ARCH (a supernet's member)"
+TEACHER_FORMS = (
+    "a 'mnv4-nas train' output folder (or its model.safetensors / checkpoint.pt), model.onnx (any ONNX classifier) "
+    "or supernet:CKPT@ARCH (a supernet's member)"
+)
 #: --teacher-norm names -> (mean, std); "data" is the data set's own statistics
 NORMS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
 
 
 @dataclass(frozen=True)
 class TeacherArg:
-    """A parsed ``--teacher``: ``kind`` ``"onnx"`` (``path`` the model) or ``"supernet"`` (``path`` the
-    checkpoint or few-shot manifest, ``arch`` the member as given)."""
+    """A parsed ``--teacher``: ``kind`` ``"trained"`` (``path`` a train output folder or its weights),
+    ``"onnx"`` (``path`` the model) or ``"supernet"`` (``path`` the checkpoint or few-shot manifest,
+    ``arch`` the member as given)."""
 
     kind: str
     path: Path
@@ -48,6 +53,8 @@ def parse_teacher(text: str) -> TeacherArg:
     p = Path(text).expanduser()
     if p.suffix.lower() == ".onnx":
         return TeacherArg("onnx", regular_file(p, "ONNX teacher"))
+    if p.suffix.lower() in (".safetensors", ".pt") or p.is_dir():
+        return TeacherArg("trained", p)
     raise UsageError(f"--teacher {text}: expected {TEACHER_FORMS}")
 
 
@@ -69,6 +76,13 @@ def open_teacher(arg: TeacherArg, *, resolution: int | None, output: str = "auto
     input size is dynamic. A supernet member runs on ``device`` (default CPU)."""
     from nas.train import ModuleTeacher, OnnxTeacher
 
+    if arg.kind == "trained":
+        from nas.train import load_trained
+
+        tm = load_trained(arg.path)
+        info = {"arch": tm.spec.arch, "weights": tm.weights, "sha256": _sha256(tm.path)}
+        return ModuleTeacher(tm.model.to(device or "cpu"), tm.mean, tm.std, tm.num_classes, tm.resolution,
+                             source=str(tm.path), info=info), tm.classes  # fmt: skip
     if arg.kind == "onnx":
         return OnnxTeacher(arg.path, output=output, resolution=resolution, threads=threads, device=device), None
     from nas.supernet import member_model
@@ -80,6 +94,17 @@ def open_teacher(arg: TeacherArg, *, resolution: int | None, output: str = "auto
     return ModuleTeacher(
         model, m.mean, m.std, len(m.classes), m.resolution, source=source, info=m.identity()
     ), m.classes
+
+
+def _sha256(path: Path) -> str:
+    """The weights' identity: a teacher rebuilt from other weights is another teacher (resume checks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def normalize_onnx(teacher: Teacher, norm: str, mean: str | None, std: str | None, data: Dataset) -> None:

@@ -133,6 +133,27 @@ def train(
     data: str | None = typer.Option(
         None, "--data", help="builtin[:N], an .npz or an image folder (default: train.data in nas.toml)."
     ),
+    distill: list[str] = typer.Option(
+        None,
+        "--distill",
+        metavar="STORE[:RATIO]",
+        help="Learn from a distillation store (mnv4-nas distill-data) by cross-entropy to its teacher's "
+        "probabilities; repeat to mix stores by RATIO (default 1). Augmentation then defaults to flip; held-out "
+        "data: the first store's source data.",
+    ),
+    teacher: str | None = typer.Option(
+        None,
+        "--teacher",
+        metavar="TEACHER",
+        help="Online distillation: the teacher labels each augmented batch (a train output folder, model.onnx or "
+        "supernet:CKPT@ARCH).",
+    ),
+    teacher_norm: str = typer.Option(
+        "imagenet", "--teacher-norm", help="ONNX teacher input normalisation: imagenet, data or none."
+    ),
+    teacher_mean: str | None = typer.Option(None, "--teacher-mean", metavar="R,G,B", help="ONNX teacher mean."),
+    teacher_std: str | None = typer.Option(None, "--teacher-std", metavar="R,G,B", help="ONNX teacher std."),
+    teacher_output: str = typer.Option("auto", "--teacher-output", help="ONNX teacher output: logits, probs or auto."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default: train.epochs)."),
     resolution: int | None = typer.Option(
         None,
@@ -189,32 +210,77 @@ def train(
     _set_threads(threads)
     check_device(device)
     spec, name = _resolve_arch(arch)
+    if distill and (data is not None or teacher is not None):
+        raise UsageError("--distill learns from the stores' teacher and their source data; drop --data/--teacher")
     given = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer.value if optimizer else None, "lr": lr,
              "weight_decay": weight_decay, "lr_warmup": warmup, "label_smoothing": label_smoothing,
-             "grad_clip": grad_clip, "ema": ema, "ema_decay": ema_decay, "augment": aug, "amp": amp, "seed": seed}  # fmt: skip
+             "grad_clip": grad_clip, "ema": ema, "ema_decay": ema_decay, "augment": aug or ("flip" if distill else None),
+             "amp": amp, "seed": seed}  # fmt: skip
     recipe = _recipe(cfg, given)
     amp_dtype(recipe, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")), "--amp")
     res = check_int(resolution if resolution is not None else cfg.train.resolution, "--resolution", lo=8, hi=1024)
     out_dir = check_output_dir(out if out is not None else default_out_dir(cfg.project.output_dir, name), "--out")
-    data_spec = data or cfg.train.data
     world = env_world_size()
     quiet = json_out or (world > 1 and _rank() != 0)
-    source, val = load_training_data(data_spec, res, seed=recipe.seed)
+    if distill:
+        source, val, data_info = _stores(distill, resolution)
+    else:
+        data_spec = cfg.train.data if data is None else data
+        source, val = load_training_data(data_spec, res, seed=recipe.seed)
+        data_info = {"spec": _data_spec(data_spec), "val_fraction": 0.1, "split_seed": recipe.seed}
+    online = None
+    if teacher is not None:
+        online = _online_teacher(teacher, val, device, threads, teacher_norm, teacher_mean, teacher_std, teacher_output)
     if not quiet:
         console.print(f"data: {source.describe()}")
+        if online is not None:
+            console.print(f"teacher (online): {teacher} ({online.num_classes} classes)")
         console.print(f"arch: {name} ({spec.arch if len(spec.arch) <= 160 else spec.arch[:157] + '…'})")
         ema_note = f"EMA {recipe.ema_decay}" if recipe.ema else "no EMA"
         console.print(f"recipe: {recipe.optimizer} lr {recipe.lr:g}, {recipe.epochs} epochs × batch {recipe.batch_size}"
                       f" × {world} process(es), {recipe.augment}, label smoothing {recipe.label_smoothing:g}, {ema_note}")  # fmt: skip
         console.print(f"output: {out_dir} (rerun with --out {out_dir} to resume)")
     progress, on_step, on_epoch = _progress(quiet, world, recipe.batch_size)
-    data_info = {"spec": _data_spec(data_spec), "val_fraction": 0.1, "split_seed": recipe.seed}
     with progress:
         run = run_training(spec, source, val, recipe, out_dir, device=device, resume=resume, name=name, data_info=data_info,
-                           on_step=on_step, on_epoch=on_epoch, max_steps_per_epoch=max_steps)  # fmt: skip
+                           teacher=online, on_step=on_step, on_epoch=on_epoch, max_steps_per_epoch=max_steps)  # fmt: skip
     if (quiet and not json_out) or (world > 1 and _rank() != 0):  # one report, from rank 0
         return
     _report(run, json_out)
+
+
+def _stores(args: list[str], resolution: int | None) -> tuple[Any, Any, dict[str, Any]]:
+    """(mixed stores as a TrainSource, the first store's source data for held-out evaluation, how the data
+    was given) for ``--distill`` values."""
+    from nas.data import mix_stores, open_store, parse_store_arg
+
+    parsed = [parse_store_arg(a, "--distill") for a in args]
+    stores = [(open_store(p), r) for p, r in parsed]
+    source = mix_stores(stores)
+    if resolution is not None and resolution != source.resolution:
+        raise UsageError(f"--resolution {resolution}: the stores hold {source.resolution}-px images; drop --resolution")
+    # The spec is constant: a store is identified by its shards' hashes (source.identity()), not where it lies.
+    src = stores[0][0].data_info  # held-out split of the first store's source data
+    info = {"spec": "distill", "stores": [{"path": str(Path(p).resolve()), "ratio": r} for p, r in parsed],
+            "val_fraction": src["val_fraction"], "split_seed": src["split_seed"]}  # fmt: skip
+    return source, stores[0][0].source_data(), info
+
+
+def _online_teacher(text: str, val: Any, device: str | None, threads: int | None, norm: str, mean: str | None,
+                    std: str | None, output: str) -> Any:  # fmt: skip
+    """The ``--teacher`` of an online distillation, checked against the data's classes."""
+    from nas.cli._teachers import NORMS, normalize_onnx, open_teacher, parse_teacher
+
+    if norm not in (*NORMS, "data"):
+        raise UsageError(f"--teacher-norm must be imagenet, data or none (got {norm!r})")
+    if output not in ("auto", "logits", "probs"):
+        raise UsageError(f"--teacher-output must be auto, logits or probs (got {output!r})")
+    t, names = open_teacher(parse_teacher(text), resolution=None, output=output, device=device, threads=threads)
+    normalize_onnx(t, norm, mean, std, val)
+    if t.num_classes != val.num_classes or (names is not None and tuple(names) != val.classes):
+        raise UsageError(f"--teacher {text}: {t.num_classes} classes, but the data has {val.num_classes} "
+                         f"({_names(val.classes)}) — a teacher must know the data's classes in the data's order")  # fmt: skip
+    return t
 
 
 def _data_spec(spec: str) -> str:
@@ -282,7 +348,7 @@ def eval_(
     check_int(batch_size, "--batch-size", lo=1)
     tm = load_trained(weights)
     name = str(tm.meta.get("name") or "model")
-    out_dir = check_output_dir(out if out is not None else default_out_dir(cfg.project.output_dir, name), "--out")
+    out_dir = check_output_dir(out if out is not None else default_out_dir(cfg.project.output_dir, name, "eval"), "--out")
     how = tm.meta.get("data") or {}
     ds = load_data(
         data,

@@ -73,10 +73,10 @@ class TrainRun:
         return sum(h["images_per_s"] * h["seconds"] for h in rows) / seconds if seconds > 0 else float("nan")
 
 
-def default_out_dir(output_dir: str | Path, name: str) -> Path:
-    """``<output_dir>/train-<name>-<UTC time>``."""
+def default_out_dir(output_dir: str | Path, name: str, kind: str = "train") -> Path:
+    """``<output_dir>/<kind>-<name>-<UTC time>`` (kind ``train`` or ``eval``)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:60] or "arch"
-    return Path(output_dir) / f"train-{slug}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    return Path(output_dir) / f"{kind}-{slug}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
 def training_specs(spec: ArchSpec, source: TrainSource) -> tuple[ArchSpec, ArchSpec]:

@@ -187,3 +187,63 @@ def test_repo_nas_toml_train_section_equals_the_defaults():
 
     root = Path(__file__).resolve().parents[2]
     assert load_config(root / "nas.toml").train == Config().train == TrainingConfig()
+
+
+@pytest.fixture(scope="module")
+def store(run_dir, tmp_path_factory):
+    """A distillation store labelled by the trained run (a train output folder as the teacher)."""
+    from nas.cli import main
+
+    out = tmp_path_factory.mktemp("store") / "s"
+    args = [
+        "distill-data",
+        "--teacher",
+        str(run_dir),
+        "--data",
+        DATA,
+        "--aug",
+        "none",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+    ]
+    assert main([*args, "--json"]) == 0
+    return out
+
+
+def test_train_distils_from_mixed_stores_with_the_flip_recipe(cli, store, tmp_path):
+    r = cli("train", ARCH, "--distill", f"{store}:3", "--distill", str(store), "--batch-size", "20", "--threads", "1",
+            "--epochs", "1", "--out", str(tmp_path / "d"), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    run = json.loads((tmp_path / "d" / "run.json").read_text())
+    assert run["recipe"]["augment"] == "flip"  # the paper's student recipe
+    assert run["data"]["identity"]["kind"] == "distill-mix"
+    assert [s["ratio"] for s in run["data"]["stores"]] == [3.0, 1.0]
+    assert r.json()["results"]["val_acc"] is not None  # held out: the store's source data
+    again = cli("train", ARCH, "--distill", f"{store}:3", "--distill", str(store), "--batch-size", "20", "--threads", "1",
+                "--epochs", "1", "--out", str(tmp_path / "d"))  # fmt: skip
+    assert again.code == 0 and "already holds 1 finished epochs" in again.out
+
+
+def test_online_teacher_from_a_train_folder_is_recorded(cli, run_dir, tmp_path):
+    r = cli("train", ARCH, *FAST, "--teacher", str(run_dir), "--epochs", "1", "--out", str(tmp_path / "o"))
+    assert r.code == 0, r.err
+    assert "teacher (online)" in r.out
+    teacher = json.loads((tmp_path / "o" / "run.json").read_text())["teacher"]
+    assert teacher["kind"] == "module" and len(teacher["sha256"]) == 64 and teacher["arch"].endswith("cls10")
+
+
+@pytest.mark.parametrize(
+    "value", ["{store}:-1", "{store}:abc", "{store}:0", "{store}:nan", "{store}:inf", "{tmp}/none"]
+)
+def test_bad_distill_values_are_one_line_errors(cli, store, tmp_path, value):
+    r = cli("train", ARCH, "--distill", value.format(store=store, tmp=tmp_path), "--out", str(tmp_path / "x"))
+    assert r.code == 2 and r.err.count("\n") == 1 and ("--distill" in r.err or "store" in r.err), r.err
+    assert not (tmp_path / "x").exists()
+
+
+def test_distill_with_data_or_teacher_is_refused(cli, store, run_dir, tmp_path):
+    for extra in (["--data", DATA], ["--teacher", str(run_dir)]):
+        r = cli("train", ARCH, "--distill", str(store), *extra, "--out", str(tmp_path / "x"))
+        assert r.code == 2 and "--distill" in r.err and r.err.count("\n") == 1
