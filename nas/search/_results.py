@@ -287,16 +287,29 @@ def write_results(
     except NasError as exc:
         timm_text = f"# not expressible as timm arch-def: {exc}\n"
     _write_text(out_dir / "best.timm.txt", timm_text)
-    est_name = settings["estimator"]
-    _plot(out_dir / "pareto.png", trials, pareto, evaluator, references, best, est_name)
-    lat = evaluator.latencies(best)
+    _plot(out_dir / "pareto.png", trials, pareto, evaluator, references, best, settings["estimator"])
     everywhere = provenance_table(best, all_targets, {b.target for b in evaluator.budgets}, fallback, tables_dir)
-    outcome = SearchOutcome(
-        out_dir, best, best_score, lat, everywhere, trials, pareto, est_name,
-        {b.target: b.budget_ms for b in evaluator.budgets}, references, settings.get("estimator_data"),
-    )  # fmt: skip
+    outcome = make_outcome(out_dir, trials, evaluator, (best, best_score), everywhere, settings, references, stages)
     _write_text(out_dir / "summary.md", _summary(outcome, evaluator, settings))
     return outcome
+
+
+#: the files :func:`write_results` writes
+RESULT_FILES = ("best.json", "best.timm.txt", "trials.csv", "pareto.csv", "pareto.png", "summary.md")
+
+
+def make_outcome(out_dir: Path, trials: pd.DataFrame, evaluator: Evaluator, best: tuple[ArchSpec, float],
+                 everywhere: dict[str, tuple[float | None, str]], settings: dict[str, Any],
+                 references: list[Reference], stages: Collection[str] | None = None) -> SearchOutcome:  # fmt: skip
+    """The outcome of written results (what :func:`write_results` returns; a finished run's rerun
+    rebuilds it from its record without rewriting the files)."""
+    candidates = trials if stages is None else trials[trials["stage"].isin(list(stages))]
+    arch, score = best
+    return SearchOutcome(
+        out_dir, arch, score, evaluator.latencies(arch), everywhere, trials, pareto_frame(candidates, evaluator),
+        settings["estimator"], {b.target: b.budget_ms for b in evaluator.budgets}, references,
+        settings.get("estimator_data"),
+    )  # fmt: skip
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -344,7 +357,8 @@ def _summary(o: SearchOutcome, evaluator: Evaluator, settings: dict[str, Any]) -
         "## Files",
         "",
         "- `best.json` — the architecture spec (`mnv4-nas show best.json`, `mnv4-nas export best.json --format onnx -o m.onnx`)",
-        "- `best.timm.txt` — timm arch-def lines and the constructor call",
+        "- `best.timm.txt` — timm arch-def lines and a snippet that builds the model in timm "
+        "(`sed -n 's/^#| //p' best.timm.txt | python`)",
         "- `trials.csv` — every completed trial: stage, score, latency per target, feasibility, arch",
         "- `pareto.csv`, `pareto.png` — non-dominated feasible trials; score vs latency with the zoo models",
         "- `run.json` and the optuna storage — rerun the same command with `--out` this folder to resume",

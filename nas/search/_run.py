@@ -23,7 +23,7 @@ from nas.search._optuna_engine import (
     trial_score,
 )
 from nas.search._record import RUN_FILE, RunDir, check_identity, check_run_dir, file_stamp, normalized, open_run_dir
-from nas.search._results import Reference, SearchOutcome, trials_frame, write_results
+from nas.search._results import RESULT_FILES, Reference, SearchOutcome, make_outcome, trials_frame, write_results
 from nas.search._storage import OpenedStorage, check_rdb_url, open_storage
 from nas.space import (
     SearchSpace,
@@ -229,10 +229,12 @@ def _identity(
     }
 
 
-def _request(settings: SearchSettings, predictors: dict[str, Any]) -> dict[str, Any]:
+def _request(settings: SearchSettings, catalog: dict[str, Any]) -> dict[str, Any]:
     """Everything a finished run's results depend on, as given (before any estimator is built): a rerun
     with an equal request rewrites the results from the record instead of searching. Files read (a
-    supernet checkpoint, the latency tables) enter with their size and mtime."""
+    supernet checkpoint, every target's latency table) enter with their size and mtime."""
+    from nas.latency import find_table
+
     names = ("targets", "budgets", "space", "estimator", "coarse_estimator", "one_stage", "trials", "coarse_trials",
              "fine_trials", "coarse_top", "pareto", "seed", "study", "fallback", "tables_dir", "engine", "beta",
              "references")  # fmt: skip
@@ -243,7 +245,7 @@ def _request(settings: SearchSettings, predictors: dict[str, Any]) -> dict[str, 
         text.split(":", 1)[1] for text in (settings.estimator, settings.coarse_estimator) if text and ":" in text
     ]
     req["files"] = [file_stamp(f) for f in est_files] + [
-        file_stamp(getattr(p.table, "path", None)) for _, p in sorted(predictors.items())
+        file_stamp(find_table(t, settings.tables_dir)) for t in sorted(catalog)
     ]
     return normalized(req)
 
@@ -409,7 +411,7 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
     """Run (or resume) a search and write its result folder.
 
     The run folder is locked for the whole run. A rerun of a finished search with the same request
-    rewrites the results from its record at once (no estimator, no Ray, no trial)."""
+    returns its outcome from the record at once (no estimator, no Ray, no trial)."""
     from nas.latency import load_catalog, load_predictor
 
     rep = reporter or SilentReporter()
@@ -544,7 +546,7 @@ def _run_optuna(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporte
         rep.note(f"stages short of their trials: {', '.join(short)}; rerun the same command to complete them")
         return outcome
     stages = [[label, study.study_name] for label, study, _ in studies]
-    record["finished"] = _finished(settings, plan, info, refs, fine_only, stages=stages)
+    record["finished"] = _finished(settings, plan, outcome, info, fine_only, stages=stages)
     run.write_record(record)
     return outcome
 
@@ -560,27 +562,31 @@ def stage_progress(stage: StageSpec, opened: OpenedStorage) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def _finished(settings: SearchSettings, plan: _Plan, info: dict[str, Any], refs: list[Reference],
+def _finished(settings: SearchSettings, plan: _Plan, outcome: SearchOutcome, info: dict[str, Any],
               best_stages: list[str] | None, **extra: Any) -> dict[str, Any]:  # fmt: skip
-    """The ``finished`` entry of run.json: the request, and what rewriting the results needs."""
+    """The ``finished`` entry of run.json: the request, and what rebuilding the outcome needs."""
     return normalized({
-        "request": _request(settings, plan.predictors),
+        "request": _request(settings, plan.catalog),
         "info": info,
-        "references": [{"name": r.name, "score": r.score, "latency_ms": r.latency_ms} for r in refs],
+        "references": [{"name": r.name, "score": r.score, "latency_ms": r.latency_ms} for r in outcome.references],
         "best_stages": best_stages,
+        "best": {"arch": outcome.best.arch, "score": outcome.best_score},
+        "all_latency_ms": outcome.all_latency_ms,
+        "trials_sha256": _sha256(outcome.out_dir / "trials.csv"),
         **extra,
     })  # fmt: skip
 
 
 def _rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, Any],
                       catalog: dict[str, Any], rep: Reporter) -> SearchOutcome | None:  # fmt: skip
-    """The outcome of a finished run asked for again with the same request, rewritten from its record
-    (the optuna storage; TuNAS: its trials.csv, checked against the recorded hash); None when the
-    run must (re)run."""
+    """The outcome of a finished run asked for again with the same request, from its record: the trials
+    from the optuna storage (TuNAS: its trials.csv, checked against the recorded hash), the rest from
+    run.json; the result files are rewritten only when one is missing or was written from other trials.
+    None when the run must (re)run."""
     from nas.zoo import get_spec
 
     rec = (run.previous or {}).get("finished")
-    if not isinstance(rec, dict) or rec.get("request") != _request(settings, predictors):
+    if not isinstance(rec, dict) or rec.get("request") != _request(settings, catalog):
         return None
     evaluator = Evaluator(predictors, budgets, None)
     chosen = None
@@ -592,13 +598,24 @@ def _rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[Targe
     if trials is None:
         return None
     refs = [Reference(r["name"], get_spec(r["name"]), r["score"], r["latency_ms"]) for r in rec["references"]]
-    rep.note(f"{run.path}: this search is finished ({len(trials)} trials); results rewritten from its record "
+    rep.note(f"{run.path}: this search is finished ({len(trials)} trials); results from its record "
              "(raise the trial counts to search on)")  # fmt: skip
+    text = trials.to_csv(index=False)
+    if all((run.path / n).is_file() for n in RESULT_FILES) and _sha256_text(text) == rec.get("trials_sha256"):
+        # The files were written from these very trials: rebuild the outcome, rewrite nothing.
+        best = (parse_arch(rec["best"]["arch"]), float(rec["best"]["score"]))
+        everywhere = {t: (v[0], v[1]) for t, v in rec["all_latency_ms"].items()}
+        return make_outcome(run.path, trials, evaluator, best, everywhere, rec["info"], refs, rec["best_stages"])
     outcome = write_results(run.path, trials, evaluator, all_targets=list(catalog), settings=rec["info"],
                             references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
                             chosen=chosen, stages=rec["best_stages"])  # fmt: skip
-    if chosen is not None and rec.get("trials_sha256") != (sha := _sha256(run.path / "trials.csv")):
-        run.write_record({**(run.previous or {}), "finished": {**rec, "trials_sha256": sha}})
+    fresh = {
+        **rec,
+        "best": {"arch": outcome.best.arch, "score": outcome.best_score},
+        "all_latency_ms": outcome.all_latency_ms,
+        "trials_sha256": _sha256(run.path / "trials.csv"),
+    }
+    run.write_record({**(run.previous or {}), "finished": normalized(fresh)})
     return outcome
 
 
@@ -630,6 +647,10 @@ def _read_trials(path: Path, sha: str | None) -> Any:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _run_tunas(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
@@ -672,8 +693,9 @@ def _run_tunas(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter
     outcome = write_results(run.path, trials, evaluator, all_targets=list(plan.catalog), settings=info,
                             references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
                             chosen=(arch, score), stages=[RESCORED])  # fmt: skip
-    record["finished"] = _finished(settings, plan, info, refs, [RESCORED], chosen={"arch": arch.arch, "score": score},
-                                   trials_sha256=_sha256(run.path / "trials.csv"))  # fmt: skip
+    record["finished"] = _finished(
+        settings, plan, outcome, info, [RESCORED], chosen={"arch": arch.arch, "score": score}
+    )
     run.write_record(record)
     return outcome
 
@@ -713,7 +735,6 @@ __all__ = [
     "SilentReporter",
     "check_space",
     "choose_space",
-    "estimator_data",
     "format_ms",
     "outcome_json",
     "pair_budgets",

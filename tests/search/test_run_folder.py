@@ -125,9 +125,10 @@ def test_a_killed_writers_temporaries_are_swept(settings):
     assert not left.exists()
 
 
-def test_rerun_of_a_finished_search_rewrites_the_results_without_searching(settings, monkeypatch):
+def test_rerun_of_a_finished_search_returns_at_once_without_searching(settings, monkeypatch):
     first = run_search(settings())
-    trials_csv = (first.out_dir / "trials.csv").read_text()
+    out = first.out_dir
+    stamps = {n: (out / n).stat().st_mtime_ns for n in RESULTS}
 
     def no_estimator(*a, **k):
         raise AssertionError("a finished search built an estimator")
@@ -135,9 +136,14 @@ def test_rerun_of_a_finished_search_rewrites_the_results_without_searching(setti
     monkeypatch.setattr(nas.supernet, "make_estimator", no_estimator)
     rep = SilentReporter()
     again = run_search(settings(), rep)
-    assert (again.best, again.best_score) == (first.best, first.best_score)
-    assert (again.out_dir / "trials.csv").read_text() == trials_csv
+    assert (again.best, again.best_score, again.all_latency_ms) == (first.best, first.best_score, first.all_latency_ms)
+    assert again.trials.equals(first.trials) and again.pareto.equals(first.pareto)
     assert any("this search is finished" in n for n in rep.notes)
+    assert {n: (out / n).stat().st_mtime_ns for n in RESULTS} == stamps  # nothing rewritten
+    summary = (out / "summary.md").read_text()
+    (out / "summary.md").unlink()  # a lost result file is written again, still without searching
+    run_search(settings())
+    assert (out / "summary.md").read_text() == summary
     monkeypatch.undo()
     more = run_search(settings(fine_trials=8))  # a larger request searches on
     assert (more.trials["stage"] == "fine").sum() == 8
