@@ -15,7 +15,7 @@ from rich.table import Table
 from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec
 
 if TYPE_CHECKING:
-    from nas.latency import Device, FitResult, TimingConfig
+    from nas.latency import Calibration, Device, FitResult, TimingConfig
 
 app = typer.Typer(
     help="Per-device latency tables: targets, fit, build, profile, bundle, import, predict, validate.",
@@ -85,6 +85,12 @@ def _models(specs: list[str]) -> list[Any]:
 
 def _fmt(v: float | None, digits: int = 1) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _warn_calibration(cal: Calibration) -> None:
+    """A fit whose figures mean nothing (or a term stuck at a bound) is said on stderr, not only in the table's header."""
+    for text in cal.warnings():
+        err_console.print(f"mnv4-nas: warning: {text}", markup=False)
 
 
 @app.command("targets")
@@ -313,6 +319,7 @@ def profile(
         "roofline_fit_mape": fit_res.mape_pct if fit_res else None,
         "roofline_cv_mape": fit_res.cv_mape_pct if fit_res else None,
     }
+    _warn_calibration(cal)
     if json_out:
         print_json(out)
         return
@@ -417,10 +424,7 @@ def import_(
         path, table = import_results(dev, results, tdir, cache_mib)
         out = {"target": target, "path": str(path), "source": "imported", "entries": len(table), "models": len(table.models),
                "overhead_ms": table.overhead_ms}  # fmt: skip
-        if json_out:
-            print_json(out)
-        else:
-            console.print(f"wrote {path}: {len(table)} entries (+{len(table.models)} whole models), source imported")
+        _print_import_calibration(table, out, json_out)
         return
     assert from_models is not None
     pairs = read_model_latencies(from_models, resolve_spec)
@@ -446,6 +450,23 @@ def import_(
         f"LOO MAPE {_fmt(res.cv_mape_pct)}%; updated {cat_path}"
     )
     console.print(f"wrote {built.path}: {len(built.table)} entries, source roofline-fit")
+
+
+def _print_import_calibration(table: Any, out: dict[str, Any], json_out: bool) -> None:
+    """An import's result, with the calibration on its whole-model rows and what makes it suspect."""
+    from nas.latency import table_calibration
+
+    cal = table_calibration(table)
+    if cal.n_models:
+        out["calibration"] = {"n_models": cal.n_models, "mape_pct": cal.mape_pct, "warnings": cal.warnings()}
+    _warn_calibration(cal)
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"wrote {out['path']}: {len(table)} entries (+{len(table.models)} whole models), source imported")
+    console.print(
+        cal.note() if cal.n_models else "no whole models measured: the overhead per inference is not calibrated"
+    )
 
 
 @app.command("predict")
@@ -498,7 +519,14 @@ def validate(
     ),
 ) -> None:
     """Predicted vs measured: N random architectures measured end-to-end here, or the published rows."""
-    from nas.latency import HOST_TARGET, load_predictor, sample_archs, validate_host, validate_published
+    from nas.latency import (
+        HOST_TARGET,
+        load_predictor,
+        not_measurable_hint,
+        sample_archs,
+        validate_host,
+        validate_published,
+    )
 
     cfg = get_config(ctx)
     predictor = load_predictor(target, _tables_dir(ctx))
@@ -508,7 +536,7 @@ def validate(
         report = validate_published(predictor, out_dir)
     else:
         if target != HOST_TARGET:
-            raise UsageError(f"only {HOST_TARGET} can be measured here; use --published for {target}")
+            raise UsageError(not_measurable_hint(target))
         if archs < 1:
             raise UsageError(f"--archs must be >= 1 (got {archs})")
         spaces = space or predictor.table.spaces

@@ -16,6 +16,7 @@ _LAZY = {
     "ort_session": "nas.export.onnx",
     "TimmArch": "nas.export.timm",
     "read_timm_lines": "nas.export.timm",
+    "read_timm_snippet": "nas.export.timm",
     "timm_lines": "nas.export.timm",
     "to_timm": "nas.export.timm",
     "save_spec": "nas.spec.io",

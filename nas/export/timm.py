@@ -23,20 +23,62 @@ class TimmArch:
     stages: tuple[tuple[str, ...], ...]
     model_class: str  # "MobileNetV3" (head conv after pooling) or "EfficientNet" (head conv before pooling)
     kwargs: dict[str, object]
+    resolution: int = 224  # input size of the snippet's forward pass
+    params: int | None = None  # parameter count mnv4-nas builds (the snippet checks timm's against it)
 
     def lines(self, title: str | None = None) -> str:
-        """Text form: comment header, then one block per line and a blank line between stages."""
-        kw = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        """Text form: a comment header with a Python snippet that builds the model in timm and runs a
+        forward pass (lines ``#| …``), then one block per line and a blank line between stages."""
         head = [
             f"# timm arch-def{' for ' + title if title else ''}: one block per line, stages separated by blank lines",
-            "# Build (timm >= 1.0):",
-            "#   from timm.models._efficientnet_builder import decode_arch_def",
-            f"#   from timm.models.{'mobilenetv3' if self.model_class == 'MobileNetV3' else 'efficientnet'} "
-            f"import {self.model_class}",
-            f"#   model = {self.model_class}(decode_arch_def(stages), round_chs_fn=lambda c: c, {kw})",
+            f"# Build it in timm (>= 1.0) and run it once: {SNIPPET_COMMAND}",
+            *(SNIPPET_PREFIX + line for line in self.snippet().splitlines()),
         ]
         body = "\n\n".join("\n".join(stage) for stage in self.stages)
         return "\n".join(head) + "\n" + body + "\n"
+
+    def snippet(self) -> str:
+        """Python that builds this model with timm's own builder (``decode_arch_def`` + ``MobileNetV3``
+        or ``EfficientNet``, as timm's ``_gen_mobilenet_v4`` does) and checks one forward pass."""
+        module = "mobilenetv3" if self.model_class == "MobileNetV3" else "efficientnet"
+        kw = {k: v for k, v in self.kwargs.items() if k != "act_layer"}
+        args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+        stages = "\n".join(f"    {list(stage)!r}," for stage in self.stages)
+        res = self.resolution
+        return "\n".join([
+            "import torch",
+            "from timm.layers import get_act_layer",
+            "from timm.models._efficientnet_builder import decode_arch_def",
+            f"from timm.models.{module} import {self.model_class}",
+            "stages = [",
+            stages,
+            "]",
+            f"model = {self.model_class}(",
+            f"    decode_arch_def(stages), round_chs_fn=lambda c: c, act_layer=get_act_layer({self.kwargs['act_layer']!r}),",
+            f"    {args},",
+            ").eval()",
+            "with torch.no_grad():",
+            f"    logits = model(torch.randn(1, 3, {res}, {res}))",
+            f"assert logits.shape == (1, {self.kwargs['num_classes']}), logits.shape",
+            "n_params = sum(p.numel() for p in model.parameters())",
+            *([f"assert n_params == {self.params}, f'{{n_params}} parameters; mnv4-nas builds {self.params}'"]
+              if self.params is not None else []),
+            "print(n_params, 'parameters; logits', tuple(logits.shape))",
+        ])  # fmt: skip
+
+
+#: how snippet lines start in the text form, and how to run them
+SNIPPET_PREFIX = "#| "
+SNIPPET_COMMAND = "sed -n 's/^#| //p' THIS_FILE | python"
+
+
+def read_timm_snippet(text: str) -> str:
+    """The Python snippet of :meth:`TimmArch.lines` text (its ``#| `` lines)."""
+    return "\n".join(
+        line[len(SNIPPET_PREFIX) :] if line.startswith(SNIPPET_PREFIX) else ""
+        for line in text.splitlines()
+        if line.startswith(SNIPPET_PREFIX.rstrip())
+    )
 
 
 def _timm_block(b: BlockSpec, model_act: str) -> str:
@@ -104,7 +146,9 @@ def to_timm(arch: ArchSpec) -> TimmArch:
     else:
         kwargs["num_features"] = head.conv_channels
         model_class = "EfficientNet"
-    return TimmArch(tuple(tuple(s) for s in stages), model_class, kwargs)
+    from nas.cost import count_params
+
+    return TimmArch(tuple(tuple(s) for s in stages), model_class, kwargs, arch.resolution, count_params(arch))
 
 
 def timm_lines(arch: ArchSpec, title: str | None = None) -> str:
@@ -113,7 +157,8 @@ def timm_lines(arch: ArchSpec, title: str | None = None) -> str:
 
 
 def read_timm_lines(text: str) -> list[list[str]]:
-    """Parse the text of :func:`timm_lines` back into arch-def stages (comments and blank lines skipped)."""
+    """Parse the text of :func:`timm_lines` back into arch-def stages (comments, the ``#|`` snippet and
+    blank lines skipped)."""
     stages: list[list[str]] = [[]]
     for raw in text.splitlines():
         line = raw.strip()

@@ -27,11 +27,26 @@ from nas.latency._catalog import (
 from nas.latency._fit import fit_models, fit_published, fit_table, fitted_device, refit_catalog
 from nas.latency._keys import arch_features, distinct_keys, key_ops, space_keys, zoo_keys
 from nas.latency._predict import Prediction, Predictor, check_supported, load_predictor, predict
-from nas.latency._profile import Calibration, ProfileResult, Timing, TimingConfig, profile_host, time_onnx
+from nas.latency._profile import (
+    Calibration,
+    ProfileResult,
+    Timing,
+    TimingConfig,
+    profile_host,
+    table_calibration,
+    time_onnx,
+)
 from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
 from nas.latency._table import SOURCES, LatencyTable, find_table, load_table, read_table, write_table
-from nas.latency._validate import ValidationReport, sample_archs, summarize, validate_host, validate_published
+from nas.latency._validate import (
+    ValidationReport,
+    not_measurable_hint,
+    sample_archs,
+    summarize,
+    validate_host,
+    validate_published,
+)
 
 __all__ = [
     "HOST_TARGET",
@@ -68,6 +83,7 @@ __all__ = [
     "load_published",
     "load_table",
     "make_bundle",
+    "not_measurable_hint",
     "predict",
     "profile_host",
     "published_points",
@@ -80,6 +96,7 @@ __all__ = [
     "save_device",
     "space_keys",
     "summarize",
+    "table_calibration",
     "time_onnx",
     "validate_host",
     "validate_published",

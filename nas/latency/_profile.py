@@ -31,9 +31,8 @@ among the layers (so that both see the same machine conditions), and fit the las
 
 from __future__ import annotations
 
+import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nas._lock import owned_tempdir
 from nas.errors import NasError
 from nas.latency._catalog import HOST_TARGET
 from nas.latency._keys import is_model_key, key_module
@@ -146,14 +146,13 @@ def _reference_probe(threads: int) -> Callable[[], float]:
 
     from nas.export.onnx import export_module
 
-    workdir = Path(tempfile.mkdtemp(prefix="mnv4nas-guard-"))
     ref = torch.nn.Sequential(
         torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 32, 3, padding=1)
     )
-    path = workdir / "reference.onnx"
-    export_module(ref, (1, 32, 28, 28), path, check=False)
-    sess = host_session(path, threads)
-    shutil.rmtree(workdir, ignore_errors=True)
+    with owned_tempdir("guard") as workdir:
+        path = workdir / "reference.onnx"
+        export_module(ref, (1, 32, 28, 28), path, check=False)
+        sess = host_session(path, threads)
     feed = {sess.get_inputs()[0].name: np.ones((1, 32, 28, 28), dtype=np.float32)}  # type: ignore[attr-defined]
     run = sess.run  # type: ignore[attr-defined]
 
@@ -315,6 +314,27 @@ class Calibration:
     mape_block_sum_pct: float
     n_other: int = 0
     mape_other_pct: float = float("nan")
+    n_free: int = 2  #: terms fitted (overhead, context scale, and the cache term when a model exceeds the cache)
+
+    def warnings(self) -> list[str]:
+        """What makes the fit's figures meaningless or suspect: no more models than fitted terms (the
+        MAPE is then 0 % by construction), or a term held at a bound of its range."""
+        out = []
+        if 0 < self.n_models <= self.n_free:
+            out.append(
+                f"the calibration rests on {self.n_models} whole model{'s' if self.n_models > 1 else ''} for "
+                f"{self.n_free} fitted terms: its MAPE of {self.mape_pct:.1f}% says nothing; measure more whole models"
+            )
+        if self.n_models and not 0.5 + 1e-6 < self.context_scale < 3.0 - 1e-6:
+            out.append(
+                f"the context scale stuck at the bound {self.context_scale:g} of [0.5, 3]: the entries and the "
+                "whole models disagree by more than a scale explains (were they measured with the same settings?)"
+            )
+        if self.n_models > self.n_free and self.overhead_ms <= 1e-9:
+            out.append(
+                "the per-inference overhead stuck at its bound 0 ms: the whole models run faster than their entries add up to"
+            )
+        return out
 
     def meta(self) -> dict[str, str]:
         """Table metadata of the fitted terms."""
@@ -397,7 +417,19 @@ def calibrate(table: LatencyTable, cache_mib: float, use: Callable[[ArchSpec], b
         float(np.mean(np.abs(s - m) / m) * 100),
         len(others),
         mape(k, o, c, so, eo, mo),
+        2 + int(has_cache),
     )
+
+
+def table_calibration(table: LatencyTable) -> Calibration:
+    """The calibration of a table's whole-model rows as :func:`profile_host` and ``latency import`` fit
+    it (its cache size from the metadata; none recorded: no cache term)."""
+    cache = table.meta.get("cache_mib")
+    try:
+        cache_mib = float(cache) if cache else math.inf
+    except ValueError:
+        cache_mib = math.inf
+    return calibrate(table, cache_mib, _space_members(table.spaces))
 
 
 @dataclass(frozen=True)
@@ -508,8 +540,8 @@ def profile_host(
     load_start = os.getloadavg()[0]
     total = len(todo)
     retries = 0
-    with tempfile.TemporaryDirectory(prefix="mnv4nas-profile-") as tmp, TableAppender(path, meta) as out:
-        work = Path(tmp)
+    # Named after this process, so that the next run removes it should this one be killed.
+    with owned_tempdir("profile") as work, TableAppender(path, meta) as out:
         for i, key in enumerate(todo):
             if progress is not None:
                 progress(i, total, key)
@@ -556,5 +588,6 @@ __all__ = [
     "measure_key",
     "profile_host",
     "runtime_name",
+    "table_calibration",
     "time_onnx",
 ]

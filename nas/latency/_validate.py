@@ -3,9 +3,9 @@ host, or the paper's published rows for a paper target — with a CSV report and
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nas._io import write_atomic, write_text_atomic
+from nas._lock import owned_tempdir
 from nas.errors import NasError
+from nas.latency._catalog import HOST_TARGET
 from nas.latency._predict import Predictor
 from nas.latency._profile import Timing, TimingConfig, export_key, time_onnx
 from nas.latency._published import published_points
 from nas.spec import ArchSpec, arch_keys
+
+_HINT = "the validation report folder must be writable"
 
 
 def summarize(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float | int]:
@@ -52,6 +57,18 @@ class ValidationReport:
 
 def scatter_png(rows: pd.DataFrame, path: Path, title: str) -> Path:
     """Predicted vs measured scatter (log axes, ±10% band) with matplotlib's Agg backend."""
+    import matplotlib.pyplot as plt
+
+    fig = scatter_figure(rows, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=120, format="png")
+    plt.close(fig)
+    write_atomic(path, lambda fh: fh.write(buf.getvalue()), _HINT)
+    return path
+
+
+def scatter_figure(rows: pd.DataFrame, title: str) -> Any:
+    """The figure of :func:`scatter_png`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,20 +83,32 @@ def scatter_png(rows: pd.DataFrame, path: Path, title: str) -> Path:
     ax.fill_between(xs, xs * 0.95, xs * 1.05, color="tab:green", alpha=0.25, label="±5%")
     ax.scatter(m, p, s=12, color="tab:blue", zorder=3)
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (ms)", ylabel="predicted (ms)")
+    _log_ticks(ax, lo, hi)
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _log_ticks(ax: Any, lo: float, hi: float) -> None:
+    """Plain decimal labels (0.5, 1, 2 — not 5×10⁻¹) at a density that fits the span: matplotlib's
+    default log labels overlapped on spans of about one decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    decades = math.log10(hi / lo)
+    subs = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0) if decades < 0.7 else (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _write(report: ValidationReport, out_dir: Path, title: str) -> ValidationReport:
     out_dir.mkdir(parents=True, exist_ok=True)
-    report.rows.to_csv(out_dir / "report.csv", index=False, float_format="%.6g")
+    write_text_atomic(out_dir / "report.csv", report.rows.to_csv(index=False, float_format="%.6g"), _HINT)
     if len(report.rows):
         scatter_png(report.rows, out_dir / "scatter.png", title)
-    (out_dir / "summary.json").write_text(json.dumps(report.summary, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out_dir / "summary.json", json.dumps(report.summary, indent=2) + "\n", _HINT)
     report.out_dir = out_dir
     return report
 
@@ -116,6 +145,19 @@ def validate_published(predictor: Predictor, out_dir: Path | None = None) -> Val
     return _write(report, out_dir, _title(predictor.target, summary)) if out_dir else report
 
 
+def not_measurable_hint(target: str) -> str:
+    """Why ``latency validate`` cannot measure ``target`` here, and what compares it instead: the
+    paper's published rows where the target has them, else the user's own device measurements."""
+    if published_points(target):
+        return f"only {HOST_TARGET} can be measured here; compare {target} with the paper's latencies: --published"
+    return (
+        f"only {HOST_TARGET} can be measured here, and {target} has no published latencies to compare with; "
+        f"time a few models end to end on the device and compare with `mnv4-nas latency predict --target {target} "
+        f"--spec …`, or fit the device to them with `mnv4-nas latency import --target {target} --from-models CSV` "
+        "(it reports the leave-one-out error)"
+    )
+
+
 MeasureArchFn = Callable[[ArchSpec, TimingConfig, Path], Timing]
 
 
@@ -148,11 +190,11 @@ def validate_host(
         preds.append(predictor.predict_keys(arch_keys(arch)))
     rows: list[dict[str, Any]] = []
     csv_path = out_dir / "report.csv"
-    with tempfile.TemporaryDirectory(prefix="mnv4nas-validate-") as tmp:
+    with owned_tempdir("validate") as tmp:
         for i, ((name, arch), (pred, est)) in enumerate(zip(archs, preds)):
             if progress is not None:
                 progress(i, len(archs), name)
-            t = measure(arch, cfg, Path(tmp))
+            t = measure(arch, cfg, tmp)
             keys = arch_keys(arch)
             weights = sum(table.weight_bytes.get(k, 0) for k in keys)
             cache = float(table.cache_ms(float(weights)))
@@ -207,6 +249,7 @@ def sample_archs(spaces: Sequence[str], n: int, seed: int) -> list[tuple[str, Ar
 __all__ = [
     "ValidationReport",
     "measure_arch",
+    "not_measurable_hint",
     "sample_archs",
     "scatter_png",
     "summarize",

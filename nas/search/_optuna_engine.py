@@ -8,6 +8,7 @@ then runs here or on a Ray worker.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search._evaluate import Evaluator
@@ -67,7 +67,9 @@ def make_sampler(evaluator: Evaluator, multi: bool, seed: int, n_trials: int) ->
     if multi:
         pop = int(min(50, max(8, n_trials // 5)))
         return optuna.samplers.NSGAIISampler(population_size=pop, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=int(min(10, max(3, n_trials // 4))))
+    return optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, n_startup_trials=int(min(10, max(3, n_trials // 4)))
+    )
 
 
 def directions(evaluator: Evaluator, multi: bool) -> list[str]:
@@ -83,7 +85,9 @@ def objective_values(ev: Any, evaluator: Evaluator, multi: bool) -> float | list
     return [score] + [ev.latency_ms[b.target] for b in evaluator.budgets]
 
 
-def open_study(stage: StageSpec, opened: OpenedStorage, sampler: optuna.samplers.BaseSampler, dirs: list[str]) -> optuna.Study:
+def open_study(
+    stage: StageSpec, opened: OpenedStorage, sampler: optuna.samplers.BaseSampler, dirs: list[str]
+) -> optuna.Study:
     """Create or resume a stage's study; enqueue warm starts only into a fresh one; fail stale trials."""
     study = optuna.create_study(
         study_name=stage.study_name, storage=opened.storage, sampler=sampler, directions=dirs, load_if_exists=True
@@ -113,6 +117,40 @@ class _Guard:
             study.stop()
 
 
+#: Trial states that use up one of a stage's trials: finished ones, and running ones (of live workers:
+#: the trials of a dead one are failed, by the heartbeat or on reopening, before they are counted).
+_TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+SURPLUS = "surplus"  #: user attribute of a trial failed because the stage was full when it started
+
+
+class _StageFull(Exception):
+    """Raised inside a trial that found its stage full (another worker took the last trial)."""
+
+
+def taken(study: optuna.Study, before: int | None = None) -> int:
+    """Trials that count towards the stage's total (all of them, or those numbered below ``before``)."""
+    ts = study.get_trials(deepcopy=False, states=_TAKEN)
+    return len(ts) if before is None else sum(t.number < before for t in ts)
+
+
+class _StopWhenFull:
+    """Stops this worker when the stage's trials (every worker's, running ones included) reach ``n``."""
+
+    def __init__(self, n_trials: int):
+        self.n = n_trials
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if taken(study) >= self.n:
+            study.stop()
+
+
+class _QuietSurplus(logging.Filter):
+    """Drops optuna's "Trial N failed" warning for trials failed as surplus (they did not run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _StageFull.__name__ not in record.getMessage()
+
+
 def run_local(
     stage: StageSpec,
     evaluator: Evaluator,
@@ -122,30 +160,47 @@ def run_local(
     seed: int,
     on_trial: Callable[[FrozenTrial], None] | None = None,
 ) -> optuna.Study:
-    """Run a stage in this process until the study holds ``n_trials`` completed trials."""
+    """Run a stage in this process until the study holds ``n_trials`` trials, every worker's together.
+
+    Exact with several workers sharing the study: a worker stops when the finished and running
+    trials reach ``n_trials``; two workers that start the last trial at once both see it, and the
+    one with the higher trial number fails its trial at once as surplus (user attribute
+    ``surplus``; it never ran), so the stage ends with exactly ``n_trials`` completed ones — or
+    fewer, when a worker dies mid-trial after the others stopped, which a resume completes.
+    """
     sampler = make_sampler(evaluator, multi, seed, stage.n_trials)
     study = open_study(stage, opened, sampler, directions(evaluator, multi))
 
     def objective(trial: optuna.Trial) -> float | list[float]:
+        trial.set_user_attr("worker", WORKER)  # first: a resume fails a dead local worker's trial at once
+        if taken(study, before=trial.number) >= stage.n_trials:
+            trial.set_user_attr(SURPLUS, True)
+            study.stop()
+            raise _StageFull(f"stage {stage.label} already has its {stage.n_trials} trials")
         arch = suggest_constrained(stage.space, trial, evaluator)
         ev = evaluator.evaluate(arch)
         trial.set_user_attr("stage", stage.label)
         trial.set_user_attr("arch", arch.arch)
         trial.set_user_attr("latency_ms", ev.latency_ms)
         trial.set_user_attr("feasible", ev.feasible)
-        trial.set_user_attr("worker", WORKER)
         return objective_values(ev, evaluator, multi)
 
-    if n_complete(study) >= stage.n_trials:
+    if taken(study) >= stage.n_trials:
         return study
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
-        MaxTrialsCallback(stage.n_trials, states=(TrialState.COMPLETE,)),
+        _StopWhenFull(stage.n_trials),
         _Guard(stage.n_trials),
     ]
     if on_trial is not None:
-        callbacks.append(lambda _s, t: on_trial(t))
-    # No n_trials here: MaxTrialsCallback counts every worker's completed trials in a shared study.
-    study.optimize(objective, callbacks=callbacks, gc_after_trial=False)
+        callbacks.append(lambda _s, t: None if t.user_attrs.get(SURPLUS) else on_trial(t))
+    quiet = _QuietSurplus()
+    log = logging.getLogger("optuna.study._optimize")
+    log.addFilter(quiet)
+    try:
+        # No n_trials here: the callbacks count every worker's trials in a shared study.
+        study.optimize(objective, callbacks=callbacks, gc_after_trial=False, catch=(_StageFull,))
+    finally:
+        log.removeFilter(quiet)
     return study
 
 
@@ -188,19 +243,17 @@ def run_ray(
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from nas.search._ray_support import DefineByRun, ProgressCallback
+    from nas.search._ray_support import DefineByRun, NoTensorboard, ProgressCallback, quiet_logger
 
     sampler = make_sampler(evaluator, multi, seed, stage.n_trials)
     dirs = directions(evaluator, multi)
     study = open_study(stage, opened, sampler, dirs)  # creates it, fails stale trials, enqueues
-    remaining = stage.n_trials - n_complete(study)
+    remaining = stage.n_trials - taken(study)
     if remaining <= 0:
         return study
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False, include_dashboard=False)
-        else:
-            ray.init(num_cpus=workers, log_to_driver=False, include_dashboard=False)
+        where = {"address": address} if address else {"num_cpus": workers}
+        ray.init(**where, log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)
     metric = ["score"] + [f"latency_{i}" for i in range(len(evaluator.budgets))] if multi else "score"
     mode = ["max"] + ["min"] * len(evaluator.budgets) if multi else "max"
     searcher = OptunaSearch(
@@ -225,10 +278,11 @@ def run_ray(
             name=stage.study_name.replace(":", "-").replace("/", "-"),
             storage_path=str((run_dir / "ray").resolve()),
             verbose=0,
-            callbacks=[ProgressCallback(on_trial)],
+            callbacks=[ProgressCallback(on_trial), NoTensorboard()],
         ),
     )
-    tuner.fit()
+    with quiet_logger("ray.tune"):  # "Wrote the latest version of all result files …" after every stage
+        tuner.fit()
     return optuna.load_study(study_name=stage.study_name, storage=opened.storage)
 
 

@@ -3,19 +3,28 @@ the two-stage (coarse → fine) or one-stage flow, resume, and the result folder
 
 from __future__ import annotations
 
-import json
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from nas.errors import NasError
 from nas.search._budget import format_ms, parse_budget
 from nas.search._evaluate import Evaluator, TargetBudget, min_latency
-from nas.search._optuna_engine import StageSpec, completed_trials, multi_objective, run_local, run_ray, trial_score
-from nas.search._results import Reference, SearchOutcome, trials_frame, write_results
-from nas.search._storage import open_storage
+from nas.search._optuna_engine import (
+    StageSpec,
+    completed_trials,
+    multi_objective,
+    n_complete,
+    run_local,
+    run_ray,
+    trial_score,
+)
+from nas.search._record import RUN_FILE, RunDir, check_identity, check_run_dir, file_stamp, normalized, open_run_dir
+from nas.search._results import RESULT_FILES, Reference, SearchOutcome, make_outcome, trials_frame, write_results
+from nas.search._storage import OpenedStorage, check_rdb_url, open_storage
 from nas.space import (
     SearchSpace,
     coarse_space,
@@ -146,8 +155,31 @@ def choose_space(budgets: list[TargetBudget], predictors: dict[str, Any]) -> tup
     return name, f"auto-selected: its reference {ref} predicts {where}; {verdict}"
 
 
-def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, Any]) -> dict[str, float]:
-    """Refuse hardware the space cannot run on, and budgets no member can meet (before any trial).
+def _fitting_spaces(space: SearchSpace, b: TargetBudget, pred: Any, two_stage: bool) -> list[str]:
+    """Other shipped spaces that can meet ``b`` (noting those whose coarse stage cannot)."""
+    from nas.latency import check_supported
+
+    fits = []
+    for other in list_spaces():
+        if other == space.name:
+            continue
+        try:
+            osp = load_space(other)
+            check_supported(pred.device, distinct_blocks(osp), other)
+            oms, _ = min_latency(osp, pred)
+            coarse_ms = min_latency(coarse_space(osp), pred)[0] if two_stage else oms
+        except NasError:
+            continue
+        if oms <= b.budget_ms:
+            fits.append(f"{other} (from {oms:.3g} ms{'' if coarse_ms <= b.budget_ms else ', with --one-stage'})")
+    return fits
+
+
+def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, Any], *,
+                two_stage: bool = False) -> dict[str, float]:  # fmt: skip
+    """Refuse hardware the space cannot run on, and budgets that the search cannot meet, before any
+    trial: no member of the space reaches them, or (``two_stage``) no member of its coarse stage does —
+    the coarse stage fixes every block to an IB, so its smallest latency lies above the space's.
     Returns the smallest achievable latency per target."""
     from nas.latency import check_supported
 
@@ -159,22 +191,17 @@ def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dic
         ms, _ = min_latency(space, pred)
         mins[b.target] = ms
         if ms > b.budget_ms:
-            fits = []
-            for other in list_spaces():
-                if other == space.name:
-                    continue
-                try:
-                    osp = load_space(other)
-                    check_supported(pred.device, distinct_blocks(osp), other)
-                    oms, _ = min_latency(osp, pred)
-                except NasError:
-                    continue
-                if oms <= b.budget_ms:
-                    fits.append(f"{other} (from {oms:.3g} ms)")
+            fits = _fitting_spaces(space, b, pred, two_stage)
             hint = f"; spaces that fit: {', '.join(fits)}" if fits else "; no shipped space fits this budget"
             raise NasError(
                 f"budget {b.text} on {b.target} is below the smallest latency any architecture of {space.name} "
                 f"reaches ({ms:.3g} ms){hint}"
+            )
+        if two_stage and (coarse_ms := min_latency(coarse_space(space), pred)[0]) > b.budget_ms:
+            raise NasError(
+                f"budget {b.text} on {b.target}: the coarse stage of {space.name} (every block an IB) cannot go "
+                f"below {coarse_ms:.3g} ms, though the space reaches {ms:.3g} ms; search it with --one-stage, or "
+                f"raise the budget to at least {coarse_ms:.3g} ms"
             )
     return mins
 
@@ -184,7 +211,9 @@ def _run_name(budgets: list[TargetBudget]) -> str:
     return "+".join(f"{b.target}-{b.text}" for b in budgets) + f"-{stamp}"
 
 
-def _identity(settings: SearchSettings, budgets: list[TargetBudget], space: SearchSpace, estimator: str) -> dict[str, Any]:
+def _identity(
+    settings: SearchSettings, budgets: list[TargetBudget], space: SearchSpace, estimator: str
+) -> dict[str, Any]:
     """What must not change when a run is resumed."""
     return {
         "targets": [b.target for b in budgets],
@@ -200,27 +229,25 @@ def _identity(settings: SearchSettings, budgets: list[TargetBudget], space: Sear
     }
 
 
-def _prepare_run_dir(settings: SearchSettings, budgets: list[TargetBudget], identity: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
-    out = settings.out or (settings.output_root / _run_name(budgets))
-    if out.exists() and not out.is_dir():
-        raise NasError(f"--out {out} is a file; give a folder for the run's results")
-    run_file = out / "run.json"
-    previous = None
-    if run_file.exists():
-        try:
-            previous = json.loads(run_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise NasError(f"{run_file}: unreadable run record ({exc}); use a new --out folder") from None
-        for key, value in identity.items():
-            if previous.get("identity", {}).get(key) != value:
-                raise NasError(
-                    f"{out} holds a search with a different {key} ({previous.get('identity', {}).get(key)!r}, now {value!r}); "
-                    "resume with the same settings or pick a new --out"
-                )
-    elif out.exists() and any(out.iterdir()):
-        raise NasError(f"--out {out} exists and is not a search run folder (no run.json)")
-    out.mkdir(parents=True, exist_ok=True)
-    return out, previous
+def _request(settings: SearchSettings, catalog: dict[str, Any]) -> dict[str, Any]:
+    """Everything a finished run's results depend on, as given (before any estimator is built): a rerun
+    with an equal request rewrites the results from the record instead of searching. Files read (a
+    supernet checkpoint, every target's latency table) enter with their size and mtime."""
+    from nas.latency import find_table
+
+    names = ("targets", "budgets", "space", "estimator", "coarse_estimator", "one_stage", "trials", "coarse_trials",
+             "fine_trials", "coarse_top", "pareto", "seed", "study", "fallback", "tables_dir", "engine", "beta",
+             "references")  # fmt: skip
+    req: dict[str, Any] = {n: getattr(settings, n) for n in names}
+    # a hash, not the URL: run.json must not keep a database password
+    req["storage"] = None if settings.storage is None else hashlib.sha256(settings.storage.encode()).hexdigest()[:16]
+    est_files = [
+        text.split(":", 1)[1] for text in (settings.estimator, settings.coarse_estimator) if text and ":" in text
+    ]
+    req["files"] = [file_stamp(f) for f in est_files] + [
+        file_stamp(find_table(t, settings.tables_dir)) for t in sorted(catalog)
+    ]
+    return normalized(req)
 
 
 def _references(estimator: Any, predictors: dict[str, Any]) -> list[Reference]:
@@ -268,20 +295,79 @@ def _trained_elsewhere(estimator: Any, space: SearchSpace) -> str | None:
     return None if on is None or decisions(on.with_phase("joint")) == decisions(space) else on.name
 
 
-def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> SearchOutcome:
-    """Run (or resume) a search and write its result folder."""
-    from nas.latency import load_catalog, load_predictor
-    from nas.supernet import make_estimator
+class _TrainedMeta(Protocol):
+    """A trained estimator's checkpoint metadata (supernet, few-shot supernet)."""
 
-    rep = reporter or SilentReporter()
+    meta: dict[str, Any]
+
+
+def estimator_data(estimator: object) -> dict[str, Any] | None:
+    """The data a trained estimator learnt (``data``, ``classes``, ``resolution``); None for proxies.
+
+    A supernet+macs estimator wraps a supernet (``base``)."""
+    for obj in (estimator, getattr(estimator, "base", None)):
+        meta = getattr(obj, "meta", None)
+        if isinstance(meta, dict) and "classes" in meta and "resolution" in meta:
+            return _data_of(cast(_TrainedMeta, obj).meta)
+    return None
+
+
+def _data_of(meta: dict[str, Any]) -> dict[str, Any]:
+    data = meta.get("data")
+    return {
+        "data": str(data.get("spec")) if isinstance(data, dict) else "?",
+        "classes": len(meta["classes"]),
+        "resolution": int(meta["resolution"]),
+    }
+
+
+@dataclass
+class _Plan:
+    """A checked search, ready to run: what both engines and the result writer need."""
+
+    space: SearchSpace
+    space_note: str
+    estimator: Any
+    coarse_est: Any
+    evaluator: Evaluator
+    coarse_ev: Evaluator
+    multi: bool
+    predictors: dict[str, Any]
+    catalog: dict[str, Any]
+    mins: dict[str, float]
+    identity: dict[str, Any]
+    data: dict[str, Any] | None
+
+
+def _check_settings(settings: SearchSettings) -> None:
+    """The checks that need nothing loaded."""
     if settings.engine not in ENGINES:
         raise NasError(f"--engine must be one of {', '.join(ENGINES)} (got {settings.engine!r})")
+    if settings.engine == "tunas" and (settings.workers or settings.ray_address or settings.storage or settings.study):
+        raise NasError(
+            "--engine tunas runs in this process; --workers, --ray-address, --storage and --study are for the optuna engine"
+        )
+    if settings.coarse_top < 1:
+        raise NasError(f"--coarse-top must be >= 1 (got {settings.coarse_top})")
+    for label, n in (
+        ("trials", settings.trials),
+        ("coarse-trials", settings.coarse_trials),
+        ("fine-trials", settings.fine_trials),
+    ):
+        if n < 1:
+            raise NasError(f"--{label} must be >= 1 (got {n})")
+    if not settings.beta < 0:
+        raise NasError(f"--beta must be negative (a latency penalty; got {settings.beta})")
+    if settings.storage and "://" in settings.storage:
+        check_rdb_url(settings.storage)
+
+
+def _plan(settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, Any], catalog: dict[str, Any],
+          rep: Reporter) -> _Plan:  # fmt: skip
+    """Build the estimators, choose and check the space (everything that may refuse before a trial)."""
+    from nas.supernet import make_estimator
+
     tunas = settings.engine == "tunas"
-    if tunas and (settings.workers or settings.ray_address or settings.storage or settings.study):
-        raise NasError("--engine tunas runs in this process; --workers, --ray-address, --storage and --study are for the optuna engine")
-    catalog = load_catalog(settings.tables_dir)
-    budgets = pair_budgets(settings.targets, settings.budgets, list(catalog))
-    predictors = {b.target: load_predictor(b.target, settings.tables_dir, settings.fallback) for b in budgets}
     estimator = make_estimator(settings.estimator)
     coarse_est = None if settings.coarse_estimator is None else make_estimator(settings.coarse_estimator)
     if coarse_est is not None and settings.one_stage:
@@ -311,61 +397,87 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
         name, space_note = choose_space(budgets, predictors)
         space = load_space(name)
         rep.note(f"space {name}: {space_note}")
-    if settings.coarse_top < 1:
-        raise NasError(f"--coarse-top must be >= 1 (got {settings.coarse_top})")
-    for label, n in (("trials", settings.trials), ("coarse-trials", settings.coarse_trials), ("fine-trials", settings.fine_trials)):
-        if n < 1:
-            raise NasError(f"--{label} must be >= 1 (got {n})")
-    if not settings.beta < 0:
-        raise NasError(f"--beta must be negative (a latency penalty; got {settings.beta})")
     if coarse_est is not None and (other := _trained_elsewhere(coarse_est, space)):
         raise NasError(f"--coarse-estimator {coarse_est.name} was trained on space {other}, not on {space.name}")
-    mins = check_space(space, budgets, predictors)
+    mins = check_space(space, budgets, predictors, two_stage=not settings.one_stage)
     multi = multi_objective(Evaluator(predictors, budgets, None), settings.pareto)
     evaluator = Evaluator(predictors, budgets, estimator, score_infeasible=multi)
     coarse_ev = evaluator if coarse_est is None else Evaluator(predictors, budgets, coarse_est, score_infeasible=multi)
-    identity = _identity(settings, budgets, space, estimator.name)
-    out, previous = _prepare_run_dir(settings, budgets, identity)
-    if tunas:
-        return _run_tunas(settings, space, space_note, evaluator, estimator, coarse_est, predictors, catalog, out, mins,
-                          rep)  # fmt: skip
-    opened = open_storage(settings.storage, out)
-    study_base = settings.study or (previous or {}).get("study") or out.name
-    if previous:
-        rep.note(f"resuming {out} (study {study_base})")
-    run_record = {
+    return _Plan(space, space_note, estimator, coarse_est, evaluator, coarse_ev, multi, predictors, catalog, mins,
+                 _identity(settings, budgets, space, estimator.name), estimator_data(estimator))  # fmt: skip
+
+
+def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> SearchOutcome:
+    """Run (or resume) a search and write its result folder.
+
+    The run folder is locked for the whole run. A rerun of a finished search with the same request
+    returns its outcome from the record at once (no estimator, no Ray, no trial)."""
+    from nas.latency import load_catalog, load_predictor
+
+    rep = reporter or SilentReporter()
+    _check_settings(settings)
+    catalog = load_catalog(settings.tables_dir)
+    budgets = pair_budgets(settings.targets, settings.budgets, list(catalog))
+    predictors = {b.target: load_predictor(b.target, settings.tables_dir, settings.fallback) for b in budgets}
+    out = settings.out or (settings.output_root / _run_name(budgets))
+    check_run_dir(out)
+    run = open_run_dir(out) if (out / RUN_FILE).exists() else None
+    try:
+        if run is not None and (done := _rewrite_finished(run, settings, budgets, predictors, catalog, rep)):
+            return done
+        plan = _plan(settings, budgets, predictors, catalog, rep)
+        run = run or open_run_dir(out)  # created only now: a refused search leaves no folder behind
+        check_identity(run, plan.identity)
+        if settings.engine == "tunas":
+            return _run_tunas(settings, plan, run, rep)
+        return _run_optuna(settings, plan, run, rep)
+    finally:
+        if run is not None:
+            run.release()
+
+
+def _run_record(settings: SearchSettings, plan: _Plan, run: RunDir, **extra: Any) -> dict[str, Any]:
+    """``run.json`` of a run in progress (no ``finished`` entry)."""
+    return {
         "format": RUN_FORMAT,
-        "identity": identity,
-        "study": study_base,
-        "storage": opened.url,
+        "identity": plan.identity,
+        **extra,
         "seed": settings.seed,
         "trials": settings.trials,
         "coarse_trials": settings.coarse_trials,
         "fine_trials": settings.fine_trials,
-        "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
-        "min_latency_ms": mins,
+        "created": (run.previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        "min_latency_ms": plan.mins,
+        "estimator_data": plan.data,
     }
-    (out / "run.json").write_text(json.dumps(run_record, indent=2) + "\n")
+
+
+def _run_optuna(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
+    out, space, evaluator = run.path, plan.space, plan.evaluator
+    opened = open_storage(settings.storage, out)
+    if opened.broken_locks:
+        rep.note(f"removed a stale optuna lock left by a killed process ({', '.join(opened.broken_locks)})")
+    study_base = settings.study or (run.previous or {}).get("study") or out.name
+    if run.previous:
+        rep.note(f"resuming {out} (study {study_base})")
+    record = _run_record(settings, plan, run, study=study_base, storage=opened.url)
+    run.write_record(record)
+    ray = bool(settings.workers or settings.ray_address)
+    wanted: dict[str, int] = {}
 
     def run_stage(stage: StageSpec, seed: int, ev: Evaluator = evaluator) -> Any:
-        if settings.workers or settings.ray_address:
+        wanted[stage.label] = stage.n_trials
+        if ray:
             rep.stage_start(stage.label, stage.n_trials, 0)
             study = run_ray(
-                stage, ev, opened, multi=multi, seed=seed, workers=settings.workers or 1,
+                stage, ev, opened, multi=plan.multi, seed=seed, workers=settings.workers or 1,
                 address=settings.ray_address, run_dir=out,
                 on_trial=lambda r: rep.trial_done(stage.label, bool(r.get("feasible")), r.get("score")),
             )  # fmt: skip
         else:
-            import optuna
-
-            try:
-                done = len(optuna.load_study(study_name=stage.study_name, storage=opened.storage).get_trials(
-                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))  # fmt: skip
-            except KeyError:
-                done = 0
-            rep.stage_start(stage.label, stage.n_trials, done)
+            rep.stage_start(stage.label, stage.n_trials, stage_progress(stage, opened))
             study = run_local(
-                stage, ev, opened, multi=multi, seed=seed,
+                stage, ev, opened, multi=plan.multi, seed=seed,
                 on_trial=lambda t: rep.trial_done(stage.label, bool(t.user_attrs.get("feasible")), trial_score(t)),
             )  # fmt: skip
         rep.stage_end(stage.label)
@@ -379,12 +491,12 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
         else:
             cspace = coarse_space(space)
             coarse = StageSpec("coarse", f"{study_base}:coarse", cspace, settings.coarse_trials)
-            cstudy = run_stage(coarse, settings.seed, coarse_ev)
+            cstudy = run_stage(coarse, settings.seed, plan.coarse_ev)
             studies.append(("coarse", cstudy, cspace))
             # Several workers share the coarse result through the study, so they all refine the same bases.
             bases_text = cstudy.user_attrs.get("fine_bases")
             if bases_text is None:
-                bases = _top_feasible(cstudy, coarse_ev, settings.coarse_top, cspace)
+                bases = _top_feasible(cstudy, plan.coarse_ev, settings.coarse_top, cspace)
                 if not bases:
                     raise NasError(
                         f"no coarse architecture met the budget in {settings.coarse_trials} trials; "
@@ -408,52 +520,153 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
         )
         info = {
             "space": space.name,
-            "space_note": space_note,
-            "engine": "optuna" + (f" on Ray ({settings.ray_address or f'{settings.workers} local workers'})" if settings.workers or settings.ray_address else ""),
-            "mode": ("NSGA-II" if multi else "TPE") + (", one-stage" if settings.one_stage else ", two-stage"),
+            "space_note": plan.space_note,
+            "engine": "optuna"
+            + (f" on Ray ({settings.ray_address or f'{settings.workers} local workers'})" if ray else ""),
+            "mode": ("NSGA-II" if plan.multi else "TPE") + (", one-stage" if settings.one_stage else ", two-stage"),
             "trials_text": trials_text,
             "seed": settings.seed,
-            "estimator": estimator.name,
-            "estimator_meaning": estimator.meaning + _coarse_note(coarse_est),
+            "estimator": plan.estimator.name,
+            "estimator_meaning": plan.estimator.meaning + _coarse_note(plan.coarse_est),
             "storage": opened.url,
             "study": study_base,
+            "estimator_data": plan.data,
         }
-        refs = _references(estimator, predictors) if settings.references else []
+        refs = _references(plan.estimator, plan.predictors) if settings.references else []
         # Two estimators score on two scales: the coarse stage only chooses the bases the fine stage refines.
-        fine_only = None if coarse_est is None else [label for label, _, _ in studies if label != "coarse"]
-        return write_results(
-            out, trials_frame(studies, evaluator), evaluator, all_targets=list(catalog), settings=info, references=refs,
-            fallback=settings.fallback, tables_dir=settings.tables_dir, stages=fine_only,
+        fine_only = None if plan.coarse_est is None else [label for label, _, _ in studies if label != "coarse"]
+        outcome = write_results(
+            out, trials_frame(studies, evaluator), evaluator, all_targets=list(plan.catalog), settings=info,
+            references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir, stages=fine_only,
         )  # fmt: skip
+    finally:
+        opened.close()
+    short = [f"{label} {n_complete(st)}/{wanted[label]}" for label, st, _ in studies if n_complete(st) < wanted[label]]
+    if short:  # a worker sharing the study died mid-trial, or is still running one
+        rep.note(f"stages short of their trials: {', '.join(short)}; rerun the same command to complete them")
+        return outcome
+    stages = [[label, study.study_name] for label, study, _ in studies]
+    record["finished"] = _finished(settings, plan, outcome, info, fine_only, stages=stages)
+    run.write_record(record)
+    return outcome
+
+
+def stage_progress(stage: StageSpec, opened: OpenedStorage) -> int:
+    """Trials of ``stage`` already completed (what its progress bar starts from)."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=stage.study_name, storage=opened.storage)
+    except KeyError:
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def _finished(settings: SearchSettings, plan: _Plan, outcome: SearchOutcome, info: dict[str, Any],
+              best_stages: list[str] | None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    """The ``finished`` entry of run.json: the request, and what rebuilding the outcome needs."""
+    return normalized({
+        "request": _request(settings, plan.catalog),
+        "info": info,
+        "references": [{"name": r.name, "score": r.score, "latency_ms": r.latency_ms} for r in outcome.references],
+        "best_stages": best_stages,
+        "best": {"arch": outcome.best.arch, "score": outcome.best_score},
+        "all_latency_ms": outcome.all_latency_ms,
+        "trials_sha256": _sha256(outcome.out_dir / "trials.csv"),
+        **extra,
+    })  # fmt: skip
+
+
+def _rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, Any],
+                      catalog: dict[str, Any], rep: Reporter) -> SearchOutcome | None:  # fmt: skip
+    """The outcome of a finished run asked for again with the same request, from its record: the trials
+    from the optuna storage (TuNAS: its trials.csv, checked against the recorded hash), the rest from
+    run.json; the result files are rewritten only when one is missing or was written from other trials.
+    None when the run must (re)run."""
+    from nas.zoo import get_spec
+
+    rec = (run.previous or {}).get("finished")
+    if not isinstance(rec, dict) or rec.get("request") != _request(settings, catalog):
+        return None
+    evaluator = Evaluator(predictors, budgets, None)
+    chosen = None
+    if rec.get("chosen"):
+        trials = _read_trials(run.path / "trials.csv", rec.get("trials_sha256"))
+        chosen = (parse_arch(rec["chosen"]["arch"]), float(rec["chosen"]["score"]))
+    else:
+        trials = _trials_from_storage(settings, run.path, rec["stages"], evaluator)
+    if trials is None:
+        return None
+    refs = [Reference(r["name"], get_spec(r["name"]), r["score"], r["latency_ms"]) for r in rec["references"]]
+    rep.note(f"{run.path}: this search is finished ({len(trials)} trials); results from its record "
+             "(raise the trial counts to search on)")  # fmt: skip
+    text = trials.to_csv(index=False)
+    if all((run.path / n).is_file() for n in RESULT_FILES) and _sha256_text(text) == rec.get("trials_sha256"):
+        # The files were written from these very trials: rebuild the outcome, rewrite nothing.
+        best = (parse_arch(rec["best"]["arch"]), float(rec["best"]["score"]))
+        everywhere = {t: (v[0], v[1]) for t, v in rec["all_latency_ms"].items()}
+        return make_outcome(run.path, trials, evaluator, best, everywhere, rec["info"], refs, rec["best_stages"])
+    outcome = write_results(run.path, trials, evaluator, all_targets=list(catalog), settings=rec["info"],
+                            references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
+                            chosen=chosen, stages=rec["best_stages"])  # fmt: skip
+    fresh = {
+        **rec,
+        "best": {"arch": outcome.best.arch, "score": outcome.best_score},
+        "all_latency_ms": outcome.all_latency_ms,
+        "trials_sha256": _sha256(run.path / "trials.csv"),
+    }
+    run.write_record({**(run.previous or {}), "finished": normalized(fresh)})
+    return outcome
+
+
+def _trials_from_storage(settings: SearchSettings, out: Path, stages: list[list[str]], evaluator: Evaluator) -> Any:
+    """The trials table of a finished optuna run from its storage; None when a trial lacks its arch
+    (Ray trials of older runs: rebuilding them needs the space, so the run takes the normal path)."""
+    import optuna
+
+    opened = open_storage(settings.storage, out)
+    try:
+        studies = [(label, optuna.load_study(study_name=name, storage=opened.storage), None) for label, name in stages]
+        if any("arch" not in t.user_attrs for _, st, _ in studies for t in completed_trials(st)):
+            return None
+        return trials_frame(studies, evaluator)
+    except KeyError:  # a study is gone (another --storage)
+        return None
     finally:
         opened.close()
 
 
-def _run_tunas(
-    settings: SearchSettings,
-    space: SearchSpace,
-    space_note: str,
-    evaluator: Evaluator,
-    estimator: Any,
-    coarse_est: Any,
-    predictors: dict[str, Any],
-    catalog: dict[str, Any],
-    out: Path,
-    mins: dict[str, float],
-    rep: Reporter,
-) -> SearchOutcome:
-    """The TuNAS engine's run: no optuna storage (a TuNAS search restarts from scratch when rerun)."""
+def _read_trials(path: Path, sha: str | None) -> Any:
+    """A TuNAS run's trials.csv when it is the one recorded (same SHA-256), else None."""
+    import pandas as pd
+
+    if sha is None or not path.is_file() or _sha256(path) != sha:
+        return None
+    return pd.read_csv(path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _run_tunas(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
+    """The TuNAS engine's run: no optuna storage (a TuNAS search restarts from scratch when rerun
+    before it finished)."""
     from nas.search._tunas_engine import RESCORE_TOP, RESCORED, run_tunas
 
+    evaluator = plan.evaluator
+    record = _run_record(settings, plan, run)
+    run.write_record(record)
     trials, arch, score, details = run_tunas(
-        space, evaluator, estimator, coarse_estimator=coarse_est, one_stage=settings.one_stage,
+        plan.space, evaluator, plan.estimator, coarse_estimator=plan.coarse_est, one_stage=settings.one_stage,
         steps=(settings.trials, settings.coarse_trials, settings.fine_trials), seed=settings.seed,
         beta=settings.beta, reporter=rep,
     )  # fmt: skip
-    record = {"format": RUN_FORMAT, "identity": _identity(settings, evaluator.budgets, space, estimator.name),
-              "seed": settings.seed, "min_latency_ms": mins, "tunas": details,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
-    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    record["tunas"] = details
     over = [b for b in evaluator.budgets if evaluator.latencies(arch)[b.target] > b.budget_ms]
     if over:
         rep.note("TuNAS's most likely architecture is over budget on " + ", ".join(
@@ -462,23 +675,29 @@ def _run_tunas(
     steps = (f"{settings.trials} one-stage steps" if settings.one_stage
              else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine steps")  # fmt: skip
     info = {
-        "space": space.name,
-        "space_note": space_note,
+        "space": plan.space.name,
+        "space_note": plan.space_note,
         "engine": f"TuNAS REINFORCE, absolute reward R = Q + β·|T/T0 − 1|, β = {settings.beta}, T0 = the budget",
         "mode": "one-stage" if settings.one_stage else "two-stage",
         "trials_text": steps + " (one sampled architecture per step, scored by one held-out batch; the "
         f"(up to) {RESCORE_TOP} best distinct within-budget samples scored again by the full estimator are the "
         f"`{RESCORED}` rows, and pareto.csv is built from them)",
         "seed": settings.seed,
-        "estimator": estimator.name,
-        "estimator_meaning": estimator.meaning + _coarse_note(coarse_est),
+        "estimator": plan.estimator.name,
+        "estimator_meaning": plan.estimator.meaning + _coarse_note(plan.coarse_est),
         "storage": "none (TuNAS runs in one process)",
         "study": "-",
+        "estimator_data": plan.data,
     }
-    refs = _references(estimator, predictors) if settings.references else []
-    return write_results(out, trials, evaluator, all_targets=list(catalog), settings=info, references=refs,
-                         fallback=settings.fallback, tables_dir=settings.tables_dir, chosen=(arch, score),
-                         stages=[RESCORED])  # fmt: skip
+    refs = _references(plan.estimator, plan.predictors) if settings.references else []
+    outcome = write_results(run.path, trials, evaluator, all_targets=list(plan.catalog), settings=info,
+                            references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
+                            chosen=(arch, score), stages=[RESCORED])  # fmt: skip
+    record["finished"] = _finished(
+        settings, plan, outcome, info, [RESCORED], chosen={"arch": arch.arch, "score": score}
+    )
+    run.write_record(record)
+    return outcome
 
 
 def _coarse_note(coarse_est: Any) -> str:
@@ -490,13 +709,21 @@ def _coarse_note(coarse_est: Any) -> str:
 
 
 def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:
-    """The object ``search --json`` prints (latency on every target that can run the architecture)."""
+    """The object ``search --json`` prints (latency on every target that can run the architecture).
+
+    ``within_budget`` is false when the engine's pick exceeds a budget (TuNAS may report one);
+    ``estimator_data`` names the data a trained estimator learnt (classes, resolution), while
+    ``classes``/``resolution`` are the best architecture's own (its deployment head and input)."""
     return {
         "arch": outcome.best.arch,
         "score": outcome.best_score,
         "estimator": outcome.estimator,
         "latency_ms": {t: ms for t, (ms, _) in outcome.all_latency_ms.items() if ms is not None},
         "budget_ms": outcome.budget_ms,
+        "within_budget": outcome.within_budget,
+        "classes": outcome.best.num_classes,
+        "resolution": outcome.best.resolution,
+        "estimator_data": outcome.estimator_data,
         "out_dir": str(outcome.out_dir),
     }
 

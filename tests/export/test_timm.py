@@ -54,3 +54,25 @@ def test_inexpressible_specs_are_refused():
     gelu_block = parse_arch("res32|cn_r1_k3_s2_c8|uir_r1_a3_k3_s1_e4_c8_nge|head_cls10")
     with pytest.raises(SpecError, match="gelu"):
         to_timm(gelu_block)
+
+
+@pytest.mark.parametrize("name", ["mnv4-conv-small", "mnv4-hybrid-large", "mobilenet-v2-100"])
+def test_the_build_snippet_compiles_and_holds_the_arch_def(name):
+    """The ``#|`` lines of the text are a Python script that builds the model in timm (checked by hand
+    against timm 1.0.31: every zoo model builds, runs and matches our parameter count; timm is no
+    test dependency). Here: it compiles, and its ``stages`` literal is the arch-def of the text."""
+    import ast
+
+    from nas.cost import count_params
+    from nas.export import read_timm_snippet
+
+    arch = get_spec(name)
+    text = timm_lines(arch, name)
+    code = read_timm_snippet(text)
+    tree = ast.parse(code)
+    compile(tree, "best.timm.txt", "exec")
+    stages = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "stages")
+    assert ast.literal_eval(stages) == read_timm_lines(text) == [list(s) for s in to_timm(arch).stages]
+    assert f"assert n_params == {count_params(arch)}," in code
+    assert f"torch.randn(1, 3, {arch.resolution}, {arch.resolution})" in code
+    assert "from timm.models._efficientnet_builder import decode_arch_def" in code

@@ -164,8 +164,10 @@ def test_few_shot_coarse_supernet_drives_the_coarse_stage(settings, ckpt, few_sh
     [
         ({"estimator": "COARSE"}, "was trained on the coarse stage only"),
         ({"coarse_estimator": "params"}, "--engine tunas needs --coarse-estimator supernet:CKPT"),
-        ({"engine": "optuna", "estimator": "params", "space": "mnv4-conv-small", "coarse_estimator": "CKPT"},
-         "--coarse-estimator supernet:.* was trained on space"),
+        (
+            {"engine": "optuna", "estimator": "params", "space": "mnv4-conv-small", "coarse_estimator": "CKPT"},
+            "--coarse-estimator supernet:.* was trained on space",
+        ),
     ],
 )
 def test_bad_coarse_estimators_are_one_line_errors(settings, ckpt, coarse_ckpt, kw, msg):
@@ -174,3 +176,40 @@ def test_bad_coarse_estimators_are_one_line_errors(settings, ckpt, coarse_ckpt, 
     with pytest.raises(NasError, match=msg) as exc:
         run_search(s)
     assert "\n" not in str(exc.value)
+
+
+def test_results_state_the_supernets_data_and_a_finished_run_is_rewritten_at_once(settings, ckpt, monkeypatch):
+    import nas.supernet
+    from nas.search import outcome_json
+
+    first = run_search(_tunas(settings, ckpt))
+    data = {"data": "builtin:20", "classes": 10, "resolution": 32}
+    assert first.estimator_data == data
+    assert json.loads((first.out_dir / "run.json").read_text())["estimator_data"] == data
+    j = outcome_json(first)
+    assert j["estimator_data"] == data and (j["classes"], j["resolution"]) == (
+        first.best.num_classes,
+        first.best.resolution,
+    )
+    summary = (first.out_dir / "summary.md").read_text()
+    assert "a supernet trained on `builtin:20` (10 classes) at 32 px" in summary
+    assert f"`best.json` keeps the space's deployment head and input ({first.best.num_classes} classes" in summary
+
+    def no_estimator(*a, **k):
+        raise AssertionError("a finished search built an estimator")
+
+    monkeypatch.setattr(nas.supernet, "make_estimator", no_estimator)
+    again = run_search(_tunas(settings, ckpt))
+    assert (again.best, again.best_score) == (first.best, first.best_score)
+    assert again.estimator_data == data and again.trials.equals(first.trials)
+
+
+def test_an_over_budget_pick_is_flagged_in_summary_and_json(settings, ckpt):
+    from nas.search import min_latency, outcome_json
+
+    floor, _ = min_latency(load_space_file(ckpt[0]), load_predictor("pixel6-cpu", fallback="roofline"))
+    # A budget at the space's floor and a latency penalty too weak to matter: TuNAS picks over budget.
+    out = run_search(_tunas(settings, ckpt, one_stage=True, budgets=[f"{floor * 1.001:.6f}ms"], beta=-1e-9))
+    assert not out.within_budget and out.over_budget
+    assert outcome_json(out)["within_budget"] is False
+    assert "**OVER BUDGET** on pixel6-cpu" in (out.out_dir / "summary.md").read_text()
