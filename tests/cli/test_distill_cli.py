@@ -106,7 +106,8 @@ def test_bad_options_are_one_line_errors_before_anything_is_written(cli, onnx_te
 
 
 def test_bad_teachers_and_data(cli, onnx_teacher, tmp_path):
-    for teacher, msg in [("model.pt", "expected model.onnx"), ("none.onnx", "no such ONNX teacher"),
+    for teacher, msg in [("model.bin", "expected a 'mnv4-nas train' output folder"), ("model.pt", "no such trained model"),
+                         ("none.onnx", "no such ONNX teacher"),
                          ("supernet:none.pt@res32", "no such supernet checkpoint none.pt"),
                          ("supernet:x", "expected supernet:CKPT@ARCH")]:  # fmt: skip
         r = cli("distill-data", "--teacher", teacher, "--data", "builtin:4", "--out", str(tmp_path / "s"))
