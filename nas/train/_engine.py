@@ -128,6 +128,8 @@ class Engine:
                  max_steps_per_epoch: int | None = None, sync_buffers: bool = False) -> None:  # fmt: skip
         self.model, self.recipe, self.source, self.info = model, recipe, source, info
         self.device = torch.device(info.device)
+        if recipe.channels_last:  # before the optimizer and the EMA copy see the parameters
+            model.to(memory_format=torch.channels_last)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(model, recipe)
         self.amp = amp_dtype(recipe, self.device)
@@ -231,7 +233,10 @@ class Engine:
         x01 = batch.x.to(self.device, non_blocking=True)
         x01 = self.augment(x01, epoch_seed(self.recipe.seed, epoch, SEED_AUGMENT, step))
         soft = None if batch.soft is None else batch.soft.to(self.device, non_blocking=True)
-        return StepBatch(x01, self.normalize(x01), batch.y.to(self.device, non_blocking=True), soft)
+        x = self.normalize(x01)
+        if self.recipe.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return StepBatch(x01, x, batch.y.to(self.device, non_blocking=True), soft)
 
     def _step(self, strategy: StepStrategy, sb: StepBatch, ctx: StepContext) -> tuple[StepOutput, dict[str, Any]]:
         for group in self.optimizer.param_groups:

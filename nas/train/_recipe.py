@@ -39,6 +39,10 @@ class Recipe:
     ema_warmup: bool = True
     amp: str = "auto"  #: mixed precision: auto, off, bf16, fp16 (CUDA only)
     zero_head: bool = True  #: stand-alone: classifier starts at zero (chance-level loss), as in the supernet
+    #: NHWC ("channels-last") weights and activations: PyTorch then runs oneDNN convolutions on the CPU
+    #: instead of its slow NCHW path (2-2.6x faster training steps on this project's 2-core machines);
+    #: the same numbers up to float rounding
+    channels_last: bool = True
     seed: int = 0
 
     def check(self, name: Callable[[str], str] = lambda field: field) -> None:
