@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nas._io import write_atomic, write_text_atomic
 from nas.errors import NasError
 from nas.latency._predict import Predictor
 from nas.latency._profile import Timing, TimingConfig, export_key, time_onnx
@@ -50,7 +51,7 @@ class ValidationReport:
     out_dir: Path | None = None
 
 
-def scatter_png(rows: pd.DataFrame, path: Path, title: str) -> Path:
+def scatter_png(rows: pd.DataFrame, path: Path | Any, title: str) -> Path | Any:
     """Predicted vs measured scatter (log axes, ±10% band) with matplotlib's Agg backend."""
     import matplotlib
 
@@ -74,12 +75,16 @@ def scatter_png(rows: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
+#: how a user fixes a report folder that cannot be written (ends the one-line error)
+OUT_HINT = "set [project] output_dir in nas.toml to a writable folder"
+
+
 def _write(report: ValidationReport, out_dir: Path, title: str) -> ValidationReport:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report.rows.to_csv(out_dir / "report.csv", index=False, float_format="%.6g")
+    """report.csv, scatter.png and summary.json, each written atomically (a full disk is a one-line error)."""
+    write_text_atomic(out_dir / "report.csv", report.rows.to_csv(index=False, float_format="%.6g"), OUT_HINT)
     if len(report.rows):
-        scatter_png(report.rows, out_dir / "scatter.png", title)
-    (out_dir / "summary.json").write_text(json.dumps(report.summary, indent=2) + "\n", encoding="utf-8")
+        write_atomic(out_dir / "scatter.png", lambda fh: scatter_png(report.rows, fh, title), OUT_HINT)
+    write_text_atomic(out_dir / "summary.json", json.dumps(report.summary, indent=2) + "\n", OUT_HINT)
     report.out_dir = out_dir
     return report
 
@@ -141,7 +146,10 @@ def validate_host(
     without the cache term, without the context scale, and for the plain block sum (entries minus
     the per-call cost), to show what each term buys (the other terms kept as calibrated).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasError(f"cannot create {out_dir} ({exc.strerror or type(exc).__name__}); {OUT_HINT}") from None
     table = predictor.table
     preds = []
     for _, arch in archs:  # fail fast on a missing key, before any measuring
@@ -173,7 +181,10 @@ def validate_host(
                 "arch": arch.arch,
             }
             rows.append(row)
-            pd.DataFrame([row]).to_csv(csv_path, mode="a", header=i == 0, index=False, float_format="%.6g")
+            try:
+                pd.DataFrame([row]).to_csv(csv_path, mode="a", header=i == 0, index=False, float_format="%.6g")
+            except OSError as exc:
+                raise NasError(f"cannot write {csv_path} ({exc.strerror or type(exc).__name__}); {OUT_HINT}") from None
         if progress is not None:
             progress(len(archs), len(archs), "")
     df = pd.DataFrame(rows)
