@@ -15,7 +15,9 @@ checkpoint or the new one.
 from __future__ import annotations
 
 import json
+import math
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ import torch
 
 from nas._io import write_atomic
 from nas.errors import NasError
-from nas.space import FixedStage, FusedStage, SearchSpace, space_from_dict
+from nas.inputs import MAX_SEED, as_error, regular_file
+from nas.space import PHASES, FixedStage, FusedStage, SearchSpace, space_from_dict
 from nas.spec import format_block, format_head
 
 CHECKPOINT_FORMAT = "mnv4-nas-supernet"
@@ -79,7 +82,7 @@ def space_meta(space: SearchSpace) -> dict[str, Any]:
 
 
 def space_from_meta(meta: dict[str, Any]) -> SearchSpace:
-    """Inverse of :func:`space_meta`."""
+    """Inverse of :func:`space_meta` (``meta`` checked by :func:`check_meta` or :func:`read_manifest`)."""
     sp = space_from_dict(meta["definition"], meta.get("source", "<checkpoint>"))
     fw = meta.get("fixed_widths")
     if meta.get("phase", "joint") != "joint" or fw is not None:
@@ -108,21 +111,97 @@ def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, tor
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint (``weights_only=True``); ``meta`` is decoded to a dict. One-line errors."""
+    """Read a checkpoint (``weights_only=True``, a regular file only: a FIFO or a device is refused
+    unread); ``meta`` is decoded to a dict and checked field by field. One-line errors."""
     p = Path(path)
-    if not p.is_file():
-        raise NasError(f"{p}: no such supernet checkpoint")
+    with as_error(NasError):
+        regular_file(p, "supernet checkpoint")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError) as exc:
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise NasError(f"{p}: not a readable supernet checkpoint ({msg})") from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise NasError(f"{p}: not an mnv4-nas supernet checkpoint")
     if obj.get("version") != CHECKPOINT_VERSION:
-        raise NasError(f"{p}: checkpoint version {obj.get('version')} is not supported (this is {CHECKPOINT_VERSION})")
+        raise NasError(f"{p}: checkpoint version {str(obj.get('version'))[:20]} is not supported (this is {CHECKPOINT_VERSION})")
+    if not isinstance(obj.get("meta"), str):
+        raise NasError(f"{p}: corrupt checkpoint metadata (not a JSON string)")
     try:
         obj["meta"] = json.loads(obj["meta"])
-    except (TypeError, ValueError):
-        raise NasError(f"{p}: corrupt checkpoint metadata") from None
+    except (ValueError, RecursionError):
+        raise NasError(f"{p}: corrupt checkpoint metadata (not JSON)") from None
+    if not isinstance(obj.get("model"), dict):
+        raise NasError(f"{p}: corrupt checkpoint (no model state dict)")
+    check_meta(obj["meta"], str(p))
     return obj
+
+
+def _int(v: Any, lo: int, hi: int) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and lo <= v <= hi
+
+
+def _num(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _meta_problem(m: Any) -> str | None:
+    """What is wrong with checkpoint metadata (the first field that is), or None."""
+    if not isinstance(m, dict):
+        return "not a JSON object"
+    sp = m.get("space")
+    if not isinstance(sp, dict) or not isinstance(sp.get("definition"), dict):
+        return "space must be an object with a definition"
+    if sp.get("phase", "joint") not in PHASES:
+        return f"space.phase must be one of {', '.join(PHASES)}"
+    fw = sp.get("fixed_widths")
+    if fw is not None and not (isinstance(fw, list) and all(w is None or (isinstance(w, list) and len(w) == 2 and
+                                                                          all(_int(x, 1, 2**20) for x in w)) for w in fw)):  # fmt: skip
+        return "space.fixed_widths must be null or a list of [channels, depth] pairs"
+    checks = {
+        "resolution": _int(m.get("resolution"), 1, 4096),
+        "num_classes": _int(m.get("num_classes"), 1, 10**6),
+        "epochs_done": _int(m.get("epochs_done"), 0, 10**9),
+        "history": isinstance(m.get("history"), list) and all(isinstance(h, dict) for h in m["history"]),
+        "world_size": _int(m.get("world_size", 1), 1, 10**6),
+        "init_from": m.get("init_from") is None or (isinstance(m["init_from"], dict) and isinstance(m["init_from"].get("checkpoint"), str)),
+        "budget": m.get("budget") is None or _num(m["budget"]),
+    }  # fmt: skip
+    if bad := next((k for k, ok in checks.items() if not ok), None):
+        return f"{bad} is missing or out of range (got {str(m.get(bad))[:40]!r})"
+    classes = m.get("classes")
+    if not (isinstance(classes, list) and len(classes) == m["num_classes"] and all(isinstance(c, str) for c in classes)):
+        return "classes must be a list of num_classes names"
+    d = m.get("data")
+    if not (isinstance(d, dict) and isinstance(d.get("spec"), str) and d["spec"].strip() and _num(d.get("val_fraction"))
+            and 0 < d["val_fraction"] < 1 and _int(d.get("split_seed"), 0, MAX_SEED)):  # fmt: skip
+        return "data must hold spec, val_fraction in (0, 1) and split_seed"
+    for k in ("mean", "std"):
+        if k in d and not (isinstance(d[k], list) and len(d[k]) == 3 and all(_num(x) for x in d[k])):
+            return f"data.{k} must be three finite numbers"
+    c = m.get("config")
+    if not isinstance(c, dict) or not _int(c.get("seed"), 0, MAX_SEED) or not isinstance(c.get("sampler"), str):
+        return "config must be an object with seed and sampler"
+    if bad := next((k for k, v in c.items() if isinstance(v, float) and not math.isfinite(v)), None):
+        return f"config.{bad} is not finite"
+    return None
+
+
+def check_meta(meta: Any, source: str) -> None:
+    """A one-line :class:`NasError` naming ``source`` and the field when checkpoint metadata is malformed
+    (every field a checkpoint's readers use: space, resolution, classes, data, config, history)."""
+    if why := _meta_problem(meta):
+        raise NasError(f"{source}: corrupt checkpoint metadata: {why}")
+    check_space_meta(meta["space"], f"{source}: corrupt checkpoint metadata: space")
+
+
+def check_space_meta(meta: dict[str, Any], where: str) -> SearchSpace:
+    """The space of stored space metadata; a definition the schema refuses, or fixed widths that do not
+    fit it, is a one-line :class:`NasError` starting with ``where`` (not with the space's old file name)."""
+    try:
+        sp = space_from_meta(meta)
+    except NasError as exc:
+        raise NasError(f"{where}: {str(exc).removeprefix(str(meta.get('source', '')) + ': ')}") from None
+    if sp.fixed_widths is not None and len(sp.fixed_widths) != len(sp.stages):
+        raise NasError(f"{where}: fixed_widths has {len(sp.fixed_widths)} entries for {len(sp.stages)} stages")
+    return sp
