@@ -29,8 +29,10 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], object], hint: str | N
             raise
         raise NasError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); {hint}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a name too long to exist, a parent that is a file: nothing was created
+            pass
     _fsync_dir(path.parent)
 
 

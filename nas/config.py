@@ -134,7 +134,7 @@ _RULES: dict[str, Callable[[Any, str], object]] = {
     "supernet.resolution": partial(check_int, lo=8, hi=1024),
     "supernet.epochs": _positive,
     "supernet.batch_size": partial(check_int, lo=2),
-    "supernet.lr": partial(check_finite, lo=0, lo_open=True),
+    "supernet.lr": partial(check_finite, lo=0, lo_open=True, hi=10),
     "supernet.sampler": _non_empty,
     "supernet.checkpoint": _non_empty,
 }

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import stat
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -248,6 +249,12 @@ def _writable_dir(d: Path, name: str) -> None:
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"{name} {d}: {probe} is not writable")
+    try:  # os.access says yes to root everywhere: /sys, /proc and read-only mounts need a real try
+        os.rmdir(tempfile.mkdtemp(prefix=".mnv4nas-probe-", dir=probe))
+    except OSError as exc:
+        raise InputError(
+            f"{name} {d}: cannot create anything in {probe} ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def check_output_dir(path: str | Path, name: str = "--out") -> Path:

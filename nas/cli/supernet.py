@@ -256,7 +256,7 @@ def _check_train_options(space: str | None, data: str | None, out: str | None, l
     if out is not None:
         check_output_file(out, "--out")
     if lr is not None:
-        check_finite(lr, "--lr", lo=0, lo_open=True)
+        check_finite(lr, "--lr", lo=0, lo_open=True, hi=10)
     check_finite(beta, "--beta", hi=0)
     if seed is not None:
         check_seed(seed)

@@ -14,7 +14,6 @@ Results come back as the runner's CSV (``# mnv4-nas bundle results`` header) or 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -41,6 +40,7 @@ from nas.latency._table import (
     new_table,
     now_iso,
     parse_table_text,
+    read_csv_text,
     table_file,
     write_dir,
     write_table,
@@ -332,10 +332,7 @@ def read_model_latencies(
     with as_error(ConfigError):
         text = read_text(p, "model latencies CSV")
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    try:
-        df = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"{p}: malformed CSV ({' '.join(str(exc).split())})") from None
+    df = read_csv_text(body, str(p))
     df.columns = [str(c).strip() for c in df.columns]
     name_col = next((c for c in ("model_or_spec", "model", "spec") if c in df.columns), None)
     if name_col is None or "latency_ms" not in df.columns:

@@ -30,6 +30,10 @@ FEATURES: tuple[str, ...] = ("attention", "gelu")
 MAX_FREE_PARAMS = 5
 
 
+#: Upper bounds of device-model parameters (by name prefix): far above any real device, far below nonsense.
+_MODEL_MAX = {"eff": 100.0, "peak": 1e9, "bandwidth": 1e9, "other": 1e6}
+
+
 @dataclass(frozen=True)
 class DeviceModel:
     """Roofline device model: per primitive op ``max(MACs / (peak · eff[class]), bytes / bandwidth)``
@@ -55,6 +59,9 @@ class DeviceModel:
             lo_ok = v >= 0 if f.name.endswith("_ms") else v > 0
             if not lo_ok:
                 raise ConfigError(f"device model: {f.name} must be {'>= 0' if f.name.endswith('_ms') else '> 0'}")
+            hi = _MODEL_MAX.get(f.name.split("_")[0], _MODEL_MAX["other"])
+            if v > hi:
+                raise ConfigError(f"device model: {f.name} must be at most {hi:g} (got {v:g})")
 
     @property
     def ridge_point(self) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 
 from nas.errors import ConfigError
 from nas.inputs import as_error, read_text
+from nas.latency._table import read_csv_text
 
 PUBLISHED_NAME = "published.csv"
 #: Published latencies are rounded to 0.1 ms: a uniform error of ±0.05 ms, standard deviation 0.1/√12.
@@ -41,10 +41,7 @@ def _read(path: str) -> pd.DataFrame:
     with as_error(ConfigError):
         text = read_text(p, "published latencies")
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-    try:
-        df = pd.read_csv(io.StringIO(body), dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"{p}: malformed CSV ({' '.join(str(exc).split())})") from None
+    df = read_csv_text(body, str(p), keep_default_na=True, na_values=None)
     if "model" not in df.columns:
         raise ConfigError(f"{p}: missing column 'model'")
     return df.set_index("model")

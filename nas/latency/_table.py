@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ import pandas as pd
 from nas._io import write_text_atomic
 from nas.cost import DTYPE_BYTES
 from nas.errors import ConfigError, NasError
-from nas.inputs import as_error, path_exists, read_text, regular_file
+from nas.inputs import as_error, check_output_dir, path_exists, read_text, regular_file
 from nas.latency._catalog import HOST_TARGET, TABLES_HINT, check_tables_dir
 from nas.latency._keys import KEY_COLUMNS, MODEL_KIND, key_columns, key_macs, key_weight_bytes
 
@@ -297,11 +298,21 @@ def parse_table_text(text: str, source: str) -> tuple[dict[str, str], pd.DataFra
     body = "\n".join(lines[i:])
     if not body.strip():
         return meta, pd.DataFrame(columns=list(COLUMNS))
+    return meta, read_csv_text(body, source)
+
+
+def read_csv_text(body: str, source: str, **kw: Any) -> pd.DataFrame:
+    """CSV text as strings (empty cells NaN). A malformed CSV, or a row with more cells than the header
+    (which pandas would otherwise read as an index, shifting every column), is a one-line ConfigError."""
+    kw = {"dtype": str, "keep_default_na": False, "na_values": [""], **kw}
     try:
-        df = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False, na_values=[""])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(io.StringIO(body), index_col=False, **kw)
+    except pd.errors.ParserWarning:
+        raise ConfigError(f"{source}: malformed CSV (a row has more cells than the header)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"{source}: malformed CSV ({' '.join(str(exc).split())})") from None
-    return meta, df
+        raise ConfigError(f"{source}: malformed CSV ({' '.join(str(exc).split())[:200]})") from None
 
 
 def read_table(path: str | Path) -> LatencyTable:
@@ -421,7 +432,8 @@ def shipped_tables_dir() -> Path | None:
 def write_dir(tables_dir: Path | None) -> Path:
     """Folder new tables are written to: the configured one, else the shipped one."""
     if tables_dir is not None:
-        return check_tables_dir(Path(tables_dir))
+        with as_error(ConfigError):
+            return check_output_dir(check_tables_dir(Path(tables_dir)), "[latency] tables_dir")
     shipped = shipped_tables_dir()
     if shipped is None:
         raise NasError("no latency_tables/ folder to write to; set [latency] tables_dir in nas.toml")

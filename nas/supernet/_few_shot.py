@@ -123,7 +123,13 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     init = m.get("init_from")
     if init is not None and not (isinstance(init, dict) and isinstance(init.get("checkpoint"), str)):
         raise NasError(f"{p}: malformed few-shot manifest (init_from must be null or name a checkpoint)")
-    check_space_meta(m["space"], f"{p}: malformed few-shot manifest: space")
+    space = check_space_meta(m["space"], f"{p}: malformed few-shot manifest: space")
+    try:
+        want = sorted(sh.label for sh in split_space(space, m["split"]))
+    except NasError as exc:
+        raise NasError(f"{p}: malformed few-shot manifest: split ({str(exc).removeprefix('--split: ')})") from None
+    if sorted(s["label"] for s in shots) != want:
+        raise NasError(f"{p}: malformed few-shot manifest: its shots are not the split's ({', '.join(want)})")
     return m
 
 
