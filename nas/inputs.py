@@ -227,33 +227,34 @@ def check_int(value: int, name: str, *, lo: int | None = None, hi: int | None = 
     return value
 
 
-def _writable_dir(d: Path, name: str) -> None:
+def _writable_dir(d: Path, name: str, shown: Path | None = None) -> None:
     """``d`` exists as a writable directory, or can be created (its nearest existing parent is a
-    writable directory)."""
+    writable directory). Errors name ``shown`` (the output path the user gave), else ``d``."""
     probe = d
+    user = shown if shown is not None else d
     while True:
         try:
             st = probe.stat()
             break
         except (FileNotFoundError, NotADirectoryError):  # not there yet, or under a file (named below)
             if probe.parent == probe:
-                raise InputError(f"{name} {d}: no existing parent folder") from None
+                raise InputError(f"{name} {user}: no existing parent folder") from None
             probe = probe.parent
         except OSError as exc:
             raise InputError(
-                f"{name} {_short(d)}: cannot use this path ({exc.strerror or type(exc).__name__})"
+                f"{name} {_short(user)}: cannot use this path ({exc.strerror or type(exc).__name__})"
             ) from None
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(
-            f"{name} {d}: {probe} is {_kind(st.st_mode) if stat.S_ISREG(st.st_mode) is False else 'a file'}, not a folder"
+            f"{name} {user}: {probe} is {_kind(st.st_mode) if stat.S_ISREG(st.st_mode) is False else 'a file'}, not a folder"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{name} {d}: {probe} is not writable")
+        raise InputError(f"{name} {user}: {probe} is not writable")
     try:  # os.access says yes to root everywhere: /sys, /proc and read-only mounts need a real try
         os.rmdir(tempfile.mkdtemp(prefix=".mnv4nas-probe-", dir=probe))
     except OSError as exc:
         raise InputError(
-            f"{name} {d}: cannot create anything in {probe} ({exc.strerror or type(exc).__name__})"
+            f"{name} {user}: cannot create anything in {probe} ({exc.strerror or type(exc).__name__})"
         ) from None
 
 
@@ -279,7 +280,7 @@ def check_output_file(path: str | Path, name: str = "--output") -> Path:
         raise InputError(f"{name} {p}: is a directory; give a file path")
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise InputError(f"{name} {p}: exists and is {_kind(st.st_mode)}, not a regular file")
-    _writable_dir(p.parent, name)
+    _writable_dir(p.parent, name, p)
     return p
 
 

@@ -36,7 +36,9 @@ def _one_line(exc: BaseException) -> None:
 
 
 _JSONISH = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10)),
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_subnormal=False), st.text(max_size=10)
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)),
     max_leaves=30,
 )
@@ -71,7 +73,11 @@ def test_deep_and_huge_documents_are_one_line_errors():
 
 
 @FUZZ
-@given(st.one_of(st.floats(), st.integers(-(10**40), 10**40), st.booleans(), st.text(max_size=3), st.none()))
+@given(
+    st.one_of(
+        st.floats(allow_subnormal=False), st.integers(-(10**40), 10**40), st.booleans(), st.text(max_size=3), st.none()
+    )
+)
 def test_numbers(value):
     try:
         v = check_finite(value, "--x", lo=0, lo_open=True, hi=1e6)
@@ -186,7 +192,7 @@ lr = 1
 sampler = 1
 checkpoint = 1
 """).items() for key in fields]  # fmt: skip
-_CONFIG_VALUES = st.one_of(st.integers(-5, 5), st.integers(-(2**70), 2**70), st.floats(), st.sampled_from(["", " ", "x", "4ms"]),
+_CONFIG_VALUES = st.one_of(st.integers(-5, 5), st.integers(-(2**70), 2**70), st.floats(allow_subnormal=False), st.sampled_from(["", " ", "x", "4ms"]),
                            st.booleans(), st.lists(st.integers(), max_size=2))  # fmt: skip
 
 

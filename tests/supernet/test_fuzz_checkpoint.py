@@ -43,7 +43,7 @@ PATHS = [("space",), ("space", "definition"), ("space", "phase"), ("space", "fix
          ("classes",), ("data",), ("data", "spec"), ("data", "val_fraction"), ("data", "split_seed"), ("data", "mean"),
          ("config",), ("config", "seed"), ("config", "sampler"), ("config", "lr"), ("epochs_done",), ("history",),
          ("world_size",), ("budget",), ("init_from",), ("space", "definition", "stages"), ("space", "definition", "resolution")]  # fmt: skip
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(), st.text(max_size=6),
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_subnormal=False), st.text(max_size=6),
                    st.lists(st.integers(-2, 50), max_size=3), st.just({}), st.just([[8, 1]]), st.sampled_from(["joint", "coarse", "fine"]))  # fmt: skip
 
 
