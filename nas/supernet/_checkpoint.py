@@ -29,6 +29,8 @@ from nas.inputs import MAX_SEED, as_error, regular_file
 from nas.space import PHASES, FixedStage, FusedStage, SearchSpace, space_from_dict
 from nas.spec import format_block, format_head
 
+#: What torch.load raises on a file that is not a checkpoint (truncated, garbage, a hostile pickle).
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError)
 CHECKPOINT_FORMAT = "mnv4-nas-supernet"
 CHECKPOINT_VERSION = 1
 
@@ -118,13 +120,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         regular_file(p, "supernet checkpoint")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError) as exc:
+    except _UNREADABLE as exc:
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise NasError(f"{p}: not a readable supernet checkpoint ({msg})") from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise NasError(f"{p}: not an mnv4-nas supernet checkpoint")
     if obj.get("version") != CHECKPOINT_VERSION:
-        raise NasError(f"{p}: checkpoint version {str(obj.get('version'))[:20]} is not supported (this is {CHECKPOINT_VERSION})")
+        version = str(obj.get("version"))[:20]
+        raise NasError(f"{p}: checkpoint version {version} is not supported (this is {CHECKPOINT_VERSION})")
     if not isinstance(obj.get("meta"), str):
         raise NasError(f"{p}: corrupt checkpoint metadata (not a JSON string)")
     try:
@@ -170,7 +173,7 @@ def _meta_problem(m: Any) -> str | None:
     if bad := next((k for k, ok in checks.items() if not ok), None):
         return f"{bad} is missing or out of range (got {str(m.get(bad))[:40]!r})"
     classes = m.get("classes")
-    if not (isinstance(classes, list) and len(classes) == m["num_classes"] and all(isinstance(c, str) for c in classes)):
+    if not (isinstance(classes, list) and len(classes) == m["num_classes"] and all(isinstance(c, str) for c in classes)):  # fmt: skip
         return "classes must be a list of num_classes names"
     d = m.get("data")
     if not (isinstance(d, dict) and isinstance(d.get("spec"), str) and d["spec"].strip() and _num(d.get("val_fraction"))
