@@ -13,9 +13,9 @@ from nas.errors import NasError
 def write_atomic(path: Path, write: Callable[[IO[bytes]], object], hint: str | None = None) -> None:
     """Write ``path`` through a temporary file beside it, fsync, ``os.replace`` and fsync the folder:
     readers (and a kill -9 or power loss) see the old file or the new one, never half of one.
-    ``write`` fills the open binary file. With ``hint``, an unwritable folder is a one-line
-    :class:`NasError` ending with it; without, the ``OSError`` propagates (for callers that treat
-    the write as optional)."""
+    ``write`` fills the open binary file. With ``hint``, a failed write (an unwritable or full folder)
+    is a one-line :class:`NasError` ending with it, and no partial file is left; without, the
+    ``OSError`` propagates (for callers that treat the write as optional)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,13 +24,15 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], object], hint: str | N
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except PermissionError as exc:
+    except OSError as exc:  # EACCES, EROFS, ENOSPC, EDQUOT, a parent that is a file, ...
         if hint is None:
             raise
-        raise NasError(f"cannot write {path} ({exc.strerror}); {hint}") from None
+        raise NasError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); {hint}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a name too long to exist, a parent that is a file: nothing was created
+            pass
     _fsync_dir(path.parent)
 
 

@@ -1,20 +1,25 @@
 """Project configuration: built-in defaults, overridden by ``./nas.toml`` or ``--config PATH``.
 
-Each section is a frozen dataclass; the loader checks every key against it, so a typo or a wrong
-type is a one-line :class:`~nas.errors.ConfigError` naming the file and the key.
+Each section is a frozen dataclass; the loader checks every key against it, so a typo, a wrong
+type or a value out of range (a negative seed, 0 trials, a NaN learning rate) is a one-line
+:class:`~nas.errors.ConfigError` naming the file and the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError
+from nas.inputs import as_error, check_finite, check_int, check_seed, path_exists, read_toml
 
 DEFAULT_CONFIG_NAME = "nas.toml"
+#: Largest config file read.
+MAX_CONFIG_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,41 @@ def _type_name(default: Any) -> str:
     return "a list" if isinstance(default, (list, tuple)) else type(default).__name__
 
 
+def _non_empty(value: str, name: str) -> str:
+    if not value.strip():
+        raise ConfigError(f"{name} must not be empty")
+    return value
+
+
+_positive = partial(check_int, lo=1)
+#: Range of each value that has one (``section.key`` → check(value, name)); "" and 0 never mean "default".
+_RULES: dict[str, Callable[[Any, str], object]] = {
+    "project.output_dir": _non_empty,
+    "project.seed": check_seed,
+    "search.target": _non_empty,
+    "search.budget": _non_empty,
+    "search.estimator": _non_empty,
+    **{
+        f"search.{k}": _positive
+        for k in ("trials", "coarse_trials", "fine_trials", "tunas_steps", "tunas_coarse_steps", "tunas_fine_steps")
+    },
+    "latency.threads": _positive,
+    "latency.runs": _positive,
+    "latency.sessions": _positive,
+    "latency.warmup": partial(check_int, lo=0),
+    "latency.flush_mib": partial(check_finite, lo=0, hi=4096),
+    "latency.guard": partial(check_finite, lo=0, hi=10),
+    "supernet.space": _non_empty,
+    "supernet.data": _non_empty,
+    "supernet.resolution": partial(check_int, lo=8, hi=1024),
+    "supernet.epochs": _positive,
+    "supernet.batch_size": partial(check_int, lo=2),
+    "supernet.lr": partial(check_finite, lo=0, lo_open=True, hi=10),
+    "supernet.sampler": _non_empty,
+    "supernet.checkpoint": _non_empty,
+}
+
+
 def config_from_dict(data: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document against the schema and merge it over the defaults."""
     sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
@@ -137,6 +177,9 @@ def config_from_dict(data: dict[str, Any], source: str) -> Config:
                 raise ConfigError(f"{source}: unknown key {name}.{key} (allowed: {', '.join(allowed)})")
             if not _type_ok(allowed[key], value):
                 raise ConfigError(f"{source}: key {name}.{key} must be {_type_name(allowed[key])} (got {value!r})")
+            if rule := _RULES.get(f"{name}.{key}"):
+                with as_error(ConfigError):
+                    rule(value, f"{source}: key {name}.{key}")
         values[name] = dataclasses.replace(cls, **table)
     return Config(**values, source=source)
 
@@ -145,18 +188,10 @@ def load_config(path: str | Path | None = None, cwd: str | Path | None = None) -
     """Load ``path`` if given, else ``<cwd>/nas.toml`` if it exists, else the built-in defaults."""
     if path is None:
         candidate = Path(cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
-        if not candidate.is_file():
+        if not path_exists(candidate):  # a ./nas.toml that is a FIFO or a folder is refused below
             return Config()
         path = candidate
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read config ({exc})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: malformed TOML ({exc})") from None
+    with as_error(ConfigError):
+        data = read_toml(p, "config file", MAX_CONFIG_BYTES)
     return config_from_dict(data, str(p))

@@ -17,8 +17,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
+import tempfile
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +30,19 @@ from nas.errors import NasError
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_SEED",
     "MAX_TEXT_BYTES",
     "InputError",
+    "as_error",
+    "check_device",
     "check_finite",
     "check_int",
+    "check_name",
     "check_output_dir",
     "check_output_file",
+    "check_seed",
     "json_loads",
+    "path_exists",
     "read_bytes",
     "read_json",
     "read_text",
@@ -45,10 +55,31 @@ __all__ = [
 MAX_TEXT_BYTES = 64 * 2**20
 #: Deepest nesting of lists/tables accepted in a JSON or TOML document.
 MAX_DEPTH = 64
+#: Largest seed: numpy's legacy seeding (optuna's samplers) takes 32-bit seeds.
+MAX_SEED = 2**32 - 1
 
 
 class InputError(NasError):
     """A file or value that the tool refuses (names the input and the field)."""
+
+
+@contextmanager
+def as_error(cls: type[NasError]) -> Iterator[None]:
+    """Raise an :class:`InputError` from inside the block as ``cls`` with the same message, for
+    callers whose errors have a documented type (``SpecError`` for specs, ``ConfigError`` for configs)."""
+    try:
+        yield
+    except InputError as exc:
+        raise cls(str(exc)) from None
+
+
+def path_exists(path: str | Path) -> bool:
+    """``Path(path).exists()`` that answers False, instead of raising, for a name the OS cannot even
+    look up (longer than 255 bytes per component, a NUL byte): such a text is no file."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _kind(mode: int) -> str:
@@ -196,48 +227,111 @@ def check_int(value: int, name: str, *, lo: int | None = None, hi: int | None = 
     return value
 
 
-def _writable_dir(d: Path, name: str) -> None:
+def _writable_dir(d: Path, name: str, shown: Path | None = None) -> None:
     """``d`` exists as a writable directory, or can be created (its nearest existing parent is a
-    writable directory)."""
+    writable directory). Errors name ``shown`` (the output path the user gave), else ``d``."""
     probe = d
+    user = shown if shown is not None else d
     while True:
         try:
             st = probe.stat()
             break
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not there yet, or under a file (named below)
             if probe.parent == probe:
-                raise InputError(f"{name} {d}: no existing parent folder") from None
+                raise InputError(f"{name} {user}: no existing parent folder") from None
             probe = probe.parent
         except OSError as exc:
             raise InputError(
-                f"{name} {_short(d)}: cannot use this path ({exc.strerror or type(exc).__name__})"
+                f"{name} {_short(user)}: cannot use this path ({exc.strerror or type(exc).__name__})"
             ) from None
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(
-            f"{name} {d}: {probe} is {_kind(st.st_mode) if stat.S_ISREG(st.st_mode) is False else 'a file'}, not a folder"
+            f"{name} {user}: {probe} is {_kind(st.st_mode) if stat.S_ISREG(st.st_mode) is False else 'a file'}, not a folder"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{name} {d}: {probe} is not writable")
+        raise InputError(f"{name} {user}: {probe} is not writable")
+    try:  # os.access says yes to root everywhere: /sys, /proc and read-only mounts need a real try
+        os.rmdir(tempfile.mkdtemp(prefix=".mnv4nas-probe-", dir=probe))
+    except OSError as exc:
+        raise InputError(
+            f"{name} {user}: cannot create anything in {probe} ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def check_output_dir(path: str | Path, name: str = "--out") -> Path:
     """An output folder that exists as a writable folder or can be created; checked before work starts."""
-    p = Path(path).expanduser()
-    _check_name_lengths(p, name)
+    p = _output_path(path, name)
     _writable_dir(p, name)
     return p
 
 
 def check_output_file(path: str | Path, name: str = "--output") -> Path:
     """An output file path whose folder can be written and that is not an existing directory."""
+    p = _output_path(path, name)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        st = None  # a parent is a file: _writable_dir names it
+    except OSError as exc:
+        raise InputError(f"{name} {_short(p)}: cannot use this path ({exc.strerror or type(exc).__name__})") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{name} {p}: is a directory; give a file path")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{name} {p}: exists and is {_kind(st.st_mode)}, not a regular file")
+    _writable_dir(p.parent, name, p)
+    return p
+
+
+def _output_path(path: str | Path, name: str) -> Path:
+    if not str(path).strip():
+        raise InputError(f"{name}: empty path")
+    if "\0" in str(path):
+        raise InputError(f"{name}: the path holds a NUL character")
     p = Path(path).expanduser()
     _check_name_lengths(p, name)
-    if p.is_dir():
-        raise InputError(f"{name} {p}: is a directory; give a file path")
-    if p.exists() and not p.is_file():
-        raise InputError(f"{name} {p}: exists and is not a regular file")
-    _writable_dir(p.parent if str(p.parent) else Path("."), name)
     return p
+
+
+def check_seed(value: int, name: str = "--seed") -> int:
+    """A seed in [0, 2**32 - 1] (what numpy, torch and optuna all accept)."""
+    return check_int(value, name, lo=0, hi=MAX_SEED)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_name(value: str, name: str) -> str:
+    """A non-empty name without control characters (a target, a study, an estimator): ``""`` never
+    silently means the default."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name} must not be empty")
+    if m := _CONTROL.search(value):
+        raise InputError(f"{name} {value[:60]!r}: holds the control character {m.group()!r}")
+    return value
+
+
+_DEVICE = re.compile(r"(cpu|mps|cuda)(?::([0-9]{1,3}))?")
+
+
+def check_device(value: str, name: str = "--device") -> str:
+    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (imports torch)."""
+    m = _DEVICE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise InputError(f"{name} {value!r}: must be cpu, cuda, cuda:N or mps")
+    import torch
+
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise InputError(f"{name} {value}: this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
+        if index is not None and int(index) >= n:
+            raise InputError(f"{name} {value}: this machine has {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"{name} mps: this torch sees no Apple MPS device; use --device cpu")
+    return value.strip()
 
 
 def _check_name_lengths(p: Path, name: str) -> None:

@@ -28,7 +28,7 @@ def test_cwd_file_and_explicit_path(tmp_path):
         ("[project]\nsede = 1\n", "unknown key project.sede"),
         ("[proj]\nseed = 1\n", "unknown section [proj]"),
         ("[project]\nseed = 'one'\n", "project.seed must be an integer"),
-        ("[project\nseed = 1\n", "malformed TOML"),
+        ("[project\nseed = 1\n", "invalid TOML"),
         ("project = 3\n", "[project] must be a table"),
     ],
 )

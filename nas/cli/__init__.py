@@ -7,6 +7,7 @@ how to get the traceback (``MNV4NAS_DEBUG=1``).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -97,6 +98,10 @@ def _cli_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
     return tuple(errors), tuple(aborts)
 
 
+#: errno values that describe the machine (a full disk, a read-only or forbidden place), never a bug
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
     cmd = typer.main.get_command(app)
@@ -123,15 +128,29 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # a bug: keep the one-line contract, offer the traceback on demand
-        if os.environ.get("MNV4NAS_DEBUG"):
-            raise
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS or os.environ.get("MNV4NAS_DEBUG"):
+            return _internal(exc)
+        # The disk or the folder failed a write, not mnv4-nas: say so in one line (writers are atomic).
+        what = f"cannot write {exc.filename}" if exc.filename else "a write failed"
         err_console.print(
-            f"mnv4-nas: internal error: {type(exc).__name__}: {_one_line(str(exc))} (set MNV4NAS_DEBUG=1 for the traceback)",
-            markup=False,
+            f"mnv4-nas: error: {what} ({exc.strerror}); free space or choose a writable place", markup=False
         )
-        return 1
+        return 2
+    except Exception as exc:  # a bug: keep the one-line contract, offer the traceback on demand
+        return _internal(exc)
     return rv if isinstance(rv, int) else 0
+
+
+def _internal(exc: BaseException) -> int:
+    """Print an unexpected exception as one line (exit 1), or raise it under ``MNV4NAS_DEBUG``."""
+    if os.environ.get("MNV4NAS_DEBUG"):
+        raise exc
+    err_console.print(
+        f"mnv4-nas: internal error: {type(exc).__name__}: {_one_line(str(exc))} (set MNV4NAS_DEBUG=1 for the traceback)",
+        markup=False,
+    )
+    return 1
 
 
 def entry() -> None:

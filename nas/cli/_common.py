@@ -12,6 +12,7 @@ from rich.console import Console
 
 from nas.config import Config, load_config
 from nas.errors import NasError, SpecError
+from nas.inputs import path_exists
 from nas.spec import ArchSpec, load_spec_file, parse_arch
 
 #: Human-readable output (tables, progress) goes to stdout; errors to stderr.
@@ -33,19 +34,23 @@ def get_config(ctx: typer.Context) -> Config:
 
 
 def resolve_spec(text: str) -> tuple[ArchSpec, str]:
-    """A zoo name, a spec file (``.json``/``.toml``/text) or an arch string → (spec, display name)."""
+    """A zoo name, an arch string or a spec file (``.json``/``.toml``/text) → (spec, display name).
+
+    An arch string (``res…|…``) is parsed as one, whatever its length, and never looked up as a path.
+    """
     from nas.zoo import ZOO, get_spec
 
     if text in ZOO:
         return get_spec(text), text
-    p = Path(text)
-    if p.exists():
-        return load_spec_file(p), p.stem
-    if text.startswith("res") and "|" in text:
+    if "|" in text and text.lstrip().startswith("res"):
         return parse_arch(text), "arch"
-    if p.suffix.lower() in (".json", ".toml", ".txt"):
+    if path_exists(text):
+        p = Path(text)
+        return load_spec_file(p), p.stem
+    if Path(text).suffix.lower() in (".json", ".toml", ".txt"):
         raise SpecError(f"{text}: no such file")
-    raise SpecError(f"{text!r} is neither a zoo model (known: {', '.join(ZOO)}) nor a spec file nor an arch string")
+    shown = text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
+    raise SpecError(f"{shown!r} is neither a zoo model (known: {', '.join(ZOO)}) nor a spec file nor an arch string")
 
 
 def print_json(obj: Any) -> None:

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec
+from nas.inputs import check_finite, check_name, check_output_dir, check_seed
 
 if TYPE_CHECKING:
     from nas.latency import Calibration, Device, FitResult, TimingConfig
@@ -268,6 +269,8 @@ def profile(
         )
     if calib < 0:
         raise UsageError(f"--calib must be >= 0 (got {calib})")
+    if seed is not None:
+        check_seed(seed)
     cfg = _timing(ctx, threads, runs, sessions)
     extra = _models(model)
     keys = distinct_keys(space, include_zoo=zoo)
@@ -420,6 +423,8 @@ def import_(
     dev = get_device(target, tdir)
     if (results is None) == (from_models is None):
         raise UsageError("give either RESULTS (per-entry measurements) or --from-models CSV")
+    if cache_mib is not None:
+        check_finite(cache_mib, "--cache-mib", lo=0)
     if results is not None:
         path, table = import_results(dev, results, tdir, cache_mib)
         out = {"target": target, "path": str(path), "source": "imported", "entries": len(table), "models": len(table.models),
@@ -489,7 +494,7 @@ def predict_cmd(
     if model is not None and model not in ZOO:
         raise UsageError(f"unknown model {model!r} (known: {', '.join(ZOO)}); use --spec for files")
     arch, name = resolve_spec(model or spec or "")
-    tgt = target or get_config(ctx).search.target
+    tgt = get_config(ctx).search.target if target is None else check_name(target, "--target")
     predictor = load_predictor(tgt, _tables_dir(ctx), fallback)
     pred = predictor.predict_archs([arch])
     ms = float(pred.latency_ms[0])
@@ -529,9 +534,13 @@ def validate(
     )
 
     cfg = get_config(ctx)
+    if seed is not None:
+        check_seed(seed)
     predictor = load_predictor(target, _tables_dir(ctx))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(cfg.project.output_dir) / f"latency-validate-{target}-{stamp}"
+    out_dir = check_output_dir(
+        Path(cfg.project.output_dir) / f"latency-validate-{target}-{stamp}", "[project] output_dir"
+    )
     if published:
         report = validate_published(predictor, out_dir)
     else:

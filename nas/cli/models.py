@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from nas._io import write_text_atomic
 from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json, resolve_spec
 from nas.cost import count_macs, count_params, layer_costs
+from nas.inputs import check_output_file
 from nas.spec import ArchSpec, UIBSpec, to_json, to_toml
 
 
@@ -170,7 +171,7 @@ def export(
     output: str | None = typer.Option(
         None, "--output", "-o", help="Output path; '-' or omitted = stdout (required for onnx)."
     ),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (17 up to what the installed torch exporter supports)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: make the batch dimension dynamic."),
     check: bool = typer.Option(
         True, "--check/--no-check", help="ONNX: compare onnxruntime with torch (max abs diff <= 1e-4)."
@@ -181,10 +182,10 @@ def export(
     if fmt is ExportFormat.onnx:
         if output in (None, "-"):
             raise UsageError("--output PATH is required for --format onnx (binary output cannot go to stdout)")
-        if opset < 17:
-            raise UsageError(f"--opset must be >= 17 (got {opset})")
-        from nas.export.onnx import export_onnx
+        from nas.export.onnx import check_opset, export_onnx
 
+        check_opset(opset)
+        check_output_file(output, "--output")
         with console.status(f"exporting {name} to ONNX and checking it in onnxruntime…"):
             res = export_onnx(arch, output, opset=opset, dynamic_batch=dynamic_batch, check=check)
         diff = "not checked" if res.max_abs_diff is None else f"max |ort - torch| = {res.max_abs_diff:.2e}"
@@ -201,7 +202,6 @@ def export(
     if output in (None, "-"):
         sys.stdout.write(text)
         return
-    p = Path(output)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text, encoding="utf-8")
+    p = check_output_file(output, "--output")
+    write_text_atomic(p, text, "give --output a writable path")
     console.print(f"wrote {p}")

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json
 from nas.cost import count_macs, count_params
-from nas.search import SearchSettings, outcome_json, run_search
+from nas.inputs import check_finite, check_int, check_name, check_output_dir, check_seed
+from nas.search import SearchSettings, check_ray_address, check_storage, outcome_json, run_search
 from nas.search._results import SearchOutcome, best_table_rows, provenance_table
 from nas.supernet._reward import TUNAS_BETA
 
@@ -97,6 +98,8 @@ def search(
 ) -> None:
     """Search for the best architecture within a latency budget on one or more targets."""
     cfg = get_config(ctx)
+    _check_options(target, budget, trials, coarse_trials, fine_trials, coarse_top, seed, beta, estimator,
+                   coarse_estimator, study, storage, ray_address, out)  # fmt: skip
     targets = list(target or [])
     budgets = list(budget or [])
     if not targets and not budgets:
@@ -119,14 +122,14 @@ def search(
         targets=targets,
         budgets=budgets,
         space=space,
-        estimator=estimator or cfg.search.estimator,
+        estimator=cfg.search.estimator if estimator is None else estimator,
         # The nas.toml default applies to two-stage searches only; a --coarse-estimator flag given with
         # --one-stage still reaches run_search, which refuses it.
         coarse_estimator=coarse_estimator or (None if one_stage else cfg.search.coarse_estimator or None),
         one_stage=one_stage,
-        trials=trials or d_trials,
-        coarse_trials=n_coarse or d_coarse,
-        fine_trials=n_fine or d_fine,
+        trials=d_trials if trials is None else trials,
+        coarse_trials=d_coarse if n_coarse is None else n_coarse,
+        fine_trials=d_fine if n_fine is None else n_fine,
         coarse_top=coarse_top,
         pareto=pareto,
         seed=cfg.project.seed if seed is None else seed,
@@ -150,6 +153,34 @@ def search(
         print_json(outcome_json(outcome))
         return
     _print_outcome(outcome, settings)
+
+
+def _check_options(
+    target: list[str] | None, budget: list[str] | None, trials: int | None, coarse_trials: int | None,
+    fine_trials: int | None, coarse_top: int, seed: int | None, beta: float, estimator: str | None,
+    coarse_estimator: str | None, study: str | None, storage: str | None, ray_address: str | None, out: Path | None,
+) -> None:  # fmt: skip
+    """Every option in range before any work starts: 0 or "" never means the default."""
+    for t in target or []:
+        check_name(t, "--target")
+    for b in budget or []:
+        check_name(b, "--budget")
+    for name, n in (("--trials", trials), ("--coarse-trials", coarse_trials), ("--fine-trials", fine_trials)):
+        if n is not None:
+            check_int(n, name, lo=1, hi=10**7)
+    check_int(coarse_top, "--coarse-top", lo=1, hi=1000)
+    if seed is not None:
+        check_seed(seed)
+    check_finite(beta, "--beta", hi=0, hi_open=True)
+    for name, v in (("--estimator", estimator), ("--coarse-estimator", coarse_estimator), ("--study", study)):
+        if v is not None:
+            check_name(v, name)
+    if storage is not None:
+        check_storage(storage)
+    if ray_address is not None:
+        check_ray_address(ray_address)
+    if out is not None:
+        check_output_dir(out, "--out")
 
 
 def _print_outcome(outcome: SearchOutcome, settings: SearchSettings) -> None:

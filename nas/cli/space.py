@@ -11,6 +11,7 @@ from rich.table import Table
 from nas.cli._common import console, fmt_int, fmt_macs, get_config, print_json, resolve_spec
 from nas.cost import count_macs, count_params
 from nas.errors import SpecError
+from nas.inputs import check_seed
 from nas.space import (
     FixedStage,
     FusedStage,
@@ -195,7 +196,7 @@ def sample_(
 ) -> None:
     """Sample architectures; prints canonical arch strings with params and MACs."""
     sp = load_space(name_or_path)
-    rng = np.random.default_rng(get_config(ctx).project.seed if seed is None else seed)
+    rng = np.random.default_rng(get_config(ctx).project.seed if seed is None else check_seed(seed))
     note = ""
     if stage is Stage.coarse:
         target = coarse_space(sp)

@@ -11,7 +11,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nas._io import write_atomic
 from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json, resolve_spec
+from nas.inputs import check_device, check_finite, check_name, check_output_file, check_seed
 from nas.supernet._reward import TUNAS_BETA
 
 app = typer.Typer(
@@ -131,8 +133,9 @@ def train(
 
     cfg_all = get_config(ctx)
     sc = cfg_all.supernet
+    _check_train_options(space, data, out, lr, beta, target, seed, device, init_from)
     _set_threads(threads)
-    sp = load_space(space or sc.space)
+    sp = load_space(sc.space if space is None else space)
     if phase is Phase.coarse:
         sp = coarse_space(sp)
     smp = (sampler.value if sampler is not None else sc.sampler)
@@ -144,16 +147,16 @@ def train(
     elif target is not None or budget is not None:
         raise UsageError("--target/--budget apply to --sampler tunas")
     cfg = TrainConfig(
-        epochs=epochs or sc.epochs, batch_size=batch_size or sc.batch_size, lr=lr or sc.lr, sampler=smp,
+        epochs=_given(epochs, sc.epochs), batch_size=_given(batch_size, sc.batch_size), lr=_given(lr, sc.lr), sampler=smp,
         random_subnets=random_subnets, distill=distill, sandwich_ops=sandwich_ops.value,
         kernel_transform=kernel_transform, cost=cost.value, target=target,
         budget=parse_budget(budget, unit or "") if budget is not None else None, beta=beta,
         seed=cfg_all.project.seed if seed is None else seed,
     )  # fmt: skip
     cfg.check()
-    res = resolution or sc.resolution
-    data_spec = data or sc.data
-    ckpt = Path(out or sc.checkpoint)
+    res = _given(resolution, sc.resolution)
+    data_spec = _given(data, sc.data)
+    ckpt = Path(_given(out, sc.checkpoint))
     if split is not None:
         from nas.supernet._few_shot import check_few_shot
 
@@ -162,6 +165,7 @@ def train(
         shots = check_few_shot(sp, split, smp, ckpt)  # before the data loads
     elif out is not None and Path(out).suffix.lower() == ".json":
         raise UsageError(f"--out: {out} is a .json path, which names a few-shot manifest; add --split DECISION or give a .pt path")
+    check_output_file(ckpt, "--out")
     quiet = json_out or env_world_size() > 1 and _rank() != 0
     ds = load_data(data_spec, res, seed=cfg.seed)
     if not quiet:
@@ -236,6 +240,28 @@ def train(
             f"(T0 {t.budgets[0]:.4g}), reward {t.reward:.4f}"
         )
         typer.echo(t.arch.arch)
+
+
+def _given(value: Any, default: Any) -> Any:
+    """``value`` unless the option was not given (None): 0 or "" is checked, never the default."""
+    return default if value is None else value
+
+
+def _check_train_options(space: str | None, data: str | None, out: str | None, lr: float | None, beta: float,
+                         target: str | None, seed: int | None, device: str | None, init_from: str | None) -> None:  # fmt: skip
+    """Options of ``supernet train`` in range before the space or the data load."""
+    for name, v in (("--space", space), ("--data", data), ("--target", target), ("--init-from", init_from)):
+        if v is not None:
+            check_name(v, name)
+    if out is not None:
+        check_output_file(out, "--out")
+    if lr is not None:
+        check_finite(lr, "--lr", lo=0, lo_open=True, hi=10)
+    check_finite(beta, "--beta", hi=0)
+    if seed is not None:
+        check_seed(seed)
+    if device is not None:
+        check_device(device)
 
 
 def _few_shot_summary(few: Any, json_out: bool, coarse: bool) -> None:
@@ -314,11 +340,12 @@ def _info_one(checkpoint: str, meta: dict[str, Any]) -> None:
     sp = space_from_meta(meta["space"])
     cfg = stored_config(meta)
     console.print(f"[bold]{checkpoint}[/bold]: space {sp} at {meta['resolution']} px, {meta['num_classes']} classes")
-    console.print(f"data: {meta['data']['spec']} ({meta['data']['train_images']} train / {meta['data']['val_images']} held-out)")
+    d = meta["data"]
+    console.print(f"data: {d['spec']} ({d.get('train_images', '?')} train / {d.get('val_images', '?')} held-out)")
     console.print(
         f"sampler {cfg['sampler']}{_sandwich_note(cfg)}"
         f"{_transform_note(cfg, meta)}, {meta['epochs_done']}/{cfg['epochs']} epochs, batch {cfg['batch_size']} x "
-        f"{meta['world_size']} process(es), lr {cfg['lr']}, seed {cfg['seed']}"
+        f"{meta.get('world_size', 1)} process(es), lr {cfg['lr']}, seed {cfg['seed']}"
     )
     if meta.get("init_from"):
         i = meta["init_from"]
@@ -349,6 +376,7 @@ def eval_(
     from nas.space import sample
     from nas.supernet import largest_arch, load_supernet_estimator, smallest_arch
 
+    check_seed(seed)
     _set_threads(threads)
     est = load_supernet_estimator(checkpoint)
     sp = est.search_space
@@ -390,20 +418,20 @@ def extract(
     from nas.supernet import FewShotEstimator, load_supernet_estimator
 
     spec = resolve_spec(arch)[0]
+    p = check_output_file(output, "--output")
     est = load_supernet_estimator(checkpoint)
     if isinstance(est, FewShotEstimator):
         est = est.shot_for(spec)
     model = recalibrate_bn(est.supernet.extract(spec), est.calib)
     norm = est.supernet.normalize(spec)
-    p = Path(output)
-    p.parent.mkdir(parents=True, exist_ok=True)
     if fmt is ExtractFormat.onnx:
         from nas.export.onnx import export_onnx
 
         r = export_onnx(norm, p, model=model)
         console.print(f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})")
         return
-    torch.save({"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"]["mean"],
-                "std": est.meta["data"]["std"], "state_dict": model.state_dict()}, p)  # fmt: skip
+    obj = {"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"].get("mean"),
+           "std": est.meta["data"].get("std"), "state_dict": model.state_dict()}  # fmt: skip
+    write_atomic(p, lambda fh: torch.save(obj, fh), "give --output a writable path")
     console.print(f"wrote {p}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
                   f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))")  # fmt: skip

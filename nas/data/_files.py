@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,10 @@ def _images_in(d: Path) -> list[Path]:
 def _read_folder(root: Path, resolution: int, classes: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:  # fmt: skip
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    # Everything a broken or hostile image file makes PIL raise (a decompression bomb included).
+    bad_image = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
+                 struct.error, EOFError, IndexError, zlib.error, MemoryError)  # fmt: skip
+
     dirs = _class_dirs(root)
     names = tuple(d.name for d in dirs)
     if classes is not None and names != classes:
@@ -52,8 +59,9 @@ def _read_folder(root: Path, resolution: int, classes: tuple[str, ...] | None = 
                 im = ImageOps.exif_transpose(im).convert("RGB")
                 im = ImageOps.fit(im, (resolution, resolution), Image.Resampling.BILINEAR)
                 arr = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise DataError(f"{f}: cannot read image ({type(exc).__name__}: {exc})") from None
+        except bad_image as exc:
+            msg = " ".join(str(exc).split())[:160]
+            raise DataError(f"{f}: cannot read image ({type(exc).__name__}: {msg})") from None
         if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - convert("RGB") guarantees it
             raise DataError(f"{f}: unexpected image shape {arr.shape}")
         x[i] = torch.from_numpy(arr.copy()).permute(2, 0, 1)
@@ -109,13 +117,49 @@ def _labels_array(path: Path, key: str, a: np.ndarray, n: int) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.int64))
 
 
+#: Most bytes one array of an .npz may hold once loaded.
+MAX_ARRAY_BYTES = 16 * 2**30
+
+
+def _check_members(path: Path) -> None:
+    """Read every ``.npy`` header of an .npz before any array: an object array, or an array that
+    declares more bytes than its member holds (a lying or truncated header), is refused unallocated."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(fh)
+                name = info.filename.removesuffix(".npy")
+                if dtype.hasobject:
+                    raise DataError(
+                        f"{path}: array {name!r} holds Python objects (refused: only numeric arrays are read)"
+                    )
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if nbytes > min(info.file_size, MAX_ARRAY_BYTES):
+                    raise DataError(f"{path}: array {name!r} declares shape {shape} ({nbytes} bytes) but its "
+                                    f"member holds {info.file_size} bytes")  # fmt: skip
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error) as exc:
+        msg = " ".join(str(exc).split())[:160]
+        raise DataError(f"{path}: cannot read .npz ({type(exc).__name__}: {msg})") from None
+
+
 def load_npz(path: Path, resolution: int, val_fraction: float, seed: int) -> Dataset:
     """``images`` + ``labels`` (split here), optionally ``val_images`` + ``val_labels`` and ``classes``."""
+    _check_members(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read .npz ({type(exc).__name__}: {exc})") from None
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        msg = " ".join(str(exc).split())[:160]
+        raise DataError(f"{path}: cannot read .npz ({type(exc).__name__}: {msg})") from None
     for k in ("images", "labels"):
         if k not in arrays:
             raise DataError(f"{path}: missing array {k!r} (found: {', '.join(sorted(arrays)) or 'none'})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 from nas.data._builtin import BUILTIN_TRAIN_PER_CLASS, load_builtin
@@ -10,6 +11,7 @@ from nas.data._dataset import DataError, Dataset
 from nas.data._files import load_folder, load_npz
 from nas.data._source import DatasetSource, TrainSource
 from nas.data._store import DistillStore, StoreError, is_store, open_store
+from nas.inputs import as_error, regular_file
 
 
 def _check_resolution(store: DistillStore, resolution: int) -> None:
@@ -30,24 +32,39 @@ def load_data(spec: str, resolution: int, *, val_fraction: float = 0.1, seed: in
         raise DataError(f"resolution must be in [8, 1024] (got {resolution})")
     if not 0 < val_fraction < 1:
         raise DataError(f"held-out fraction must be in (0, 1) (got {val_fraction})")
-    m = re.fullmatch(r"builtin(?::(\d+))?", spec.strip())
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError("data: empty (give 'builtin', builtin:N, an .npz file or an image folder)")
+    m = re.fullmatch(r"builtin(?::([0-9]{1,9}))?", spec.strip())
     if m:
         n = int(m.group(1)) if m.group(1) else BUILTIN_TRAIN_PER_CLASS
         if not 1 <= n <= 100_000:
             raise DataError(f"builtin:N takes 1 to 100000 training images per class (got {n})")
         return load_builtin(resolution, n)
     path = Path(spec).expanduser()
-    if not path.exists():
-        raise DataError(f"{spec}: no such file or directory (data is 'builtin', an .npz file or an image folder)")
-    if is_store(path):
+    kind = _kind(path, spec)
+    if kind == "dir" and is_store(path):
         store = open_store(path)
         _check_resolution(store, resolution)
         return store.source_data()
-    if path.is_dir():
+    if kind == "dir":
         return load_folder(path, resolution, val_fraction, seed)
     if path.suffix.lower() == ".npz":
+        with as_error(DataError):
+            regular_file(path, ".npz data file")
         return load_npz(path, resolution, val_fraction, seed)
     raise DataError(f"{spec}: not a data set (expected 'builtin', an .npz file or an image-folder directory)")
+
+
+def _kind(path: Path, spec: str) -> str:
+    """``dir`` or ``file`` (anything else, e.g. a FIFO, is checked by the reader), without reading it."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        shown = spec if len(spec) <= 80 else f"{spec[:60]}…"
+        raise DataError(
+            f"{shown}: no such file or directory (data is 'builtin', an .npz file or an image folder)"
+        ) from None
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
 
 
 def load_training_data(

@@ -25,7 +25,27 @@ from nas.errors import NasError, RuntimeCheckError
 from nas.spec import ArchSpec
 
 DEFAULT_OPSET = 17
+MIN_OPSET = 17
 PARITY_ATOL = 1e-4
+
+
+def max_opset() -> int:
+    """Highest opset the exporter used here (TorchScript-based) writes and onnx knows."""
+    try:
+        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as torch_max
+    except ImportError:  # pragma: no cover - a torch without the constant
+        torch_max = 20
+    return int(min(torch_max, onnx.defs.onnx_opset_version()))
+
+
+def check_opset(opset: int) -> int:
+    """``opset`` if this torch can export it (``MIN_OPSET`` up to :func:`max_opset`), else a one-line NasError."""
+    hi = max_opset()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= hi:
+        raise NasError(
+            f"--opset must be in [{MIN_OPSET}, {hi}] (what this torch {torch.__version__} exports; got {opset!r})"
+        )
+    return opset
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,24 @@ def _export(model: nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic_b
             torch.onnx.export(model, (x,), str(path), dynamo=False, **kwargs)
         except TypeError:  # a torch without the TorchScript exporter
             torch.onnx.export(model, (x,), str(path), **kwargs)
+
+
+def _export_atomic(model: nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic_batch: bool) -> None:
+    """Export and check into a temporary file beside ``path``, then rename: a failed or interrupted
+    export (a full disk) leaves no partial model, and a failed write is a one-line NasError."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _export(model, x, tmp, opset, dynamic_batch)
+        onnx.checker.check_model(str(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise NasError(
+            f"cannot write {path} ({exc.strerror or type(exc).__name__}); give a writable output path"
+        ) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def ort_session(path: str | Path, threads: int = 1, optimized_path: str | Path | None = None) -> ort.InferenceSession:
@@ -75,15 +113,12 @@ def export_module(
 ) -> OnnxExport:
     """Export any module taking one NCHW tensor, then (if ``check``) run it in onnxruntime and
     compare with torch; raises :class:`RuntimeCheckError` when the max abs diff exceeds ``atol``."""
-    if opset < 17:
-        raise NasError(f"opset must be >= 17 (got {opset})")
+    check_opset(opset)
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(*input_shape, generator=g)
-    _export(model, x, p, opset, dynamic_batch)
-    onnx.checker.check_model(str(p))
+    _export_atomic(model, x, p, opset, dynamic_batch)
     diff: float | None = None
     if check:
         xs = [x]

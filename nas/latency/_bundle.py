@@ -14,7 +14,6 @@ Results come back as the runner's CSV (``# mnv4-nas bundle results`` header) or 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from nas.errors import ConfigError, NasError, SpecError
+from nas.inputs import as_error, check_output_dir, path_exists, read_json, read_text
 from nas.latency._bundle_runner import BUNDLE_FORMAT, RESULTS_MAGIC
 from nas.latency._catalog import Device
 from nas.latency._fit import unsupported_in
@@ -40,6 +40,7 @@ from nas.latency._table import (
     new_table,
     now_iso,
     parse_table_text,
+    read_csv_text,
     table_file,
     write_dir,
     write_table,
@@ -137,9 +138,24 @@ def make_bundle(
     ``quantize`` defaults to the target's dtype being int8 (static QDQ quantization); FP16 targets get
     FP32 graphs, which CoreML (MLProgram) and GPU delegates run in FP16.
     """
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, "--output")
     if out.exists() and any(out.iterdir()):
         raise NasError(f"{out} exists and is not empty; pick a new --output folder")
+    try:
+        return _write_bundle(device, keys, out, models, quantize, progress)
+    except OSError as exc:  # a full disk or a folder that turned unwritable midway
+        raise NasError(f"cannot write the bundle to {out} ({exc.strerror or type(exc).__name__}); "
+                       "give --output a writable folder with room") from None  # fmt: skip
+
+
+def _write_bundle(
+    device: Device,
+    keys: Sequence[str],
+    out: Path,
+    models: Sequence[ArchSpec],
+    quantize: bool | None,
+    progress: Callable[[int, int, str], None] | None,
+) -> BundleResult:
     (out / "models").mkdir(parents=True, exist_ok=True)
     quant = device.dtype == "int8" if quantize is None else quantize
     skipped = [k for k in keys if unsupported_in(device, key_features(k))]
@@ -191,10 +207,8 @@ def read_results(path: str | Path, manifest_keys: set[str] | None = None) -> tup
     a negative, zero or NaN latency, a duplicate or an unknown key is a one-line :class:`ConfigError`.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read results ({exc.strerror or exc})") from None
+    with as_error(ConfigError):
+        text = read_text(p, "results CSV")
     if text and not text.endswith("\n"):
         text += "\n"  # a hand-written CSV without a final newline is complete
     meta, df = parse_table_text(text, str(p))
@@ -217,11 +231,16 @@ def read_results(path: str | Path, manifest_keys: set[str] | None = None) -> tup
             bad = ~np.isfinite(num.to_numpy(dtype=np.float64)) | (num.to_numpy(dtype=np.float64) <= 0)
         else:
             blank = raw.isna() | (raw.astype(str).str.strip() == "")
-            bad = ((num.isna() & ~blank) | (num < 0)).to_numpy()
+            vals = num.to_numpy(dtype=np.float64)
+            bad = (~blank).to_numpy() & ~(np.isfinite(vals) & (vals >= 0))
+            if col == "n":
+                bad |= (~blank).to_numpy() & np.isfinite(vals) & ((vals != np.round(vals)) | (vals > 2**31))
         if bad.any():
             i = df.index[bad][0]
             what = "a positive number" if col == "latency_ms" else "a non-negative number"
-            raise ConfigError(f"{p}: {col} of {df.at[i, 'key']!r} must be {what} (got {raw.at[i]!r})")
+            raise ConfigError(
+                f"{p}: {col} of {str(df.at[i, 'key'])[:80]!r} must be {what} (got {str(raw.at[i])[:40]!r})"
+            )
         df[col] = num
     dup = df["key"][df["key"].duplicated()]
     if len(dup):
@@ -229,12 +248,13 @@ def read_results(path: str | Path, manifest_keys: set[str] | None = None) -> tup
     for key in df["key"]:
         if key == CALL_PROBE_KEY:
             continue
+        shown = key if len(key) <= 80 else f"{key[:60]}…"
         if manifest_keys is not None and key not in manifest_keys:
-            raise ConfigError(f"{p}: unknown key {key!r} (not in the bundle's manifest)")
+            raise ConfigError(f"{p}: unknown key {shown!r} (not in the bundle's manifest)")
         try:
             check_key(key)
         except SpecError as exc:
-            raise ConfigError(f"{p}: unknown key {key!r} ({exc})") from None
+            raise ConfigError(f"{p}: unknown key {shown!r} ({exc})") from None
     if "std_ms" not in df.columns:
         df["std_ms"] = math.nan
     if "n" not in df.columns:
@@ -247,15 +267,16 @@ def read_results(path: str | Path, manifest_keys: set[str] | None = None) -> tup
 
 def _manifest_keys(results: Path) -> set[str] | None:
     m = results.parent / MANIFEST
-    if not m.is_file():
+    if not path_exists(m):
         return None
-    try:
-        data = json.loads(m.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{m}: cannot read bundle manifest ({exc})") from None
-    if data.get("format") != BUNDLE_FORMAT:
+    with as_error(ConfigError):
+        data = read_json(m, "bundle manifest")
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
         return None
-    return {e["key"] for e in data.get("entries", [])}
+    entries = data.get("entries", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("key"), str) for e in entries):
+        raise ConfigError(f"{m}: malformed bundle manifest (entries must be a list of {{key, file, …}} objects)")
+    return {e["key"] for e in entries}
 
 
 def import_results(
@@ -308,15 +329,10 @@ def read_model_latencies(
 ) -> list[tuple[str, ArchSpec, float]]:
     """A CSV ``model_or_spec,latency_ms`` → ``(label, arch, ms)``; each spec resolved by ``resolve``."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    with as_error(ConfigError):
+        text = read_text(p, "model latencies CSV")
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    try:
-        df = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"{p}: malformed CSV ({' '.join(str(exc).split())})") from None
+    df = read_csv_text(body, str(p))
     df.columns = [str(c).strip() for c in df.columns]
     name_col = next((c for c in ("model_or_spec", "model", "spec") if c in df.columns), None)
     if name_col is None or "latency_ms" not in df.columns:
@@ -324,13 +340,16 @@ def read_model_latencies(
     out = []
     for _, row in df.iterrows():
         label = str(row[name_col]).strip()
-        ms = pd.to_numeric(row["latency_ms"], errors="coerce")
-        if not (isinstance(ms, float) and math.isfinite(ms) and ms > 0):
-            raise ConfigError(f"{p}: latency_ms of {label!r} must be a positive number (got {row['latency_ms']!r})")
+        shown = label if len(label) <= 80 else f"{label[:60]}…"
+        ms = float(pd.to_numeric(row["latency_ms"], errors="coerce"))  # "2" is numpy's int64, not a float
+        if not (math.isfinite(ms) and ms > 0):
+            raise ConfigError(
+                f"{p}: latency_ms of {shown!r} must be a positive number (got {str(row['latency_ms'])[:40]!r})"
+            )
         try:
             arch, name = resolve(label)
-        except SpecError as exc:
-            raise ConfigError(f"{p}: {label!r}: {exc}") from None
+        except NasError as exc:
+            raise ConfigError(f"{p}: {shown!r}: {exc}") from None
         out.append((name, arch, float(ms)))
     if len({a.arch for _, a, _ in out}) != len(out):
         raise ConfigError(f"{p}: the same architecture is listed twice")

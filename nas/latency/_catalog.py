@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from nas._io import write_text_atomic
 from nas.cost import DTYPE_BYTES
 from nas.errors import ConfigError, NasError
+from nas.inputs import as_error, path_exists, read_text, regular_file, toml_loads
 
 CATALOG_NAME = "devices.toml"
 #: how a user makes latency tables writable (ends the one-line error of a failed write)
@@ -27,6 +28,11 @@ DEVICE_CLASSES: tuple[str, ...] = ("cpu", "dsp", "gpu", "ane", "edgetpu")
 #: Block features a target may be unable to run (``unsupported`` in the catalog).
 FEATURES: tuple[str, ...] = ("attention", "gelu")
 MAX_FREE_PARAMS = 5
+
+
+#: Upper bounds of device-model parameters (by name prefix): far above any device or fit (a fit to a tiny
+#: host profile has reached eff_dwconv = 326), far below nonsense such as 1e308.
+_MODEL_MAX = {"eff": 1e6, "peak": 1e12, "bandwidth": 1e12, "other": 1e6}
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class DeviceModel:
             lo_ok = v >= 0 if f.name.endswith("_ms") else v > 0
             if not lo_ok:
                 raise ConfigError(f"device model: {f.name} must be {'>= 0' if f.name.endswith('_ms') else '> 0'}")
+            hi = _MODEL_MAX.get(f.name.split("_")[0], _MODEL_MAX["other"])
+            if v > hi:
+                raise ConfigError(f"device model: {f.name} must be at most {hi:g} (got {v:g})")
 
     @property
     def ridge_point(self) -> float:
@@ -137,8 +146,8 @@ def _entry(name: str, d: Any, source: str) -> Device:
     if len(free) > MAX_FREE_PARAMS:
         raise ConfigError(f"{where}: at most {MAX_FREE_PARAMS} free parameters (got {len(free)})")
     ref = d.get("ridge_point_ref")
-    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, (int, float)) or ref <= 0):
-        raise ConfigError(f"{where}: ridge_point_ref must be a positive number")
+    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, (int, float)) or not 0 < ref < math.inf):
+        raise ConfigError(f"{where}: ridge_point_ref must be a finite positive number (got {ref!r})")
     model_d = d.get("model", {})
     if not isinstance(model_d, dict):
         raise ConfigError(f"{where}.model must be a table")
@@ -149,12 +158,7 @@ def _entry(name: str, d: Any, source: str) -> Device:
         model = DeviceModel(**model_d)
     except ConfigError as exc:
         raise ConfigError(f"{where}.{exc}") from None
-    fit = None
-    if "fit" in d:
-        fd = d["fit"]
-        if not isinstance(fd, dict) or set(fd) - _FIT_KEYS or not {"data", "n", "mape_pct", "fitted"} <= set(fd):
-            raise ConfigError(f"{where}.fit must hold data, n, mape_pct, fitted (and optionally loo_mape_pct)")
-        fit = FitReport(str(fd["data"]), int(fd["n"]), float(fd["mape_pct"]), fd.get("loo_mape_pct"), str(fd["fitted"]))
+    fit = _fit(d["fit"], f"{where}.fit") if "fit" in d else None
     return Device(
         name=name,
         device_class=d["class"],
@@ -169,12 +173,27 @@ def _entry(name: str, d: Any, source: str) -> Device:
     )
 
 
+def _fit(fd: Any, where: str) -> FitReport:
+    """The ``[.fit]`` report: ``n`` a non-negative integer, the errors finite non-negative numbers."""
+    if not isinstance(fd, dict) or set(fd) - _FIT_KEYS or not {"data", "n", "mape_pct", "fitted"} <= set(fd):
+        raise ConfigError(f"{where} must hold data, n, mape_pct, fitted (and optionally loo_mape_pct)")
+    n = fd["n"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"{where}: n must be a non-negative integer (got {n!r})")
+    for key in ("mape_pct", "loo_mape_pct"):
+        v = fd.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise ConfigError(f"{where}: {key} must be a finite number >= 0 (got {v!r})")
+    if not isinstance(fd["data"], str) or not isinstance(fd["fitted"], (str, date)):
+        raise ConfigError(f"{where}: data and fitted must be strings (got {fd['data']!r}, {fd['fitted']!r})")
+    loo = fd.get("loo_mape_pct")
+    return FitReport(fd["data"], n, float(fd["mape_pct"]), None if loo is None else float(loo), str(fd["fitted"]))
+
+
 def parse_catalog(text: str, source: str) -> dict[str, Device]:
     """Parse catalog TOML text; errors name ``source`` and the offending key."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: malformed TOML ({exc})") from None
+    with as_error(ConfigError):
+        data = toml_loads(text, source)
     unknown = sorted(set(data) - {"schema", "devices"})
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: schema, devices)")
@@ -248,13 +267,20 @@ def dump_catalog(devices: dict[str, Device]) -> str:
     return "\n".join(lines)
 
 
+def check_tables_dir(tables_dir: Path) -> Path:
+    """``tables_dir`` unless it exists as something other than a folder (a ConfigError naming it)."""
+    if path_exists(tables_dir) and not Path(tables_dir).is_dir():
+        raise ConfigError(f"[latency] tables_dir {tables_dir}: exists and is not a folder")
+    return tables_dir
+
+
 def catalog_paths(tables_dir: Path | None) -> list[Path]:
     """Catalog files in lookup order: the user's tables folder first, then the shipped one."""
     from nas.resources import data_dir
 
     paths: list[Path] = []
     if tables_dir is not None:
-        paths.append(Path(tables_dir) / CATALOG_NAME)
+        paths.append(check_tables_dir(Path(tables_dir)) / CATALOG_NAME)
     try:
         paths.append(data_dir("latency_tables") / CATALOG_NAME)
     except NasError:
@@ -265,11 +291,9 @@ def catalog_paths(tables_dir: Path | None) -> list[Path]:
 def load_catalog(tables_dir: Path | None = None) -> dict[str, Device]:
     """The catalog: ``<tables_dir>/devices.toml`` if it exists, else the shipped one."""
     for p in catalog_paths(tables_dir):
-        if p.is_file():
-            try:
-                text = p.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"{p}: cannot read ({exc})") from None
+        if path_exists(p):  # a FIFO or a folder there is refused, never skipped for the shipped catalog
+            with as_error(ConfigError):
+                text = read_text(regular_file(p, "device catalog"), "device catalog", 2**20)
             return parse_catalog(text, str(p))
     raise NasError("no device catalog found (latency_tables/devices.toml); reinstall mnv4-nas")
 
@@ -300,6 +324,7 @@ __all__ = [
     "FEATURES",
     "HOST_TARGET",
     "PARAM_NAMES",
+    "check_tables_dir",
     "Device",
     "DeviceModel",
     "FitReport",

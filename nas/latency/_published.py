@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -11,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from nas.errors import ConfigError
+from nas.inputs import as_error, read_text
+from nas.latency._table import read_csv_text
 
 PUBLISHED_NAME = "published.csv"
 #: Published latencies are rounded to 0.1 ms: a uniform error of ±0.05 ms, standard deviation 0.1/√12.
@@ -37,13 +38,13 @@ def published_path() -> Path:
 @cache
 def _read(path: str) -> pd.DataFrame:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc})") from None
+    with as_error(ConfigError):
+        text = read_text(p, "published latencies")
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-    df = pd.read_csv(io.StringIO(body), dtype=str).set_index("model")
-    return df
+    df = read_csv_text(body, str(p), keep_default_na=True, na_values=None)
+    if "model" not in df.columns:
+        raise ConfigError(f"{p}: missing column 'model'")
+    return df.set_index("model")
 
 
 def load_published(path: str | Path | None = None) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 from nas._io import write_text_atomic
+from nas.cost import DTYPE_BYTES
 from nas.errors import ConfigError, NasError
-from nas.latency._catalog import HOST_TARGET, TABLES_HINT
+from nas.inputs import as_error, check_output_dir, path_exists, read_text, regular_file
+from nas.latency._catalog import HOST_TARGET, TABLES_HINT, check_tables_dir
 from nas.latency._keys import KEY_COLUMNS, MODEL_KIND, key_columns, key_macs, key_weight_bytes
 
 SCHEMA_VERSION = 1
@@ -48,6 +51,16 @@ META_ORDER: tuple[str, ...] = (
     "cache_mib", "cache_ms_per_mib", "device_model", "note",
 )  # fmt: skip
 TABLE_MAGIC = "# mnv4-nas latency table"
+#: Numeric metadata: name → (lowest value, whether it is excluded, whether +inf is allowed). NaN never is.
+META_RANGES: dict[str, tuple[float, bool, bool]] = {
+    "call_ms": (0.0, False, False),
+    "overhead_ms": (0.0, False, False),
+    "context_scale": (0.0, True, False),
+    "cache_mib": (0.0, False, True),  # inf (or absent): no cache term
+    "cache_ms_per_mib": (0.0, False, False),
+}
+#: Largest value of an integer column (shapes, MACs, bytes, run counts).
+_MAX_INT = 2**62
 
 
 def now_iso() -> str:
@@ -104,12 +117,10 @@ class LatencyTable:
         return self.meta.get("dtype", "fp32")
 
     def meta_float(self, name: str, default: float = 0.0) -> float:
-        """A numeric metadata value (``default`` when absent or empty)."""
-        raw = self.meta.get(name, "")
-        try:
-            return float(raw) if raw != "" else default
-        except ValueError:
-            raise ConfigError(f"{self.path}: metadata {name!r} must be a number (got {raw!r})") from None
+        """A numeric metadata value (``default`` when absent or empty); a value that is not a number, or
+        out of its range (:data:`META_RANGES`: NaN, a negative overhead, an infinite scale), is a
+        :class:`ConfigError` naming the table and the key."""
+        return _meta_number(self.meta, name, default, str(self.path or f"table {self.target}"))
 
     @property
     def call_ms(self) -> float:
@@ -185,10 +196,63 @@ class LatencyTable:
         return len(self.blocks)
 
 
+def _meta_number(meta: Mapping[str, str], name: str, default: float, source: str) -> float:
+    raw = str(meta.get(name, "")).strip()
+    if raw == "":
+        return default
+    try:
+        v = float(raw) if len(raw) <= 40 else math.nan
+    except ValueError:
+        v = math.nan
+    lo, lo_open, inf_ok = META_RANGES.get(name, (-math.inf, False, False))
+    ok = not math.isnan(v) and (v > lo if lo_open else v >= lo) and (inf_ok or math.isfinite(v))
+    if not ok:
+        rel = ">" if lo_open else ">="
+        raise ConfigError(f"{source}: metadata {name!r} must be a {'' if inf_ok else 'finite '}number {rel} {lo:g} "
+                          f"(got {raw[:40]!r})")  # fmt: skip
+    return v
+
+
+def _check_meta(meta: Mapping[str, str], source: str) -> None:
+    """Every numeric metadata value in range, the dtype known, ``threads`` a positive integer."""
+    for name in META_RANGES:
+        _meta_number(meta, name, 0.0, source)
+    dtype = meta.get("dtype", "fp32")
+    if dtype not in DTYPE_BYTES:
+        raise ConfigError(f"{source}: metadata 'dtype' must be one of {', '.join(DTYPE_BYTES)} (got {dtype[:40]!r})")
+    threads = str(meta.get("threads", "")).strip()
+    if threads and not (threads.isdigit() and 1 <= int(threads[:6]) <= 4096 and len(threads) <= 4):
+        raise ConfigError(f"{source}: metadata 'threads' must be a positive integer (got {threads[:40]!r})")
+
+
+def _check_numbers(df: pd.DataFrame, source: str) -> None:
+    """Integer columns hold non-negative integers (or nothing); ``std_ms`` is finite and >= 0 (or empty)."""
+    for c in sorted(_INT_COLUMNS & set(df.columns)):
+        raw = df[c]
+        blank = raw.isna() | (raw.astype(str).str.strip() == "")
+        num = pd.to_numeric(raw.where(raw.astype(str).str.len() <= 20), errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~blank.to_numpy() & ~(np.isfinite(num) & (num >= 0) & (num <= _MAX_INT) & (num == np.round(num)))
+        if bad.any():
+            i = df.index[bad][0]
+            raise ConfigError(
+                f"{source}: {c} of {str(df.at[i, 'key'])[:80]!r} must be a non-negative integer (got {str(raw.at[i])[:40]!r})"
+            )
+    if "std_ms" in df.columns:
+        raw = df["std_ms"]
+        blank = raw.isna() | (raw.astype(str).str.strip().isin(("", "nan")))
+        num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~blank.to_numpy() & ~(np.isfinite(num) & (num >= 0))
+        if bad.any():
+            i = df.index[bad][0]
+            raise ConfigError(f"{source}: std_ms of {str(df.at[i, 'key'])[:80]!r} must be a finite number >= 0 "
+                              f"(got {str(raw.at[i])[:40]!r})")  # fmt: skip
+
+
 def _check_rows(df: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in ("key", "latency_ms") if c not in df.columns]
     if missing:
         raise ConfigError(f"{source}: missing column {missing[0]!r}")
+    _check_numbers(df, source)
     lat = pd.to_numeric(df["latency_ms"], errors="coerce")
     bad = df.index[~np.isfinite(lat.to_numpy(dtype=np.float64)) | (lat.to_numpy(dtype=np.float64) <= 0)]
     if len(bad):
@@ -234,26 +298,35 @@ def parse_table_text(text: str, source: str) -> tuple[dict[str, str], pd.DataFra
     body = "\n".join(lines[i:])
     if not body.strip():
         return meta, pd.DataFrame(columns=list(COLUMNS))
+    return meta, read_csv_text(body, source)
+
+
+def read_csv_text(body: str, source: str, **kw: Any) -> pd.DataFrame:
+    """CSV text as strings (empty cells NaN). A malformed CSV, or a row with more cells than the header
+    (which pandas would otherwise read as an index, shifting every column), is a one-line ConfigError."""
+    kw = {"dtype": str, "keep_default_na": False, "na_values": [""], **kw}
     try:
-        df = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False, na_values=[""])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(io.StringIO(body), index_col=False, **kw)
+    except pd.errors.ParserWarning:
+        raise ConfigError(f"{source}: malformed CSV (a row has more cells than the header)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"{source}: malformed CSV ({' '.join(str(exc).split())})") from None
-    return meta, df
+        raise ConfigError(f"{source}: malformed CSV ({' '.join(str(exc).split())[:200]})") from None
 
 
 def read_table(path: str | Path) -> LatencyTable:
     """Read a table file (validates schema, keys unique, latencies positive)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read latency table ({exc.strerror or exc})") from None
+    with as_error(ConfigError):
+        text = read_text(p, "latency table")
     meta, df = parse_table_text(text, str(p))
     schema = meta.get("schema", "")
     if schema != str(SCHEMA_VERSION):
-        raise ConfigError(f"{p}: latency table schema must be {SCHEMA_VERSION} (got {schema!r})")
+        raise ConfigError(f"{p}: latency table schema must be {SCHEMA_VERSION} (got {schema[:40]!r})")
     if meta.get("source") not in SOURCES:
-        raise ConfigError(f"{p}: source must be one of {', '.join(SOURCES)} (got {meta.get('source')!r})")
+        raise ConfigError(f"{p}: source must be one of {', '.join(SOURCES)} (got {str(meta.get('source'))[:40]!r})")
+    _check_meta(meta, str(p))
     df = _coerce(_check_rows(df, str(p)))
     return LatencyTable(meta, df, p)
 
@@ -295,6 +368,7 @@ def write_table(table: LatencyTable, path: str | Path) -> Path:
 def new_table(meta: Mapping[str, str], rows: Iterable[Mapping[str, Any]]) -> LatencyTable:
     """A table from metadata and rows (validated like a file)."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS)) if rows else pd.DataFrame(columns=list(COLUMNS))
+    _check_meta(meta, f"table {meta.get('target', '?')}")
     df = _coerce(_check_rows(df, f"table {meta.get('target', '?')}"))
     return LatencyTable({"schema": str(SCHEMA_VERSION), **meta}, df)
 
@@ -307,12 +381,16 @@ class TableAppender:
 
     def __init__(self, path: str | Path, meta: Mapping[str, str]):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            write_text_atomic(self.path, header_text({"schema": str(SCHEMA_VERSION), **meta}), TABLES_HINT)
-        else:
-            self._repair_tail()
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists() or self.path.stat().st_size == 0:
+                write_text_atomic(self.path, header_text({"schema": str(SCHEMA_VERSION), **meta}), TABLES_HINT)
+            else:
+                regular_file(self.path, "latency table")
+                self._repair_tail()
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise NasError(f"cannot write {self.path} ({exc.strerror or type(exc).__name__}); {TABLES_HINT}") from None
 
     def _repair_tail(self) -> None:
         with open(self.path, "rb+") as fh:
@@ -321,10 +399,14 @@ class TableAppender:
                 fh.truncate(data.rfind(b"\n") + 1)
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Write one row and make it durable before returning."""
-        self._fh.write(_row_line(row))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        """Write one row and make it durable before returning (a full disk is a one-line error; the
+        partial line it may leave is cut when the table is reopened)."""
+        try:
+            self._fh.write(_row_line(row))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise NasError(f"cannot write {self.path} ({exc.strerror or type(exc).__name__}); {TABLES_HINT}") from None
 
     def close(self) -> None:
         """Close the file."""
@@ -350,7 +432,8 @@ def shipped_tables_dir() -> Path | None:
 def write_dir(tables_dir: Path | None) -> Path:
     """Folder new tables are written to: the configured one, else the shipped one."""
     if tables_dir is not None:
-        return Path(tables_dir)
+        with as_error(ConfigError):
+            return check_output_dir(check_tables_dir(Path(tables_dir)), "[latency] tables_dir")
     shipped = shipped_tables_dir()
     if shipped is None:
         raise NasError("no latency_tables/ folder to write to; set [latency] tables_dir in nas.toml")
@@ -363,10 +446,14 @@ def table_file(target: str) -> str:
 
 
 def find_table(target: str, tables_dir: Path | None = None) -> Path | None:
-    """The table file of ``target``: the configured folder first, then the shipped one."""
+    """The table file of ``target``: the configured folder first, then the shipped one. A table path
+    that exists but is not a regular file (a FIFO, a folder) is an error, not skipped."""
+    if tables_dir is not None:
+        check_tables_dir(Path(tables_dir))
     for d in (tables_dir, shipped_tables_dir()):
-        if d is not None and (Path(d) / table_file(target)).is_file():
-            return Path(d) / table_file(target)
+        if d is not None and path_exists(Path(d) / table_file(target)):
+            with as_error(ConfigError):
+                return regular_file(Path(d) / table_file(target), "latency table")
     return None
 
 

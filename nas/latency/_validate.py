@@ -23,8 +23,6 @@ from nas.latency._profile import Timing, TimingConfig, export_key, time_onnx
 from nas.latency._published import published_points
 from nas.spec import ArchSpec, arch_keys
 
-_HINT = "the validation report folder must be writable"
-
 
 def summarize(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float | int]:
     """``n``, ``within_5pct``, ``within_10pct`` (shares), ``mape`` (%), ``kendall_tau``."""
@@ -63,7 +61,7 @@ def scatter_png(rows: pd.DataFrame, path: Path, title: str) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, dpi=120, format="png")
     plt.close(fig)
-    write_atomic(path, lambda fh: fh.write(buf.getvalue()), _HINT)
+    write_atomic(path, lambda fh: fh.write(buf.getvalue()), OUT_HINT)
     return path
 
 
@@ -103,12 +101,20 @@ def _log_ticks(ax: Any, lo: float, hi: float) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
+#: how a user fixes a report folder that cannot be written (ends the one-line error)
+OUT_HINT = "set [project] output_dir in nas.toml to a writable folder"
+
+
 def _write(report: ValidationReport, out_dir: Path, title: str) -> ValidationReport:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "report.csv", report.rows.to_csv(index=False, float_format="%.6g"), _HINT)
+    """report.csv, scatter.png and summary.json, each written atomically (a full disk is a one-line error)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasError(f"cannot create {out_dir} ({exc.strerror or type(exc).__name__}); {OUT_HINT}") from None
+    write_text_atomic(out_dir / "report.csv", report.rows.to_csv(index=False, float_format="%.6g"), OUT_HINT)
     if len(report.rows):
         scatter_png(report.rows, out_dir / "scatter.png", title)
-    write_text_atomic(out_dir / "summary.json", json.dumps(report.summary, indent=2) + "\n", _HINT)
+    write_text_atomic(out_dir / "summary.json", json.dumps(report.summary, indent=2) + "\n", OUT_HINT)
     report.out_dir = out_dir
     return report
 
@@ -183,7 +189,10 @@ def validate_host(
     without the cache term, without the context scale, and for the plain block sum (entries minus
     the per-call cost), to show what each term buys (the other terms kept as calibrated).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasError(f"cannot create {out_dir} ({exc.strerror or type(exc).__name__}); {OUT_HINT}") from None
     table = predictor.table
     preds = []
     for _, arch in archs:  # fail fast on a missing key, before any measuring
@@ -215,7 +224,10 @@ def validate_host(
                 "arch": arch.arch,
             }
             rows.append(row)
-            pd.DataFrame([row]).to_csv(csv_path, mode="a", header=i == 0, index=False, float_format="%.6g")
+            try:
+                pd.DataFrame([row]).to_csv(csv_path, mode="a", header=i == 0, index=False, float_format="%.6g")
+            except OSError as exc:
+                raise NasError(f"cannot write {csv_path} ({exc.strerror or type(exc).__name__}); {OUT_HINT}") from None
         if progress is not None:
             progress(len(archs), len(archs), "")
     df = pd.DataFrame(rows)

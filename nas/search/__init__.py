@@ -4,6 +4,7 @@ resumable (optuna storage), optionally distributed on Ray; writes a result folde
 from __future__ import annotations
 
 from nas.search._budget import format_ms, parse_budget
+from nas.search._checks import check_ray_address, check_storage
 from nas.search._evaluate import Evaluation, Evaluator, TargetBudget, min_latency, pareto_mask
 from nas.search._results import Reference, SearchOutcome
 from nas.search._run import (
@@ -28,7 +29,9 @@ __all__ = [
     "SearchSettings",
     "SilentReporter",
     "TargetBudget",
+    "check_ray_address",
     "check_space",
+    "check_storage",
     "choose_space",
     "format_ms",
     "min_latency",

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from nas.errors import ConfigError
+from nas.inputs import path_exists
 from nas.resources import data_dir
 from nas.space._ops import (
     Decision,
@@ -60,10 +61,12 @@ def _load_shipped(name: str) -> SearchSpace:
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A shipped space by name, or a user's space file by path (joint phase)."""
     text = str(name_or_path)
+    if not text.strip():
+        raise ConfigError("search space: empty name (give a shipped space name or a .toml path)")
     if text in list_spaces():
         return _load_shipped(text)
     p = Path(text)
-    if p.suffix.lower() == ".toml" or p.exists():
+    if p.suffix.lower() == ".toml" or path_exists(p):
         return load_space_file(p)
     raise ConfigError(f"unknown search space {text!r} (shipped: {', '.join(list_spaces())}; or a path to a .toml file)")
 

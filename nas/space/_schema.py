@@ -16,12 +16,12 @@ to a coarse result, variants and attention searchable).
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Union
 
 from nas.errors import ConfigError, SpecError
+from nas.inputs import as_error, read_toml
 from nas.spec import ACTIVATIONS, DW_KERNELS, BlockSpec, ConvSpec, HeadSpec, MQASpec, UIBSpec, parse_blocks, parse_head
 
 Phase = Literal["joint", "coarse", "fine"]
@@ -253,7 +253,11 @@ def _kernel_list(ctx: _Ctx, v: Any, key: str) -> tuple[int | None, ...]:
 def _parse_choice(ctx: _Ctx, text: Any, key: str) -> UIBChoice:
     import re
 
-    m = re.fullmatch(r"a(\d+)_k(\d+)_e(\d+(?:\.\d+)?)", text) if isinstance(text, str) else None
+    m = (
+        re.fullmatch(r"a([0-9]{1,2})_k([0-9]{1,2})_e([0-9]{1,3}(?:\.[0-9]{1,6})?)", text)
+        if isinstance(text, str)
+        else None
+    )
     if m is None:
         raise ctx.fail(key, f"must look like 'a0_k3_e4' (start DW, middle DW, expansion; got {text!r})")
     a, k, e = int(m.group(1)), int(m.group(2)), float(m.group(3))
@@ -269,7 +273,7 @@ def _parse_stage(ctx: _Ctx, t: Any, i: int) -> Stage:
     if not isinstance(t, dict):
         raise ctx.fail(f"stages[{i}]", "must be a table")
     kind = ctx.get(t, "kind", where)
-    if kind not in _STAGE_KEYS:
+    if not isinstance(kind, str) or kind not in _STAGE_KEYS:
         raise ctx.fail(f"{where}kind", f"must be one of fixed, fused, uib (got {kind!r})")
     ctx.check_keys(t, _STAGE_KEYS[kind], where)
     if kind == "fixed":
@@ -318,6 +322,10 @@ def _parse_stage(ctx: _Ctx, t: Any, i: int) -> Stage:
             kv_stride=kv,
             dw_kernel=dwk,
         )
+    if attn is not None and attn.slots > max(depth) - 1:
+        # an MQA never precedes a stage's first block, so a stage of at most D blocks has D - 1 slots
+        raise ctx.fail(f"{where}attention.slots", f"{attn.slots} exceeds the {max(depth) - 1} MQA position(s) of a stage "
+                       f"of at most {max(depth)} blocks (an MQA never precedes the first; allowed: 1 to {max(depth) - 1})")  # fmt: skip
     return UIBStage(stride, channels, depth, attn)
 
 
@@ -368,6 +376,9 @@ def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
     for e in exps:
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 16 or not math.isfinite(e):
             raise ctx.fail("fine.expansion", f"{e!r} not allowed (allowed: numbers in (0, 16])")
+    if coarse_block.start not in start_dw or coarse_block.mid not in mid_dw:
+        raise ctx.fail("coarse.block", f"{coarse_block.label}: its kernels must be among the fine stage's "
+                       f"(start_dw {[k or 0 for k in start_dw]}, mid_dw {[k or 0 for k in mid_dw]})")  # fmt: skip
     if not any(a is not None or k is not None for a in start_dw for k in mid_dw):
         raise ctx.fail("fine", "no variant has a depthwise conv, so no stage can downsample (allowed: add 3 or 5)")
     raw_stages = ctx.get(data, "stages", "")
@@ -428,17 +439,13 @@ def _check_structure(ctx: _Ctx, space: SearchSpace) -> None:
         )
 
 
+#: Largest space file read.
+MAX_SPACE_BYTES = 2**20
+
+
 def load_space_file(path: str | Path) -> SearchSpace:
-    """Read and validate a space TOML file."""
+    """Read and validate a space TOML file (a regular file of at most 1 MiB)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such search-space file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read ({exc})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: malformed TOML ({exc})") from None
+    with as_error(ConfigError):
+        data = read_toml(p, "search-space file", MAX_SPACE_BYTES)
     return space_from_dict(data, str(p))

@@ -1,7 +1,8 @@
 """The spec language of mnv4-nas: frozen block and architecture specs, their DSL and file formats.
 
 Everything downstream (builder, cost model, latency tables, search spaces, supernet, export) speaks
-:class:`ArchSpec`. This package imports nothing else of mnv4-nas.
+:class:`ArchSpec`. This package imports nothing else of mnv4-nas but ``nas.errors`` and the checking
+layer ``nas.inputs`` (bounded, regular-file reads of spec files).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from nas.spec.blocks import (
     ACTIVATIONS,
     BLOCK_TYPES,
     DW_KERNELS,
+    MAX_BLOCKS,
     ArchSpec,
     BlockSpec,
     ConvSpec,
@@ -25,6 +27,7 @@ from nas.spec.blocks import (
 )
 from nas.spec.dsl import (
     BLOCK_KINDS,
+    MAX_ARCH_CHARS,
     arch_keys,
     block_key,
     format_arch,
@@ -54,6 +57,8 @@ __all__ = [
     "BLOCK_KINDS",
     "BLOCK_TYPES",
     "DW_KERNELS",
+    "MAX_ARCH_CHARS",
+    "MAX_BLOCKS",
     "SPEC_FORMAT",
     "ArchSpec",
     "arch_keys",

@@ -25,6 +25,9 @@ DW_KERNELS: tuple[int, ...] = (3, 5, 7, 9)
 STRIDE_PLACEMENTS: tuple[str, ...] = ("start", "mid")
 MAX_CHANNELS = 16384
 MAX_RESOLUTION = 4096
+#: Most body blocks an architecture may have (MobileNetV4 models have 20 to 40; this bounds the time and
+#: memory a pasted or generated spec can cost).
+MAX_BLOCKS = 2048
 
 
 class Shape(NamedTuple):
@@ -378,6 +381,8 @@ class ArchSpec:
             raise SpecError(f"arch: stem must be a cn (ConvSpec) block (got {type(self.stem).__name__})")
         if not isinstance(self.blocks, tuple):
             object.__setattr__(self, "blocks", tuple(self.blocks))
+        if len(self.blocks) > MAX_BLOCKS:
+            raise SpecError(f"arch: {len(self.blocks)} body blocks; at most {MAX_BLOCKS} are allowed")
         for i, b in enumerate(self.blocks):
             if not isinstance(b, BLOCK_TYPES):
                 allowed = ", ".join(t.__name__ for t in BLOCK_TYPES)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from nas.errors import SpecError
 from nas.spec.blocks import (
+    MAX_BLOCKS,
     ArchSpec,
     BlockSpec,
     ConvSpec,
@@ -36,13 +37,31 @@ from nas.spec.blocks import (
 
 _ACT_TOKENS = {"re": "relu", "r6": "relu6", "ge": "gelu"}
 _ACT_NAMES = {v: k for k, v in _ACT_TOKENS.items()}
-_NUM_TOKEN = re.compile(r"([a-z]+)(\d+(?:\.\d+)?)")
+_NUM_TOKEN = re.compile(r"([a-z]+)([0-9]+(?:\.[0-9]+)?)")
+#: Longest arch string accepted (a MobileNetV4 arch string is 0.4 to 1.3 kB).
+MAX_ARCH_CHARS = 2**20
+#: Most digits in one number of a token (larger values are out of every range anyway).
+_MAX_DIGITS = 9
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _int(v: str) -> int:
     if "." in v:
         raise ValueError("an integer")
+    if len(v) > _MAX_DIGITS:
+        raise ValueError(f"a number of at most {_MAX_DIGITS} digits")
     return int(v)
+
+
+def _float(v: str) -> float:
+    if len(v) > 2 * _MAX_DIGITS + 1:
+        raise ValueError(f"a number of at most {_MAX_DIGITS} digits")
+    return float(v)
+
+
+def _clip(text: str, n: int = 80) -> str:
+    """``text`` for an error message: at most ``n`` characters (long specs are cut in the middle)."""
+    return text if len(text) <= n else f"{text[: n // 2]}…{text[-n // 4 :]}"
 
 
 def _kernel(v: str) -> int | None:
@@ -78,7 +97,7 @@ def _req(letter: str, name: str, kind: str = "int") -> _Num:
     if kind == "kernel":
         return _Num(letter, name, _kernel, _fmt_kernel)  # type: ignore[arg-type]
     if kind == "float":
-        return _Num(letter, name, float, _fmt_num)  # type: ignore[arg-type]
+        return _Num(letter, name, _float, _fmt_num)  # type: ignore[arg-type]
     return _Num(letter, name, _int, str)
 
 
@@ -196,7 +215,9 @@ def _split(text: str, what: str) -> list[str]:
         raise SpecError(f"{what}: empty string")
     s = text.strip()
     if any(ch.isspace() for ch in s):
-        raise SpecError(f"{what} {s!r}: unexpected whitespace")
+        raise SpecError(f"{what} {_clip(s)!r}: unexpected whitespace")
+    if not s.isascii():
+        raise SpecError(f"{what} {_clip(s)!r}: unexpected non-ASCII character")
     return s.split("_")
 
 
@@ -206,9 +227,10 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
     As in timm, only the first repeat keeps the stride; the others have stride 1.
     """
     toks = _split(text, "block")
+    shown = _clip(text)
     name = toks[0]
     if name not in _KINDS:
-        raise SpecError(f"block {text!r}: unknown block kind {name!r} (allowed: {', '.join(_KINDS)})")
+        raise SpecError(f"block {shown!r}: unknown block kind {name!r} (allowed: {', '.join(_KINDS)})")
     kind = _KINDS[name]
     by_letter = {n.letter: n for n in kind.nums}
     values: dict[str, object] = dict(kind.fixed)
@@ -228,9 +250,11 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
             letter = m.group(1) if m else None
             neg = re.fullmatch(r"([a-z]+)-[\d.]+", tok)
             if neg and (neg.group(1) in by_letter or neg.group(1) == "r"):
-                raise SpecError(f"block {text!r}: token {tok!r} must carry a non-negative number")
+                raise SpecError(f"block {shown!r}: token {_clip(tok, 40)!r} must carry a non-negative number")
             if m is None or (letter not in by_letter and letter != "r" and not (name == "cn" and letter == "e")):
-                raise SpecError(f"block {text!r}: unknown token {tok!r} (allowed letters for {name}: {_allowed(kind)})")
+                raise SpecError(
+                    f"block {shown!r}: unknown token {_clip(tok, 40)!r} (allowed letters for {name}: {_allowed(kind)})"
+                )
             key = m.group(1)
             raw = m.group(2)
             try:
@@ -246,27 +270,27 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
                 else:
                     values[by_letter[key].field] = by_letter[key].parse(raw)
             except ValueError as exc:
-                raise SpecError(f"block {text!r}: token {tok!r} must carry {exc}") from None
+                raise SpecError(f"block {shown!r}: token {_clip(tok, 40)!r} must carry {exc}") from None
         if key in seen:
-            raise SpecError(f"block {text!r}: duplicate token {tok!r}")
+            raise SpecError(f"block {shown!r}: duplicate token {_clip(tok, 40)!r}")
         seen.add(key)
     if repeat is None:
-        raise SpecError(f"block {text!r}: missing token 'r' (repeat count, e.g. r1)")
+        raise SpecError(f"block {shown!r}: missing token 'r' (repeat count, e.g. r1)")
     if not 1 <= repeat <= 64:
-        raise SpecError(f"block {text!r}: repeat 'r{repeat}' must be in [1, 64]")
+        raise SpecError(f"block {shown!r}: repeat 'r{repeat}' must be in [1, 64]")
     for num in kind.nums:
         if num.required and num.field not in values:
-            raise SpecError(f"block {text!r}: missing token {num.letter!r} ({num.field})")
+            raise SpecError(f"block {shown!r}: missing token {num.letter!r} ({num.field})")
     if issubclass(kind.cls, (MQASpec, MHSASpec)):
         stride = values.pop("stride")
         if stride != 1:
             raise SpecError(
-                f"block {text!r}: {name}: stride must be one of 1 (got {stride}); attention keeps the resolution"
+                f"block {shown!r}: {name}: stride must be one of 1 (got {stride}); attention keeps the resolution"
             )
     try:
         first = kind.cls(**values)
     except SpecError as exc:
-        raise SpecError(f"block {text!r}: {exc}") from None
+        raise SpecError(f"block {shown!r}: {exc}") from None
     if repeat == 1:
         return (first,)
     rest_values = dict(values)
@@ -281,7 +305,7 @@ def parse_block(text: str) -> BlockSpec:
     """Parse exactly one block (its repeat count must be ``r1``)."""
     blocks = parse_blocks(text)
     if len(blocks) != 1:
-        raise SpecError(f"block {text!r}: expected a single block (r1); use parse_blocks for repeats")
+        raise SpecError(f"block {_clip(text)!r}: expected a single block (r1); use parse_blocks for repeats")
     return blocks[0]
 
 
@@ -301,8 +325,9 @@ def format_head(head: HeadSpec, num_classes: int) -> str:
 def parse_head(text: str) -> tuple[HeadSpec, int]:
     """Parse a head string into the head spec and the number of classes."""
     toks = _split(text, "head")
+    shown = _clip(text)
     if toks[0] != "head":
-        raise SpecError(f"head {text!r}: must start with 'head'")
+        raise SpecError(f"head {shown!r}: must start with 'head'")
     values: dict[str, object] = {"conv_channels": 0, "hidden_channels": 0}
     classes: int | None = None
     seen: set[str] = set()
@@ -312,9 +337,9 @@ def parse_head(text: str) -> tuple[HeadSpec, int]:
             values["activation"] = _ACT_TOKENS[tok[1:]]
         else:
             m = _NUM_TOKEN.fullmatch(tok)
-            if m is None or m.group(1) not in ("c", "h", "cls") or "." in m.group(2):
+            if m is None or m.group(1) not in ("c", "h", "cls") or "." in m.group(2) or len(m.group(2)) > _MAX_DIGITS:
                 raise SpecError(
-                    f"head {text!r}: unknown token {tok!r} (allowed: c<conv>, h<hidden>, cls<classes>, n<act>)"
+                    f"head {shown!r}: unknown token {_clip(tok, 40)!r} (allowed: c<conv>, h<hidden>, cls<classes>, n<act>)"
                 )
             key = m.group(1)
             if key == "cls":
@@ -322,14 +347,14 @@ def parse_head(text: str) -> tuple[HeadSpec, int]:
             else:
                 values["conv_channels" if key == "c" else "hidden_channels"] = int(m.group(2))
         if key in seen:
-            raise SpecError(f"head {text!r}: duplicate token {tok!r}")
+            raise SpecError(f"head {shown!r}: duplicate token {_clip(tok, 40)!r}")
         seen.add(key)
     if classes is None:
-        raise SpecError(f"head {text!r}: missing token 'cls' (number of classes, e.g. cls1000)")
+        raise SpecError(f"head {shown!r}: missing token 'cls' (number of classes, e.g. cls1000)")
     try:
         return HeadSpec(**values), classes  # type: ignore[arg-type]
     except SpecError as exc:
-        raise SpecError(f"head {text!r}: {exc}") from None
+        raise SpecError(f"head {shown!r}: {exc}") from None
 
 
 def format_arch(arch: ArchSpec) -> str:
@@ -341,21 +366,33 @@ def format_arch(arch: ArchSpec) -> str:
 
 
 def parse_arch(text: str) -> ArchSpec:
-    """Parse an architecture string; blocks may use ``r<N>`` repeats (canonical form uses r1)."""
+    """Parse an architecture string; blocks may use ``r<N>`` repeats (canonical form uses r1).
+
+    Spaces around ``|`` are allowed; a newline or another control character anywhere is not, nor a
+    string over :data:`MAX_ARCH_CHARS` characters or over :data:`~nas.spec.blocks.MAX_BLOCKS` blocks."""
     if not isinstance(text, str) or not text.strip():
         raise SpecError("arch: empty string")
-    parts = [p.strip() for p in text.strip().split("|")]
+    if len(text) > MAX_ARCH_CHARS:
+        raise SpecError(f"arch: {len(text)} characters; at most {MAX_ARCH_CHARS} are allowed")
+    text = text.strip()
+    if m := _CONTROL.search(text):
+        raise SpecError(f"arch {_clip(text)!r}: unexpected control character {m.group()!r} at position {m.start()}")
+    parts = [p.strip() for p in text.split("|")]
     if len(parts) < 3:
-        raise SpecError(f"arch {text[:60]!r}: expected 'res<R>|<stem>|<blocks>…|head_…' separated by '|'")
-    m = re.fullmatch(r"res(\d+)", parts[0])
+        raise SpecError(f"arch {_clip(text)!r}: expected 'res<R>|<stem>|<blocks>…|head_…' separated by '|'")
+    m = re.fullmatch(r"res([0-9]{1,9})", parts[0])
     if m is None:
-        raise SpecError(f"arch: first token {parts[0]!r} must be res<resolution>, e.g. res224")
+        raise SpecError(f"arch: first token {_clip(parts[0])!r} must be res<resolution>, e.g. res224")
     stem = parse_block(parts[1])
     if not isinstance(stem, ConvSpec):
         raise SpecError(f"arch: stem {parts[1]!r} must be a cn block")
     blocks: list[BlockSpec] = []
     for p in parts[2:-1]:
         blocks.extend(parse_blocks(p))
+        if len(blocks) > MAX_BLOCKS:  # checked as it grows: a pasted 1M-layer string fails at once
+            raise SpecError(
+                f"arch: more than {MAX_BLOCKS} body blocks (repeats counted); at most {MAX_BLOCKS} are allowed"
+            )
     head, classes = parse_head(parts[-1])
     return ArchSpec(int(m.group(1)), stem, tuple(blocks), head, classes)
 
@@ -380,14 +417,14 @@ def arch_keys(arch: ArchSpec) -> list[str]:
 def parse_key(key: str) -> tuple[BlockSpec | tuple[HeadSpec, int], Shape]:
     """Inverse of :func:`block_key` / :func:`head_key`: the block (or ``(head, classes)``) and input shape."""
     if not isinstance(key, str) or key.count("@") != 1:
-        raise SpecError(f"key {key!r}: expected '<block>@<H>x<W>x<C>'")
+        raise SpecError(f"key {_clip(str(key))!r}: expected '<block>@<H>x<W>x<C>'")
     text, shape_text = key.split("@")
-    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", shape_text)
+    m = re.fullmatch(r"([0-9]{1,9})x([0-9]{1,9})x([0-9]{1,9})", shape_text)
     if m is None:
-        raise SpecError(f"key {key!r}: input shape {shape_text!r} must look like 56x56x32")
+        raise SpecError(f"key {_clip(key)!r}: input shape {_clip(shape_text, 40)!r} must look like 56x56x32")
     shape = Shape(*(int(g) for g in m.groups()))
     if min(shape) < 1:
-        raise SpecError(f"key {key!r}: input shape must be positive")
+        raise SpecError(f"key {_clip(key)!r}: input shape must be positive")
     if text.startswith("head"):
         return parse_head(text), shape
     return parse_block(text), shape

@@ -8,11 +8,11 @@ whole canonical string, checked on load). Optional ``name`` is informational.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from nas.errors import SpecError
+from nas.inputs import as_error, json_loads, read_text, toml_loads
 from nas.spec.blocks import ArchSpec, ConvSpec
 from nas.spec.dsl import format_block, format_head, parse_arch, parse_block, parse_blocks, parse_head
 
@@ -120,40 +120,38 @@ def to_toml(arch: ArchSpec, name: str | None = None) -> str:
 
 
 def from_json(text: str, source: str = "spec") -> ArchSpec:
-    """Parse JSON text into a spec; malformed JSON is a one-line :class:`SpecError`."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{source}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    """Parse JSON text into a spec; malformed, too deeply nested or ``NaN``-holding JSON is a
+    one-line :class:`SpecError`."""
+    with as_error(SpecError):
+        data = json_loads(text, source)
     return spec_from_dict(data, source)
 
 
 def from_toml(text: str, source: str = "spec") -> ArchSpec:
     """Parse TOML text into a spec."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source}: invalid TOML ({exc})") from None
+    with as_error(SpecError):
+        data = toml_loads(text, source)
     return spec_from_dict(data, source)
 
 
+#: Largest spec file read: a spec of the most blocks allowed is well under this.
+MAX_SPEC_BYTES = 4 * 2**20
+
+
 def load_spec_file(path: str | Path) -> ArchSpec:
-    """Load a spec from a ``.json`` or ``.toml`` file, or a text file holding one arch string."""
+    """Load a spec from a ``.json`` or ``.toml`` file, or a text file holding one arch string.
+    Only a regular file of at most 4 MiB is read (a FIFO, a device or a directory is refused unread)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    with as_error(SpecError):
+        text = read_text(p, "spec file", MAX_SPEC_BYTES)
     suffix = p.suffix.lower()
     if suffix == ".json":
         return from_json(text, str(p))
     if suffix == ".toml":
         return from_toml(text, str(p))
-    stripped = text.strip()
+    stripped = text.strip().removeprefix("\ufeff")
     if stripped.startswith("{"):
-        return from_json(text, str(p))
+        return from_json(stripped, str(p))
     try:
         return parse_arch(stripped)
     except SpecError as exc:

@@ -28,9 +28,10 @@ import numpy as np
 from nas._io import write_text_atomic
 from nas.data import Dataset
 from nas.errors import NasError, SpecError
-from nas.space import Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
+from nas.inputs import as_error, path_exists, read_json
+from nas.space import PHASES, Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
 from nas.spec import ArchSpec
-from nas.supernet._checkpoint import OUT_HINT, load_checkpoint, space_from_meta, space_meta
+from nas.supernet._checkpoint import OUT_HINT, check_space_meta, load_checkpoint, space_from_meta, space_meta
 from nas.supernet._estimators import CachedEstimator
 from nas.supernet._supernet import training_space
 from nas.supernet._supernet_estimator import SupernetEstimator
@@ -104,24 +105,31 @@ def shot_path(manifest: Path, label: str) -> Path:
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """A few-shot manifest, checked for format and version (one-line :class:`NasError` otherwise)."""
     p = Path(path)
-    try:
-        m = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NasError(f"{p}: no such few-shot manifest (train one with 'mnv4-nas supernet train --split …')") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NasError(f"{p}: not a few-shot supernet manifest ({type(exc).__name__})") from None
+    if not path_exists(p):
+        raise NasError(f"{p}: no such few-shot manifest (train one with 'mnv4-nas supernet train --split …')")
+    with as_error(NasError):
+        m = read_json(p, "few-shot manifest", 2**24)
     if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
         raise NasError(f"{p}: not a few-shot supernet manifest (no format {MANIFEST_FORMAT!r})")
     if m.get("version") != MANIFEST_VERSION:
         raise NasError(f"{p}: few-shot manifest version {m.get('version')!r}; this mnv4-nas reads {MANIFEST_VERSION}")
     shots = m.get("shots")
-    ok = isinstance(m.get("split"), str) and isinstance(m.get("space"), dict) and isinstance(shots, list) and shots
+    sp = m.get("space")
+    ok = isinstance(m.get("split"), str) and isinstance(sp, dict) and isinstance(sp.get("definition"), dict)
+    ok = ok and sp.get("phase", "joint") in PHASES and isinstance(shots, list) and bool(shots)
     if not ok or not all(isinstance(s, dict) and isinstance(s.get("label"), str) and isinstance(s.get("checkpoint"), str)
                          and "/" not in s["checkpoint"] for s in shots):  # fmt: skip
         raise NasError(f"{p}: malformed few-shot manifest (needs split, space and shots with label and checkpoint file names)")
     init = m.get("init_from")
     if init is not None and not (isinstance(init, dict) and isinstance(init.get("checkpoint"), str)):
         raise NasError(f"{p}: malformed few-shot manifest (init_from must be null or name a checkpoint)")
+    space = check_space_meta(m["space"], f"{p}: malformed few-shot manifest: space")
+    try:
+        want = sorted(sh.label for sh in split_space(space, m["split"]))
+    except NasError as exc:
+        raise NasError(f"{p}: malformed few-shot manifest: split ({str(exc).removeprefix('--split: ')})") from None
+    if sorted(s["label"] for s in shots) != want:
+        raise NasError(f"{p}: malformed few-shot manifest: its shots are not the split's ({', '.join(want)})")
     return m
 
 
@@ -280,7 +288,10 @@ class FewShotEstimator(CachedEstimator):
             cd = widths[d.stage]
             assert cd is not None
             opts.append((d.name, cd[0] if d.kind == "channels" else cd[1]))
-        return self.shots[_label(tuple(opts))]
+        shot = self.shots.get(_label(tuple(opts)))
+        if shot is None:
+            raise NasError(f"{self.path}: the manifest names no shot for {_label(tuple(opts))} (a corrupt manifest?)")
+        return shot
 
     def _score_one(self, arch: ArchSpec) -> float:
         return float(self.shot_for(arch).score([arch])[0])

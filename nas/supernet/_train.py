@@ -102,6 +102,13 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise NasError on an invalid value."""
+        for name in ("lr", "momentum", "weight_decay", "label_smoothing", "grad_clip", "beta", "rl_lr", "rl_lr_growth"):
+            if not math.isfinite(getattr(self, name)):
+                raise NasError(f"{name} must be a finite number (got {getattr(self, name)})")
+        if self.budget is not None and not math.isfinite(self.budget):
+            raise NasError(f"budget must be a finite number (got {self.budget})")
+        if not 0 <= self.seed < 2**32:
+            raise NasError(f"seed must be in [0, 2**32 - 1] (got {self.seed})")
         if self.epochs < 1:
             raise NasError(f"epochs must be at least 1 (got {self.epochs})")
         if self.batch_size < 2:

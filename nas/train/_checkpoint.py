@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ import torch
 
 from nas._io import write_atomic
 from nas.errors import NasError
-from nas.inputs import regular_file
+from nas.inputs import as_error, regular_file
+
+#: What torch.load raises on a file that is not a checkpoint (truncated, garbage, a hostile pickle).
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError)
 
 #: how a user fixes an unwritable checkpoint (ends the one-line error of a failed write)
 OUT_HINT = "give --out a writable folder"
@@ -45,20 +49,26 @@ def read_checkpoint(path: str | Path, fmt: str, version: int, what: str) -> dict
     """A checkpoint written by :func:`write_checkpoint` with this ``fmt`` and ``version``; ``meta``
     decoded to a dict. Anything else is a one-line :class:`NasError` naming the file (``what``, e.g.
     ``supernet``, names the kind)."""
-    p = regular_file(path, f"{what} checkpoint")
+    with as_error(NasError):
+        p = regular_file(path, f"{what} checkpoint")  # a FIFO or a device is refused unread
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except _UNREADABLE as exc:
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise NasError(f"{p}: not a readable {what} checkpoint ({msg})") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise NasError(f"{p}: not an mnv4-nas {what} checkpoint")
     if obj.get("version") != version:
-        raise NasError(f"{p}: checkpoint version {obj.get('version')} is not supported (this is {version})")
+        shown = str(obj.get("version"))[:20]
+        raise NasError(f"{p}: checkpoint version {shown} is not supported (this is {version})")
+    if not isinstance(obj.get("meta"), str):
+        raise NasError(f"{p}: corrupt checkpoint metadata (not a JSON string)")
     try:
         obj["meta"] = json.loads(obj["meta"])
-    except (TypeError, ValueError):
-        raise NasError(f"{p}: corrupt checkpoint metadata") from None
+    except (ValueError, RecursionError):
+        raise NasError(f"{p}: corrupt checkpoint metadata (not JSON)") from None
     if not isinstance(obj["meta"], dict):
-        raise NasError(f"{p}: corrupt checkpoint metadata")
+        raise NasError(f"{p}: corrupt checkpoint metadata (not a JSON object)")
+    if not isinstance(obj.get("model"), dict):
+        raise NasError(f"{p}: corrupt checkpoint (no model state dict)")
     return obj

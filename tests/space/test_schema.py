@@ -78,7 +78,7 @@ def test_bad_user_space_one_line_error(tmp_path, old, new, key, allowed):
 def test_malformed_toml_and_missing_file(tmp_path):
     p = tmp_path / "broken.toml"
     p.write_text("name = ")
-    with pytest.raises(ConfigError, match="malformed TOML"):
+    with pytest.raises(ConfigError, match="invalid TOML"):
         load_space(str(p))
     with pytest.raises(ConfigError, match="no such search-space file"):
         load_space(str(tmp_path / "nope.toml"))

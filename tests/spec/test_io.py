@@ -53,7 +53,7 @@ def test_truncated_json_and_missing_file(tmp_path, tiny_arch):
     p.write_text(to_json(tiny_arch)[:40])
     with pytest.raises(SpecError, match="invalid JSON"):
         load_spec_file(p)
-    with pytest.raises(SpecError, match="no such file"):
+    with pytest.raises(SpecError, match="no such spec file"):
         load_spec_file(tmp_path / "missing.json")
     with pytest.raises(SpecError, match="invalid TOML"):
         from_toml("resolution = = 3")
