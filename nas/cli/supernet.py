@@ -126,8 +126,9 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a supernet; checkpoints every epoch and resumes after an interruption (also under torchrun)."""
+    from nas.data import is_store, load_training_data, open_store
     from nas.space import coarse_space, load_space
-    from nas.supernet import TrainConfig, load_data, train_supernet
+    from nas.supernet import TrainConfig, train_supernet
     from nas.supernet._train import cost_function, parse_budget
     from nas.train import env_world_size
 
@@ -154,8 +155,9 @@ def train(
         seed=cfg_all.project.seed if seed is None else seed,
     )  # fmt: skip
     cfg.check()
-    res = _given(resolution, sc.resolution)
     data_spec = _given(data, sc.data)
+    # a distillation store fixes the resolution: its images were augmented and labelled at it
+    res = _given(resolution, open_store(data_spec).resolution if is_store(data_spec) else sc.resolution)
     ckpt = Path(_given(out, sc.checkpoint))
     if split is not None:
         from nas.supernet._few_shot import check_few_shot
@@ -167,9 +169,9 @@ def train(
         raise UsageError(f"--out: {out} is a .json path, which names a few-shot manifest; add --split DECISION or give a .pt path")
     check_output_file(ckpt, "--out")
     quiet = json_out or env_world_size() > 1 and _rank() != 0
-    ds = load_data(data_spec, res, seed=cfg.seed)
+    source, held_out = load_training_data(data_spec, res, seed=cfg.seed)
     if not quiet:
-        console.print(f"data: {ds.describe()}")
+        console.print(f"data: {source.describe()}")
         kt = "; kernel transform" if cfg.kernel_transform else ""
         console.print(f"space: {sp}; sampler {cfg.sampler}{kt}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}")
         if split is not None:
@@ -201,18 +203,18 @@ def train(
             f"{h['images_per_s']:.0f} images/s" + (f"; held-out acc: {evals}" if evals else "") + f" — saved {shot['ckpt']}"
         )
 
-    run_kw: dict[str, Any] = dict(data_spec=data_spec, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device,
+    run_kw: dict[str, Any] = dict(val_data=held_out, data_spec=data_spec, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device,
                                   max_steps_per_epoch=max_steps, init_from=init_from)  # fmt: skip
     if split is not None:
         from nas.supernet import train_few_shot
 
         with progress:
-            few = train_few_shot(sp, ds, ckpt, cfg, split=split, on_shot=on_shot, **run_kw)
+            few = train_few_shot(sp, source, ckpt, cfg, split=split, on_shot=on_shot, **run_kw)
         if not quiet or json_out:
             _few_shot_summary(few, json_out, sp.phase == "coarse")
         return
     with progress:
-        result = train_supernet(sp, ds, ckpt, cfg, cost_fn=cost_fn, **run_kw)
+        result = train_supernet(sp, source, ckpt, cfg, cost_fn=cost_fn, **run_kw)
     if quiet and not json_out:
         return
     summary: dict[str, Any] = {

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from nas._io import write_text_atomic
-from nas.data import Dataset
+from nas.data import Dataset, TrainSource
 from nas.errors import NasError, SpecError
 from nas.inputs import as_error, path_exists, read_json
 from nas.space import PHASES, Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
@@ -161,7 +161,7 @@ def check_few_shot(space: SearchSpace, split: str, sampler: str, manifest: str |
 
 def train_few_shot(
     space: SearchSpace,
-    data: Dataset,
+    data: Dataset | TrainSource,
     manifest: str | Path,
     cfg: TrainConfig,
     *,

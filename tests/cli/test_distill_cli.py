@@ -171,3 +171,19 @@ def test_a_supernet_member_teaches(cli, write_space, tmp_path):
     r = cli("distill-data", "--teacher", f"supernet:{ckpt}@{arch}", "--data", "builtin:4", "--out", str(out),
             "--teacher-norm", "data")  # fmt: skip
     assert r.code == 2 and "apply to ONNX teachers only" in r.err
+
+
+def test_supernet_trains_on_a_store_and_scores_on_its_source_data(cli, onnx_teacher, conv_space_path, tmp_path):
+    store = tmp_path / "store"
+    assert cli(*_args(onnx_teacher, store, "--aug", "none", "--json")).code == 0
+    ckpt = tmp_path / "s.pt"
+    r = cli("supernet", "train", "--space", str(conv_space_path), "--data", str(store), "--epochs", "1",
+            "--batch-size", "16", "--threads", "1", "--out", str(ckpt), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    from nas.supernet import load_supernet_estimator, smallest_arch
+
+    meta = torch.load(ckpt, weights_only=True)["meta"]
+    assert json.loads(meta)["resolution"] == 16  # the store's, without --resolution
+    est = load_supernet_estimator(ckpt)  # reloads the held-out split of the store's source data
+    acc = est.score([smallest_arch(est.search_space)])[0]
+    assert 0.0 <= acc <= 1.0 and len(est.data.val_y) > 0
