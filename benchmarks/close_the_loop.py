@@ -217,10 +217,11 @@ def run_distill(args: argparse.Namespace) -> dict[str, Any]:
             runs.append(have)
         accs = [_acc(r) for r in runs]
         m, sd = _mean_sd(accs)
-        images = round(sum(h["images_per_s"] * h["seconds"] for h in runs[0]["history"]))  # same steps in every arm
+        res0 = runs[0]["results"]
+        images = round(res0["images_per_s"] * res0["seconds"])  # the same number of steps in every arm
         rows.append({"arm": label, "epochs": epochs, "top1_mean": m, "top1_sd": sd, "top1_seeds": accs,
                      "images_seen": images,
-                     "train_s": statistics.median(sum(h["seconds"] for h in r["history"]) for r in runs)})  # fmt: skip
+                     "train_s": statistics.median(r["results"]["seconds"] for r in runs)})  # fmt: skip
     summary = {"experiment": "distill", "teacher": args.teacher, "teacher_top1": _acc(t_run),
                "teacher_epochs": args.teacher_epochs, "student": args.student, "data": args.data,
                "resolution": args.resolution, "replicas": args.replicas, "seeds": args.seeds,
