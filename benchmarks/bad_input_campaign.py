@@ -381,7 +381,49 @@ def make_fixtures(w: Work) -> dict[str, str]:
     f["manifest"] = str(fs)
     _checkpoints(w, f, ck, torch)
     _manifests(w, f, fs)
+    _training_fixtures(w, f)
     return f
+
+
+#: The architecture the training cases train (tiny: a step takes milliseconds).
+TRAIN_ARCH = "res32|cn_r1_k3_s2_c8|uir_r1_a3_k3_s2_e2_c16|uir_r1_a0_k3_s2_e2_c24|head_c32_cls10"
+
+
+def _has_command(w: Work, name: str) -> bool:
+    """Whether the code root's CLI has ``name`` (the campaign also runs against older checkouts)."""
+    p = subprocess.run([sys.executable, "-c", _boot(w.mem), "--help"], cwd=w.run, env=w.env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    return f" {name} " in p.stdout or f"│ {name}" in p.stdout
+
+
+def _training_fixtures(w: Work, f: dict[str, str]) -> None:
+    """A trained run, a distillation store labelled by it, and broken copies of each (train/eval/distill-data)."""
+    if not (_has_command(w, "train") and _has_command(w, "distill-data")):
+        return
+    run, store = w.root / "trained", w.root / "store"
+    w.cli("train", TRAIN_ARCH, "--data", "builtin:4", "--epochs", "1", "--batch-size", "8", "--max-steps", "1",
+          "--out", str(run), "--json")  # fmt: skip
+    w.cli("distill-data", "--teacher", str(run), "--data", "builtin:4", "--aug", "none", "--out", str(store), "--json")
+    f["trained"], f["store"] = str(run), str(store)
+    d = w.root / "broken"
+    for name in ("store_truncated", "store_noshards", "store_badmanifest", "run_empty"):
+        (d / name).mkdir(parents=True, exist_ok=True)
+    for src in store.iterdir():
+        (d / "store_truncated" / src.name).write_bytes(src.read_bytes())
+    shard = next((d / "store_truncated").glob("shard-*"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    manifest = json.loads((store / "manifest.json").read_text())
+    (d / "store_noshards" / "manifest.json").write_text(json.dumps(manifest))
+    (d / "store_badmanifest" / "manifest.json").write_text(
+        '{"format": "mnv4-nas-distill-store", "version": 1, "shards": 5}'
+    )
+    (d / "garbage.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage" + os.urandom(64))
+    (d / "garbage_ckpt.pt").write_bytes(os.urandom(256))
+    (d / "garbage.onnx").write_bytes(os.urandom(256))
+    for key in ("store_truncated", "store_noshards", "store_badmanifest", "run_empty"):
+        f[key] = str(d / key)
+    for key in ("garbage.safetensors", "garbage_ckpt.pt", "garbage.onnx"):
+        f[key] = str(d / key)
 
 
 def _npz_huge_header(path: Path) -> None:
@@ -509,6 +551,8 @@ def build_cases(w: Work, f: dict[str, str]) -> list[Case]:
     _checkpoint_cases(add, w, f, o, train)
     _data_cases(add, w, f, o, train)
     _space_cases(add, w, f, o, search, train)
+    if "trained" in f:
+        _training_cases(add, w, f, o)
     ids = Counter(c.id for c in cases)
     dup = [i for i, n in ids.items() if n > 1]
     assert not dup, dup
@@ -614,6 +658,11 @@ def _file_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str],
     add("space-show:valid", "valid", "space show", ["space", "show", f["space"]], expect="ok")
     add("space-show:crlf", "valid", "space show", ["space", "show", f["space_crlf.toml"]], expect="ok")
     add("config:empty-ok", "valid", "--config", ["space", "list"], expect="ok", config=f["empty.toml"])
+
+
+def _swap(argv: list[str], old: str, new: str) -> list[str]:
+    """``argv`` with the element ``old`` replaced by ``new``."""
+    return [new if a == old else a for a in argv]
 
 
 def _replace(argv: list[str], opt: str, value: str) -> list[str]:
@@ -1302,6 +1351,94 @@ def _data_cases(add: Any, w: Work, f: dict[str, str], o: Any, train: list[str]) 
         [*_replace(train, "--data", f["imgs"]), "--out", o("dir-valid.pt")],
         expect="ok",
     )
+
+
+def _training_cases(add: Any, w: Work, f: dict[str, str], o: Any) -> None:
+    """``train``, ``eval`` and ``distill-data``: options, data, stores, teachers, weights."""
+    base = [
+        "train",
+        TRAIN_ARCH,
+        "--data",
+        "builtin:4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        "--json",
+    ]
+    for opt, values in (("--epochs", ["0", "-1", "1e3", "abc"]), ("--lr", ["0", "-1", "inf", "nan", "1e9"]),
+                        ("--batch-size", ["0", "1", "-8"]), ("--warmup", ["1", "-0.1", "nan"]),
+                        ("--label-smoothing", ["1", "-0.1", "inf"]), ("--ema-decay", ["0", "1", "nan"]),
+                        ("--weight-decay", ["-1", "inf"]), ("--grad-clip", ["-1", "nan"]), ("--aug", ["bogus", ""]),
+                        ("--amp", ["bf16", "fp16", "bogus"]), ("--device", ["cuda", "tpu9", "cuda:7", ""]),
+                        ("--resolution", ["4", "5000", "0"]), ("--seed", ["-1", "99999999999"]),
+                        ("--threads", ["0", "-2"]), ("--optimizer", ["adam", ""])):  # fmt: skip
+        for v in values:
+            add(f"train-cmd:{opt}={v}", "train-option", f"train {opt}", [*base, opt, v, "--out", o(f"t-{opt}-{v}")],
+                needle=opt)  # fmt: skip
+    for kind in ("fifo", "dir", "missing", "devzero"):
+        data = "/dev/zero" if kind == "devzero" else f[f"{kind}.npz"]
+        add(
+            f"train-cmd:data-{kind}",
+            "train-data",
+            "train --data",
+            [*_replace(base, "--data", data), "--out", o(f"td-{kind}")],
+        )
+    add("train-cmd:data-empty", "train-data", "train --data", [*_replace(base, "--data", ""), "--out", o("td-empty")])
+    add("train-cmd:out-file", "output-path", "train --out", [*base, "--out", f["trained"] + "/run.json"])
+    add("train-cmd:out-under-file", "output-path", "train --out", [*base, "--out", f["trained"] + "/run.json/x"])
+    long_arch = f["conv-small"].replace("res224", "res32").replace("cls1000", "cls10")  # ~480 characters
+    add("train-cmd:long-arch", "valid", "train ARCH", [*_swap(base, TRAIN_ARCH, long_arch), "--out", o("t-long")],
+        expect="ok")  # fmt: skip
+    dbase = ["train", TRAIN_ARCH, "--epochs", "1", "--batch-size", "8", "--max-steps", "1", "--json"]
+    for v in ("{s}:-1", "{s}:abc", "{s}:0", "{s}:nan", "{s}:inf", "{s}:", "", "{missing}", "{truncated}",
+              "{noshards}", "{badmanifest}", "{dir}"):  # fmt: skip
+        arg = v.format(s=f["store"], missing=w.p("nostore"), truncated=f["store_truncated"],
+                       noshards=f["store_noshards"], badmanifest=f["store_badmanifest"], dir=f["run_empty"])  # fmt: skip
+        add(f"train-cmd:distill={v}", "store", "train --distill", [*dbase, "--distill", arg, "--out", o(f"tdist-{v}")])
+    add("train-cmd:distill+data", "store", "train --distill", [*dbase, "--distill", f["store"], "--data", "builtin:4",
+                                                           "--out", o("tdist-data")])  # fmt: skip
+    add("train-cmd:distill-valid", "valid", "train --distill", [*dbase, "--distill", f["store"], "--out", o("tdist-ok")],
+        expect="ok")  # fmt: skip
+    for name, teacher in (("fifo", f["fifo.json"]), ("missing", w.p("none.onnx")), ("garbage-onnx", f["garbage.onnx"]),
+                          ("garbage-st", f["garbage.safetensors"]), ("garbage-pt", f["garbage_ckpt.pt"]),
+                          ("empty-dir", f["run_empty"]), ("supernet-x", "supernet:x"), ("bin", w.p("m.bin"))):  # fmt: skip
+        add(
+            f"train-cmd:teacher-{name}",
+            "teacher",
+            "train --teacher",
+            [*base, "--teacher", teacher, "--out", o(f"tt-{name}")],
+        )
+    ebase = ["eval", f["trained"], "--data", "builtin:4", "--json"]
+    for name, weights in (("fifo", f["fifo.json"]), ("missing", w.p("nothing")), ("garbage-st", f["garbage.safetensors"]),
+                          ("garbage-pt", f["garbage_ckpt.pt"]), ("empty-dir", f["run_empty"]), ("devzero", "/dev/zero")):  # fmt: skip
+        add(
+            f"eval-cmd:weights-{name}",
+            "weights",
+            "eval WEIGHTS",
+            [*_swap(ebase, f["trained"], weights), "--out", o(f"e-{name}")],
+        )
+    for opt, v in (("--batch-size", "0"), ("--split", "test"), ("--data", ""), ("--data", f["oneclass.npz"]),
+                   ("--device", "cuda"), ("--threads", "0")):  # fmt: skip
+        argv = _replace(ebase, opt, v) if opt in ebase else [*ebase, opt, v]
+        add(f"eval-cmd:{opt}={v[-20:]}", "eval-option", f"eval {opt}", [*argv, "--out", o(f"e-{opt}-{v[-6:]}")])
+    xbase = ["distill-data", "--teacher", f["trained"], "--data", "builtin:4", "--aug", "none", "--json"]
+    for opt, v in (("--replicas", "0"), ("--replicas", "-1"), ("--shard-size", "0"), ("--batch-size", "0"),
+                   ("--val-fraction", "0"), ("--val-fraction", "1"), ("--val-fraction", "nan"), ("--aug", "bogus"),
+                   ("--resolution", "16"), ("--seed", "-1"), ("--teacher-mean", "1,2"), ("--teacher-norm", "bogus"),
+                   ("--data", f["store"]), ("--data", ""), ("--teacher", f["garbage.onnx"]),
+                   ("--teacher", f["fifo.json"])):  # fmt: skip
+        argv = _replace(xbase, opt, v) if opt in xbase else [*xbase, opt, v]
+        add(
+            f"distill-data:{opt}={v[-24:]}",
+            "distill-data",
+            f"distill-data {opt}",
+            [*argv, "--out", o(f"x-{opt}-{v[-8:]}")],
+        )
+    add("distill-data:out-store-other-aug", "store", "distill-data --out",
+        [*_swap(xbase, "none", "mixup"), "--out", f["store"]])  # fmt: skip
 
 
 def _space_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str], train: list[str]) -> None:

@@ -214,7 +214,7 @@ def train(
         raise UsageError("--distill learns from the stores' teacher and their source data; drop --data/--teacher")
     given = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer.value if optimizer else None, "lr": lr,
              "weight_decay": weight_decay, "lr_warmup": warmup, "label_smoothing": label_smoothing,
-             "grad_clip": grad_clip, "ema": ema, "ema_decay": ema_decay, "augment": aug or ("flip" if distill else None),
+             "grad_clip": grad_clip, "ema": ema, "ema_decay": ema_decay, "augment": aug if aug is not None else ("flip" if distill else None),
              "amp": amp, "seed": seed}  # fmt: skip
     recipe = _recipe(cfg, given)
     amp_dtype(recipe, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")), "--amp")

@@ -17,8 +17,10 @@ from nas._io import write_atomic
 from nas.errors import NasError
 from nas.inputs import as_error, regular_file
 
-#: What torch.load raises on a file that is not a checkpoint (truncated, garbage, a hostile pickle).
-_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError)
+#: What torch.load raises on a file that is not a checkpoint (truncated, garbage, a hostile pickle): its
+#: legacy-format reader meets random bytes with IndexError, KeyError, TypeError or AttributeError too.
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError,
+               IndexError, KeyError, TypeError, AttributeError, UnicodeDecodeError)  # fmt: skip
 
 #: how a user fixes an unwritable checkpoint (ends the one-line error of a failed write)
 OUT_HINT = "give --out a writable folder"

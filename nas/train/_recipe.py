@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from nas.data import AUGMENTATIONS
-from nas.inputs import InputError, check_finite, check_int
+from nas.inputs import InputError, check_finite, check_int, check_seed
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 #: ``auto``: bf16 autocast on a CUDA device that supports it, else fp16 with a gradient scaler; off on CPU
@@ -50,11 +50,11 @@ class Recipe:
         the message names a field (e.g. the CLI flag)."""
         check_int(self.epochs, name("epochs"), lo=1)
         check_int(self.batch_size, name("batch_size"), lo=2)
-        check_int(self.seed, name("seed"), lo=0)
+        check_seed(self.seed, name("seed"))
         _choice(self.optimizer, OPTIMIZERS, name("optimizer"))
         _choice(self.augment, tuple(AUGMENTATIONS), name("augment"))
         _choice(self.amp, AMP_MODES, name("amp"))
-        check_finite(self.lr, name("lr"), lo=0, lo_open=True)
+        check_finite(self.lr, name("lr"), lo=0, hi=10, lo_open=True)
         check_finite(self.momentum, name("momentum"), lo=0, hi=1, hi_open=True)
         check_finite(self.weight_decay, name("weight_decay"), lo=0)
         check_finite(self.lr_warmup, name("lr_warmup"), lo=0, hi=1, hi_open=True)

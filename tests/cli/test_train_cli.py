@@ -97,6 +97,9 @@ def test_eval_refuses_data_with_other_classes(cli, run_dir, tmp_path):
         (["--amp", "fp8"], "--amp must be one of"),
         (["--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
         (["--data", "nope/missing"], "no such file"),
+        (["--aug", ""], "--aug must be one of"),  # '' is not the default
+        (["--lr", "1e9"], "--lr must be <= 10"),
+        (["--seed", "99999999999"], "--seed must be at most"),
     ],
 )
 def test_bad_options_are_one_line_errors(cli, tmp_path, args, msg):
@@ -247,3 +250,12 @@ def test_distill_with_data_or_teacher_is_refused(cli, store, run_dir, tmp_path):
     for extra in (["--data", DATA], ["--teacher", str(run_dir)]):
         r = cli("train", ARCH, "--distill", str(store), *extra, "--out", str(tmp_path / "x"))
         assert r.code == 2 and "--distill" in r.err and r.err.count("\n") == 1
+
+
+def test_garbage_weights_are_one_line_errors(cli, tmp_path):
+    """torch.load meets random bytes with IndexError and the like: still one line, naming the file."""
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(bytes(range(256)) * 3)
+    for argv in (["eval", str(junk), "--data", DATA], ["train", ARCH, *FAST, "--teacher", str(junk)]):
+        r = cli(*argv, "--out", str(tmp_path / "o"))
+        assert r.code == 2 and "junk.pt" in r.err and r.err.count("\n") == 1, r.err
