@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from functools import singledispatch
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from nas.errors import SpecError
 from nas.spec import (
     ArchSpec,
@@ -32,6 +30,8 @@ from nas.spec.blocks import conv_out
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    import pandas as pd
 
 #: Op classes, each with its own efficiency in the roofline device model.
 OP_CLASSES: tuple[str, ...] = ("conv", "dwconv", "pwconv", "matmul", "elementwise", "pool", "linear")
@@ -304,6 +304,8 @@ def cost_table(arch: ArchSpec, dtype: str = "fp32") -> pd.DataFrame:
         }
         for c in layer_costs(arch)
     ]
+    import pandas as pd  # imported here: the CLI's start-up needs nas.cost but not pandas
+
     return pd.DataFrame(rows)
 
 
