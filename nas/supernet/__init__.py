@@ -41,6 +41,11 @@ _LAZY = {
     "FewShotEstimator": "nas.supernet._few_shot",
     "train_few_shot": "nas.supernet._few_shot",
     "SupernetMacsEstimator": "nas.supernet._rank_mean",
+    "Predictor": "nas.supernet._predictor",
+    "fit_predictor": "nas.supernet._predictor",
+    "check_fit_options": "nas.supernet._predictor",
+    "load_predictor": "nas.supernet._predictor",
+    "SubnetScorer": "nas.supernet._batched_eval",
     "BatchQuality": "nas.supernet._evaluate",
     "subnet_accuracy": "nas.supernet._evaluate",
 }
