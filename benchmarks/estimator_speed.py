@@ -5,10 +5,11 @@
   subnet, recalibrate its BatchNorm on the calibration images, evaluate it on the held-out split,
   NCHW tensors (``nas.supernet.subnet_accuracy``, which the training loop still uses);
 * ``supernet, one per call`` — the estimator now, called with one member at a time (as the optuna
-  engine calls it): channels-last, the stem's outputs kept, no sharing between members;
+  engine calls it): channels-last, BatchNorm folded for the evaluation, the stem's outputs kept, no
+  sharing between members;
 * ``supernet, batched`` — the estimator with ``--archs`` members per call (as ``fit-predictor``,
   ``supernet+macs`` and TuNAS's rescoring call it): their common layers also run once;
-* ``supernet, batched NCHW`` — the same without channels-last (what the sharing alone gives);
+* ``supernet, batched, sharing only`` — the same in NCHW without folding (what the sharing alone gives);
 * ``predictor`` — ``predictor:PRED`` fitted on ``--predictor-n`` members scored by the supernet,
   scoring ``--predictor-archs`` members given as ``ArchSpec`` (encoding included) and as encodings.
 
@@ -93,14 +94,14 @@ def _timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float, float]:
 def _supernet_variants(est: SupernetEstimator) -> dict[str, Callable[[Sequence[ArchSpec]], np.ndarray]]:
     sn, data, calib = est.supernet, est.data, est.calib
     cl = SubnetScorer(sn, data, calib)
-    nchw = SubnetScorer(sn, data, calib, channels_last=False)
+    nchw = SubnetScorer(sn, data, calib, channels_last=False, fold_bn=False)
     return {
         "supernet, before (one at a time, NCHW)": lambda archs: np.asarray(
             [subnet_accuracy(sn, a, data, calib) for a in archs]
         ),
         "supernet, one per call": lambda archs: np.asarray([cl([a])[0] for a in archs]),
         "supernet, batched": cl,
-        "supernet, batched NCHW": nchw,
+        "supernet, batched, sharing only": nchw,
     }
 
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu[name].append(c / len(archs))
             wall[name].append(w / len(archs))
         before = got["supernet, before (one at a time, NCHW)"]
-        for name in ("supernet, one per call", "supernet, batched", "supernet, batched NCHW"):
+        for name in ("supernet, one per call", "supernet, batched", "supernet, batched, sharing only"):
             diffs.append(float(np.abs(got[name] - before).max()))
             differ += int(np.sum(got[name] != before))
         console.print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{k} {cpu[k][-1]:.3f}" for k in variants)
