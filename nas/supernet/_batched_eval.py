@@ -253,11 +253,12 @@ class SubnetScorer:
         workers = max(1, min(workers, len(groups))) if self._kept is not None else 1
         scores: dict[int, float] = {}
         with _single_threaded(workers > 1), ThreadPoolExecutor(workers) as pool:
+            run = pool.map if workers > 1 else map
             for w in range(0, len(groups), workers):
                 wave = groups[w : w + workers]
                 # Extraction touches the supernet's caches: in this thread; the measurement in the pool.
                 trees = [self._tree([archs[i] for i in g]) for g in wave]
-                for g, accs in zip(wave, pool.map(self._run, trees), strict=True):
+                for g, accs in zip(wave, run(self._run, trees), strict=True):
                     scores.update(zip(g, map(float, accs), strict=True))
         for i, a in enumerate(archs):
             out[i] = scores[first[self.supernet.normalize(a).arch]]
