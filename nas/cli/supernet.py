@@ -369,46 +369,6 @@ def eval_(
         typer.echo(f"{r['accuracy']:.4f}  {fmt_macs(int(r['macs'])):>9} MACs  {r['name']:<9} {r['arch']}")
 
 
-class ExtractFormat(StrEnum):
-    """Extracted model formats."""
-
-    pt = "pt"
-    onnx = "onnx"
-
-
-@app.command("extract")
-def extract(
-    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
-    arch: str = typer.Argument(..., metavar="ARCH", help="Arch string or spec file (a member of the space)."),
-    output: str = typer.Option(..., "--output", "-o", help="Output file."),
-    fmt: ExtractFormat = typer.Option(ExtractFormat.pt, "--format", "-f", case_sensitive=False, help="pt or onnx."),
-) -> None:
-    """Write a subnet with its inherited weights (BatchNorm recalibrated) as a state dict or ONNX."""
-    import torch
-
-    from nas.model import recalibrate_bn
-    from nas.supernet import FewShotEstimator, load_supernet_estimator
-
-    spec = resolve_spec(arch)[0]
-    est = load_supernet_estimator(checkpoint)
-    if isinstance(est, FewShotEstimator):
-        est = est.shot_for(spec)
-    model = recalibrate_bn(est.supernet.extract(spec), est.calib)
-    norm = est.supernet.normalize(spec)
-    p = Path(output)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if fmt is ExtractFormat.onnx:
-        from nas.export.onnx import export_onnx
-
-        r = export_onnx(norm, p, model=model)
-        console.print(f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})")
-        return
-    torch.save({"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"]["mean"],
-                "std": est.meta["data"]["std"], "state_dict": model.state_dict()}, p)  # fmt: skip
-    console.print(f"wrote {p}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
-                  f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))")  # fmt: skip
-
-
 class PredictorModel(StrEnum):
     """Models of ``fit-predictor``."""
 
@@ -451,3 +411,43 @@ def fit_predictor_cmd(
                   f"{fit['model']} fitted on {h['n_train']}, on the {h['n_test']} held out: Kendall τ {h['kendall_tau']:.3f}, "
                   f"Spearman ρ {h['spearman_rho']:.3f}, RMSE {h['rmse']:.4f} (refitted on all {fit['n']})")  # fmt: skip
     console.print(f"wrote {path}; next: mnv4-nas search --target TARGET --budget BUDGET --estimator predictor:{path}")
+
+
+class ExtractFormat(StrEnum):
+    """Extracted model formats."""
+
+    pt = "pt"
+    onnx = "onnx"
+
+
+@app.command("extract")
+def extract(
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
+    arch: str = typer.Argument(..., metavar="ARCH", help="Arch string or spec file (a member of the space)."),
+    output: str = typer.Option(..., "--output", "-o", help="Output file."),
+    fmt: ExtractFormat = typer.Option(ExtractFormat.pt, "--format", "-f", case_sensitive=False, help="pt or onnx."),
+) -> None:
+    """Write a subnet with its inherited weights (BatchNorm recalibrated) as a state dict or ONNX."""
+    import torch
+
+    from nas.model import recalibrate_bn
+    from nas.supernet import FewShotEstimator, load_supernet_estimator
+
+    spec = resolve_spec(arch)[0]
+    est = load_supernet_estimator(checkpoint)
+    if isinstance(est, FewShotEstimator):
+        est = est.shot_for(spec)
+    model = recalibrate_bn(est.supernet.extract(spec), est.calib)
+    norm = est.supernet.normalize(spec)
+    p = Path(output)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if fmt is ExtractFormat.onnx:
+        from nas.export.onnx import export_onnx
+
+        r = export_onnx(norm, p, model=model)
+        console.print(f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})")
+        return
+    torch.save({"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"]["mean"],
+                "std": est.meta["data"]["std"], "state_dict": model.state_dict()}, p)  # fmt: skip
+    console.print(f"wrote {p}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
+                  f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))")  # fmt: skip
