@@ -155,6 +155,9 @@ def _search(a: argparse.Namespace, est, pred_model: str, macs_budget: float, tru
                          "evaluations": pr["evaluations"], "best_predicted": pr["best_score"],
                          "exhausted": pr["exhausted"], "arch": pr["best"].arch, "wall_s": pr["seconds"]}}  # fmt: skip
     out["predictor"]["supernet_score"] = float(est.score([pr["best"]])[0])
+    for side in ("supernet", "predictor"):  # a pick among the run's archs has its stand-alone truth already
+        known = truth_ctx["known"].get(out[side]["arch"])
+        out[side]["standalone_known"] = None if known is None else float(known)
     if a.train_picks:
         for side, arch in (("supernet", sn["best"]), ("predictor", pr["best"])):
             accs = [_train_one(arch.arch, *truth_ctx["data"], *truth_ctx["recipe"], sd)[truth_ctx["metric"]]
@@ -237,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.search_seconds > 0:
         macs_budget = a.macs_budget or float(np.median(macs))
         ctx = {"data": (data, test), "recipe": (budget["epochs"], budget["batch_size"], budget["lr"]),
-               "seeds": seeds, "metric": metric}  # fmt: skip
+               "seeds": seeds, "metric": metric, "known": dict(zip(arch_strs, truth, strict=True))}  # fmt: skip
         out["search"] = s = _search(a, est, a.model[0], macs_budget, ctx)
         for side in ("supernet", "predictor"):
             console.print(f"search with the {side} ({a.search_seconds:.0f} s, MACs ≤ {macs_budget:,.0f}): "
