@@ -26,7 +26,10 @@ standardisation, the model, and the scored members themselves. Loading checks th
 every field's type, shape and finiteness, and that the recorded decisions are those of the recorded
 space (one-line errors); ``mnv4-nas search`` then refuses a ``--space`` other than that one, as it
 does for a supernet. Predictions read as the supernet's held-out accuracy (fraction 0-1), so TuNAS's
-absolute reward can use them as its per-step quality.
+absolute reward can use them as its per-step quality. A predictor scores members of its space in that
+space's phase; a two-stage search's coarse members are members of the joint space when the space's
+coarse block is one of its fine variants (true of every shipped space), otherwise they need a
+``--coarse-estimator``.
 """
 
 from __future__ import annotations
@@ -438,7 +441,7 @@ class Predictor:
         held = fit["heldout"]
         self.meaning = (
             f"predicted {src['estimator']} score (held-out accuracy, fraction 0-1, of the subnet inheriting the "
-            f"supernet's weights; {src['epochs']} epochs) from a {model.kind} fitted on {fit['n']} members scored by "
+            f"supernet's weights; {src.get('epochs')} epochs) from a {model.kind} fitted on {fit['n']} members scored by "
             f"it (on {held['n_test']} held out of the fit: Kendall τ {_fmt(held['kendall_tau'])}, RMSE "
             f"{held['rmse']:.4f})"
         )
