@@ -399,6 +399,50 @@ def eval_(
         typer.echo(f"{r['accuracy']:.4f}  {fmt_macs(int(r['macs'])):>9} MACs  {r['name']:<9} {r['arch']}")
 
 
+class PredictorModel(StrEnum):
+    """Models of ``fit-predictor``."""
+
+    mlp = "mlp"
+    ridge = "ridge"
+
+
+@app.command("fit-predictor")
+def fit_predictor_cmd(
+    checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
+    n: int = typer.Option(1000, "--n", help="Members to sample and score with the supernet (at least 10)."),
+    out: str = typer.Option(..., "--out", "-o", help="Predictor file to write (JSON)."),
+    model: PredictorModel = typer.Option(PredictorModel.ridge, "--model", case_sensitive=False, help="ridge (linear, L2 penalty by cross-validation) or mlp (an ensemble of small networks, as Once-for-All)."),
+    holdout: float = typer.Option(0.2, "--holdout", help="Share of the members kept out of the fit to report how well it predicts them (0-0.5]."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample, the split and the fit."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fit an accuracy predictor to a supernet's scores; use it as --estimator predictor:PRED."""
+    from nas.inputs import check_output_file
+    from nas.supernet import check_fit_options, fit_predictor, load_supernet_estimator
+
+    _set_threads(threads)
+    check_fit_options(n, holdout, model.value)
+    path = check_output_file(out, "--out")
+    est = load_supernet_estimator(checkpoint)
+    progress = Progress(TextColumn("[bold]scoring with the supernet"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=json_out)  # fmt: skip
+    with progress:
+        task = progress.add_task("score", total=None)
+        pred = fit_predictor(est, n, model=model.value, holdout=holdout, seed=seed,
+                             progress=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+    pred.save(path)
+    fit = pred.record["fit"]
+    if json_out:
+        print_json({"predictor": str(path), "estimator": pred.name, "meaning": pred.meaning, "fit": fit})
+        return
+    h = fit["heldout"]
+    console.print(f"scored {fit['n']} members in {fit['scoring_seconds']:.0f} s ({fit['n'] / fit['scoring_seconds']:.2f}/s); "
+                  f"{fit['model']} fitted on {h['n_train']}, on the {h['n_test']} held out: Kendall τ {h['kendall_tau']:.3f}, "
+                  f"Spearman ρ {h['spearman_rho']:.3f}, RMSE {h['rmse']:.4f} (refitted on all {fit['n']})")  # fmt: skip
+    console.print(f"wrote {path}; next: mnv4-nas search --target TARGET --budget BUDGET --estimator predictor:{path}")
+
+
 class ExtractFormat(StrEnum):
     """Extracted model formats."""
 

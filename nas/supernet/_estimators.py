@@ -272,6 +272,7 @@ ESTIMATORS: dict[str, Callable[[str | None], AccuracyEstimator] | str] = {
     "params": _params,
     "supernet": "nas.supernet._supernet_estimator:make_supernet_estimator",
     "supernet+macs": "nas.supernet._rank_mean:make_supernet_macs_estimator",
+    "predictor": "nas.supernet._predictor:make_predictor_estimator",
 }
 DEFAULT_ESTIMATOR = "zen"
 
@@ -283,7 +284,8 @@ def make_estimator(text: str | None = None) -> AccuracyEstimator:
     m = re.fullmatch(r"([a-z_+]+)(?:[@:](.+))?", text)
     if m is None or m.group(1) not in ESTIMATORS:
         raise NasError(
-            f"unknown estimator {text!r} (allowed: zen[@RES], naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT)"
+            f"unknown estimator {text!r} (allowed: zen[@RES], naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT, "
+            "predictor:PRED)"
         )
     factory = ESTIMATORS[m.group(1)]
     if isinstance(factory, str):

@@ -426,6 +426,19 @@ class Supernet(nn.Module):
         self._copy_into("head", self.head, model.head)
         return model.eval()
 
+    @torch.no_grad()
+    def extract_layer(self, key: str, spec: BlockSpec | None, inp: Shape) -> nn.Module:
+        """Stand-alone module of one layer of a member — a step of :meth:`layout` (``key``, ``spec``,
+        ``inp``), or the head (``key = "head"``, ``spec = None``, ``inp`` its input) — carrying the
+        weights and BatchNorm statistics :meth:`extract` would give it (copies; built without a
+        random init)."""
+        storage = self.head if key == "head" else self.body[key]
+        with torch.device("meta"):
+            mod = build_block(spec, inp) if spec is not None else Head(self.space.head, inp.c, self.num_classes)
+        state = {name: t.clone() for name, t in self._sliced(storage, mod, key, False).items()}
+        mod.load_state_dict(state, assign=True)
+        return mod.eval()
+
     def _copy_into(self, key: str, storage: nn.Module, mod: nn.Module) -> None:
         src = self._sliced(storage, mod, key, False)
         for name, t in [*mod.named_parameters(), *mod.named_buffers()]:
@@ -463,4 +476,3 @@ class Supernet(nn.Module):
     def decode(self, vec: Any) -> ArchSpec:
         """Member of the search space (deployment resolution) encoded by ``vec``."""
         return decode(self.search_space, vec)
-
