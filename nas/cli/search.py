@@ -77,7 +77,7 @@ def search(
     target: list[str] = typer.Option(None, "--target", "-t", help="Target device (repeat for a universal search). Default from nas.toml."),
     budget: list[str] = typer.Option(None, "--budget", "-b", help="Latency budget per --target: 4ms, '4 ms', 4000us, 0.004s."),
     space: str | None = typer.Option(None, "--space", help="Search space name or .toml path (default: the space whose reference fits the budget best)."),
-    estimator: str | None = typer.Option(None, "--estimator", help="zen[@RES] (default), naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT (supernet accuracy and MAC count, mean rank)."),
+    estimator: str | None = typer.Option(None, "--estimator", help="zen[@RES] (default), naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT (supernet accuracy and MAC count, mean rank), predictor:PRED (a predictor fitted by `supernet fit-predictor`, thousands of candidates per second)."),
     coarse_estimator: str | None = typer.Option(None, "--coarse-estimator", help="Score the coarse stage with this estimator instead (e.g. supernet:CKPT of a supernet trained with --phase coarse); best and Pareto front then come from the fine stage. Default: search.coarse_estimator in nas.toml (empty: --estimator)."),
     trials: int | None = typer.Option(None, "--trials", help="Trials of a --one-stage search (default 100); with two stages, split 40/60 unless --coarse/--fine-trials."),
     coarse_trials: int | None = typer.Option(None, "--coarse-trials", help="Trials of the coarse stage (default 40)."),
@@ -92,7 +92,7 @@ def search(
     ray_address: str | None = typer.Option(None, "--ray-address", help="Run trials on this Ray cluster (e.g. ray://head:10001 or auto)."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (without --ray-address: a local Ray with this many)."),
     fallback: str | None = typer.Option(None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."),
-    engine: str = typer.Option("optuna", "--engine", help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT or supernet+macs:CKPT)."),
+    engine: str = typer.Option("optuna", "--engine", help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT, supernet+macs:CKPT or predictor:PRED)."),
     beta: float = typer.Option(TUNAS_BETA, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:

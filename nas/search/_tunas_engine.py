@@ -72,7 +72,7 @@ def check_estimator(estimator: Any, option: str = "--estimator") -> None:
     """Raise unless ``estimator`` can drive TuNAS (a supernet: per-step batch quality in [0, 1])."""
     if not hasattr(estimator, "tunas_quality"):
         raise NasError(
-            f"--engine tunas needs {option} supernet:CKPT or supernet+macs:CKPT (got {estimator.name}): TuNAS's reward adds an "
+            f"--engine tunas needs {option} supernet:CKPT, supernet+macs:CKPT or predictor:PRED (got {estimator.name}): TuNAS's reward adds an "
             "accuracy in [0, 1] to a latency penalty, a scale training-free proxies do not have"
         )
 
