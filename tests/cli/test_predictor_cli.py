@@ -66,6 +66,24 @@ def test_fit_predictor_then_search_with_it(cli, ckpt, tmp_path):
     assert r.json()["estimator"] == f"predictor:{out}"
 
 
+def test_fit_predictor_with_equal_heldout_scores_says_undefined(cli, ckpt, tmp_path, monkeypatch):
+    """A barely trained supernet can score every held-out member the same: no τ exists, and the
+    command says so instead of failing on formatting."""
+    import nas.supernet as sn
+
+    real = sn.fit_predictor
+
+    def flat(*args, **kwargs):
+        pred = real(*args, **kwargs)
+        pred.record["fit"]["heldout"].update(kendall_tau=None, spearman_rho=None)
+        return pred
+
+    monkeypatch.setattr(sn, "fit_predictor", flat)
+    r = cli("supernet", "fit-predictor", str(ckpt), "--n", "20", "--model", "ridge", "--out", str(tmp_path / "p.json"))
+    assert r.code == 0, r.err
+    assert "Kendall τ undefined (all held-out scores equal)" in r.out
+
+
 @pytest.mark.parametrize(
     "args, msg",
     [
