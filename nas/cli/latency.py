@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec
+from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec, tables_dir_of
 from nas.inputs import check_finite, check_name, check_output_dir, check_seed
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ _SPACE_HELP = "Search space whose distinct blocks to include (repeatable)."
 
 
 def _tables_dir(ctx: typer.Context) -> Path | None:
-    d = get_config(ctx).latency.tables_dir
-    return Path(d) if d else None
+    return tables_dir_of(ctx)
 
 
 def _timing(ctx: typer.Context, threads: int | None, runs: int | None, sessions: int | None) -> TimingConfig:
@@ -86,6 +85,10 @@ def _models(specs: list[str]) -> list[Any]:
 
 def _fmt(v: float | None, digits: int = 1) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _warn(text: str) -> None:
+    err_console.print(f"mnv4-nas: warning: {text}", markup=False)
 
 
 def _warn_calibration(cal: Calibration) -> None:
@@ -243,7 +246,9 @@ def build(
 @app.command("profile")
 def profile(
     ctx: typer.Context,
-    target: str = typer.Option("host-cpu", "--target", "-t", help="Only host-cpu (this machine) can be profiled."),
+    target: str = typer.Option(
+        "host-cpu", "--target", "-t", help="host-cpu (onnxruntime FP32) or host-cpu-tflite-int8 (LiteRT XNNPACK INT8)."
+    ),
     space: list[str] = typer.Option([], "--space", "-s", help=_SPACE_HELP),
     model: list[str] = typer.Option([], "--model", "-m", help="Also profile this model's layers (repeatable)."),
     zoo: bool = typer.Option(True, "--zoo/--no-zoo", help="Include every zoo model's layers."),
@@ -258,15 +263,18 @@ def profile(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Measure every table entry on this host with onnxruntime (resumable: re-run after an interruption)."""
-    from nas.latency import HOST_TARGET, distinct_keys, profile_host, sample_archs
+    """Measure every table entry on this machine (resumable: re-run after an interruption); the table
+    goes to the user's tables folder."""
+    from nas.latency import HOST_TARGETS, distinct_keys, profile_host, sample_archs
+    from nas.latency._runtime import host_runtime
     from nas.spec import arch_keys
 
-    if target != HOST_TARGET:
+    if target not in HOST_TARGETS:
         raise UsageError(
-            f"only {HOST_TARGET} (this machine) can be profiled here; for {target!r} use "
+            f"only {' and '.join(HOST_TARGETS)} (this machine) can be profiled here; for {target!r} use "
             "`latency bundle` + `latency import`, or `latency import --from-models`"
         )
+    runtime = host_runtime(target)  # a missing tflite extra is said before any work
     if calib < 0:
         raise UsageError(f"--calib must be >= 0 (got {calib})")
     if seed is not None:
@@ -299,6 +307,7 @@ def profile(
             tables_dir=_tables_dir(ctx),
             fresh=fresh,
             progress=update,
+            runtime=runtime,
         )
     cal = res.calibration
     fit_res = None
@@ -321,8 +330,15 @@ def profile(
         "calibration": {k: v for k, v in cal.__dict__.items()},
         "roofline_fit_mape": fit_res.mape_pct if fit_res else None,
         "roofline_cv_mape": fit_res.cv_mape_pct if fit_res else None,
+        "disturbed": list(res.disturbed),
+        "machine": res.table.meta.get("machine"),
     }
     _warn_calibration(cal)
+    if res.disturbed:
+        _warn(
+            f"{len(res.disturbed)} entries were measured while other work slowed this machine down (the guard's "
+            "reference graph ran slower in every try) and were not kept: run the same command again when it is quieter"
+        )
     if json_out:
         print_json(out)
         return

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json
+from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json, tables_dir_of
 from nas.cost import count_macs, count_params
 from nas.inputs import check_finite, check_int, check_name, check_output_dir, check_seed
 from nas.search import SearchSettings, check_ray_address, check_storage, outcome_json, run_search
@@ -117,7 +117,7 @@ def search(
     # TuNAS counts controller steps (one sampled architecture each); it needs more than TPE needs trials.
     d_trials, d_coarse, d_fine = (s.tunas_steps, s.tunas_coarse_steps, s.tunas_fine_steps) if engine == "tunas" else (
         s.trials, s.coarse_trials, s.fine_trials)  # fmt: skip
-    tdir = cfg.latency.tables_dir
+    tdir = tables_dir_of(ctx)
     settings = SearchSettings(
         targets=targets,
         budgets=budgets,
@@ -140,7 +140,7 @@ def search(
         ray_address=ray_address,
         workers=workers,
         fallback=fallback,
-        tables_dir=Path(tdir) if tdir else None,
+        tables_dir=tdir,
         engine=engine,
         beta=beta,
     )

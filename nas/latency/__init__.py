@@ -17,15 +17,19 @@ from nas.latency._build import BuildResult, build_table, roofline_table
 from nas.latency._bundle import import_results, make_bundle, read_model_latencies, read_results
 from nas.latency._catalog import (
     HOST_TARGET,
+    HOST_TARGETS,
+    TFLITE_HOST_TARGET,
     Device,
     DeviceModel,
     FitReport,
     get_device,
     load_catalog,
     save_device,
+    user_tables_dir,
 )
 from nas.latency._fit import fit_models, fit_published, fit_table, fitted_device, refit_catalog
 from nas.latency._keys import arch_features, distinct_keys, key_ops, space_keys, zoo_keys
+from nas.latency._machine import HostCalibration, Machine, this_machine
 from nas.latency._predict import Prediction, Predictor, check_supported, load_predictor, predict
 from nas.latency._profile import (
     Calibration,
@@ -38,7 +42,8 @@ from nas.latency._profile import (
 )
 from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
-from nas.latency._table import SOURCES, LatencyTable, find_table, load_table, read_table, write_table
+from nas.latency._store import CalibrationRun, ensure_calibration, load_table
+from nas.latency._table import SOURCES, LatencyTable, find_table, merge_tables, read_table, write_table
 from nas.latency._validate import (
     ValidationReport,
     not_measurable_hint,
@@ -50,13 +55,18 @@ from nas.latency._validate import (
 
 __all__ = [
     "HOST_TARGET",
+    "HOST_TARGETS",
     "SOURCES",
+    "TFLITE_HOST_TARGET",
     "BuildResult",
     "Calibration",
+    "CalibrationRun",
     "Device",
     "DeviceModel",
     "FitReport",
     "FitResult",
+    "HostCalibration",
+    "Machine",
     "LatencyTable",
     "Prediction",
     "Predictor",
@@ -68,6 +78,7 @@ __all__ = [
     "build_table",
     "check_supported",
     "distinct_keys",
+    "ensure_calibration",
     "find_table",
     "fit_device_model",
     "fit_models",
@@ -83,6 +94,7 @@ __all__ = [
     "load_published",
     "load_table",
     "make_bundle",
+    "merge_tables",
     "not_measurable_hint",
     "predict",
     "profile_host",
@@ -97,7 +109,9 @@ __all__ = [
     "space_keys",
     "summarize",
     "table_calibration",
+    "this_machine",
     "time_onnx",
+    "user_tables_dir",
     "validate_host",
     "validate_published",
     "write_table",
