@@ -137,6 +137,53 @@ def targets(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", h
     console.print(t)
 
 
+def ensure_calibrated(ctx: typer.Context, target: str, quiet: bool = False) -> None:
+    """For a host target whose table was measured on another machine: time a few reference models here and
+    fit the table's scale (seconds, once per machine; the fit is stored), saying so on stderr."""
+    from nas.latency import HOST_TARGETS, ensure_calibration
+
+    if target not in HOST_TARGETS:
+        return
+    with _progress(f"calibrating {target} to this machine", enabled=not quiet) as update:
+        runs = ensure_calibration(target, _tables_dir(ctx), progress=update)
+    for run in runs:
+        err_console.print(
+            f"mnv4-nas: note: {run.path.name} was measured on another machine ({run.calibration.table_machine}); "
+            f"{run.calibration.note()}; stored in {run.stored}",
+            markup=False,
+        )
+        if run.disturbed:
+            _warn(f"{run.disturbed} reference models were timed while the machine was busy: calibrate again later")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    ctx: typer.Context,
+    target: str = typer.Option("host-cpu", "--target", "-t", help="host-cpu or host-cpu-tflite-int8."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fit a host table's scale to this machine: time a handful of its reference models end to end
+    (seconds) and store the fit beside your tables (it applies whenever the table is used here)."""
+    from nas.latency import ensure_calibration
+
+    with _progress(f"calibrating {target}", enabled=not json_out) as update:
+        runs = ensure_calibration(target, _tables_dir(ctx), force=True, progress=update)
+    out = [
+        {"table": str(r.path), "stored": str(r.stored), "disturbed": r.disturbed, **r.calibration.__dict__}
+        for r in runs
+    ]
+    if json_out:
+        print_json(out)
+        return
+    for r in runs:
+        console.print(f"{r.path}: {r.calibration.note()} in {r.calibration.wall_s:.1f} s; stored in {r.stored}")
+        console.print(
+            f"  table measured on: {r.calibration.table_machine}\n  this machine:      {r.calibration.machine}"
+        )
+        if r.disturbed:
+            _warn(f"{r.disturbed} reference models were timed while the machine was busy: calibrate again later")
+
+
 def _fit_rows(results: list[tuple[Device, FitResult]]) -> list[dict[str, Any]]:
     out = []
     for dev, res in results:
@@ -511,6 +558,7 @@ def predict_cmd(
         raise UsageError(f"unknown model {model!r} (known: {', '.join(ZOO)}); use --spec for files")
     arch, name = resolve_spec(model or spec or "")
     tgt = get_config(ctx).search.target if target is None else check_name(target, "--target")
+    ensure_calibrated(ctx, tgt, json_out)
     predictor = load_predictor(tgt, _tables_dir(ctx), fallback)
     pred = predictor.predict_archs([arch])
     ms = float(pred.latency_ms[0])
@@ -535,13 +583,16 @@ def validate(
     published: bool = typer.Option(False, "--published", help="Compare with the paper's published rows instead."),
     threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: the table's)."),
     runs: int | None = typer.Option(None, "--runs", help="Timed runs per session (default: config)."),
+    calibrate: bool = typer.Option(
+        True, "--calibrate/--no-calibrate", help="Fit a table made on another machine to this one first (default)."
+    ),
     json_out: bool = typer.Option(
         False, "--json", help="Print JSON (n, within_5pct, within_10pct, mape, kendall_tau)."
     ),
 ) -> None:
     """Predicted vs measured: N random architectures measured end-to-end here, or the published rows."""
     from nas.latency import (
-        HOST_TARGET,
+        HOST_TARGETS,
         load_predictor,
         not_measurable_hint,
         sample_archs,
@@ -552,6 +603,8 @@ def validate(
     cfg = get_config(ctx)
     if seed is not None:
         check_seed(seed)
+    if calibrate and not published and target in HOST_TARGETS:
+        ensure_calibrated(ctx, target, json_out)
     predictor = load_predictor(target, _tables_dir(ctx))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = check_output_dir(
@@ -560,7 +613,7 @@ def validate(
     if published:
         report = validate_published(predictor, out_dir)
     else:
-        if target != HOST_TARGET:
+        if target not in HOST_TARGETS:
             raise UsageError(not_measurable_hint(target))
         if archs < 1:
             raise UsageError(f"--archs must be >= 1 (got {archs})")
@@ -591,4 +644,52 @@ def validate(
                 f"  {name}: ±5% {a['within_5pct']:.1%}, ±10% {a['within_10pct']:.1%}, MAPE {a['mape']:.2f}%, "
                 f"τ {a['kendall_tau']:.3f}"
             )
+    if s.get("calibration"):
+        console.print(f"  table: {s['calibration']}")
+    if s.get("n_disturbed"):
+        _warn(
+            f"{s['n_disturbed']} of {s['n'] + s['n_disturbed']} measurements were taken while other work slowed this "
+            "machine down (the guard's reference graph ran slower in every try): left out of the figures above, "
+            "marked 'disturbed' in report.csv; validate again when the machine is quieter"
+        )
     console.print(f"wrote {out_dir / 'report.csv'} and {out_dir / 'scatter.png'}")
+
+
+device_app = typer.Typer(help="Your devices: add a catalog entry to your tables folder.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+
+
+@device_app.command("add")
+def device_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="New target name (letters, digits, '-', '_', '.')."),
+    device_class: str = typer.Option(..., "--class", help="cpu, dsp, gpu, ane or edgetpu."),
+    dtype: str = typer.Option(..., "--dtype", help="int8, fp16 or fp32."),
+    runtime: str = typer.Option(..., "--runtime", help="What its latencies are measured with, e.g. 'TFLite XNNPACK'."),
+    description: str = typer.Option("", "--description", help="Free text."),
+    unsupported: list[str] = typer.Option([], "--unsupported", help="A feature it cannot run: attention, gelu."),
+    like: str | None = typer.Option(None, "--like", help="Start its device model from this target's."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Add a device to your catalog (beside the shipped one, which stays as it is)."""
+    from nas.latency import add_device
+
+    dev, path = add_device(
+        check_name(name, "NAME"), device_class, dtype, runtime, _tables_dir(ctx),
+        description=description, unsupported=unsupported, like=like,
+    )  # fmt: skip
+    out = {
+        "target": dev.name,
+        "class": dev.device_class,
+        "dtype": dev.dtype,
+        "runtime": dev.runtime,
+        "catalog": str(path),
+    }
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"added {dev.name} ({dev.device_class}, {dev.dtype}, {dev.runtime}) to {path}")
+    console.print(
+        f"next: mnv4-nas latency bundle --target {dev.name} --space S --output DIR (or --format tflite), run it "
+        f"on the device, then mnv4-nas latency import --target {dev.name} RESULTS"
+    )

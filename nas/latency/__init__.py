@@ -22,6 +22,7 @@ from nas.latency._catalog import (
     Device,
     DeviceModel,
     FitReport,
+    add_device,
     get_device,
     load_catalog,
     save_device,
@@ -54,6 +55,7 @@ from nas.latency._validate import (
 )
 
 __all__ = [
+    "add_device",
     "HOST_TARGET",
     "HOST_TARGETS",
     "SOURCES",

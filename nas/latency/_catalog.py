@@ -382,7 +382,39 @@ def save_device(device: Device, tables_dir: Path | None = None) -> Path:
     return target
 
 
+def add_device(
+    name: str,
+    device_class: str,
+    dtype: str,
+    runtime: str,
+    tables_dir: Path | None = None,
+    *,
+    description: str = "",
+    unsupported: list[str] | tuple[str, ...] = (),
+    like: str | None = None,
+) -> tuple[Device, Path]:
+    """Add a device to the user's catalog; its device model starts from ``like``'s (default: the first
+    catalog entry of the same class and dtype, else of the same class). Checked like a catalog entry;
+    an existing name is refused."""
+    catalog = load_catalog(tables_dir)
+    _check_name(name, "device add")
+    if name in catalog:
+        raise ConfigError(f"device add: target {name!r} exists already (see `mnv4-nas latency targets`)")
+    if like is not None and like not in catalog:
+        raise ConfigError(f"device add: --like {like!r} is not a known target (known: {', '.join(catalog)})")
+    entry = {"class": device_class, "dtype": dtype, "runtime": runtime, "description": description,
+             "unsupported": list(unsupported)}  # fmt: skip
+    dev = _entry(name, entry, "device add")  # validates class, dtype, unsupported
+    same = [d for d in catalog.values() if d.device_class == device_class]
+    base = catalog[like] if like else next((d for d in same if d.dtype == dtype), same[0] if same else None)
+    if base is not None:
+        dev = Device(dev.name, dev.device_class, dev.dtype, dev.runtime, dev.description, dev.unsupported,
+                     base.ridge_point_ref, base.free, base.model)  # fmt: skip
+    return dev, save_device(dev, tables_dir)
+
+
 __all__ = [
+    "add_device",
     "CATALOG_NAME",
     "DEVICE_CLASSES",
     "TABLES_ENV",
