@@ -415,11 +415,14 @@ def bundle(
     model: list[str] = typer.Option([], "--model", "-m", help="Also include this model's layers and the model whole."),
     zoo: bool = typer.Option(True, "--zoo/--no-zoo", help="Include every zoo model's layers (and models whole)."),
     quantize: bool | None = typer.Option(
-        None, "--quantize/--no-quantize", help="INT8 QDQ graphs (default: when the target's dtype is int8)."
+        None, "--quantize/--no-quantize", help="INT8 graphs (default: when the target's dtype is int8)."
+    ),
+    fmt: str = typer.Option(
+        "onnx", "--format", help="onnx (Python runner, onnxruntime) or tflite (benchmark_model over adb)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Export one ONNX file per table entry, a manifest and a runner script to measure on a device."""
+    """Export one model per table entry, a manifest and a runner script to measure on a device."""
     from nas.latency import distinct_keys, get_device, make_bundle
     from nas.spec import arch_keys
 
@@ -434,7 +437,7 @@ def bundle(
 
         models += [get_spec(n) for n in PUBLISHED_NAMES]
     with _progress(f"exporting bundle for {target}") as update:
-        res = make_bundle(dev, keys, output, models=models, quantize=quantize, progress=update)
+        res = make_bundle(dev, keys, output, models=models, quantize=quantize, progress=update, fmt=fmt)
     out = {
         "target": target,
         "path": str(res.path),
@@ -446,23 +449,33 @@ def bundle(
         print_json(out)
         return
     console.print(
-        f"wrote {res.path}: {res.entries} graphs ({'INT8 QDQ' if res.quantized else 'FP32'})"
+        f"wrote {res.path}: {res.entries} {fmt} models ({'INT8' if res.quantized else 'FP32'})"
         + (f", {len(res.skipped)} blocks {target} cannot run left out" if res.skipped else "")
     )
-    console.print(
-        f"on the device: python run_bundle.py --ep nnapi|coreml|cpu; then: mnv4-nas latency import --target {target} RESULTS.csv"
-    )
+    if fmt == "tflite":
+        console.print(
+            f"run {res.path}/run_benchmark.sh (adb); then: mnv4-nas latency import --target {target} {res.path}"
+        )
+    else:
+        console.print(
+            f"on the device: python run_bundle.py --ep nnapi|coreml|cpu; then: mnv4-nas latency import --target {target} RESULTS.csv"
+        )
 
 
 @app.command("import")
 def import_(
     ctx: typer.Context,
     results: Path | None = typer.Argument(
-        None, metavar="RESULTS", help="Bundle results CSV or plain key,latency_ms CSV."
+        None,
+        metavar="RESULTS",
+        help="Bundle results CSV, plain key,latency_ms CSV, or a TFLite bundle folder (benchmark_model logs).",
     ),
     target: str = typer.Option(..., "--target", "-t", help=_TARGET_HELP),
     from_models: Path | None = typer.Option(
-        None, "--from-models", help="CSV model_or_spec,latency_ms of end-to-end latencies: fit the device model."
+        None,
+        "--from-models",
+        help="End-to-end model latencies: a CSV model_or_spec,latency_ms, or a bundle of whole models "
+        "(search --verify) with its results: fit the device model.",
     ),
     space: list[str] = typer.Option([], "--space", "-s", help="With --from-models: spaces to build the table for."),
     cache_mib: float | None = typer.Option(
@@ -496,6 +509,8 @@ def import_(
         return
     assert from_models is not None
     pairs = read_model_latencies(from_models, resolve_spec)
+    if len(pairs) < 2:
+        raise UsageError(f"{from_models}: {len(pairs)} whole-model latency found; fitting needs at least 2")
     res = fit_models(dev, pairs)
     new = fitted_device(dev, res, f"models:{from_models.name}")
     cat_path = save_device(new, tdir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import (
@@ -94,6 +95,7 @@ def search(
     fallback: str | None = typer.Option(None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."),
     engine: str = typer.Option("optuna", "--engine", help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT or supernet+macs:CKPT)."),
     beta: float = typer.Option(TUNAS_BETA, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."),
+    verify: bool = typer.Option(False, "--verify", help="Measure the best and Pareto picks end to end on every host target searched (measured vs predicted, budget kept?); write a bundle of them for every device target."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Search for the best architecture within a latency budget on one or more targets."""
@@ -144,15 +146,55 @@ def search(
         engine=engine,
         beta=beta,
     )
+    from nas.cli.latency import ensure_calibrated
+
+    for t in targets:  # a host table made on another machine is fitted to this one first (seconds, once)
+        ensure_calibrated(ctx, t, json_out)
     rep = _RichReporter(enabled=not json_out)
     try:
         outcome = run_search(settings, rep)
     finally:
         rep.stop()
+    report = _verify(outcome, tdir, json_out) if verify else None
     if json_out:
-        print_json(outcome_json(outcome))
+        extra = {} if report is None else {"verify": report.rows.to_dict("records"),
+                                           "verify_bundles": {t: str(p) for t, p in report.bundles.items()}}  # fmt: skip
+        print_json({**outcome_json(outcome), **extra})
         return
     _print_outcome(outcome, settings)
+    if report is not None:
+        _print_verify(report)
+
+
+def _verify(outcome: SearchOutcome, tdir: Path | None, quiet: bool) -> Any:
+    """``--verify``: the best and Pareto picks measured on the host targets, bundled for the device targets."""
+    from nas.cli.latency import _progress
+    from nas.latency._verify import picks_of, verify_picks
+
+    picks = picks_of(outcome.best, outcome.pareto)
+    with _progress("verifying the picks", enabled=not quiet) as update:
+        return verify_picks(picks, outcome.budget_ms, outcome.out_dir, tables_dir=tdir, progress=update)
+
+
+def _print_verify(report: Any) -> None:
+    from nas.latency._verify import fmt_ms
+
+    if not report.rows.empty:
+        table = Table(title="verified: measured end to end on this machine vs predicted")
+        for col in ("pick", "target", "predicted ms", "measured ms", "error %", "budget ms", "budget kept (measured)"):
+            table.add_column(col, no_wrap=True)
+        for r in report.rows.itertuples(index=False):
+            kept = "yes" if r.within_budget_measured else "[red]NO[/red]"
+            busy = " (machine busy)" if r.disturbed else ""
+            table.add_row(r.pick, r.target, fmt_ms(r.predicted_ms), fmt_ms(r.measured_ms) + busy,
+                          f"{r.error_pct:+.1f}", f"{r.budget_ms:g}", kept)  # fmt: skip
+        console.print(table)
+        console.print(f"wrote {report.csv}")
+    for target, path in report.bundles.items():
+        console.print(
+            f"{target}: bundle of the picks in {path}; time it on the device (README.txt there), then "
+            f"`mnv4-nas latency import --target {target} --from-models RESULTS` compares and refits"
+        )
 
 
 def _check_options(

@@ -24,9 +24,9 @@ def litert_runtime_name() -> str:
     return f"LiteRT {package_version('ai-edge-litert')} (XNNPACK, INT8)"
 
 
-def export_key_tflite(key: str, path: Path, seed: int = 0) -> tuple[int, ...]:
-    """Convert one table entry (a layer alone, or a whole model for an arch string) to an INT8 ``.tflite``
-    file; returns its NCHW input shape. Whole models get BatchNorm statistics estimated on random
+def export_key_tflite(key: str, path: Path, seed: int = 0, int8: bool = True) -> tuple[int, ...]:
+    """Convert one table entry (a layer alone, or a whole model for an arch string) to an INT8 (or FP32)
+    ``.tflite`` file; returns its NCHW input shape. Whole models get BatchNorm statistics estimated on random
     inputs first (as the ONNX export does), so that their activations have a trained model's range."""
     from nas.export.tflite import export_module_tflite
 
@@ -39,7 +39,7 @@ def export_key_tflite(key: str, path: Path, seed: int = 0) -> tuple[int, ...]:
         module = recalibrate_bn(build_model(arch, seed=seed), random_batches((4, *shape[1:]), 2, seed))
     else:
         module, shape = key_module(key)
-    export_module_tflite(module, shape, path, int8=True, check=False, seed=seed)
+    export_module_tflite(module, shape, path, int8=int8, check=False, seed=seed)
     return shape
 
 
