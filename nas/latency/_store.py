@@ -100,11 +100,12 @@ def ensure_calibration(
     force: bool = False,
     measure: MeasureArchMs | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    only: Path | None = None,
 ) -> list[CalibrationRun]:
     """Calibrate every table file of host target ``target`` that was measured on another machine and
     has no calibration for this one (with ``force``: every file, again): time a handful of its whole
     models here, fit its scale and store the fit in the user's tables folder. Returns what it did
-    (nothing when every table already fits this machine)."""
+    (nothing when every table already fits this machine). ``only``: just that one of the target's files."""
     if target not in HOST_TARGETS:
         raise NasError(f"only {' and '.join(HOST_TARGETS)} are measured here and can be calibrated (got {target!r})")
     paths = table_paths(target, tables_dir)
@@ -113,6 +114,8 @@ def ensure_calibration(
     store_dir = writable_tables_dir(tables_dir)
     runs: list[CalibrationRun] = []
     for path in paths:
+        if only is not None and Path(path).resolve() != Path(only).resolve():
+            continue
         table = read_table(path)
         here = host_machine(table)
         assert here is not None
