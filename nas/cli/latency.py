@@ -312,8 +312,7 @@ def profile(
 ) -> None:
     """Measure every table entry on this machine (resumable: re-run after an interruption); the table
     goes to the user's tables folder."""
-    from nas.latency import HOST_TARGETS, distinct_keys, profile_host, sample_archs
-    from nas.latency._runtime import host_runtime
+    from nas.latency import HOST_TARGETS, distinct_keys, host_runtime, profile_host, sample_archs
     from nas.spec import arch_keys
 
     if target not in HOST_TARGETS:

@@ -169,7 +169,7 @@ def search(
 def _verify(outcome: SearchOutcome, tdir: Path | None, quiet: bool) -> Any:
     """``--verify``: the best and Pareto picks measured on the host targets, bundled for the device targets."""
     from nas.cli.latency import _progress
-    from nas.latency._verify import picks_of, verify_picks
+    from nas.latency import picks_of, verify_picks
 
     picks = picks_of(outcome.best, outcome.pareto)
     with _progress("verifying the picks", enabled=not quiet) as update:
@@ -177,7 +177,8 @@ def _verify(outcome: SearchOutcome, tdir: Path | None, quiet: bool) -> Any:
 
 
 def _print_verify(report: Any) -> None:
-    from nas.latency._verify import fmt_ms
+    def fmt_ms(v: float) -> str:
+        return "-" if v != v else f"{v:.3f}"
 
     if not report.rows.empty:
         table = Table(title="verified: measured end to end on this machine vs predicted")

@@ -1,10 +1,12 @@
 """Per-device latency: device catalog, latency tables, roofline device model, profiling, import,
-prediction and validation.
+prediction, calibration to this machine, validation and verification.
 
-Targets live in ``latency_tables/devices.toml`` (:func:`load_catalog`); each has one table
-``latency_tables/<target>.csv`` (:func:`load_table`) whose source is ``profiled`` (this host, entry by
-entry), ``imported`` (measured on a device from a bundle) or ``roofline-fit`` (the target's device
-model fitted to published or measured model latencies). Predict with::
+Targets live in the shipped, read-only ``latency_tables/devices.toml`` and in the user's tables folder
+(:func:`user_tables_dir`), merged (:func:`load_catalog`); each has a table ``<target>.csv``, the user's
+merged over the shipped one (:func:`load_table`), whose source is ``profiled`` (this host, entry by
+entry, with the machine's fingerprint), ``imported`` (measured on a device from a bundle) or
+``roofline-fit`` (the target's device model fitted to published or measured model latencies). A host
+table made on another machine is fitted to this one by :func:`ensure_calibration`. Predict with::
 
     from nas.latency import predict
     ms = predict([spec], "pixel8-edgetpu")          # specs, by key lookup
@@ -43,6 +45,7 @@ from nas.latency._profile import (
 )
 from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
+from nas.latency._runtime import HostRuntime, host_runtime
 from nas.latency._store import CalibrationRun, ensure_calibration, load_table
 from nas.latency._table import SOURCES, LatencyTable, find_table, merge_tables, read_table, write_table
 from nas.latency._validate import (
@@ -53,6 +56,7 @@ from nas.latency._validate import (
     validate_host,
     validate_published,
 )
+from nas.latency._verify import VerifyReport, picks_of, verify_picks
 
 __all__ = [
     "add_device",
@@ -68,6 +72,7 @@ __all__ = [
     "FitReport",
     "FitResult",
     "HostCalibration",
+    "HostRuntime",
     "Machine",
     "LatencyTable",
     "Prediction",
@@ -76,6 +81,7 @@ __all__ = [
     "Timing",
     "TimingConfig",
     "ValidationReport",
+    "VerifyReport",
     "arch_features",
     "build_table",
     "check_supported",
@@ -88,6 +94,7 @@ __all__ = [
     "fit_table",
     "fitted_device",
     "get_device",
+    "host_runtime",
     "import_results",
     "key_ops",
     "layer_ms",
@@ -98,6 +105,7 @@ __all__ = [
     "make_bundle",
     "merge_tables",
     "not_measurable_hint",
+    "picks_of",
     "predict",
     "profile_host",
     "published_points",
@@ -116,6 +124,7 @@ __all__ = [
     "user_tables_dir",
     "validate_host",
     "validate_published",
+    "verify_picks",
     "write_table",
     "zoo_keys",
 ]

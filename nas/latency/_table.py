@@ -65,6 +65,7 @@ META_RANGES: dict[str, tuple[float, bool, bool]] = {
     "context_scale": (0.0, True, False),
     "cache_mib": (0.0, False, True),  # inf (or absent): no cache term
     "cache_ms_per_mib": (0.0, False, False),
+    "guard_ref_ms": (0.0, True, False),
 }
 #: Largest value of an integer column (shapes, MACs, bytes, run counts).
 _MAX_INT = 2**62

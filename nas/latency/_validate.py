@@ -196,6 +196,7 @@ def validate_host(
     """
     if measure is None:
         measure = _runtime_measure(predictor.target)
+        _seed_guard(predictor.table, cfg)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -255,6 +256,18 @@ def validate_host(
         summary[label] = {k: alt[k] for k in ("within_5pct", "within_10pct", "mape", "kendall_tau")}
     report = ValidationReport(predictor.target, "host", every, summary)
     return _write(report, out_dir, _title(predictor.target, summary))
+
+
+def _seed_guard(table: Any, cfg: TimingConfig) -> None:
+    """A table profiled on this machine knows how fast the guard's reference graph ran there when it was
+    quiet: starting from that, a machine busy from the start is seen as busy."""
+    from nas.latency._profile import interference_guard
+
+    ref = table.meta.get("guard_ref_ms", "")
+    if cfg.guard and ref and table.meta.get("calibration") == "native":
+        guard = interference_guard(cfg)
+        if guard is not None:
+            guard.seed(float(ref))
 
 
 def _runtime_measure(target: str) -> MeasureArchFn:
