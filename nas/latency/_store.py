@@ -128,6 +128,12 @@ def ensure_calibration(
     return runs
 
 
+def _meta_int(meta: dict[str, str], name: str, default: int) -> int:
+    """A small positive integer of a table's metadata, else ``default`` (a hand-edited header is no error here)."""
+    text = str(meta.get(name, "")).strip()
+    return int(text) if text.isdigit() and 0 < int(text) <= 10_000 else default
+
+
 def _calibrate_table(
     table: LatencyTable,
     here: Machine,
@@ -145,8 +151,15 @@ def _calibrate_table(
     def predict(arch: ArchSpec) -> float:
         return predictor.predict_keys(arch_keys(arch))[0]
 
-    c = CALIBRATION_TIMING
-    cfg = TimingConfig(threads=here.threads, runs=c.runs, sessions=c.sessions, warmup=c.warmup)
+    # Timed like the table's own whole models: fewer runs or sessions would see more interference on a busy
+    # machine (the least disturbed of fewer sessions is slower) and bias the scale up.
+    c, meta = CALIBRATION_TIMING, table.meta
+    cfg = TimingConfig(
+        threads=here.threads,
+        runs=_meta_int(meta, "runs", c.runs),
+        sessions=_meta_int(meta, "sessions", c.sessions),
+        warmup=_meta_int(meta, "warmup", c.warmup),
+    )
     timings: list[Timing] = []
     with owned_tempdir("calibrate") as work:
         time_one: MeasureArchMs = measure or (

@@ -105,6 +105,43 @@ def test_fit_scale_recovers_scale_and_overhead():
     assert s == pytest.approx(2.0) and o == pytest.approx(0.6)
 
 
+def test_fit_scale_alone_minimises_relative_error():
+    pred = np.array([1.0, 2.0, 4.0])
+    s, o = fit_scale(pred, 0.5, 3.0 * pred, with_overhead=False)
+    assert s == pytest.approx(3.0) and o == pytest.approx(1.5)  # the overhead scales with the body
+    # relative least squares: min Σ(s·p/m − 1)² gives s = Σ(p/m) / Σ(p/m)²
+    meas = np.array([2.0, 5.0, 7.0])
+    r = pred / meas
+    assert fit_scale(pred, 0.5, meas, with_overhead=False)[0] == pytest.approx(np.sum(r) / np.sum(r * r))
+
+
+@pytest.mark.parametrize("overhead_here, two_terms", [(0.4, True), (None, False)])
+def test_calibration_keeps_an_overhead_term_only_where_it_predicts_left_out_models_better(
+    tables_dir, overhead_here, two_terms
+):
+    from nas.latency._machine import calibrate_host
+
+    table = _profile(tables_dir).table
+    ovh = table.overhead_ms
+    archs = _archs()
+    pred = {a.arch: 1.0 + i + ovh for i, a in enumerate(archs)}
+    # the machine here: 1.5x slower with its own fixed overhead, or 1.5x slower with a little noise (the
+    # second term would only fit the noise)
+    noise = dict(zip(pred, [1.02, 0.97, 1.01, 0.99, 1.03], strict=True))
+
+    def measure(arch):
+        p = pred[arch.arch]
+        return 1.5 * (p - ovh) + overhead_here if overhead_here is not None else 1.5 * p * noise[arch.arch]
+
+    cal = calibrate_host(table, this_machine("x", 1), archs, lambda a: pred[a.arch], measure)
+    if two_terms:
+        assert cal.scale == pytest.approx(1.5, rel=1e-4) and cal.overhead_ms == pytest.approx(0.4, abs=1e-4)
+    else:
+        assert cal.overhead_ms == pytest.approx(cal.scale * ovh)  # the scale alone
+        assert cal.scale == pytest.approx(1.5, rel=0.03)
+    assert cal.loo_mape_pct is not None and cal.loo_mape_pct < 3.0
+
+
 @pytest.mark.parametrize(
     "text, msg",
     [

@@ -147,6 +147,25 @@ def test_interference_guard_retimes_disturbed_sessions():
     assert busy.run(lambda: next(runs)).tolist() == [7.0] and busy.retries == InterferenceGuard.RETRIES
 
 
+def test_interference_guard_retimes_a_session_that_lost_the_cpu():
+    """More processes than cores: the thread waits whole time slices, which the reference graph's median
+    does not show; its CPU time against the wall clock does."""
+    import time
+
+    from nas.latency._profile import InterferenceGuard
+
+    # thread CPU clock readings around each attempt: 1 ms of CPU in a >= 20 ms session, then all of it
+    cpu = iter([0.0, 0.001, 1.0, 2.0])
+    guard = InterferenceGuard(lambda: 1.0, tolerance=1.15, sleep=lambda s: None, cpu_clock=lambda: next(cpu))
+    sessions = iter([np.array([9.0]), np.array([5.0])])
+
+    def session():
+        time.sleep(0.02)
+        return next(sessions)
+
+    assert guard.run(session).tolist() == [5.0] and guard.retries == 1 and guard.disturbed == 0
+
+
 def test_real_timing_reports_retries_and_guard_can_be_off(tmp_path):
     key = arch_keys(parse_arch(TINY_CONV))[1]
     shape = export_key(key, tmp_path / "b.onnx")
