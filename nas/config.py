@@ -50,7 +50,7 @@ class SearchConfig:
 class LatencyConfig:
     """``[latency]``: where latency tables live and how ``mnv4-nas latency profile/validate`` time graphs."""
 
-    tables_dir: str = ""  # "" = the shipped latency_tables/ folder; else this folder first, then the shipped one
+    tables_dir: str = ""  # the user's tables (merged over the shipped ones); "" = $MNV4NAS_TABLES or ~/.local/share/…
     threads: int = 1
     runs: int = 30
     sessions: int = 3

@@ -63,12 +63,15 @@ depth = [1, 3]
 
 @pytest.fixture(autouse=True, scope="session")
 def _data_cache(tmp_path_factory):
-    """Generated data (the built-in data set) goes to a per-session temporary folder, never to ~/.cache.
+    """Generated data (the built-in data set) and user latency tables go to per-session temporary
+    folders, never to ~/.cache or ~/.local/share.
 
     Session-scoped so that it is in place before module-scoped fixtures that load data.
     """
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MNV4NAS_CACHE", str(tmp_path_factory.getbasetemp() / "mnv4nas-cache"))
+        # user latency tables and calibrations likewise: never the user's real ~/.local/share/mnv4-nas
+        mp.setenv("MNV4NAS_TABLES", str(tmp_path_factory.getbasetemp() / "mnv4nas-tables"))
         yield
 
 

@@ -46,9 +46,21 @@ def _root(
         None, "--config", metavar="PATH", help="Config file (default: ./nas.toml if present, else built-in defaults)."
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    tables: str | None = typer.Option(
+        None,
+        "--tables",
+        metavar="DIR",
+        help="Your latency tables and devices (default: [latency] tables_dir of nas.toml, else $MNV4NAS_TABLES, "
+        "else ~/.local/share/mnv4-nas/latency_tables); they merge over the shipped, read-only ones.",
+    ),
 ) -> None:
     """Hardware-aware NAS for MobileNetV4-style backbones."""
     ctx.obj = load_config(config)
+    if tables is not None:
+        from nas.cli._common import TABLES_META
+        from nas.inputs import check_name
+
+        ctx.meta[TABLES_META] = check_name(tables, "--tables")
 
 
 app.command("zoo")(models.zoo)

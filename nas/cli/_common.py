@@ -33,6 +33,20 @@ def get_config(ctx: typer.Context) -> Config:
     return load_config()
 
 
+#: where the root callback keeps ``--tables DIR`` (in the root context's ``meta``)
+TABLES_META = "mnv4nas.tables"
+
+
+def tables_dir_of(ctx: typer.Context) -> Path | None:
+    """The user's latency-tables folder: ``--tables DIR``, else ``[latency] tables_dir`` of nas.toml, else
+    None: the library's default, ``$MNV4NAS_TABLES`` or ``~/.local/share/mnv4-nas/latency_tables``."""
+    given = ctx.find_root().meta.get(TABLES_META)
+    if given:
+        return Path(given)
+    d = get_config(ctx).latency.tables_dir
+    return Path(d) if d else None
+
+
 def resolve_spec(text: str) -> tuple[ArchSpec, str]:
     """A zoo name, an arch string or a spec file (``.json``/``.toml``/text) → (spec, display name).
 

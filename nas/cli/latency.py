@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec
+from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec, tables_dir_of
 from nas.inputs import check_finite, check_name, check_output_dir, check_seed
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ _SPACE_HELP = "Search space whose distinct blocks to include (repeatable)."
 
 
 def _tables_dir(ctx: typer.Context) -> Path | None:
-    d = get_config(ctx).latency.tables_dir
-    return Path(d) if d else None
+    return tables_dir_of(ctx)
 
 
 def _timing(ctx: typer.Context, threads: int | None, runs: int | None, sessions: int | None) -> TimingConfig:
@@ -88,6 +87,10 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _warn(text: str) -> None:
+    err_console.print(f"mnv4-nas: warning: {text}", markup=False)
+
+
 def _warn_calibration(cal: Calibration) -> None:
     """A fit whose figures mean nothing (or a term stuck at a bound) is said on stderr, not only in the table's header."""
     for text in cal.warnings():
@@ -132,6 +135,53 @@ def targets(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", h
             r["source"] or "none", str(r["entries"]), r["fit_data"] or "-", _fmt(r["fit_mape_pct"]), _fmt(r["loo_mape_pct"]),
         )  # fmt: skip
     console.print(t)
+
+
+def ensure_calibrated(ctx: typer.Context, target: str, quiet: bool = False) -> None:
+    """For a host target whose table was measured on another machine: time a few reference models here and
+    fit the table's scale (seconds, once per machine; the fit is stored), saying so on stderr."""
+    from nas.latency import HOST_TARGETS, ensure_calibration
+
+    if target not in HOST_TARGETS:
+        return
+    with _progress(f"calibrating {target} to this machine", enabled=not quiet) as update:
+        runs = ensure_calibration(target, _tables_dir(ctx), progress=update)
+    for run in runs:
+        err_console.print(
+            f"mnv4-nas: note: {run.path.name} was measured on another machine ({run.calibration.table_machine}); "
+            f"{run.calibration.note()}; stored in {run.stored}",
+            markup=False,
+        )
+        if run.disturbed:
+            _warn(f"{run.disturbed} reference models were timed while the machine was busy: calibrate again later")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    ctx: typer.Context,
+    target: str = typer.Option("host-cpu", "--target", "-t", help="host-cpu or host-cpu-tflite-int8."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fit a host table's scale to this machine: time a handful of its reference models end to end
+    (seconds) and store the fit beside your tables (it applies whenever the table is used here)."""
+    from nas.latency import ensure_calibration
+
+    with _progress(f"calibrating {target}", enabled=not json_out) as update:
+        runs = ensure_calibration(target, _tables_dir(ctx), force=True, progress=update)
+    out = [
+        {"table": str(r.path), "stored": str(r.stored), "disturbed": r.disturbed, **r.calibration.__dict__}
+        for r in runs
+    ]
+    if json_out:
+        print_json(out)
+        return
+    for r in runs:
+        console.print(f"{r.path}: {r.calibration.note()} in {r.calibration.wall_s:.1f} s; stored in {r.stored}")
+        console.print(
+            f"  table measured on: {r.calibration.table_machine}\n  this machine:      {r.calibration.machine}"
+        )
+        if r.disturbed:
+            _warn(f"{r.disturbed} reference models were timed while the machine was busy: calibrate again later")
 
 
 def _fit_rows(results: list[tuple[Device, FitResult]]) -> list[dict[str, Any]]:
@@ -243,7 +293,9 @@ def build(
 @app.command("profile")
 def profile(
     ctx: typer.Context,
-    target: str = typer.Option("host-cpu", "--target", "-t", help="Only host-cpu (this machine) can be profiled."),
+    target: str = typer.Option(
+        "host-cpu", "--target", "-t", help="host-cpu (onnxruntime FP32) or host-cpu-tflite-int8 (LiteRT XNNPACK INT8)."
+    ),
     space: list[str] = typer.Option([], "--space", "-s", help=_SPACE_HELP),
     model: list[str] = typer.Option([], "--model", "-m", help="Also profile this model's layers (repeatable)."),
     zoo: bool = typer.Option(True, "--zoo/--no-zoo", help="Include every zoo model's layers."),
@@ -258,15 +310,17 @@ def profile(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Measure every table entry on this host with onnxruntime (resumable: re-run after an interruption)."""
-    from nas.latency import HOST_TARGET, distinct_keys, profile_host, sample_archs
+    """Measure every table entry on this machine (resumable: re-run after an interruption); the table
+    goes to the user's tables folder."""
+    from nas.latency import HOST_TARGETS, distinct_keys, host_runtime, profile_host, sample_archs
     from nas.spec import arch_keys
 
-    if target != HOST_TARGET:
+    if target not in HOST_TARGETS:
         raise UsageError(
-            f"only {HOST_TARGET} (this machine) can be profiled here; for {target!r} use "
+            f"only {' and '.join(HOST_TARGETS)} (this machine) can be profiled here; for {target!r} use "
             "`latency bundle` + `latency import`, or `latency import --from-models`"
         )
+    runtime = host_runtime(target)  # a missing tflite extra is said before any work
     if calib < 0:
         raise UsageError(f"--calib must be >= 0 (got {calib})")
     if seed is not None:
@@ -299,6 +353,7 @@ def profile(
             tables_dir=_tables_dir(ctx),
             fresh=fresh,
             progress=update,
+            runtime=runtime,
         )
     cal = res.calibration
     fit_res = None
@@ -321,8 +376,15 @@ def profile(
         "calibration": {k: v for k, v in cal.__dict__.items()},
         "roofline_fit_mape": fit_res.mape_pct if fit_res else None,
         "roofline_cv_mape": fit_res.cv_mape_pct if fit_res else None,
+        "disturbed": list(res.disturbed),
+        "machine": res.table.meta.get("machine"),
     }
     _warn_calibration(cal)
+    if res.disturbed:
+        _warn(
+            f"{len(res.disturbed)} entries were measured while other work slowed this machine down (the guard's "
+            "reference graph ran slower in every try) and were not kept: run the same command again when it is quieter"
+        )
     if json_out:
         print_json(out)
         return
@@ -352,11 +414,14 @@ def bundle(
     model: list[str] = typer.Option([], "--model", "-m", help="Also include this model's layers and the model whole."),
     zoo: bool = typer.Option(True, "--zoo/--no-zoo", help="Include every zoo model's layers (and models whole)."),
     quantize: bool | None = typer.Option(
-        None, "--quantize/--no-quantize", help="INT8 QDQ graphs (default: when the target's dtype is int8)."
+        None, "--quantize/--no-quantize", help="INT8 graphs (default: when the target's dtype is int8)."
+    ),
+    fmt: str = typer.Option(
+        "onnx", "--format", help="onnx (Python runner, onnxruntime) or tflite (benchmark_model over adb)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Export one ONNX file per table entry, a manifest and a runner script to measure on a device."""
+    """Export one model per table entry, a manifest and a runner script to measure on a device."""
     from nas.latency import distinct_keys, get_device, make_bundle
     from nas.spec import arch_keys
 
@@ -371,7 +436,7 @@ def bundle(
 
         models += [get_spec(n) for n in PUBLISHED_NAMES]
     with _progress(f"exporting bundle for {target}") as update:
-        res = make_bundle(dev, keys, output, models=models, quantize=quantize, progress=update)
+        res = make_bundle(dev, keys, output, models=models, quantize=quantize, progress=update, fmt=fmt)
     out = {
         "target": target,
         "path": str(res.path),
@@ -383,23 +448,33 @@ def bundle(
         print_json(out)
         return
     console.print(
-        f"wrote {res.path}: {res.entries} graphs ({'INT8 QDQ' if res.quantized else 'FP32'})"
+        f"wrote {res.path}: {res.entries} {fmt} models ({'INT8' if res.quantized else 'FP32'})"
         + (f", {len(res.skipped)} blocks {target} cannot run left out" if res.skipped else "")
     )
-    console.print(
-        f"on the device: python run_bundle.py --ep nnapi|coreml|cpu; then: mnv4-nas latency import --target {target} RESULTS.csv"
-    )
+    if fmt == "tflite":
+        console.print(
+            f"run {res.path}/run_benchmark.sh (adb); then: mnv4-nas latency import --target {target} {res.path}"
+        )
+    else:
+        console.print(
+            f"on the device: python run_bundle.py --ep nnapi|coreml|cpu; then: mnv4-nas latency import --target {target} RESULTS.csv"
+        )
 
 
 @app.command("import")
 def import_(
     ctx: typer.Context,
     results: Path | None = typer.Argument(
-        None, metavar="RESULTS", help="Bundle results CSV or plain key,latency_ms CSV."
+        None,
+        metavar="RESULTS",
+        help="Bundle results CSV, plain key,latency_ms CSV, or a TFLite bundle folder (benchmark_model logs).",
     ),
     target: str = typer.Option(..., "--target", "-t", help=_TARGET_HELP),
     from_models: Path | None = typer.Option(
-        None, "--from-models", help="CSV model_or_spec,latency_ms of end-to-end latencies: fit the device model."
+        None,
+        "--from-models",
+        help="End-to-end model latencies: a CSV model_or_spec,latency_ms, or a bundle of whole models "
+        "(search --verify) with its results: fit the device model.",
     ),
     space: list[str] = typer.Option([], "--space", "-s", help="With --from-models: spaces to build the table for."),
     cache_mib: float | None = typer.Option(
@@ -433,6 +508,8 @@ def import_(
         return
     assert from_models is not None
     pairs = read_model_latencies(from_models, resolve_spec)
+    if len(pairs) < 2:
+        raise UsageError(f"{from_models}: {len(pairs)} whole-model latency found; fitting needs at least 2")
     res = fit_models(dev, pairs)
     new = fitted_device(dev, res, f"models:{from_models.name}")
     cat_path = save_device(new, tdir)
@@ -495,6 +572,7 @@ def predict_cmd(
         raise UsageError(f"unknown model {model!r} (known: {', '.join(ZOO)}); use --spec for files")
     arch, name = resolve_spec(model or spec or "")
     tgt = get_config(ctx).search.target if target is None else check_name(target, "--target")
+    ensure_calibrated(ctx, tgt, json_out)
     predictor = load_predictor(tgt, _tables_dir(ctx), fallback)
     pred = predictor.predict_archs([arch])
     ms = float(pred.latency_ms[0])
@@ -519,13 +597,16 @@ def validate(
     published: bool = typer.Option(False, "--published", help="Compare with the paper's published rows instead."),
     threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: the table's)."),
     runs: int | None = typer.Option(None, "--runs", help="Timed runs per session (default: config)."),
+    calibrate: bool = typer.Option(
+        True, "--calibrate/--no-calibrate", help="Fit a table made on another machine to this one first (default)."
+    ),
     json_out: bool = typer.Option(
         False, "--json", help="Print JSON (n, within_5pct, within_10pct, mape, kendall_tau)."
     ),
 ) -> None:
     """Predicted vs measured: N random architectures measured end-to-end here, or the published rows."""
     from nas.latency import (
-        HOST_TARGET,
+        HOST_TARGETS,
         load_predictor,
         not_measurable_hint,
         sample_archs,
@@ -536,6 +617,8 @@ def validate(
     cfg = get_config(ctx)
     if seed is not None:
         check_seed(seed)
+    if calibrate and not published and target in HOST_TARGETS:
+        ensure_calibrated(ctx, target, json_out)
     predictor = load_predictor(target, _tables_dir(ctx))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = check_output_dir(
@@ -544,7 +627,7 @@ def validate(
     if published:
         report = validate_published(predictor, out_dir)
     else:
-        if target != HOST_TARGET:
+        if target not in HOST_TARGETS:
             raise UsageError(not_measurable_hint(target))
         if archs < 1:
             raise UsageError(f"--archs must be >= 1 (got {archs})")
@@ -575,4 +658,52 @@ def validate(
                 f"  {name}: ±5% {a['within_5pct']:.1%}, ±10% {a['within_10pct']:.1%}, MAPE {a['mape']:.2f}%, "
                 f"τ {a['kendall_tau']:.3f}"
             )
+    if s.get("calibration"):
+        console.print(f"  table: {s['calibration']}")
+    if s.get("n_disturbed"):
+        _warn(
+            f"{s['n_disturbed']} of {s['n'] + s['n_disturbed']} measurements were taken while other work slowed this "
+            "machine down (the guard's reference graph ran slower in every try): left out of the figures above, "
+            "marked 'disturbed' in report.csv; validate again when the machine is quieter"
+        )
     console.print(f"wrote {out_dir / 'report.csv'} and {out_dir / 'scatter.png'}")
+
+
+device_app = typer.Typer(help="Your devices: add a catalog entry to your tables folder.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+
+
+@device_app.command("add")
+def device_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="New target name (letters, digits, '-', '_', '.')."),
+    device_class: str = typer.Option(..., "--class", help="cpu, dsp, gpu, ane or edgetpu."),
+    dtype: str = typer.Option(..., "--dtype", help="int8, fp16 or fp32."),
+    runtime: str = typer.Option(..., "--runtime", help="What its latencies are measured with, e.g. 'TFLite XNNPACK'."),
+    description: str = typer.Option("", "--description", help="Free text."),
+    unsupported: list[str] = typer.Option([], "--unsupported", help="A feature it cannot run: attention, gelu."),
+    like: str | None = typer.Option(None, "--like", help="Start its device model from this target's."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Add a device to your catalog (beside the shipped one, which stays as it is)."""
+    from nas.latency import add_device
+
+    dev, path = add_device(
+        check_name(name, "NAME"), device_class, dtype, runtime, _tables_dir(ctx),
+        description=description, unsupported=unsupported, like=like,
+    )  # fmt: skip
+    out = {
+        "target": dev.name,
+        "class": dev.device_class,
+        "dtype": dev.dtype,
+        "runtime": dev.runtime,
+        "catalog": str(path),
+    }
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"added {dev.name} ({dev.device_class}, {dev.dtype}, {dev.runtime}) to {path}")
+    console.print(
+        f"next: mnv4-nas latency bundle --target {dev.name} --space S --output DIR (or --format tflite), run it "
+        f"on the device, then mnv4-nas latency import --target {dev.name} RESULTS"
+    )

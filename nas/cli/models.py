@@ -11,7 +11,7 @@ from rich.table import Table
 from nas._io import write_text_atomic
 from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json, resolve_spec
 from nas.cost import count_macs, count_params, layer_costs
-from nas.inputs import check_output_file
+from nas.inputs import check_name, check_output_file
 from nas.spec import ArchSpec, UIBSpec, to_json, to_toml
 
 
@@ -156,6 +156,26 @@ def show(
     console.print(table)
 
 
+def _export_tflite(arch: ArchSpec, name: str, output: str | None, int8: bool, calib: str, check: bool) -> None:
+    """``export --format tflite``: parse → library call → print."""
+    from nas.export.tflite import export_tflite, require_litert
+
+    if output in (None, "-"):
+        raise UsageError("--output PATH is required for --format tflite (binary output cannot go to stdout)")
+    require_litert()
+    check_name(calib, "--calib")
+    check_output_file(output, "--output")
+    kind = "INT8" if int8 else "FP32"
+    with console.status(f"exporting {name} to TFLite ({kind}) and checking it in LiteRT…"):
+        res = export_tflite(arch, output, int8=int8, calib=calib, check=check)
+    if res.max_abs_diff is None:
+        diff = "not checked"
+    else:
+        diff = f"max |LiteRT - torch| = {res.max_abs_diff:.2e}, relative error {res.rel_error:.3f}"
+    how = f", calibrated on {res.calib}" if int8 else ""
+    console.print(f"wrote {res.path} ({kind}{how}; input NHWC 1x{arch.resolution}x{arch.resolution}x3; {diff})")
+
+
 class ExportFormat(StrEnum):
     """Export formats."""
 
@@ -163,6 +183,7 @@ class ExportFormat(StrEnum):
     toml = "toml"
     timm = "timm"
     onnx = "onnx"
+    tflite = "tflite"
 
 
 def export(
@@ -174,11 +195,23 @@ def export(
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 up to what the installed torch exporter supports)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: make the batch dimension dynamic."),
     check: bool = typer.Option(
-        True, "--check/--no-check", help="ONNX: compare onnxruntime with torch (max abs diff <= 1e-4)."
+        True, "--check/--no-check", help="ONNX/TFLite: compare the runtime's output with torch's."
+    ),
+    int8: bool = typer.Option(False, "--int8", help="TFLite: full-integer INT8 (weights and activations)."),
+    calib: str = typer.Option(
+        "builtin:4",
+        "--calib",
+        help="TFLite: data whose images calibrate INT8 and BatchNorm (builtin[:N], .npz, folder).",
     ),
 ) -> None:
-    """Export a spec as JSON, TOML, timm arch-def lines, or an ONNX model checked in onnxruntime."""
+    """Export a spec as JSON, TOML, timm arch-def lines, an ONNX model checked in onnxruntime, or a
+    TFLite model (FP32 or INT8) checked in LiteRT."""
     arch, name = resolve_spec(spec_or_name)
+    if fmt is ExportFormat.tflite:
+        _export_tflite(arch, name, output, int8, calib, check)
+        return
+    if int8:
+        raise UsageError("--int8 applies to --format tflite only")
     if fmt is ExportFormat.onnx:
         if output in (None, "-"):
             raise UsageError("--output PATH is required for --format onnx (binary output cannot go to stdout)")

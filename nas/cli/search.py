@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import (
@@ -16,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json
+from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json, tables_dir_of
 from nas.cost import count_macs, count_params
 from nas.inputs import check_finite, check_int, check_name, check_output_dir, check_seed
 from nas.search import SearchSettings, check_ray_address, check_storage, outcome_json, run_search
@@ -94,6 +95,7 @@ def search(
     fallback: str | None = typer.Option(None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."),
     engine: str = typer.Option("optuna", "--engine", help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT, supernet+macs:CKPT or predictor:PRED)."),
     beta: float = typer.Option(TUNAS_BETA, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."),
+    verify: bool = typer.Option(False, "--verify", help="Measure the best and Pareto picks end to end on every host target searched (measured vs predicted, budget kept?); write a bundle of them for every device target."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Search for the best architecture within a latency budget on one or more targets."""
@@ -117,7 +119,7 @@ def search(
     # TuNAS counts controller steps (one sampled architecture each); it needs more than TPE needs trials.
     d_trials, d_coarse, d_fine = (s.tunas_steps, s.tunas_coarse_steps, s.tunas_fine_steps) if engine == "tunas" else (
         s.trials, s.coarse_trials, s.fine_trials)  # fmt: skip
-    tdir = cfg.latency.tables_dir
+    tdir = tables_dir_of(ctx)
     settings = SearchSettings(
         targets=targets,
         budgets=budgets,
@@ -140,19 +142,60 @@ def search(
         ray_address=ray_address,
         workers=workers,
         fallback=fallback,
-        tables_dir=Path(tdir) if tdir else None,
+        tables_dir=tdir,
         engine=engine,
         beta=beta,
     )
+    from nas.cli.latency import ensure_calibrated
+
+    for t in targets:  # a host table made on another machine is fitted to this one first (seconds, once)
+        ensure_calibrated(ctx, t, json_out)
     rep = _RichReporter(enabled=not json_out)
     try:
         outcome = run_search(settings, rep)
     finally:
         rep.stop()
+    report = _verify(outcome, tdir, json_out) if verify else None
     if json_out:
-        print_json(outcome_json(outcome))
+        extra = {} if report is None else {"verify": report.rows.to_dict("records"),
+                                           "verify_bundles": {t: str(p) for t, p in report.bundles.items()}}  # fmt: skip
+        print_json({**outcome_json(outcome), **extra})
         return
     _print_outcome(outcome, settings)
+    if report is not None:
+        _print_verify(report)
+
+
+def _verify(outcome: SearchOutcome, tdir: Path | None, quiet: bool) -> Any:
+    """``--verify``: the best and Pareto picks measured on the host targets, bundled for the device targets."""
+    from nas.cli.latency import _progress
+    from nas.latency import picks_of, verify_picks
+
+    picks = picks_of(outcome.best, outcome.pareto)
+    with _progress("verifying the picks", enabled=not quiet) as update:
+        return verify_picks(picks, outcome.budget_ms, outcome.out_dir, tables_dir=tdir, progress=update)
+
+
+def _print_verify(report: Any) -> None:
+    def fmt_ms(v: float) -> str:
+        return "-" if v != v else f"{v:.3f}"
+
+    if not report.rows.empty:
+        table = Table(title="verified: measured end to end on this machine vs predicted")
+        for col in ("pick", "target", "predicted ms", "measured ms", "error %", "budget ms", "budget kept (measured)"):
+            table.add_column(col, no_wrap=True)
+        for r in report.rows.itertuples(index=False):
+            kept = "yes" if r.within_budget_measured else "[red]NO[/red]"
+            busy = " (machine busy)" if r.disturbed else ""
+            table.add_row(r.pick, r.target, fmt_ms(r.predicted_ms), fmt_ms(r.measured_ms) + busy,
+                          f"{r.error_pct:+.1f}", f"{r.budget_ms:g}", kept)  # fmt: skip
+        console.print(table)
+        console.print(f"wrote {report.csv}")
+    for target, path in report.bundles.items():
+        console.print(
+            f"{target}: bundle of the picks in {path}; time it on the device (README.txt there), then "
+            f"`mnv4-nas latency import --target {target} --from-models RESULTS` compares and refits"
+        )
 
 
 def _check_options(

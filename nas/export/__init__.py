@@ -1,4 +1,5 @@
-"""Export specs and models: JSON/TOML spec files, timm arch-def lines, ONNX with an onnxruntime check.
+"""Export specs and models: JSON/TOML spec files, timm arch-def lines, ONNX with an onnxruntime check,
+TFLite FP32/INT8 with a LiteRT check (the ``tflite`` extra).
 
 Submodules are imported on first use: writing timm lines must not pay for importing the ONNX exporter.
 """
@@ -14,6 +15,8 @@ _LAZY = {
     "export_module": "nas.export.onnx",
     "export_onnx": "nas.export.onnx",
     "ort_session": "nas.export.onnx",
+    "TfliteExport": "nas.export.tflite",
+    "export_tflite": "nas.export.tflite",
     "TimmArch": "nas.export.timm",
     "read_timm_lines": "nas.export.timm",
     "read_timm_snippet": "nas.export.timm",

@@ -1,10 +1,12 @@
 """Per-device latency: device catalog, latency tables, roofline device model, profiling, import,
-prediction and validation.
+prediction, calibration to this machine, validation and verification.
 
-Targets live in ``latency_tables/devices.toml`` (:func:`load_catalog`); each has one table
-``latency_tables/<target>.csv`` (:func:`load_table`) whose source is ``profiled`` (this host, entry by
-entry), ``imported`` (measured on a device from a bundle) or ``roofline-fit`` (the target's device
-model fitted to published or measured model latencies). Predict with::
+Targets live in the shipped, read-only ``latency_tables/devices.toml`` and in the user's tables folder
+(:func:`user_tables_dir`), merged (:func:`load_catalog`); each has a table ``<target>.csv``, the user's
+merged over the shipped one (:func:`load_table`), whose source is ``profiled`` (this host, entry by
+entry, with the machine's fingerprint), ``imported`` (measured on a device from a bundle) or
+``roofline-fit`` (the target's device model fitted to published or measured model latencies). A host
+table made on another machine is fitted to this one by :func:`ensure_calibration`. Predict with::
 
     from nas.latency import predict
     ms = predict([spec], "pixel8-edgetpu")          # specs, by key lookup
@@ -17,15 +19,20 @@ from nas.latency._build import BuildResult, build_table, roofline_table
 from nas.latency._bundle import import_results, make_bundle, read_model_latencies, read_results
 from nas.latency._catalog import (
     HOST_TARGET,
+    HOST_TARGETS,
+    TFLITE_HOST_TARGET,
     Device,
     DeviceModel,
     FitReport,
+    add_device,
     get_device,
     load_catalog,
     save_device,
+    user_tables_dir,
 )
 from nas.latency._fit import fit_models, fit_published, fit_table, fitted_device, refit_catalog
 from nas.latency._keys import arch_features, distinct_keys, key_ops, space_keys, zoo_keys
+from nas.latency._machine import HostCalibration, Machine, this_machine
 from nas.latency._predict import Prediction, Predictor, check_supported, load_predictor, predict
 from nas.latency._profile import (
     Calibration,
@@ -38,7 +45,9 @@ from nas.latency._profile import (
 )
 from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
-from nas.latency._table import SOURCES, LatencyTable, find_table, load_table, read_table, write_table
+from nas.latency._runtime import HostRuntime, host_runtime
+from nas.latency._store import CalibrationRun, ensure_calibration, load_table
+from nas.latency._table import SOURCES, LatencyTable, find_table, merge_tables, read_table, write_table
 from nas.latency._validate import (
     ValidationReport,
     not_measurable_hint,
@@ -47,16 +56,24 @@ from nas.latency._validate import (
     validate_host,
     validate_published,
 )
+from nas.latency._verify import VerifyReport, picks_of, verify_picks
 
 __all__ = [
+    "add_device",
     "HOST_TARGET",
+    "HOST_TARGETS",
     "SOURCES",
+    "TFLITE_HOST_TARGET",
     "BuildResult",
     "Calibration",
+    "CalibrationRun",
     "Device",
     "DeviceModel",
     "FitReport",
     "FitResult",
+    "HostCalibration",
+    "HostRuntime",
+    "Machine",
     "LatencyTable",
     "Prediction",
     "Predictor",
@@ -64,10 +81,12 @@ __all__ = [
     "Timing",
     "TimingConfig",
     "ValidationReport",
+    "VerifyReport",
     "arch_features",
     "build_table",
     "check_supported",
     "distinct_keys",
+    "ensure_calibration",
     "find_table",
     "fit_device_model",
     "fit_models",
@@ -75,6 +94,7 @@ __all__ = [
     "fit_table",
     "fitted_device",
     "get_device",
+    "host_runtime",
     "import_results",
     "key_ops",
     "layer_ms",
@@ -83,7 +103,9 @@ __all__ = [
     "load_published",
     "load_table",
     "make_bundle",
+    "merge_tables",
     "not_measurable_hint",
+    "picks_of",
     "predict",
     "profile_host",
     "published_points",
@@ -97,9 +119,12 @@ __all__ = [
     "space_keys",
     "summarize",
     "table_calibration",
+    "this_machine",
     "time_onnx",
+    "user_tables_dir",
     "validate_host",
     "validate_published",
+    "verify_picks",
     "write_table",
     "zoo_keys",
 ]

@@ -49,6 +49,8 @@ from nas.spec import ArchSpec
 
 CALL_PROBE_KEY = "call_probe"
 MANIFEST = "manifest.json"
+BUNDLE_FORMATS: tuple[str, ...] = ("onnx", "tflite")
+MAX_RESULTS_BYTES = 64 * 2**20
 
 _README = """\
 mnv4-nas latency bundle for target {target} ({dtype}{quant}): {n} graphs.
@@ -132,16 +134,26 @@ def make_bundle(
     models: Sequence[ArchSpec] = (),
     quantize: bool | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    fmt: str = "onnx",
 ) -> BundleResult:
-    """Export one ONNX graph per key (plus a call probe and ``models`` whole) into ``out_dir``.
+    """Export one graph per key (plus a call probe and ``models`` whole) into ``out_dir``: ONNX graphs and a
+    Python runner (``fmt="onnx"``), or ``.tflite`` models and a ``benchmark_model`` runner over adb
+    (``fmt="tflite"``, the tflite extra).
 
-    ``quantize`` defaults to the target's dtype being int8 (static QDQ quantization); FP16 targets get
+    ``quantize`` defaults to the target's dtype being int8 (static INT8 quantization); FP16 targets get
     FP32 graphs, which CoreML (MLProgram) and GPU delegates run in FP16.
     """
+    if fmt not in BUNDLE_FORMATS:
+        raise NasError(f"--format must be one of {', '.join(BUNDLE_FORMATS)} (got {fmt!r})")
     out = check_output_dir(out_dir, "--output")
     if out.exists() and any(out.iterdir()):
         raise NasError(f"{out} exists and is not empty; pick a new --output folder")
     try:
+        if fmt == "tflite":
+            from nas.latency._bundle_tflite import make_tflite_bundle
+
+            n, skipped, quant = make_tflite_bundle(device, keys, out, models, quantize, progress)
+            return BundleResult(out, n, skipped, quant)
         return _write_bundle(device, keys, out, models, quantize, progress)
     except OSError as exc:  # a full disk or a folder that turned unwritable midway
         raise NasError(f"cannot write the bundle to {out} ({exc.strerror or type(exc).__name__}); "
@@ -265,6 +277,11 @@ def read_results(path: str | Path, manifest_keys: set[str] | None = None) -> tup
     return meta, df[["key", "latency_ms", "std_ms", "n"]]
 
 
+def _is_runner_output(p: Path) -> bool:
+    with as_error(ConfigError):
+        return read_text(p, "results CSV", MAX_RESULTS_BYTES).startswith(RESULTS_MAGIC)
+
+
 def _manifest_keys(results: Path) -> set[str] | None:
     m = results.parent / MANIFEST
     if not path_exists(m):
@@ -285,9 +302,15 @@ def import_results(
     tables_dir: Path | None = None,
     cache_mib: float | None = None,
 ) -> tuple[Path, LatencyTable]:
-    """Import device measurements into ``device``'s table (source ``imported``), replacing it."""
+    """Import device measurements into ``device``'s table (source ``imported``), replacing the user's:
+    a results CSV, or a TFLite bundle folder whose ``logs/`` hold ``benchmark_model``'s output."""
+    from nas.latency._bundle_tflite import is_tflite_bundle, read_benchmark_logs
+
     p = Path(results)
-    meta_in, df = read_results(p, _manifest_keys(p))
+    if is_tflite_bundle(p):
+        meta_in, df = read_benchmark_logs(p)
+    else:
+        meta_in, df = read_results(p, _manifest_keys(p))
     call_ms = 0.0
     if CALL_PROBE_KEY in set(df["key"]):
         call_ms = float(df.loc[df["key"] == CALL_PROBE_KEY, "latency_ms"].iloc[0])
@@ -327,8 +350,17 @@ def import_results(
 def read_model_latencies(
     path: str | Path, resolve: Callable[[str], tuple[ArchSpec, str]]
 ) -> list[tuple[str, ArchSpec, float]]:
-    """A CSV ``model_or_spec,latency_ms`` → ``(label, arch, ms)``; each spec resolved by ``resolve``."""
+    """A CSV ``model_or_spec,latency_ms`` → ``(label, arch, ms)``; each spec resolved by ``resolve``. Also
+    the whole models of a bundle's results: a TFLite bundle folder (its ``benchmark_model`` logs) or an
+    ONNX bundle runner's results CSV (what ``search --verify`` writes for a device target)."""
+    from nas.latency._bundle_tflite import is_tflite_bundle, read_benchmark_logs
+
     p = Path(path)
+    if is_tflite_bundle(p) or (path_exists(p) and p.is_file() and _is_runner_output(p)):
+        _, df = read_benchmark_logs(p) if p.is_dir() else read_results(p, _manifest_keys(p))
+        from nas.spec import parse_arch
+
+        return [("arch", parse_arch(k), float(ms)) for k, ms in zip(df["key"], df["latency_ms"]) if is_model_key(k)]
     with as_error(ConfigError):
         text = read_text(p, "model latencies CSV")
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))

@@ -1,15 +1,18 @@
-"""The device catalog (``latency_tables/devices.toml``): one entry per latency target.
+"""The device catalog (``devices.toml``): one entry per latency target.
 
 An entry says what the target is (class, dtype, runtime), which block features it cannot run, and
 the parameters of its roofline device model together with the report of the fit that produced
-them. ``mnv4-nas latency fit`` rewrites the file through :func:`dump_catalog`; a user adds a device
-by adding an entry by hand (``mnv4-nas latency targets`` lists what the catalog holds).
+them. The shipped catalog (``latency_tables/devices.toml``) is read-only package data; the user's
+tables folder (:func:`user_tables_dir`) may hold a ``devices.toml`` of its own whose entries add
+devices or replace shipped entries of the same name. ``mnv4-nas latency fit`` and
+``mnv4-nas latency device add`` write only there (``mnv4-nas latency targets`` lists the merged catalog).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -21,8 +24,10 @@ from nas.errors import ConfigError, NasError
 from nas.inputs import as_error, path_exists, read_text, regular_file, toml_loads
 
 CATALOG_NAME = "devices.toml"
+#: environment variable naming the user's tables folder
+TABLES_ENV = "MNV4NAS_TABLES"
 #: how a user makes latency tables writable (ends the one-line error of a failed write)
-TABLES_HINT = "set [latency] tables_dir in nas.toml"
+TABLES_HINT = f"choose a writable tables folder (--tables DIR, ${TABLES_ENV} or [latency] tables_dir in nas.toml)"
 CATALOG_SCHEMA = 1
 DEVICE_CLASSES: tuple[str, ...] = ("cpu", "dsp", "gpu", "ane", "edgetpu")
 #: Block features a target may be unable to run (``unsupported`` in the catalog).
@@ -108,11 +113,15 @@ class Device:
 
     @property
     def measured_here(self) -> bool:
-        """Whether this target is the machine running mnv4-nas (profiled with onnxruntime)."""
-        return self.name == HOST_TARGET
+        """Whether this target is the machine running mnv4-nas (profiled and validated here)."""
+        return self.name in HOST_TARGETS
 
 
 HOST_TARGET = "host-cpu"
+#: the paper's CPU runtime on this machine: LiteRT (TFLite) with XNNPACK, INT8
+TFLITE_HOST_TARGET = "host-cpu-tflite-int8"
+#: targets measured on the machine running mnv4-nas
+HOST_TARGETS: tuple[str, ...] = (HOST_TARGET, TFLITE_HOST_TARGET)
 _ENTRY_KEYS = {"class", "dtype", "runtime", "description", "unsupported", "ridge_point_ref", "free", "model", "fit"}
 _FIT_KEYS = {"data", "n", "mape_pct", "loo_mape_pct", "fitted"}
 
@@ -235,8 +244,9 @@ _HEADER = """\
 # free         the device-model parameters `mnv4-nas latency fit` fits (at most 5)
 # [.model]     roofline device model; [.fit] how it was fitted (data, points, fit and leave-one-out MAPE)
 #
-# The [.model] and [.fit] tables are written by `mnv4-nas latency fit`; add a device by adding an
-# entry (class, dtype, runtime; copy a [.model] of the same class as the starting point).
+# The [.model] and [.fit] tables are written by `mnv4-nas latency fit`; add a device with
+# `mnv4-nas latency device add NAME --class … --dtype … --runtime …` (or an entry by hand: class, dtype,
+# runtime). A user's devices.toml holds only the user's entries; they add to the shipped catalog.
 """
 
 
@@ -274,28 +284,80 @@ def check_tables_dir(tables_dir: Path) -> Path:
     return tables_dir
 
 
-def catalog_paths(tables_dir: Path | None) -> list[Path]:
-    """Catalog files in lookup order: the user's tables folder first, then the shipped one."""
+def default_tables_dir() -> Path:
+    """The user's tables folder when none is configured: ``$MNV4NAS_TABLES``, else
+    ``$XDG_DATA_HOME/mnv4-nas/latency_tables`` (``~/.local/share/mnv4-nas/latency_tables``)."""
+    env = os.environ.get(TABLES_ENV, "")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME", "") or Path.home() / ".local" / "share"
+    return Path(base) / "mnv4-nas" / "latency_tables"
+
+
+def user_tables_dir(tables_dir: Path | None = None) -> Path:
+    """The folder of the user's tables and catalog: ``tables_dir`` if given, else :func:`default_tables_dir`."""
+    return check_tables_dir(Path(tables_dir).expanduser() if tables_dir is not None else default_tables_dir())
+
+
+def shipped_dir() -> Path | None:
+    """The shipped ``latency_tables/`` folder (None when this install has none)."""
     from nas.resources import data_dir
 
-    paths: list[Path] = []
-    if tables_dir is not None:
-        paths.append(check_tables_dir(Path(tables_dir)) / CATALOG_NAME)
     try:
-        paths.append(data_dir("latency_tables") / CATALOG_NAME)
+        return data_dir("latency_tables")
     except NasError:
-        pass
+        return None
+
+
+def is_shipped(folder: Path) -> bool:
+    """Whether ``folder`` is (or lies inside) the shipped, read-only ``latency_tables/`` folder."""
+    shipped = shipped_dir()
+    if shipped is None:
+        return False
+    try:
+        return Path(folder).resolve().is_relative_to(shipped.resolve())
+    except OSError:
+        return False
+
+
+def writable_tables_dir(tables_dir: Path | None = None) -> Path:
+    """The user's tables folder for writing; the shipped folder is refused (it is read-only package data)."""
+    d = user_tables_dir(tables_dir)
+    if is_shipped(d):
+        raise ConfigError(
+            f"{d}: the shipped latency tables are read-only package data; {TABLES_HINT} outside the package"
+        )
+    return d
+
+
+def catalog_paths(tables_dir: Path | None) -> list[Path]:
+    """Catalog files in merge order: the user's (when it exists, first) and the shipped one."""
+    paths: list[Path] = []
+    user = user_tables_dir(tables_dir) / CATALOG_NAME
+    if path_exists(user):  # a FIFO or a folder there is refused by _read_catalog, never skipped
+        paths.append(user)
+    shipped = shipped_dir()
+    if shipped is not None and (not paths or not is_shipped(user.parent)):
+        paths.append(shipped / CATALOG_NAME)
     return paths
 
 
+def _read_catalog(path: Path) -> dict[str, Device]:
+    with as_error(ConfigError):
+        text = read_text(regular_file(path, "device catalog"), "device catalog", 2**20)
+    return parse_catalog(text, str(path))
+
+
 def load_catalog(tables_dir: Path | None = None) -> dict[str, Device]:
-    """The catalog: ``<tables_dir>/devices.toml`` if it exists, else the shipped one."""
-    for p in catalog_paths(tables_dir):
-        if path_exists(p):  # a FIFO or a folder there is refused, never skipped for the shipped catalog
-            with as_error(ConfigError):
-                text = read_text(regular_file(p, "device catalog"), "device catalog", 2**20)
-            return parse_catalog(text, str(p))
-    raise NasError("no device catalog found (latency_tables/devices.toml); reinstall mnv4-nas")
+    """The catalog: the shipped entries, each replaced by the user's entry of the same name, then the
+    user's own devices (``<tables_dir>/devices.toml``)."""
+    paths = catalog_paths(tables_dir)
+    if not paths:
+        raise NasError("no device catalog found (latency_tables/devices.toml); reinstall mnv4-nas")
+    merged: dict[str, Device] = {}
+    for p in reversed(paths):
+        merged.update(_read_catalog(p))
+    return merged
 
 
 def get_device(name: str, tables_dir: Path | None = None) -> Device:
@@ -305,26 +367,68 @@ def get_device(name: str, tables_dir: Path | None = None) -> Device:
         return catalog[name]
     except KeyError:
         raise NasError(
-            f"unknown target {name!r} (known: {', '.join(catalog)}); add a [devices.{name}] entry to devices.toml"
+            f"unknown target {name!r} (known: {', '.join(catalog)}); add it with "
+            f"`mnv4-nas latency device add {name} --class … --dtype … --runtime …` (a [devices.{name}] entry)"
         ) from None
 
 
 def save_device(device: Device, tables_dir: Path | None = None) -> Path:
-    """Replace (or add) one entry and rewrite the catalog atomically; returns the file written."""
-    catalog = load_catalog(tables_dir)
-    catalog[device.name] = device
-    target = catalog_paths(tables_dir)[0]
-    write_text_atomic(target, dump_catalog(catalog), TABLES_HINT)
+    """Replace (or add) one entry of the user's catalog, written atomically (the shipped one is never
+    written); returns the file written."""
+    target = writable_tables_dir(tables_dir) / CATALOG_NAME
+    own = _read_catalog(target) if path_exists(target) else {}
+    own[device.name] = device
+    write_text_atomic(target, dump_catalog(own), TABLES_HINT)
     return target
 
 
+def add_device(
+    name: str,
+    device_class: str,
+    dtype: str,
+    runtime: str,
+    tables_dir: Path | None = None,
+    *,
+    description: str = "",
+    unsupported: list[str] | tuple[str, ...] = (),
+    like: str | None = None,
+) -> tuple[Device, Path]:
+    """Add a device to the user's catalog; its device model starts from ``like``'s (default: the first
+    catalog entry of the same class and dtype, else of the same class). Checked like a catalog entry;
+    an existing name is refused."""
+    catalog = load_catalog(tables_dir)
+    _check_name(name, "device add")
+    if name in catalog:
+        raise ConfigError(f"device add: target {name!r} exists already (see `mnv4-nas latency targets`)")
+    if like is not None and like not in catalog:
+        raise ConfigError(f"device add: --like {like!r} is not a known target (known: {', '.join(catalog)})")
+    entry = {"class": device_class, "dtype": dtype, "runtime": runtime, "description": description,
+             "unsupported": list(unsupported)}  # fmt: skip
+    dev = _entry(name, entry, "device add")  # validates class, dtype, unsupported
+    same = [d for d in catalog.values() if d.device_class == device_class]
+    base = catalog[like] if like else next((d for d in same if d.dtype == dtype), same[0] if same else None)
+    if base is not None:
+        dev = Device(dev.name, dev.device_class, dev.dtype, dev.runtime, dev.description, dev.unsupported,
+                     base.ridge_point_ref, base.free, base.model)  # fmt: skip
+    return dev, save_device(dev, tables_dir)
+
+
 __all__ = [
+    "add_device",
     "CATALOG_NAME",
     "DEVICE_CLASSES",
+    "TABLES_ENV",
     "FEATURES",
     "HOST_TARGET",
+    "HOST_TARGETS",
     "PARAM_NAMES",
+    "TFLITE_HOST_TARGET",
     "check_tables_dir",
+    "default_tables_dir",
+    "is_shipped",
+    "shipped_dir",
+    "user_tables_dir",
+    "writable_tables_dir",
     "Device",
     "DeviceModel",
     "FitReport",

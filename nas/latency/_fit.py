@@ -102,7 +102,7 @@ def refit_catalog(
             result = fit_published(dev)
             new = fitted_device(dev, result, "published")
         else:
-            from nas.latency._table import load_table
+            from nas.latency._store import load_table
 
             table = load_table(name, tables_dir)
             result = fit_table(dev, table)

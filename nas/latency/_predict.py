@@ -238,7 +238,7 @@ class _SlotLUT:
 def load_predictor(target: str, tables_dir: Path | None = None, fallback: str | None = None) -> Predictor:
     """The predictor of a catalog target (its table and device entry)."""
     from nas.latency._catalog import load_catalog
-    from nas.latency._table import load_table
+    from nas.latency._store import load_table
 
     catalog = load_catalog(tables_dir)
     device = catalog.get(target)

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -56,6 +57,9 @@ from nas.latency._table import (
     write_table,
 )
 from nas.spec import ArchSpec, arch_keys, parse_arch
+
+if TYPE_CHECKING:
+    from nas.latency._runtime import HostRuntime
 
 #: Assumed last-level cache when the host does not report one (MiB).
 DEFAULT_CACHE_MIB = 32.0
@@ -87,30 +91,51 @@ class TimingConfig:
 
 @dataclass(frozen=True)
 class Timing:
-    """One timed graph: median (ms), standard deviation (ms), number of timed runs, sessions re-timed."""
+    """One timed graph: median (ms), standard deviation (ms), number of timed runs, sessions re-timed,
+    and whether some session was still disturbed by other work after every retry (``disturbed``: the
+    number is not to be trusted, and the callers never keep it silently)."""
 
     median_ms: float
     std_ms: float
     n: int
     retries: int = 0
+    disturbed: bool = False
 
 
 class InterferenceGuard:
-    """Detects other processes competing for this core (on a shared VM a busy sibling hyperthread
-    makes everything ~1.8x slower for seconds to minutes): a small reference graph is timed before and
-    after each session; a session during which it ran ``tolerance`` times slower than its best is
-    disturbed and gets re-timed after a pause.
+    """Detects other processes competing for this core, two ways. A busy sibling hyperthread makes
+    everything ~1.8x slower for seconds to minutes on a shared VM: a small reference graph is timed
+    before and after each session, and a session during which it ran ``tolerance`` times slower than
+    its best is disturbed. More processes than cores take the core away for whole time slices, which
+    a reference graph's median does not see: a session whose thread got less than :attr:`MIN_CPU_SHARE`
+    of the wall-clock time on the CPU is disturbed too. A disturbed session is re-timed after a pause.
 
-    ``probe`` returns the reference graph's time (ms); tests pass a scripted one.
+    ``probe`` returns the reference graph's time (ms); tests pass a scripted one (and a ``cpu_clock``).
     """
 
     RETRIES = 4
     PAUSE_S = 0.25
+    MIN_CPU_SHARE = 0.8
+    #: sessions shorter than this are not judged by their CPU share (too short to measure it)
+    MIN_SHARE_WALL_S = 0.005
 
-    def __init__(self, probe: Callable[[], float], tolerance: float, sleep: Callable[[float], None] = time.sleep):
-        self.probe, self.tolerance, self.sleep = probe, tolerance, sleep
+    def __init__(
+        self,
+        probe: Callable[[], float],
+        tolerance: float,
+        sleep: Callable[[float], None] = time.sleep,
+        cpu_clock: Callable[[], float] = time.thread_time,
+    ):
+        self.probe, self.tolerance, self.sleep, self.cpu_clock = probe, tolerance, sleep, cpu_clock
         self.best = float("inf")
         self.retries = 0
+        self.disturbed = 0  #: sessions still disturbed after every retry
+
+    def seed(self, best_ms: float) -> None:
+        """Start from a reference time measured on this machine when it was quiet (a table's
+        ``guard_ref_ms``): a machine busy from the start is then seen as busy."""
+        if math.isfinite(best_ms) and best_ms > 0:
+            self.best = min(self.best, best_ms)
 
     def level(self) -> float:
         """Reference time over its best so far (1.0 = as fast as ever seen)."""
@@ -124,9 +149,12 @@ class InterferenceGuard:
         best: np.ndarray | None = None
         for attempt in range(self.RETRIES + 1):
             before = self.level()
+            wall0, cpu0 = time.perf_counter(), self.cpu_clock()
             out = timed()
+            wall, cpu = time.perf_counter() - wall0, self.cpu_clock() - cpu0
             after = self.level()
-            if max(before, after) <= self.tolerance:
+            descheduled = wall >= self.MIN_SHARE_WALL_S and cpu < self.MIN_CPU_SHARE * wall
+            if max(before, after) <= self.tolerance and not descheduled:
                 return out
             if best is None or np.median(out) < np.median(best):
                 best = out
@@ -134,6 +162,7 @@ class InterferenceGuard:
                 self.retries += 1
                 self.sleep(self.PAUSE_S * 2**attempt)
         assert best is not None
+        self.disturbed += 1
         return best
 
 
@@ -220,14 +249,22 @@ def time_onnx(
         return t * 1e3
 
     guard = interference_guard(cfg)
-    retries0 = guard.retries if guard else 0
+    retries0, disturbed0 = (guard.retries, guard.disturbed) if guard else (0, 0)
     samples = [guard.run(session) if guard else session() for _ in range(cfg.sessions)]
+    return timing_of(samples, guard, retries0, disturbed0)
+
+
+def timing_of(
+    samples: Sequence[np.ndarray], guard: InterferenceGuard | None, retries0: int = 0, disturbed0: int = 0
+) -> Timing:
+    """The :class:`Timing` of per-session run times (ms): the smallest session median, since
+    interference from other processes only ever adds time (on a quiet machine all session medians
+    agree). Disturbed only when every session was: one quiet session is a clean minimum."""
     medians = [float(np.median(t)) for t in samples]
     allt = np.concatenate(samples)
-    # Interference from other processes only ever adds time: the fastest session median is the
-    # least disturbed estimate (on a quiet machine all session medians agree).
     retries = (guard.retries - retries0) if guard else 0
-    return Timing(float(np.min(medians)), float(np.std(allt)), int(allt.size), retries)
+    disturbed = guard is not None and guard.disturbed - disturbed0 >= len(samples)
+    return Timing(float(np.min(medians)), float(np.std(allt)), int(allt.size), retries, disturbed)
 
 
 def _call_probe() -> object:
@@ -290,10 +327,10 @@ def host_cache_mib() -> float:
 
 
 def runtime_name() -> str:
-    """Runtime string recorded in profiled tables."""
-    import onnxruntime as ort
+    """Runtime string recorded in profiled ``host-cpu`` tables."""
+    from nas.latency._runtime import OnnxRuntimeHost
 
-    return f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
+    return OnnxRuntimeHost().runtime_name()
 
 
 @dataclass(frozen=True)
@@ -429,7 +466,7 @@ def table_calibration(table: LatencyTable) -> Calibration:
         cache_mib = float(cache) if cache else math.inf
     except ValueError:
         cache_mib = math.inf
-    return calibrate(table, cache_mib, _space_members(table.spaces))
+    return calibrate(table, cache_mib, space_members(table.spaces))
 
 
 @dataclass(frozen=True)
@@ -441,6 +478,8 @@ class ProfileResult:
     measured: int
     skipped: int
     calibration: Calibration
+    #: entries measured while other work disturbed every session: not kept (a re-run measures them)
+    disturbed: tuple[str, ...] = ()
 
 
 ProgressFn = Callable[[int, int, str], None]
@@ -448,9 +487,14 @@ MeasureFn = Callable[[str, TimingConfig, Path], Timing]
 
 
 def check_resumable(target: str, cfg: TimingConfig, tables_dir: Path | None = None, fresh: bool = False) -> set[str]:
-    """Keys already profiled for ``target``; raises when the existing table was made with other settings."""
+    """Keys already profiled for ``target``; raises when the existing table was made with other settings
+    or on another machine."""
+    from nas.latency._machine import this_machine
+    from nas.latency._runtime import runtime_name_of
+
     path = write_dir(tables_dir) / table_file(target)
-    return set() if fresh else _open_existing(path, cfg)
+    here = this_machine(runtime_name_of(target), cfg.threads)
+    return set() if fresh else _open_existing(path, cfg, here.fingerprint)
 
 
 def _interleave(layers: list[str], models: list[str]) -> list[str]:
@@ -466,7 +510,7 @@ def _interleave(layers: list[str], models: list[str]) -> list[str]:
     return out + pending
 
 
-def _space_members(spaces: Sequence[str]) -> Callable[[ArchSpec], bool] | None:
+def space_members(spaces: Sequence[str]) -> Callable[[ArchSpec], bool] | None:
     """Membership in any of ``spaces`` (None without spaces): calibration uses the models a search will
     predict, not other families."""
     if not spaces:
@@ -478,8 +522,9 @@ def _space_members(spaces: Sequence[str]) -> Callable[[ArchSpec], bool] | None:
     return lambda arch: any(space_mod.contains(sp, arch) for sp in loaded)
 
 
-def _open_existing(path: Path, cfg: TimingConfig) -> set[str]:
-    """Keys already in a (possibly interrupted) profiled table; refuses one made with other settings."""
+def _open_existing(path: Path, cfg: TimingConfig, fingerprint: str | None = None) -> set[str]:
+    """Keys already in a (possibly interrupted) profiled table; refuses one made with other settings
+    or on another machine (its entries and new ones would not add up)."""
     if not path.exists():
         return set()
     meta, df = parse_table_text(path.read_text(encoding="utf-8"), str(path))
@@ -492,6 +537,12 @@ def _open_existing(path: Path, cfg: TimingConfig) -> set[str]:
             raise NasError(
                 f"{path} was profiled with {name}={have}; resume with --{name} {have}, or start over with --fresh"
             )
+    have_fp = meta.get("fingerprint")
+    if fingerprint is not None and have_fp is not None and have_fp != fingerprint:
+        raise NasError(
+            f"{path} was profiled on another machine or runtime ({meta.get('machine', have_fp)}); "
+            "start over here with --fresh, or give another --tables folder"
+        )
     return set(df["key"].astype(str)) if "key" in df.columns else set()
 
 
@@ -505,21 +556,31 @@ def profile_host(
     tables_dir: Path | None = None,
     fresh: bool = False,
     progress: ProgressFn | None = None,
-    measure: MeasureFn = measure_key,
+    measure: MeasureFn | None = None,
     cache_mib: float | None = None,
     call_ms: float | None = None,
+    runtime: HostRuntime | None = None,
 ) -> ProfileResult:
     """Measure every key (and every model in ``models`` end-to-end) that the target's table lacks.
 
-    Resumable: finished entries are appended to the table as they complete; re-running after an
-    interruption (exception, Ctrl-C, kill -9) measures only what is missing. At the end the whole
-    table is rewritten with the calibrated overhead and cache term. ``measure`` (one key → timing)
-    and ``call_ms`` (the per-call cost; measured when None) can be replaced, e.g. in tests.
+    Resumable: finished entries are appended to the table (in the user's tables folder) as they
+    complete; re-running after an interruption (exception, Ctrl-C, kill -9) measures only what is
+    missing. An entry that other work disturbed in every session, retries included, is not kept
+    (:attr:`ProfileResult.disturbed`): a re-run measures it again. At the end the whole table is
+    rewritten with the calibrated overhead and cache term and this machine's fingerprint.
+    ``measure`` (one key → timing) and ``call_ms`` (the per-call cost; measured when None) can be
+    replaced, e.g. in tests; ``runtime`` defaults to the target's (:func:`host_runtime`).
     """
+    from nas.latency._machine import this_machine
+    from nas.latency._runtime import host_runtime
+
+    rt = runtime if runtime is not None else host_runtime(target)
+    measure_fn = measure if measure is not None else rt.measure_key
     path = write_dir(tables_dir) / table_file(target)
     if fresh and path.exists():
         path.unlink()
-    done = _open_existing(path, cfg)
+    here = this_machine(rt.runtime_name(), cfg.threads)
+    done = _open_existing(path, cfg, here.fingerprint)
     layers = [k for k in dict.fromkeys(keys) if k not in done]
     whole = [a.arch for a in dict.fromkeys(models) if a.arch not in done and a.arch not in layers]
     todo = _interleave(layers, whole)
@@ -527,8 +588,8 @@ def profile_host(
     meta = {
         "target": target,
         "source": "profiled",
-        "runtime": runtime_name(),
-        "dtype": "fp32",
+        "runtime": here.runtime,
+        "dtype": rt.dtype,
         "threads": str(cfg.threads),
         "runs": str(cfg.runs),
         "sessions": str(cfg.sessions),
@@ -536,24 +597,30 @@ def profile_host(
         "flush_mib": f"{cfg.flush_mib:g}",
         "created": now_iso(),
         "cache_mib": f"{cache:g}",
+        **here.meta(),
     }
     load_start = os.getloadavg()[0]
     total = len(todo)
     retries = 0
+    disturbed: list[str] = []
     # Named after this process, so that the next run removes it should this one be killed.
     with owned_tempdir("profile") as work, TableAppender(path, meta) as out:
         for i, key in enumerate(todo):
             if progress is not None:
                 progress(i, total, key)
-            t = measure(key, cfg, work)
+            t = measure_fn(key, cfg, work)
             retries += t.retries
-            out.append(make_row(key, "fp32", t.median_ms, t.std_ms, t.n))
+            if t.disturbed:
+                disturbed.append(key)
+                continue
+            out.append(make_row(key, rt.dtype, t.median_ms, t.std_ms, t.n))
         if progress is not None:
             progress(total, total, "")
         if call_ms is None:
-            call_ms = measure_call_ms(cfg, work)
+            call_ms = rt.measure_call_ms(cfg, work)
     table = read_table(path)
     old_spaces = table.spaces
+    guard = interference_guard(cfg) if measure is None else None
     table.meta.update(
         updated=now_iso(),
         spaces=",".join(dict.fromkeys([*old_spaces, *spaces])),
@@ -562,15 +629,18 @@ def profile_host(
         loadavg=f"{load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end ({os.cpu_count()} cores)",
         guard=f"{cfg.guard:g}",
         guard_retries=str(retries + int(table.meta.get("guard_retries", "0") or 0)),
+        **here.meta(),
     )
+    if guard is not None and math.isfinite(guard.best):
+        table.meta["guard_ref_ms"] = f"{guard.best:.6g}"
     table = LatencyTable(table.meta, table.df, path)  # drop cached views computed with the old call_ms
-    cal = calibrate(table, cache, _space_members(table.spaces))
+    cal = calibrate(table, cache, space_members(table.spaces))
     table.meta.update(cal.meta())
     if cal.n_models:
         table.meta["note"] = cal.note()
     table = LatencyTable(table.meta, table.df, path)
     write_table(table, path)
-    return ProfileResult(path, table, total, len(done), cal)
+    return ProfileResult(path, table, total - len(disturbed), len(done), cal, tuple(disturbed))
 
 
 __all__ = [
@@ -588,6 +658,8 @@ __all__ = [
     "measure_key",
     "profile_host",
     "runtime_name",
+    "space_members",
     "table_calibration",
+    "timing_of",
     "time_onnx",
 ]

@@ -31,7 +31,14 @@ from nas._io import write_text_atomic
 from nas.cost import DTYPE_BYTES
 from nas.errors import ConfigError, NasError
 from nas.inputs import as_error, check_output_dir, path_exists, read_text, regular_file
-from nas.latency._catalog import HOST_TARGET, TABLES_HINT, check_tables_dir
+from nas.latency._catalog import (
+    HOST_TARGETS,
+    TABLES_HINT,
+    is_shipped,
+    shipped_dir,
+    user_tables_dir,
+    writable_tables_dir,
+)
 from nas.latency._keys import KEY_COLUMNS, MODEL_KIND, key_columns, key_macs, key_weight_bytes
 
 SCHEMA_VERSION = 1
@@ -47,7 +54,7 @@ _BOOL_COLUMNS = {"layer_scale", "residual"}
 #: Metadata keys in file order (others follow alphabetically).
 META_ORDER: tuple[str, ...] = (
     "schema", "target", "source", "runtime", "dtype", "threads", "runs", "sessions", "warmup", "spaces",
-    "created", "updated", "loadavg", "guard", "guard_retries", "call_ms", "context_scale", "overhead_ms",
+    "machine", "fingerprint", "created", "updated", "loadavg", "guard", "guard_retries", "guard_ref_ms", "call_ms", "context_scale", "overhead_ms",
     "cache_mib", "cache_ms_per_mib", "device_model", "note",
 )  # fmt: skip
 TABLE_MAGIC = "# mnv4-nas latency table"
@@ -58,6 +65,7 @@ META_RANGES: dict[str, tuple[float, bool, bool]] = {
     "context_scale": (0.0, True, False),
     "cache_mib": (0.0, False, True),  # inf (or absent): no cache term
     "cache_ms_per_mib": (0.0, False, False),
+    "guard_ref_ms": (0.0, True, False),
 }
 #: Largest value of an integer column (shapes, MACs, bytes, run counts).
 _MAX_INT = 2**62
@@ -421,23 +429,15 @@ class TableAppender:
 
 def shipped_tables_dir() -> Path | None:
     """The shipped ``latency_tables/`` folder (None when this install has none)."""
-    from nas.resources import data_dir
-
-    try:
-        return data_dir("latency_tables")
-    except NasError:
-        return None
+    return shipped_dir()
 
 
 def write_dir(tables_dir: Path | None) -> Path:
-    """Folder new tables are written to: the configured one, else the shipped one."""
-    if tables_dir is not None:
-        with as_error(ConfigError):
-            return check_output_dir(check_tables_dir(Path(tables_dir)), "[latency] tables_dir")
-    shipped = shipped_tables_dir()
-    if shipped is None:
-        raise NasError("no latency_tables/ folder to write to; set [latency] tables_dir in nas.toml")
-    return shipped
+    """Folder new tables are written to: the user's tables folder (never the shipped one), checked as
+    an output folder before any work starts."""
+    d = writable_tables_dir(tables_dir)
+    with as_error(ConfigError):
+        return check_output_dir(d, "latency tables folder")
 
 
 def table_file(target: str) -> str:
@@ -445,36 +445,54 @@ def table_file(target: str) -> str:
     return f"{target}.csv"
 
 
-def find_table(target: str, tables_dir: Path | None = None) -> Path | None:
-    """The table file of ``target``: the configured folder first, then the shipped one. A table path
+def table_paths(target: str, tables_dir: Path | None = None) -> list[Path]:
+    """The table files of ``target`` in merge order: the user's (first), the shipped one. A table path
     that exists but is not a regular file (a FIFO, a folder) is an error, not skipped."""
-    if tables_dir is not None:
-        check_tables_dir(Path(tables_dir))
-    for d in (tables_dir, shipped_tables_dir()):
-        if d is not None and path_exists(Path(d) / table_file(target)):
+    out: list[Path] = []
+    user = user_tables_dir(tables_dir)
+    for d in (user, shipped_tables_dir()):
+        if d is None or (out and is_shipped(d) and is_shipped(user)):
+            continue
+        p = Path(d) / table_file(target)
+        if path_exists(p):
             with as_error(ConfigError):
-                return regular_file(Path(d) / table_file(target), "latency table")
-    return None
+                out.append(regular_file(p, "latency table"))
+    return out
+
+
+def find_table(target: str, tables_dir: Path | None = None) -> Path | None:
+    """The first table file of ``target``: the user's, else the shipped one (None when neither exists)."""
+    paths = table_paths(target, tables_dir)
+    return paths[0] if paths else None
 
 
 def build_hint(target: str, source: str | None = None) -> str:
     """The command that (re)builds a target's table."""
-    if target == HOST_TARGET or source == "profiled":
+    if target in HOST_TARGETS or source == "profiled":
         return f"mnv4-nas latency profile --target {target} [--space S]"
     if source == "imported":
         return f"mnv4-nas latency bundle --target {target} --space S --output DIR, then latency import"
     return f"mnv4-nas latency build --target {target} [--space S]"
 
 
-def load_table(target: str, tables_dir: Path | None = None) -> LatencyTable:
-    """The table of ``target``; a missing table is a :class:`NasError` naming the command that builds it."""
-    p = find_table(target, tables_dir)
-    if p is None:
-        where = ", ".join(str(d) for d in (tables_dir, shipped_tables_dir()) if d is not None)
-        raise NasError(
-            f"no latency table for target {target!r} (looked in {where}); build it with `{build_hint(target)}`"
-        )
-    return read_table(p)
+def merge_tables(user: LatencyTable, base: LatencyTable) -> LatencyTable:
+    """``user`` with the layer entries of ``base`` it lacks: each added entry keeps its contribution to a
+    model (``base``'s context scale times its measurement minus ``base``'s per-call cost), restated in
+    ``user``'s terms so that the merged table predicts with ``user``'s per-inference terms. Whole-model
+    rows and metadata are ``user``'s; ``meta["merged"]`` says how many entries came from where."""
+    extra = [k for k in base.entry_ms if k not in user.entry_ms]
+    if not extra:
+        return user
+    rows = base.blocks.loc[extra].reset_index()
+    # contribution c = k_u · (lat' − call_u)  ⇔  lat' = c / k_u + call_u
+    rows["latency_ms"] = [base.entry_ms[k] / user.context_scale + user.call_ms for k in extra]
+    df = pd.concat([user.df, rows[list(COLUMNS)]], ignore_index=True)
+    meta = dict(user.meta)
+    where = base.path or base.target
+    meta["merged"] = f"{len(user)} entries from {user.path or 'the user table'}, {len(extra)} from {where}"
+    if base.source != user.source:
+        meta["source"] = f"{user.source}+{base.source}"
+    return LatencyTable(meta, df, user.path)
 
 
 __all__ = [
@@ -485,7 +503,8 @@ __all__ = [
     "TableAppender",
     "build_hint",
     "find_table",
-    "load_table",
+    "merge_tables",
+    "table_paths",
     "make_row",
     "new_table",
     "now_iso",

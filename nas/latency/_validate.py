@@ -17,7 +17,7 @@ import pandas as pd
 from nas._io import write_atomic, write_text_atomic
 from nas._lock import owned_tempdir
 from nas.errors import NasError
-from nas.latency._catalog import HOST_TARGET
+from nas.latency._catalog import HOST_TARGETS
 from nas.latency._predict import Predictor
 from nas.latency._profile import Timing, TimingConfig, export_key, time_onnx
 from nas.latency._published import published_points
@@ -79,7 +79,10 @@ def scatter_figure(rows: pd.DataFrame, title: str) -> Any:
     ax.plot(xs, xs, color="k", lw=0.8)
     ax.fill_between(xs, xs * 0.9, xs * 1.1, color="tab:green", alpha=0.15, label="±10%")
     ax.fill_between(xs, xs * 0.95, xs * 1.05, color="tab:green", alpha=0.25, label="±5%")
-    ax.scatter(m, p, s=12, color="tab:blue", zorder=3)
+    busy = rows["disturbed"].to_numpy(bool) if "disturbed" in rows else np.zeros(len(m), bool)
+    ax.scatter(m[~busy], p[~busy], s=12, color="tab:blue", zorder=3)
+    if busy.any():
+        ax.scatter(m[busy], p[busy], s=18, marker="x", color="tab:red", zorder=3, label="machine busy (left out)")
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (ms)", ylabel="predicted (ms)")
     _log_ticks(ax, lo, hi)
     ax.set_title(title, fontsize=9)
@@ -155,9 +158,9 @@ def not_measurable_hint(target: str) -> str:
     """Why ``latency validate`` cannot measure ``target`` here, and what compares it instead: the
     paper's published rows where the target has them, else the user's own device measurements."""
     if published_points(target):
-        return f"only {HOST_TARGET} can be measured here; compare {target} with the paper's latencies: --published"
+        return f"only {' and '.join(HOST_TARGETS)} can be measured here; compare {target} with the paper's latencies: --published"
     return (
-        f"only {HOST_TARGET} can be measured here, and {target} has no published latencies to compare with; "
+        f"only {' and '.join(HOST_TARGETS)} can be measured here, and {target} has no published latencies to compare with; "
         f"time a few models end to end on the device and compare with `mnv4-nas latency predict --target {target} "
         f"--spec …`, or fit the device to them with `mnv4-nas latency import --target {target} --from-models CSV` "
         "(it reports the leave-one-out error)"
@@ -181,14 +184,19 @@ def validate_host(
     out_dir: Path,
     *,
     progress: Callable[[int, int, str], None] | None = None,
-    measure: MeasureArchFn = measure_arch,
+    measure: MeasureArchFn | None = None,
 ) -> ValidationReport:
-    """Measure each architecture end-to-end and compare with the table's prediction.
+    """Measure each architecture end-to-end (with the target's runtime) and compare with the table's prediction.
 
-    Rows are appended to ``out_dir/report.csv`` as they finish. The summary also gives the figures
+    Rows are appended to ``out_dir/report.csv`` as they finish. A measurement that other work
+    disturbed in every session, retries included, is kept in the report with ``disturbed`` true and
+    left out of the summary figures (``n_disturbed`` counts them). The summary also gives the figures
     without the cache term, without the context scale, and for the plain block sum (entries minus
     the per-call cost), to show what each term buys (the other terms kept as calibrated).
     """
+    if measure is None:
+        measure = _runtime_measure(predictor.target)
+        _seed_guard(predictor.table, cfg)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -215,6 +223,7 @@ def validate_host(
                 "measured_ms": t.median_ms,
                 "measured_std_ms": t.std_ms,
                 "retimed_sessions": t.retries,
+                "disturbed": t.disturbed,
                 "error_pct": (pred / t.median_ms - 1) * 100,
                 "predicted_no_cache_ms": pred - cache,
                 "predicted_no_scale_ms": pred - scaled + raw_sum,
@@ -230,10 +239,13 @@ def validate_host(
                 raise NasError(f"cannot write {csv_path} ({exc.strerror or type(exc).__name__}); {OUT_HINT}") from None
         if progress is not None:
             progress(len(archs), len(archs), "")
-    df = pd.DataFrame(rows)
+    every = pd.DataFrame(rows)
+    df = every[~every["disturbed"].astype(bool)]
     summary: dict[str, Any] = {"target": predictor.target, "source": table.source, "compared_with": "measured"}
     summary.update(summarize(df["predicted_ms"].to_numpy(), df["measured_ms"].to_numpy()))
+    summary["n_disturbed"] = int(len(every) - len(df))
     summary["threads"] = cfg.threads
+    summary["calibration"] = table.meta.get("calibration", "")
     ablations = (
         ("no_cache_term", "predicted_no_cache_ms"),
         ("no_context_scale", "predicted_no_scale_ms"),
@@ -242,8 +254,32 @@ def validate_host(
     for label, col in ablations:
         alt = summarize(df[col].to_numpy(), df["measured_ms"].to_numpy())
         summary[label] = {k: alt[k] for k in ("within_5pct", "within_10pct", "mape", "kendall_tau")}
-    report = ValidationReport(predictor.target, "host", df, summary)
+    report = ValidationReport(predictor.target, "host", every, summary)
     return _write(report, out_dir, _title(predictor.target, summary))
+
+
+def _seed_guard(table: Any, cfg: TimingConfig) -> None:
+    """A table profiled on this machine knows how fast the guard's reference graph ran there when it was
+    quiet: starting from that, a machine busy from the start is seen as busy."""
+    from nas.latency._profile import interference_guard
+
+    ref = table.meta.get("guard_ref_ms", "")
+    if cfg.guard and ref and table.meta.get("calibration") == "native":
+        guard = interference_guard(cfg)
+        if guard is not None:
+            guard.seed(float(ref))
+
+
+def _runtime_measure(target: str) -> MeasureArchFn:
+    """Whole-model timing with ``target``'s host runtime."""
+    from nas.latency._runtime import host_runtime
+
+    rt = host_runtime(target)
+
+    def measure(arch: ArchSpec, cfg: TimingConfig, workdir: Path) -> Timing:
+        return rt.measure_key(arch.arch, cfg, workdir)
+
+    return measure
 
 
 def sample_archs(spaces: Sequence[str], n: int, seed: int) -> list[tuple[str, ArchSpec]]:

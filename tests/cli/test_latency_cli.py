@@ -169,3 +169,30 @@ def test_console_script_predict(console_script):
     r = console_script("latency", "predict", "--target", "pixel8-edgetpu", "--model", "mnv4-hybrid-large", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out)["latency_ms"] == pytest.approx(3.8, rel=0.05)
+
+
+def test_device_add_and_tables_option(cli, tmp_path):
+    mine = tmp_path / "mine"
+    r = cli("--tables", str(mine), "latency", "device", "add", "my-phone", "--class", "cpu", "--dtype", "int8",
+            "--runtime", "TFLite XNNPACK", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.json()["catalog"] == str(mine / "devices.toml")
+    rows = {row["target"]: row for row in cli("--tables", str(mine), "latency", "targets", "--json").json()}
+    assert rows["my-phone"]["dtype"] == "int8" and "pixel8-edgetpu" in rows and "host-cpu-tflite-int8" in rows
+    err = _one_line_error(cli("--tables", str(mine), "latency", "device", "add", "my-phone", "--class", "cpu",
+                              "--dtype", "int8", "--runtime", "x"))  # fmt: skip
+    assert "exists already" in err
+    err = _one_line_error(cli("--tables", "", "latency", "targets"))
+    assert "--tables must not be empty" in err
+
+
+def test_profile_refuses_device_targets_and_names_both_host_targets(cli, cfg):
+    err = _one_line_error(cli("--config", cfg, "latency", "profile", "-t", "pixel6-cpu"))
+    assert "host-cpu and host-cpu-tflite-int8" in err
+
+
+def test_export_tflite_needs_an_output(cli):
+    err = _one_line_error(cli("export", "mnv4-conv-small", "--format", "tflite", "--int8"))
+    assert "--output PATH is required" in err or "tflite extra" in err
+    err = _one_line_error(cli("export", "mnv4-conv-small", "--format", "json", "--int8"))
+    assert "--int8 applies to --format tflite only" in err

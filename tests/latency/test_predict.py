@@ -41,18 +41,22 @@ def test_vectorised_cache_term_matches(tables_dir, tiny_conv):
 
 
 def test_vectorised_missing_key_names_it(tables_dir):
-    from nas.latency import load_table, write_table
+    from dataclasses import replace
+
+    from nas.latency import get_device, load_table, save_device, write_table
     from nas.latency._table import LatencyTable
 
+    # a user's device with no shipped table: nothing fills the gap
+    save_device(replace(get_device("pixel6-cpu"), name="my-dev"), tables_dir)
     t = load_table("pixel6-cpu")
     space = space_mod.load_space("mnv4-conv-small")
     vecs = space_mod.sample_vectors(space, np.random.default_rng(0), 20)
     victim = space_mod.arch_slot_keys(space, vecs[3])[5]
-    write_table(LatencyTable(t.meta, t.df[t.df["key"] != victim]), tables_dir / "pixel6-cpu.csv")
-    pred = load_predictor("pixel6-cpu", tables_dir)
-    with pytest.raises(NasError, match=f"no entry for {victim}.*latency build --target pixel6-cpu"):
+    write_table(LatencyTable({**t.meta, "target": "my-dev"}, t.df[t.df["key"] != victim]), tables_dir / "my-dev.csv")
+    pred = load_predictor("my-dev", tables_dir)
+    with pytest.raises(NasError, match=f"no entry for {victim}.*latency build --target my-dev"):
         pred.predict_encoded(space, vecs)
-    est = load_predictor("pixel6-cpu", tables_dir, fallback="roofline").predict_encoded(space, vecs)
+    est = load_predictor("my-dev", tables_dir, fallback="roofline").predict_encoded(space, vecs)
     assert est.source == "roofline-fit+roofline-fallback" and victim in est.estimated_keys
 
 
