@@ -438,12 +438,12 @@ def fit_predictor_cmd(
         return
     h = fit["heldout"]
     console.print(f"scored {fit['n']} members in {fit['scoring_seconds']:.0f} s ({fit['n'] / fit['scoring_seconds']:.2f}/s); "
-                  f"{fit['model']} fitted on {h['n_train']}, on the {h['n_test']} held out: Kendall τ {_rank(h['kendall_tau'])}, "
-                  f"Spearman ρ {_rank(h['spearman_rho'])}, RMSE {h['rmse']:.4f} (refitted on all {fit['n']})")  # fmt: skip
+                  f"{fit['model']} fitted on {h['n_train']}, on the {h['n_test']} held out: Kendall τ {_tau_text(h['kendall_tau'])}, "
+                  f"Spearman ρ {_tau_text(h['spearman_rho'])}, RMSE {h['rmse']:.4f} (refitted on all {fit['n']})")  # fmt: skip
     console.print(f"wrote {path}; next: mnv4-nas search --target TARGET --budget BUDGET --estimator predictor:{path}")
 
 
-def _rank(x: float | None) -> str:
+def _tau_text(x: float | None) -> str:
     # None: the held-out scores or predictions were all equal, so no ranking exists to compare
     return "undefined (all held-out scores equal)" if x is None else f"{x:.3f}"
 
