@@ -174,7 +174,7 @@ class ZenScore(_TorchProxy):
         for module in model.modules():
             for name, p in list(module.named_parameters(recurse=False)):
                 if name == "weight" and isinstance(module, (nn.Conv2d, nn.Linear)):
-                    value = self._pool(offset + p.numel())[offset : offset + p.numel()].view(p.shape)
+                    value = self._draws(offset, p.numel()).view(p.shape)
                     offset += p.numel()
                 elif name == "weight" or name == "gamma":  # BN scale, layer scale
                     value = torch.ones(p.shape)
@@ -187,20 +187,23 @@ class ZenScore(_TorchProxy):
                 )
         return model
 
-    def _pool(self, n: int):  # type: ignore[no-untyped-def]
-        """At least ``n`` standard normal draws of this estimator's seed: fixed-size chunks, each from
-        its own generator seeded by (seed, chunk index), so the values never depend on how far the
-        pool had grown before (a candidate scores the same whatever was scored before it)."""
+    def _draws(self, offset: int, n: int):  # type: ignore[no-untyped-def]
+        """Draws ``offset`` to ``offset + n`` of this estimator's Gaussian sequence: fixed-size chunks, each
+        from its own generator seeded by (seed, chunk index), so the values never depend on what was scored
+        before. Chunks are kept apart (a weight inside one chunk is a view, one across chunks a small copy):
+        growing one concatenated pool copied all of it each time a bigger candidate came."""
         import torch
 
-        pool = self.__dict__.get("_gauss", torch.empty(0))
-        if len(pool) < n:
-            new = []
-            for k in range(len(pool) // _POOL_CHUNK, -(-n // _POOL_CHUNK)):
-                seed = int(np.random.SeedSequence([self.seed, k]).generate_state(1)[0])
-                new.append(torch.randn(_POOL_CHUNK, generator=torch.Generator().manual_seed(seed)))
-            pool = self._gauss = torch.cat([pool, *new])
-        return pool
+        chunks: list[torch.Tensor] = self.__dict__.setdefault("_chunks", [])
+        first, last = offset // _POOL_CHUNK, (offset + n - 1) // _POOL_CHUNK
+        while len(chunks) <= last:
+            seed = int(np.random.SeedSequence([self.seed, len(chunks)]).generate_state(1)[0])
+            chunks.append(torch.randn(_POOL_CHUNK, generator=torch.Generator().manual_seed(seed)))
+        start = offset - first * _POOL_CHUNK
+        if first == last:
+            return chunks[first][start : start + n]
+        parts = [chunks[first][start:], *chunks[first + 1 : last], chunks[last][: offset + n - last * _POOL_CHUNK]]
+        return torch.cat(parts)
 
 
 #: Gaussian draws per chunk of the Zen-score weight pool (4 Mi floats, 16 MiB)
