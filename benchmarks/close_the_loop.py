@@ -108,7 +108,8 @@ def _model_facts(spec: str, target: str) -> dict[str, Any]:
 
 
 def _train_data(args: argparse.Namespace) -> list[str]:
-    return ["--data", args.data, "--resolution", str(args.resolution), "--batch-size", str(args.batch_size)]
+    return ["--data", args.data, "--resolution", str(args.resolution), "--batch-size", str(args.batch_size),
+            "--lr", str(args.lr)]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     ckpt = out / "supernet.pt"
     if not ckpt.is_file() or not (out / "supernet.done").is_file():
         cli("supernet", "train", "--space", space, "--data", args.data, "--resolution", str(args.resolution),
-            "--epochs", str(args.supernet_epochs), "--threads", str(args.threads), "--out", str(ckpt), log=log)  # fmt: skip
+            "--lr", str(args.lr), "--epochs", str(args.supernet_epochs), "--threads", str(args.threads), "--out", str(ckpt), log=log)  # fmt: skip
         (out / "supernet.done").write_text("")
     found_dir = out / "search"
     best = found_dir / "best.json"
@@ -147,7 +148,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
         rows.append({"model": label, "top1_mean": m, "top1_sd": sd, "top1_seeds": accs, **facts,
                      "train_images_per_s": statistics.median(r["results"]["images_per_s"] for r in runs)})  # fmt: skip
     summary = {"experiment": "search", "target": args.target, "budget_ms": ref["latency_ms"], "space": space,
-               "data": args.data, "resolution": args.resolution, "epochs": args.epochs, "seeds": args.seeds,
+               "data": args.data, "resolution": args.resolution, "epochs": args.epochs, "seeds": args.seeds, "lr": args.lr,
                "supernet_epochs": args.supernet_epochs, "rows": rows}  # fmt: skip
     _write(out, summary, _search_table(summary))
     return summary
@@ -156,7 +157,8 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
 def _search_table(s: dict[str, Any]) -> str:
     lines = [
         f"Search pays off? {s['space']} on {s['target']}, budget {s['budget_ms']:.3f} ms (the reference's latency); "
-        f"{s['data']} at {s['resolution']} px, {s['epochs']} epochs, {s['seeds']} seeds, supernet {s['supernet_epochs']} epochs",
+        f"{s['data']} at {s['resolution']} px, {s['epochs']} epochs, lr {s.get('lr')}, {s['seeds']} seeds, supernet "
+        f"{s['supernet_epochs']} epochs",
         "",
         "| model | held-out top-1 (mean ± sd) | seeds | latency (ms) | params | MACs |",
         "|---|---|---|---|---|---|",
@@ -196,12 +198,13 @@ def run_distill(args: argparse.Namespace) -> dict[str, Any]:
         stores["mixup"] = _store(out, teacher, "mixup", args, log)
     arms: dict[str, tuple[list[str], int]] = {
         "hard labels": (data, args.replicas * args.epochs),
-        "distilled (D1)": (["--distill", str(out / "store-inception-randaug"), "--batch-size", str(args.batch_size)],
-                           args.epochs),
+        "distilled (D1)": (["--distill", str(out / "store-inception-randaug"), "--batch-size", str(args.batch_size),
+                            "--lr", str(args.lr)], args.epochs),
     }  # fmt: skip
     if args.mix:
         arms["distilled (D1 + D2, 1:1)"] = (["--distill", f"{out / 'store-inception-randaug'}:1", "--distill",
-                                             f"{out / 'store-mixup'}:1", "--batch-size", str(args.batch_size)],
+                                             f"{out / 'store-mixup'}:1", "--batch-size", str(args.batch_size),
+                                             "--lr", str(args.lr)],
                                             max(1, args.epochs // 2))  # fmt: skip
     slugs = {"hard labels": "hard", "distilled (D1)": "d1", "distilled (D1 + D2, 1:1)": "d1d2"}
     rows = []
@@ -225,7 +228,7 @@ def run_distill(args: argparse.Namespace) -> dict[str, Any]:
                      "images_seen": images,
                      "train_s": statistics.median(r["results"]["seconds"] for r in runs)})  # fmt: skip
     summary = {"experiment": "distill", "teacher": args.teacher, "teacher_top1": _acc(t_run),
-               "teacher_epochs": args.teacher_epochs, "student": args.student, "data": args.data,
+               "teacher_epochs": args.teacher_epochs, "student": args.student, "data": args.data, "lr": args.lr,
                "resolution": args.resolution, "replicas": args.replicas, "seeds": args.seeds,
                "stores": {k: {f: v.get(f) for f in ("examples", "bytes", "seconds", "images_per_s", "total_wall_s")}
                           for k, v in stores.items()},
@@ -238,7 +241,8 @@ def _distill_table(s: dict[str, Any]) -> str:
     base = s["rows"][0]["top1_mean"]
     lines = [
         f"Distillation pays off? student {s['student']}, teacher {s['teacher']} ({100 * s['teacher_top1']:.2f} % after "
-        f"{s['teacher_epochs']} epochs); {s['data']} at {s['resolution']} px, {s['replicas']} replicas, {s['seeds']} seeds",
+        f"{s['teacher_epochs']} epochs); {s['data']} at {s['resolution']} px, lr {s.get('lr')}, {s['replicas']} replicas, "
+        f"{s['seeds']} seeds",
         "",
         "| student trained on | epochs | images seen | held-out top-1 (mean ± sd) | gain (points) | seeds | training s |",
         "|---|---|---|---|---|---|---|",
@@ -272,6 +276,7 @@ def main() -> None:
         p.add_argument("--batch-size", type=int, default=128)
         p.add_argument("--epochs", type=int, default=15 if name == "search" else 10)
         p.add_argument("--seeds", type=int, default=3)
+        p.add_argument("--lr", type=float, default=0.002, help="peak learning rate of every training (default: train's)")
         # one thread per process: on a shared 2-core machine two OpenMP threads wait for each other
         # (a BatchNorm call took 25 ms with 2 threads against 0.3 ms with 1 under a load of 6)
         p.add_argument("--threads", type=int, default=1)

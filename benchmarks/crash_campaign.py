@@ -318,7 +318,7 @@ def _torch_state(path: Path) -> tuple[int | None, dict[str, Any] | None]:
     import torch
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         return None, None
     meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}

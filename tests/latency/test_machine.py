@@ -205,7 +205,8 @@ def test_validation_leaves_disturbed_measurements_out(tables_dir, tmp_path):
 def test_real_tiny_calibration_end_to_end(tables_dir):
     """Profiled for real on tiny shapes, marked as made elsewhere: a real calibration measures the
     table's whole models here, stores the fit, and predictions use it."""
-    res = _profile(tables_dir, cfg=TimingConfig(runs=3, sessions=1, warmup=1), real=True)
+    # guard off: on a busy machine it leaves disturbed entries out, and fewer whole models remain
+    res = _profile(tables_dir, cfg=TimingConfig(runs=3, sessions=1, warmup=1, guard=0), real=True)
     _make_foreign(res.path)
     runs = ensure_calibration("host-cpu", tables_dir)
     assert len(runs) == 1 and runs[0].calibration.n == len(VARIANTS)
