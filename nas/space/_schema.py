@@ -11,6 +11,9 @@ A space is a fixed stem and head around a list of stages:
 The same space object also carries its *phase*: ``joint`` (everything searchable), ``coarse``
 (width/depth only, every UIB fixed to the coarse block, no attention) or ``fine`` (width/depth fixed
 to a coarse result, variants and attention searchable).
+
+Each stage kind is one class in :mod:`nas.space._stages` behind the ``Stage`` protocol; this module
+only reads the top-level keys and hands each ``[[stages]]`` table to the class its ``kind`` names.
 """
 
 from __future__ import annotations

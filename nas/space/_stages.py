@@ -44,6 +44,8 @@ class Stage(Protocol):
     """What the space, the supernet and the CLI need from a stage (``i`` is its index in the space)."""
 
     kind: str
+    #: block types of a run of this stage (a searchable stage is the run of them at one width)
+    RUN_TYPES: ClassVar[tuple[type, ...]]
 
     @property
     def constant_blocks(self) -> tuple[BlockSpec, ...] | None:
@@ -105,6 +107,14 @@ class Stage(Protocol):
         """Every block a member can have here by its choice indices (None for a fixed stage)."""
         ...
 
+    def mqa_positions(self, depth: int) -> list[int]:
+        """Block indices a Mobile MQA may precede at ``depth``."""
+        ...
+
+    def mqa_slot(self, u: int, depth: int) -> int:
+        """Slot index (``mqa`` decision index) of an MQA before block ``u`` at ``depth``."""
+        ...
+
     def narrow(self, kind: str, value: int) -> Stage:
         """The stage with its ``channels`` or ``depth`` choices narrowed to ``value``."""
         ...
@@ -150,6 +160,7 @@ class FixedStage:
     blocks: tuple[BlockSpec, ...]
     kind: Literal["fixed"] = "fixed"
     KEYS: ClassVar[set[str]] = {"kind", "blocks"}
+    RUN_TYPES: ClassVar[tuple[type, ...]] = ()
 
     @classmethod
     def from_table(cls, ctx: Ctx, t: dict[str, Any], where: str) -> FixedStage:
@@ -238,6 +249,14 @@ class FixedStage:
     def lookups(self, space: SearchSpace, i: int) -> Lookup | None:
         """None: compare :attr:`constant_blocks`."""
         return None
+
+    def mqa_positions(self, depth: int) -> list[int]:
+        """None."""
+        return []
+
+    def mqa_slot(self, u: int, depth: int) -> int:
+        """A fixed stage has no MQA slots."""
+        raise SpecError("a fixed stage has no MQA slots")
 
     def narrow(self, kind: str, value: int) -> Stage:
         """A fixed stage has nothing to narrow."""

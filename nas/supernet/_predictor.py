@@ -151,7 +151,7 @@ class Features:
                 pos += 1
             # encode() would take a further stride-1 block of this stage's kind and width into the
             # stage (and refuse it): leave such a member to it
-            if pos < len(blocks) and isinstance(blocks[pos], st.RUN_TYPES) and blocks[pos].stride == 1:  # type: ignore[attr-defined]
+            if pos < len(blocks) and isinstance(blocks[pos], st.RUN_TYPES) and blocks[pos].stride == 1:
                 if blocks[pos].out_channels == sp.widths(i)[0][c_idx]:
                     return False
             if prev_mqa or not self._put_stage(vec, i, st, c_idx, variants, slots_at):
@@ -173,11 +173,11 @@ class Features:
             if n is not None:
                 vec[n] = v
         if mqa_before:
-            allowed = st.mqa_positions(d)  # type: ignore[attr-defined]
+            allowed = st.mqa_positions(d)
             for u in mqa_before:
                 if u not in allowed:
                     return False
-                n = self._index.get(("mqa", i, st.mqa_slot(u, d)))  # type: ignore[attr-defined]
+                n = self._index.get(("mqa", i, st.mqa_slot(u, d)))
                 if n is not None:
                     vec[n] = 1
         return True

@@ -84,7 +84,7 @@ def extreme_vector(space: SearchSpace, largest: bool) -> np.ndarray:
         elif d.kind == "mqa":
             vec.append(d.choices.index(1 if largest else 0))
         else:
-            opts = space.block_choices(d.index == 0 and space.stages[d.stage].stride == 2)
+            opts = space.block_choices(d.index == 0 and space.stages[d.stage].strides()[0] == 2)
             by_label = {o.label: o for o in opts}
             vec.append(d.choices.index(pick(d.choices, key=lambda lab: _uib_size(by_label[lab]))))
     return canonical(space, np.asarray(vec, dtype=np.int64))
