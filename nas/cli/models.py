@@ -12,7 +12,7 @@ from nas._io import write_text_atomic
 from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json, resolve_spec
 from nas.cost import count_macs, count_params, layer_costs
 from nas.inputs import check_name, check_output_file
-from nas.spec import ArchSpec, UIBSpec, to_json, to_toml
+from nas.spec import ArchSpec, block_label, to_json, to_toml
 
 
 def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
@@ -60,32 +60,7 @@ def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list i
 
 def _describe(spec: object) -> tuple[str, str, str, str]:
     """(block label, kernels, expansion, extra) for the show table."""
-    from nas.spec import ConvSpec, DSConvSpec, FusedIBSpec, MHSASpec, MQASpec
-
-    if isinstance(spec, UIBSpec):
-        k = f"{spec.start_dw_kernel or '-'}/{spec.mid_dw_kernel or '-'}"
-        extra = ("layer scale" if spec.layer_scale else "") + (
-            f" {spec.activation}" if spec.activation != "relu" else ""
-        )
-        return spec.variant, k, f"{spec.expansion:g}", extra.strip()
-    if isinstance(spec, FusedIBSpec):
-        return "FusedIB", f"{spec.kernel}", f"{spec.expansion:g}", spec.activation if spec.activation != "relu" else ""
-    if isinstance(spec, ConvSpec):
-        return (
-            f"Conv {spec.kernel}x{spec.kernel}",
-            f"{spec.kernel}",
-            "-",
-            spec.activation if spec.activation != "relu" else "",
-        )
-    if isinstance(spec, DSConvSpec):
-        return "DWSep" + (" (act)" if spec.pw_act else ""), f"{spec.kernel}", "-", spec.activation
-    if isinstance(spec, (MQASpec, MHSASpec)):
-        name = "MobileMQA" if isinstance(spec, MQASpec) else "MHSA"
-        extra = f"h{spec.heads} dk{spec.key_dim} dv{spec.v_dim} kv/{spec.kv_stride}" + (
-            " ls" if spec.layer_scale else ""
-        )
-        return name, f"{spec.dw_kernel}" if spec.kv_stride > 1 else "-", "-", extra
-    return type(spec).__name__, "-", "-", ""
+    return block_label(spec)  # type: ignore[no-any-return]
 
 
 def _show_rows(arch: ArchSpec) -> list[dict[str, object]]:

@@ -13,10 +13,7 @@ from nas.cost import count_macs, count_params
 from nas.errors import SpecError
 from nas.inputs import check_seed
 from nas.space import (
-    FixedStage,
-    FusedStage,
     SearchSpace,
-    UIBStage,
     coarse_space,
     contains,
     decisions,
@@ -55,7 +52,7 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) ->
                 "name": name,
                 "resolution": sp.resolution,
                 "reference": sp.reference,
-                "searchable_stages": sum(not isinstance(s, FixedStage) for s in sp.stages),
+                "searchable_stages": sum(s.constant_blocks is None for s in sp.stages),
                 "log10_size": round(log10_size(sp), 2),
                 "description": sp.description,
             }
@@ -78,24 +75,9 @@ def _stage_rows(space: SearchSpace) -> list[dict[str, object]]:
     rows = []
     h = -(-space.resolution // space.stem.stride)
     for i, st in enumerate(space.stages):
-        row: dict[str, object] = {"stage": i, "kind": st.kind, "input": f"{h}x{h}"}
-        if isinstance(st, FixedStage):
-            from nas.spec import format_block
-
-            row.update(stride="-", channels="-", depth=len(st.blocks), attention="-",
-                       blocks=[format_block(b) for b in st.blocks])  # fmt: skip
-            for b in st.blocks:
-                h = -(-h // b.stride)
-        else:
-            attn = "-"
-            if isinstance(st, UIBStage) and st.attention is not None:
-                a = st.attention
-                attn = f"MQA before last {a.slots}: h{a.heads} d{a.key_dim} kv/{a.kv_stride}"
-            row.update(stride=st.stride, channels=list(st.channels), depth=list(st.depth), attention=attn)
-            if isinstance(st, FusedStage):
-                row["attention"] = f"FusedIB k{st.kernel} e{st.expansion:g}"
-            h = -(-h // st.stride)
-        rows.append(row)
+        rows.append({"stage": i, "kind": st.kind, "input": f"{h}x{h}", **st.describe()})
+        for s in st.strides():
+            h = -(-h // s)
     return rows
 
 

@@ -11,18 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.cost import Op, block_ops, head_ops
 from nas.errors import NasError
-from nas.spec import (
-    ArchSpec,
-    ConvSpec,
-    DSConvSpec,
-    FusedIBSpec,
-    MHSASpec,
-    MQASpec,
-    Shape,
-    UIBSpec,
-    arch_keys,
-    parse_key,
-)
+from nas.spec import ArchSpec, MHSASpec, MQASpec, Shape, arch_keys, block_columns, parse_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -94,32 +83,7 @@ def key_columns(key: str) -> dict[str, Any]:
         )
         return row
     row.update(kind=spec.kind, out_c=spec.out_channels, stride=spec.stride)
-    if isinstance(spec, ConvSpec):
-        row.update(kernel=spec.kernel, activation=spec.activation)
-    elif isinstance(spec, FusedIBSpec):
-        row.update(kernel=spec.kernel, expanded_c=spec.mid_channels(shape.c), activation=spec.activation)
-    elif isinstance(spec, UIBSpec):
-        row.update(
-            start_dw_kernel=spec.start_dw_kernel or 0,
-            mid_dw_kernel=spec.mid_dw_kernel or 0,
-            expanded_c=spec.mid_channels(shape.c),
-            activation=spec.activation,
-            layer_scale=spec.layer_scale,
-            stride_on=spec.stride_on if spec.stride == 2 else "",
-        )
-    elif isinstance(spec, DSConvSpec):
-        row.update(kind="dsa" if spec.pw_act else "ds", kernel=spec.kernel, activation=spec.activation)
-    elif isinstance(spec, (MQASpec, MHSASpec)):
-        row.update(
-            kernel=spec.dw_kernel if spec.kv_stride > 1 else 0,
-            heads=spec.heads,
-            key_dim=spec.key_dim,
-            value_dim=spec.v_dim,
-            kv_stride=spec.kv_stride,
-            query_stride=spec.query_stride,
-            activation="",
-            layer_scale=spec.layer_scale,
-        )
+    row.update(block_columns(spec, shape))
     if hasattr(spec, "has_residual"):
         row["residual"] = bool(spec.has_residual(shape))
     return row

@@ -12,9 +12,9 @@ from pathlib import Path
 from nas.errors import ConfigError
 from nas.inputs import path_exists
 from nas.resources import data_dir
+from nas.space._base import Attention, Decision, Geometry, Position, Slot, UIBChoice
 from nas.space._ops import (
-    Decision,
-    Slot,
+    active_mask,
     arch_slot_keys,
     canonical,
     coarse_space,
@@ -35,17 +35,9 @@ from nas.space._ops import (
     widths_of,
 )
 from nas.space._optuna import arch_from_params, params_from_arch, suggest, vector_from_params
-from nas.space._schema import (
-    PHASES,
-    Attention,
-    FixedStage,
-    FusedStage,
-    SearchSpace,
-    UIBChoice,
-    UIBStage,
-    load_space_file,
-    space_from_dict,
-)
+from nas.space._schema import PHASES, SearchSpace, load_space_file, space_from_dict
+from nas.space._serialize import space_from_meta, space_meta, space_to_dict
+from nas.space._stages import STAGE_KINDS, FixedStage, FusedStage, Stage, UIBStage, register_stage
 
 
 def list_spaces() -> list[str]:
@@ -73,14 +65,19 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
 
 __all__ = [
     "PHASES",
+    "STAGE_KINDS",
     "Attention",
     "Decision",
     "FixedStage",
     "FusedStage",
+    "Geometry",
+    "Position",
     "SearchSpace",
     "Slot",
+    "Stage",
     "UIBChoice",
     "UIBStage",
+    "active_mask",
     "arch_from_params",
     "arch_slot_keys",
     "canonical",
@@ -102,8 +99,12 @@ __all__ = [
     "sample_coarse",
     "sample_vectors",
     "size",
+    "register_stage",
     "slots",
     "space_from_dict",
+    "space_from_meta",
+    "space_meta",
+    "space_to_dict",
     "suggest",
     "vector_from_params",
     "widths_of",

@@ -40,6 +40,7 @@ from nas.spec.dsl import (
     parse_head,
     parse_key,
 )
+from nas.spec.facts import block_columns, block_label
 from nas.spec.io import (
     SPEC_FORMAT,
     from_json,
@@ -62,7 +63,9 @@ __all__ = [
     "SPEC_FORMAT",
     "ArchSpec",
     "arch_keys",
+    "block_columns",
     "block_key",
+    "block_label",
     "head_key",
     "parse_key",
     "BlockSpec",

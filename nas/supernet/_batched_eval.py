@@ -39,7 +39,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from nas.data import Dataset, batches
 from nas.model.blocks import ConvBNAct
-from nas.space import FixedStage
 from nas.spec import ArchSpec, BlockSpec, Shape, block_key
 from nas.supernet._supernet import Supernet
 
@@ -124,9 +123,9 @@ class SubnetScorer:
         before the first searchable stage."""
         n = 1
         for st in self.supernet.space.stages:
-            if not isinstance(st, FixedStage):
+            if st.constant_blocks is None:
                 break
-            n += len(st.blocks)
+            n += len(st.constant_blocks)
         return n
 
     @torch.no_grad()

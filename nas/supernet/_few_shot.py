@@ -29,9 +29,9 @@ from nas._io import write_text_atomic
 from nas.data import Dataset, TrainSource
 from nas.errors import NasError, SpecError
 from nas.inputs import as_error, path_exists, read_json
-from nas.space import PHASES, Decision, FusedStage, SearchSpace, UIBStage, decisions, widths_of
+from nas.space import PHASES, Decision, SearchSpace, decisions, space_from_meta, space_meta, widths_of
 from nas.spec import ArchSpec
-from nas.supernet._checkpoint import OUT_HINT, check_space_meta, load_checkpoint, space_from_meta, space_meta
+from nas.supernet._checkpoint import OUT_HINT, check_space_meta, load_checkpoint
 from nas.supernet._estimators import CachedEstimator
 from nas.supernet._supernet import training_space
 from nas.supernet._supernet_estimator import SupernetEstimator
@@ -88,11 +88,9 @@ def split_space(space: SearchSpace, split: str) -> list[Shot]:
     for combo in itertools.product(*(d.choices for d in ds)):
         stages = list(space.stages)
         for d, v in zip(ds, combo, strict=True):
-            st = stages[d.stage]
-            assert isinstance(st, UIBStage | FusedStage)
-            stages[d.stage] = dataclasses.replace(st, **{d.kind: (int(v),)})
+            stages[d.stage] = stages[d.stage].narrow(d.kind, int(v))
         opts = tuple((d.name, int(v)) for d, v in zip(ds, combo, strict=True))
-        sub = dataclasses.replace(space, name=f"{space.name}[{_label(opts)}]", stages=tuple(stages), _cache={})
+        sub = dataclasses.replace(space, name=f"{space.name}[{_label(opts)}]", stages=tuple(stages))
         out.append(Shot(opts, sub))
     return out
 
@@ -255,7 +253,7 @@ class FewShotEstimator(CachedEstimator):
         self.calib = first.calib  # every shot recalibrates on these same images
         parent = space_from_meta(m["space"])
         self._space = dataclasses.replace(parent, resolution=first.search_space.resolution,
-                                          num_classes=first.search_space.num_classes, _cache={})  # fmt: skip
+                                          num_classes=first.search_space.num_classes)  # fmt: skip
         # membership is decided at the training resolution, which may differ from the space's own
         self._train_space = training_space(self._space, first.supernet.resolution, first.supernet.num_classes)
         self._decisions = split_decisions(self._space, self.split)

@@ -50,19 +50,18 @@ from nas.errors import NasError
 from nas.inputs import InputError, check_finite, check_int, read_json
 from nas.space import (
     Decision,
-    FixedStage,
-    FusedStage,
     SearchSpace,
     Slot,
-    UIBStage,
+    Stage,
+    active_mask,
     decisions,
     encode,
     sample_distinct,
     slots,
+    space_from_meta,
+    space_meta,
 )
-from nas.spec import ArchSpec, FusedIBSpec, MQASpec, Shape, UIBSpec, block_key, parse_key
-from nas.supernet._checkpoint import space_from_meta, space_meta
-from nas.supernet._supernet import active_mask
+from nas.spec import ArchSpec, parse_key
 
 PREDICTOR_FORMAT = "mnv4-nas-accuracy-predictor"
 PREDICTOR_VERSION = 1
@@ -103,19 +102,8 @@ class Features:
         self.names = [f"{d.name}={c}" for d in self.decisions for c in d.choices] + ["ln_macs", "ln_params"]
         self.dim = len(self.names)
         self._index = {(d.kind, d.stage, d.index): n for n, d in enumerate(self.decisions)}
-        self._tables = [_slot_table(s, self._fixed_input(s.name)) for s in slots(space)]
-        self._lookups = _stage_lookups(space)
-
-    def _fixed_input(self, slot: str) -> tuple[int, tuple[int, ...]] | None:
-        """The channels decision that sets the input width of the first block of a fixed stage after a
-        searchable one (``nas.space.slots`` gives that block the stage's first width whatever the
-        member's; its MAC and parameter counts need the real one), else None."""
-        stage, _, block = slot.partition(".")
-        if block != "fixed0" or not stage.startswith("stage"):
-            return None
-        i = int(stage.removeprefix("stage"))
-        n = self._index.get(("channels", i - 1, -1)) if i > 0 else None
-        return None if n is None else (n, self.decisions[n].choices)
+        self._tables = [_slot_table(s) for s in slots(space)]
+        self._lookups = {i: lk for i, st in enumerate(space.stages) if (lk := st.lookups(space, i)) is not None}
 
     def encode(self, archs: Sequence[ArchSpec]) -> np.ndarray:
         """Canonical encodings (n × decisions) of members of the space, as :func:`nas.space.encode`
@@ -137,10 +125,11 @@ class Features:
             return False
         blocks, pos = arch.blocks, 0
         for i, st in enumerate(sp.stages):
-            if isinstance(st, FixedStage):
-                if blocks[pos : pos + len(st.blocks)] != st.blocks:
+            fixed = st.constant_blocks
+            if fixed is not None:
+                if blocks[pos : pos + len(fixed)] != fixed:
                     return False
-                pos += len(st.blocks)
+                pos += len(fixed)
                 continue
             first, rest, mqa = self._lookups[i]
             hit = first.get(blocks[pos]) if pos < len(blocks) else None
@@ -162,15 +151,14 @@ class Features:
                 pos += 1
             # encode() would take a further stride-1 block of this stage's kind and width into the
             # stage (and refuse it): leave such a member to it
-            kinds = (FusedIBSpec,) if isinstance(st, FusedStage) else (UIBSpec, MQASpec)
-            if pos < len(blocks) and isinstance(blocks[pos], kinds) and blocks[pos].stride == 1:
+            if pos < len(blocks) and isinstance(blocks[pos], st.RUN_TYPES) and blocks[pos].stride == 1:
                 if blocks[pos].out_channels == sp.widths(i)[0][c_idx]:
                     return False
             if prev_mqa or not self._put_stage(vec, i, st, c_idx, variants, slots_at):
                 return False
         return pos == len(blocks)
 
-    def _put_stage(self, vec: np.ndarray, i: int, st: UIBStage | FusedStage, c_idx: int, variants: list[int],
+    def _put_stage(self, vec: np.ndarray, i: int, st: Stage, c_idx: int, variants: list[int],
                    mqa_before: list[int]) -> bool:  # fmt: skip
         depths = self.space.widths(i)[1]
         d = len(variants)
@@ -185,13 +173,11 @@ class Features:
             if n is not None:
                 vec[n] = v
         if mqa_before:
-            if not isinstance(st, UIBStage) or st.attention is None:
-                return False
             allowed = st.mqa_positions(d)
             for u in mqa_before:
                 if u not in allowed:
                     return False
-                n = self._index.get(("mqa", i, u - (d - st.attention.slots)))
+                n = self._index.get(("mqa", i, st.mqa_slot(u, d)))
                 if n is not None:
                     vec[n] = 1
         return True
@@ -223,14 +209,8 @@ class Features:
         return macs, params
 
 
-def _slot_table(slot: Slot, width_dep: tuple[int, tuple[int, ...]] | None) -> _Table:
-    """(decision columns, mixed-radix strides, MACs and parameters per combination) of one slot;
-    ``width_dep`` = (channels decision, its widths) sets the input width of a fixed block that the
-    slot itself treats as constant."""
-    if width_dep is not None:
-        spec, shape = parse_key(slot.key_for(()))
-        keys = [block_key(spec, Shape(shape.h, shape.w, c)) for c in width_dep[1]]  # type: ignore[arg-type]
-        return [width_dep[0]], np.ones(1, dtype=np.int64), *_costs(keys)
+def _slot_table(slot: Slot) -> _Table:
+    """(decision columns, mixed-radix strides, MACs and parameters per combination) of one slot."""
     radices = [int(r) for r in slot.radices]
     strides = np.asarray([int(np.prod(radices[k + 1 :])) for k in range(len(radices))], dtype=np.int64)
     return list(slot.deps), strides, *_costs([key for _, key in slot.keys()])
@@ -250,33 +230,6 @@ def _costs(keys: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
 
 
 _Table = tuple[list[int], np.ndarray, np.ndarray, np.ndarray]
-_Lookup = tuple[dict[Any, tuple[int, int]], dict[Any, tuple[int, int]], dict[Any, int]]
-
-
-def _stage_lookups(space: SearchSpace) -> dict[int, _Lookup]:
-    """Per searchable stage: block → (channel index, variant index) for its first block and for the
-    others, and Mobile MQA block → channel index (the blocks a member of the space can have there)."""
-    out: dict[int, _Lookup] = {}
-    for i, st in enumerate(space.stages):
-        if isinstance(st, FixedStage):
-            continue
-        channels, _ = space.widths(i)
-        first: dict[Any, tuple[int, int]] = {}
-        rest: dict[Any, tuple[int, int]] = {}
-        mqa: dict[Any, int] = {}
-        for ci, c in enumerate(channels):
-            if isinstance(st, FusedStage):
-                first[FusedIBSpec(c, st.kernel, st.stride, st.expansion, space.activation)] = (ci, 0)
-                rest[FusedIBSpec(c, st.kernel, 1, st.expansion, space.activation)] = (ci, 0)
-                continue
-            for table, stride, strided in ((first, st.stride, st.stride == 2), (rest, 1, False)):
-                opts = (space.coarse_block,) if space.phase == "coarse" else space.block_choices(strided)
-                for vi, choice in enumerate(opts):
-                    table[choice.block(c, stride, space.activation, space.layer_scale)] = (ci, vi)
-            if st.attention is not None and space.phase != "coarse":
-                mqa[st.attention.block(c, space.layer_scale)] = ci
-        out[i] = (first, rest, mqa)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,19 +39,8 @@ from torch.func import functional_call
 from nas.errors import NasError, SpecError
 from nas.model import build_block, init_weights
 from nas.model.blocks import Head
-from nas.space import (
-    Decision,
-    FixedStage,
-    FusedStage,
-    SearchSpace,
-    UIBChoice,
-    UIBStage,
-    canonical,
-    decisions,
-    decode,
-    widths_of,
-)
-from nas.spec import ArchSpec, BlockSpec, FusedIBSpec, MQASpec, Shape, UIBSpec, block_key, make_divisible
+from nas.space import Decision, Geometry, SearchSpace, UIBChoice, active_mask, canonical, decisions, decode, widths_of
+from nas.spec import ArchSpec, BlockSpec, Shape, block_key
 from nas.spec.blocks import conv_out
 
 #: Layouts (storage key per block) of this many recently used architectures are kept.
@@ -64,13 +53,7 @@ LAYOUT_CACHE = 4096
 
 def stride2_count(space: SearchSpace) -> int:
     """Number of stride-2 layers every member of ``space`` has."""
-    n = int(space.stem.stride == 2)
-    for st in space.stages:
-        if isinstance(st, FixedStage):
-            n += sum(b.stride == 2 for b in st.blocks)
-        else:
-            n += int(st.stride == 2)
-    return n
+    return int(space.stem.stride == 2) + sum(s == 2 for st in space.stages for s in st.strides())
 
 
 def training_space(space: SearchSpace, resolution: int, num_classes: int) -> SearchSpace:
@@ -83,7 +66,7 @@ def training_space(space: SearchSpace, resolution: int, num_classes: int) -> Sea
         )
     if num_classes < 2:
         raise NasError(f"a classifier needs at least 2 classes (got {num_classes})")
-    return dataclasses.replace(space, resolution=resolution, num_classes=num_classes, _cache={})
+    return dataclasses.replace(space, resolution=resolution, num_classes=num_classes)
 
 
 def _uib_size(c: UIBChoice) -> tuple[float, int]:
@@ -101,7 +84,7 @@ def extreme_vector(space: SearchSpace, largest: bool) -> np.ndarray:
         elif d.kind == "mqa":
             vec.append(d.choices.index(1 if largest else 0))
         else:
-            opts = space.block_choices(d.index == 0 and space.stages[d.stage].stride == 2)
+            opts = space.block_choices(d.index == 0 and space.stages[d.stage].strides()[0] == 2)
             by_label = {o.label: o for o in opts}
             vec.append(d.choices.index(pick(d.choices, key=lambda lab: _uib_size(by_label[lab]))))
     return canonical(space, np.asarray(vec, dtype=np.int64))
@@ -117,27 +100,17 @@ def smallest_arch(space: SearchSpace) -> ArchSpec:
     return decode(space, extreme_vector(space, False))
 
 
-def active_mask(space: SearchSpace, vecs: np.ndarray) -> np.ndarray:
-    """Which decisions matter for each encoding (n × d booleans): a block's variant only when the
-    block exists at the chosen depth, an MQA slot only when it precedes an existing non-first UIB."""
-    vecs = np.atleast_2d(np.asarray(vecs, dtype=np.int64))
-    ds = decisions(space)
-    depth_col = {d.stage: n for n, d in enumerate(ds) if d.kind == "depth"}
-    mask = np.ones(vecs.shape, dtype=bool)
-    for n, d in enumerate(ds):
-        if d.kind not in ("uib", "mqa"):
-            continue
-        st = space.stages[d.stage]
-        assert isinstance(st, UIBStage)
-        depths = np.asarray(space.widths(d.stage)[1])
-        col = depth_col.get(d.stage)
-        depth = np.full(len(vecs), depths[0]) if col is None else depths[vecs[:, col]]
-        if d.kind == "uib":
-            mask[:, n] = d.index < depth
-        else:
-            assert st.attention is not None
-            mask[:, n] = depth - st.attention.slots + d.index >= 1
-    return mask
+__all__ = [
+    "LAYOUT_CACHE",
+    "Supernet",
+    "active_mask",
+    "check_inheritable",
+    "extreme_vector",
+    "largest_arch",
+    "smallest_arch",
+    "stride2_count",
+    "training_space",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,61 +206,20 @@ class Supernet(nn.Module):
 
     # -- construction --------------------------------------------------------------------------
 
-    def _add(self, key: str, storage: BlockSpec, inp: Shape, variants: list[tuple[BlockSpec, Shape]]) -> None:
-        self.body[key] = build_block(storage, inp)
-        self._positions[key] = variants
-
     def _build(self) -> None:
         sp = self.space
         h = w = sp.resolution
         self.body["stem"] = build_block(sp.stem, Shape(h, w, 3))
         self._positions["stem"] = [(sp.stem, Shape(h, w, 3))]
-        h, w = conv_out(h, sp.stem.stride), conv_out(w, sp.stem.stride)
-        in_cs: tuple[int, ...] = (sp.stem.out_channels,)
-        joint, coarse = sp.with_phase("joint"), sp.with_phase("coarse")
+        hw = conv_out(h, sp.stem.stride)
+        geo = Geometry(hw, hw, (sp.stem.out_channels,))
         for i, st in enumerate(sp.stages):
-            if isinstance(st, FixedStage):
-                for j, b in enumerate(st.blocks):
-                    inp = Shape(h, w, max(in_cs))
-                    self._add(f"s{i}_fixed{j}", b, inp, [(b, Shape(h, w, c)) for c in in_cs])
-                    nxt = b.out_shape(inp)
-                    h, w, in_cs = nxt.h, nxt.w, (nxt.c,)
-                continue
-            channels = tuple(sorted(set(joint.widths(i)[0]) | set(coarse.widths(i)[0])))
-            depth = max(max(joint.widths(i)[1]), max(coarse.widths(i)[1]))
-            hs, ws = conv_out(h, st.stride), conv_out(w, st.stride)
-            for j in range(depth):
-                j_in = in_cs if j == 0 else channels
-                stride = st.stride if j == 0 else 1
-                hh, ww = (h, w) if j == 0 else (hs, ws)
-                if isinstance(st, FusedStage):
-                    variants: list[tuple[BlockSpec, Shape]] = [
-                        (FusedIBSpec(c, st.kernel, stride, st.expansion, sp.activation), Shape(hh, ww, ci))
-                        for c in (min(channels), max(channels)) for ci in (min(j_in), max(j_in))
-                    ]  # fmt: skip
-                    storage: BlockSpec = FusedIBSpec(max(channels), st.kernel, 1, st.expansion, sp.activation)
-                else:
-                    choices = set(sp.block_choices(j == 0 and st.stride == 2)) | {sp.coarse_block}
-                    variants = [
-                        (ch.block(c, stride, sp.activation, sp.layer_scale), Shape(hh, ww, ci))
-                        for ch in choices for c in (min(channels), max(channels)) for ci in (min(j_in), max(j_in))
-                    ]  # fmt: skip
-                    starts = [c.start for c in choices if c.start is not None]
-                    mids = [c.mid for c in choices if c.mid is not None]
-                    exp = max(c.expansion for c in choices)
-                    mid_c = max(make_divisible(ci * c.expansion) for c in choices for ci in j_in)
-                    # The storage's expansion is chosen so that its hidden width covers every variant.
-                    exp_storage = max(exp, mid_c / max(j_in))
-                    storage = UIBSpec(max(channels), max(starts, default=None), max(mids, default=None), exp_storage,
-                                      1, None, sp.activation, sp.layer_scale)  # fmt: skip
-                self._add(f"s{i}_b{j}", storage, Shape(hh, ww, max(j_in)), variants)
-            if isinstance(st, UIBStage) and st.attention is not None:
-                for s in range(st.attention.slots):
-                    specs = [(st.attention.block(c, sp.layer_scale), Shape(hs, ws, c)) for c in channels]
-                    self._add(f"s{i}_mqa{s}", specs[-1][0], specs[-1][1], specs)
-            h, w, in_cs = hs, ws, channels
-        self._head_in = max(in_cs)
-        self._head_variants = in_cs
+            positions, geo = st.positions(sp, i, geo)
+            for p in positions:
+                self.body[p.key] = build_block(p.storage, p.inp)
+                self._positions[p.key] = list(p.variants)
+        self._head_in = max(geo.channels)
+        self._head_variants = geo.channels
 
     def _smaller_kernels(self) -> list[tuple[str, str, int]]:
         """(position, tensor name, kernel) of every convolution kernel some member takes as the centre
@@ -354,25 +286,9 @@ class Supernet(nn.Module):
         steps = [_Step("stem", layers[0].spec, layers[0].in_shape)]
         pos = 1
         for i, st in enumerate(self.space.stages):
-            if isinstance(st, FixedStage):
-                for j in range(len(st.blocks)):
-                    steps.append(_Step(f"s{i}_fixed{j}", layers[pos].spec, layers[pos].in_shape))
-                    pos += 1
-                continue
-            wd = widths[i]
-            assert wd is not None
-            d = wd[1]
-            u = 0
-            while u < d:
-                layer = layers[pos]
-                if isinstance(layer.spec, MQASpec):
-                    assert isinstance(st, UIBStage) and st.attention is not None
-                    key = f"s{i}_mqa{u - (d - st.attention.slots)}"
-                else:
-                    key = f"s{i}_b{u}"
-                    u += 1
-                steps.append(_Step(key, layer.spec, layer.in_shape))
-                pos += 1
+            keys = st.position_keys(i, widths[i], [layer.spec for layer in layers[pos:]])
+            steps += [_Step(key, layer.spec, layer.in_shape) for key, layer in zip(keys, layers[pos:])]
+            pos += len(keys)
         out = (norm, tuple(steps))
         self._layouts[arch.arch] = out
         self._layouts[norm.arch] = out

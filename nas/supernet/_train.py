@@ -28,9 +28,9 @@ import torch.nn.functional as F
 
 from nas.data import Dataset, DatasetSource, TrainSource
 from nas.errors import NasError
-from nas.space import SearchSpace, canonical, contains, decisions, decode, sample_vectors
+from nas.space import SearchSpace, canonical, contains, decisions, decode, sample_vectors, space_from_meta, space_meta
 from nas.spec import ArchSpec
-from nas.supernet._checkpoint import load_checkpoint, save_checkpoint, space_from_meta, space_meta
+from nas.supernet._checkpoint import load_checkpoint, save_checkpoint
 from nas.supernet._evaluate import BatchQuality, calibration_batches, source_calibration_batches, subnet_accuracy
 from nas.supernet._reward import TUNAS_BETA, abs_reward
 from nas.supernet._supernet import Supernet, check_inheritable, extreme_vector

@@ -333,8 +333,7 @@ def test_a_tables_dir_that_is_a_file(cli, files):
 
 
 def _meta(space_path: str) -> dict:
-    from nas.space import load_space_file
-    from nas.supernet._checkpoint import space_meta
+    from nas.space import load_space_file, space_meta
 
     return {"space": json.loads(json.dumps(space_meta(load_space_file(space_path)))), "resolution": 32, "num_classes": 2,
             "classes": ["a", "b"], "data": {"spec": "builtin:4", "val_fraction": 0.1, "split_seed": 0}, "epochs_done": 1,

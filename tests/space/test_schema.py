@@ -92,3 +92,27 @@ def test_ambiguous_stage_boundary_rejected(tmp_path):
     p.write_text(text)
     with pytest.raises(ConfigError, match="ambiguous"):
         load_space(str(p))
+
+
+def test_space_dict_round_trip_and_stage_tables_are_pinned(tmp_path):
+    # supernet checkpoints and few-shot manifests store this dict: its shape must not drift
+    from nas.space import STAGE_KINDS, list_spaces, space_from_dict, space_to_dict
+
+    assert list(STAGE_KINDS) == ["fixed", "fused", "uib"]
+    for name in list_spaces():
+        sp = load_space(name)
+        assert space_from_dict(space_to_dict(sp), sp.source) == sp
+    p = tmp_path / "kinds.toml"
+    p.write_text(
+        'name = "kinds"\nresolution = 64\nstem = "cn_r1_k3_s2_c8"\nhead = "head_c16"\n'
+        '[[stages]]\nkind = "fixed"\nblocks = ["cn_r1_k1_s1_c8"]\n'
+        '[[stages]]\nkind = "fused"\nstride = 2\nchannels = [16]\ndepth = [1, 2]\n'
+        '[[stages]]\nkind = "uib"\nstride = 2\nchannels = [24, 32]\ndepth = [2, 3]\n'
+        "attention = { slots = 1, heads = 2, key_dim = 8, kv_stride = 2 }\n"
+    )
+    assert space_to_dict(load_space(p))["stages"] == [
+        {"kind": "fixed", "blocks": ["cn_r1_k1_s1_c8"]},
+        {"kind": "fused", "stride": 2, "channels": [16], "depth": [1, 2], "kernel": 3, "expansion": 4.0},
+        {"kind": "uib", "stride": 2, "channels": [24, 32], "depth": [2, 3],
+         "attention": {"slots": 1, "heads": 2, "key_dim": 8, "value_dim": 8, "kv_stride": 2, "dw_kernel": 3}},
+    ]  # fmt: skip

@@ -155,6 +155,25 @@ def test_fix_coarse_keeps_widths_and_searches_variants_and_mqa():
     assert size(fine) == (32 * 36) * (32 * 36**7 * 2**4) * (32 * 36**11 * 2**4)
 
 
+def test_slot_keys_of_a_fixed_block_after_a_searchable_stage(tmp_path):
+    # the fixed blocks' input width is the searchable stage's chosen width, not its first choice
+    p = tmp_path / "fixed_after.toml"
+    p.write_text(
+        'name = "fixed-after"\nresolution = 32\nnum_classes = 10\nstem = "cn_r1_k3_s2_c8"\nhead = "head_c16"\n'
+        '[[stages]]\nkind = "fused"\nstride = 2\nchannels = [8, 16, 24]\ndepth = [1, 2]\n'
+        '[[stages]]\nkind = "fixed"\nblocks = ["cn_r1_k1_s1_c32", "cn_r1_k3_s2_c40"]\n'
+        '[[stages]]\nkind = "uib"\nstride = 1\nchannels = [40, 48]\ndepth = [1, 2]\n'
+        '[[stages]]\nkind = "fixed"\nblocks = ["cn_r1_k1_s1_c64"]\n'
+    )
+    space = load_space(p)
+    for sp in (space, coarse_space(space)):
+        radices = [d.radix for d in decisions(sp)]
+        for v in itertools.product(*map(range, radices)):
+            assert sorted(arch_slot_keys(sp, np.array(v))) == sorted(arch_keys(decode(sp, np.array(v))))
+        for s in slots(sp):
+            assert len(s.deps) == len(s.radices)
+
+
 def test_size_is_exact_for_a_tiny_space(tmp_path):
     p = tmp_path / "tiny.toml"
     p.write_text(
@@ -193,3 +212,16 @@ def test_stride2_first_block_keeps_a_dw():
     assert "a0_k0_e4" not in first.choices and "a3_k0_e4" in first.choices
     other = [d for d in decisions(space) if d.name == "stage1.block1.uib"][0]
     assert "a0_k0_e4" in other.choices and len(other.choices) == 36
+
+
+def test_derived_data_follows_the_space_it_belongs_to():
+    # derived data (decisions, slots) is per object: a replaced or unpickled space never reuses another's
+    import dataclasses
+    import pickle
+
+    space = load_space("mnv4-conv-small")
+    keys = [k for s in slots(space) for _, k in s.keys()]
+    other = dataclasses.replace(space, resolution=256)
+    assert [k for s in slots(other) for _, k in s.keys()] != keys
+    back = pickle.loads(pickle.dumps(space))
+    assert back == space and [k for s in slots(back) for _, k in s.keys()] == keys

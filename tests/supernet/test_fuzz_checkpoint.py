@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nas.errors import NasError
+from nas.space import space_meta
 from nas.supernet._checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     check_meta,
     load_checkpoint,
     space_from_meta,
-    space_meta,
 )
 from nas.supernet._few_shot import read_manifest
 
