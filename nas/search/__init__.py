@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from nas.search._budget import format_ms, parse_budget
 from nas.search._checks import check_ray_address, check_storage
+from nas.search._engine import Engine, Flow, Stage, StageRun, run_stages
 from nas.search._evaluate import Evaluation, Evaluator, TargetBudget, min_latency, pareto_mask
+from nas.search._protocols import LatencyPredictor, Reporter, SilentReporter
 from nas.search._results import Reference, SearchOutcome
 from nas.search._run import (
     REFERENCE_MODELS,
-    Reporter,
     SearchSettings,
-    SilentReporter,
     check_space,
     choose_space,
     outcome_json,
@@ -21,13 +21,18 @@ from nas.search._run import (
 
 __all__ = [
     "REFERENCE_MODELS",
+    "Engine",
     "Evaluation",
     "Evaluator",
+    "Flow",
+    "LatencyPredictor",
     "Reference",
     "Reporter",
     "SearchOutcome",
     "SearchSettings",
     "SilentReporter",
+    "Stage",
+    "StageRun",
     "TargetBudget",
     "check_ray_address",
     "check_space",
@@ -40,4 +45,5 @@ __all__ = [
     "parse_budget",
     "pareto_mask",
     "run_search",
+    "run_stages",
 ]

@@ -8,34 +8,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
+
+import pandas as pd
 
 from nas.errors import NasError
 from nas.search._budget import format_ms, parse_budget
+from nas.search._engine import Engine, Flow, StageRun, run_stages
 from nas.search._evaluate import Evaluator, TargetBudget, min_latency
-from nas.search._optuna_engine import (
-    StageSpec,
-    completed_trials,
-    multi_objective,
-    n_complete,
-    run_local,
-    run_ray,
-    trial_score,
-)
+from nas.search._optuna_engine import OptunaEngine, multi_objective
+from nas.search._protocols import LatencyPredictor, Reporter, SilentReporter
 from nas.search._record import RUN_FILE, RunDir, check_identity, check_run_dir, file_stamp, normalized, open_run_dir
-from nas.search._results import RESULT_FILES, Reference, SearchOutcome, make_outcome, trials_frame, write_results
+from nas.search._results import RESULT_FILES, Reference, SearchOutcome, make_outcome, write_results
 from nas.search._storage import OpenedStorage, check_rdb_url, open_storage
-from nas.space import (
-    SearchSpace,
-    coarse_space,
-    contains,
-    decisions,
-    distinct_blocks,
-    fix_coarse,
-    list_spaces,
-    load_space,
-)
+from nas.search._trials import completed_trials, trials_frame
+from nas.space import SearchSpace, coarse_space, decisions, distinct_blocks, list_spaces, load_space
 from nas.spec import ArchSpec, parse_arch
+from nas.supernet import AccuracyEstimator, SpaceEstimator, TrainedOnData, WrappingEstimator
 from nas.supernet._reward import TUNAS_BETA
 
 RUN_FORMAT = "mnv4-nas/search-run-v1"
@@ -47,34 +36,6 @@ REFERENCE_MODELS = (
     "mnv4-hybrid-medium",
     "mnv4-hybrid-large",
 )
-
-
-class Reporter(Protocol):
-    """Progress sink (the CLI draws rich progress bars; tests use :class:`SilentReporter`)."""
-
-    def note(self, text: str) -> None: ...
-    def stage_start(self, label: str, total: int, done: int) -> None: ...
-    def trial_done(self, label: str, feasible: bool, score: float | None) -> None: ...
-    def stage_end(self, label: str) -> None: ...
-
-
-class SilentReporter:
-    """Collects notes, draws nothing."""
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def stage_start(self, label: str, total: int, done: int) -> None:
-        pass
-
-    def trial_done(self, label: str, feasible: bool, score: float | None) -> None:
-        pass
-
-    def stage_end(self, label: str) -> None:
-        pass
 
 
 @dataclass
@@ -123,7 +84,7 @@ def pair_budgets(targets: Sequence[str], budgets: Sequence[str], known: Sequence
     return out
 
 
-def _reference_latency(name: str, predictors: dict[str, Any]) -> dict[str, float] | None:
+def _reference_latency(name: str, predictors: dict[str, LatencyPredictor]) -> dict[str, float] | None:
     from nas.zoo import get_spec
 
     try:
@@ -133,7 +94,7 @@ def _reference_latency(name: str, predictors: dict[str, Any]) -> dict[str, float
         return None
 
 
-def choose_space(budgets: list[TargetBudget], predictors: dict[str, Any]) -> tuple[str, str]:
+def choose_space(budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor]) -> tuple[str, str]:
     """The shipped space whose reference model fits the budgets best: the largest reference within every
     budget (by its worst latency/budget ratio); if none fits, the smallest one. Returns (name, reason)."""
     scored = []
@@ -155,7 +116,7 @@ def choose_space(budgets: list[TargetBudget], predictors: dict[str, Any]) -> tup
     return name, f"auto-selected: its reference {ref} predicts {where}; {verdict}"
 
 
-def _fitting_spaces(space: SearchSpace, b: TargetBudget, pred: Any, two_stage: bool) -> list[str]:
+def _fitting_spaces(space: SearchSpace, b: TargetBudget, pred: LatencyPredictor, two_stage: bool) -> list[str]:
     """Other shipped spaces that can meet ``b`` (noting those whose coarse stage cannot)."""
     from nas.latency import check_supported
 
@@ -175,7 +136,7 @@ def _fitting_spaces(space: SearchSpace, b: TargetBudget, pred: Any, two_stage: b
     return fits
 
 
-def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, Any], *,
+def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor], *,
                 two_stage: bool = False) -> dict[str, float]:  # fmt: skip
     """Refuse hardware the space cannot run on, and budgets that the search cannot meet, before any
     trial: no member of the space reaches them, or (``two_stage``) no member of its coarse stage does —
@@ -250,7 +211,7 @@ def _request(settings: SearchSettings, catalog: dict[str, Any]) -> dict[str, Any
     return normalized(req)
 
 
-def _references(estimator: Any, predictors: dict[str, Any]) -> list[Reference]:
+def _references(estimator: AccuracyEstimator, predictors: dict[str, LatencyPredictor]) -> list[Reference]:
     from nas.zoo import get_spec
 
     refs = []
@@ -272,43 +233,28 @@ def _references(estimator: Any, predictors: dict[str, Any]) -> list[Reference]:
     return refs
 
 
-def _top_feasible(study: Any, evaluator: Evaluator, k: int, space: SearchSpace) -> list[ArchSpec]:
-    from nas.space import arch_from_params
-
-    seen, rows = set(), []
-    for t in completed_trials(study):
-        arch = parse_arch(t.user_attrs["arch"]) if "arch" in t.user_attrs else arch_from_params(space, t.params)
-        s = trial_score(t)
-        if s is None or arch.arch in seen:
-            continue
-        if all(v <= 0 for v in evaluator.violations(evaluator.latencies(arch))):
-            seen.add(arch.arch)
-            rows.append((-s, t.number, arch))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in rows[:k]]
-
-
-def _trained_elsewhere(estimator: Any, space: SearchSpace) -> str | None:
+def _trained_elsewhere(estimator: AccuracyEstimator, space: SearchSpace) -> str | None:
     """Name of the space a trained estimator (a supernet) was trained on when that is not ``space``;
     None when it is, or when the estimator needs no training."""
-    on = getattr(estimator, "search_space", None)
+    on = _trained_on(estimator)
     return None if on is None or decisions(on.with_phase("joint")) == decisions(space) else on.name
 
 
-class _TrainedMeta(Protocol):
-    """A trained estimator's checkpoint metadata (supernet, few-shot supernet)."""
+def _trained_on(estimator: AccuracyEstimator) -> SearchSpace | None:
+    """The space an estimator scores members of only (a supernet's), None for one that scores any."""
+    return estimator.search_space if isinstance(estimator, SpaceEstimator) else None
 
-    meta: dict[str, Any]
 
-
-def estimator_data(estimator: object) -> dict[str, Any] | None:
+def estimator_data(estimator: AccuracyEstimator) -> dict[str, Any] | None:
     """The data a trained estimator learnt (``data``, ``classes``, ``resolution``); None for proxies.
 
     A supernet+macs estimator wraps a supernet (``base``)."""
-    for obj in (estimator, getattr(estimator, "base", None)):
-        meta = getattr(obj, "meta", None)
-        if isinstance(meta, dict) and "classes" in meta and "resolution" in meta:
-            return _data_of(cast(_TrainedMeta, obj).meta)
+    base = estimator.base if isinstance(estimator, WrappingEstimator) else None
+    for obj in (estimator, base):
+        if isinstance(obj, TrainedOnData):
+            meta = obj.meta
+            if isinstance(meta, dict) and "classes" in meta and "resolution" in meta:
+                return _data_of(meta)
     return None
 
 
@@ -327,12 +273,12 @@ class _Plan:
 
     space: SearchSpace
     space_note: str
-    estimator: Any
-    coarse_est: Any
+    estimator: AccuracyEstimator
+    coarse_est: AccuracyEstimator | None
     evaluator: Evaluator
     coarse_ev: Evaluator
     multi: bool
-    predictors: dict[str, Any]
+    predictors: dict[str, LatencyPredictor]
     catalog: dict[str, Any]
     mins: dict[str, float]
     identity: dict[str, Any]
@@ -362,7 +308,7 @@ def _check_settings(settings: SearchSettings) -> None:
         check_rdb_url(settings.storage)
 
 
-def _plan(settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, Any], catalog: dict[str, Any],
+def _plan(settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor], catalog: dict[str, Any],
           rep: Reporter) -> _Plan:  # fmt: skip
     """Build the estimators, choose and check the space (everything that may refuse before a trial)."""
     from nas.supernet import make_estimator
@@ -378,7 +324,7 @@ def _plan(settings: SearchSettings, budgets: list[TargetBudget], predictors: dic
         check_estimator(estimator)
         if coarse_est is not None:
             check_estimator(coarse_est, "--coarse-estimator")
-    trained_on = getattr(estimator, "search_space", None)  # a supernet scores members of its own space only
+    trained_on = _trained_on(estimator)  # a supernet scores members of its own space only
     if trained_on is not None and trained_on.phase == "coarse":
         raise NasError(
             f"{estimator.name} was trained on the coarse stage only (supernet train --phase coarse): give it as "
@@ -452,8 +398,55 @@ def _run_record(settings: SearchSettings, plan: _Plan, run: RunDir, **extra: Any
     }
 
 
+def _optuna_engine(settings: SearchSettings, plan: _Plan, run: RunDir, opened: OpenedStorage, study_base: str,
+                  rep: Reporter) -> OptunaEngine:  # fmt: skip
+    """The local optuna engine, or the Ray one when ``--workers``/``--ray-address`` ask for it."""
+    if settings.workers or settings.ray_address:
+        from nas.search._ray_engine import RayEngine
+
+        return RayEngine(opened, study_base=study_base, multi=plan.multi, reporter=rep, workers=settings.workers or 1,
+                         address=settings.ray_address, run_dir=run.path)  # fmt: skip
+    return OptunaEngine(opened, study_base=study_base, multi=plan.multi, reporter=rep)
+
+
+def _flow(settings: SearchSettings) -> Flow:
+    return Flow(settings.one_stage, settings.trials, settings.coarse_trials, settings.fine_trials, settings.coarse_top,
+                settings.seed)  # fmt: skip
+
+
+def _run_stages(engine: Engine, plan: _Plan, settings: SearchSettings) -> list[StageRun]:
+    """The one two-stage (or one-stage) flow every engine goes through."""
+    coarse_ev = None if plan.coarse_est is None else plan.coarse_ev
+    return run_stages(engine, plan.space, _flow(settings), plan.evaluator, coarse_ev)
+
+
+def _optuna_info(settings: SearchSettings, plan: _Plan, engine: OptunaEngine, storage_url: str) -> dict[str, Any]:
+    """The run's settings as the summary states them."""
+    ray = bool(settings.workers or settings.ray_address)
+    trials_text = (
+        f"{settings.trials} one-stage"
+        if settings.one_stage
+        else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine"
+        + (f" (top {settings.coarse_top} coarse bases)" if settings.coarse_top > 1 else "")
+    )
+    return {
+        "space": plan.space.name,
+        "space_note": plan.space_note,
+        "engine": "optuna" + (f" on Ray ({settings.ray_address or f'{settings.workers} local workers'})" if ray else ""),
+        "mode": ("NSGA-II" if plan.multi else "TPE") + (", one-stage" if settings.one_stage else ", two-stage"),
+        "trials_text": trials_text,
+        "seed": settings.seed,
+        "estimator": plan.estimator.name,
+        "estimator_meaning": plan.estimator.meaning + _coarse_note(plan.coarse_est),
+        "storage": storage_url,
+        "study": engine.study_base,
+        "estimator_data": plan.data,
+    }
+
+
 def _run_optuna(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
-    out, space, evaluator = run.path, plan.space, plan.evaluator
+    """The optuna engines' run (local or Ray): resumable from the optuna storage."""
+    out, evaluator = run.path, plan.evaluator
     opened = open_storage(settings.storage, out)
     if opened.broken_locks:
         rep.note(f"removed a stale optuna lock left by a killed process ({', '.join(opened.broken_locks)})")
@@ -462,104 +455,34 @@ def _run_optuna(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporte
         rep.note(f"resuming {out} (study {study_base})")
     record = _run_record(settings, plan, run, study=study_base, storage=opened.url)
     run.write_record(record)
-    ray = bool(settings.workers or settings.ray_address)
-    wanted: dict[str, int] = {}
-
-    def run_stage(stage: StageSpec, seed: int, ev: Evaluator = evaluator) -> Any:
-        wanted[stage.label] = stage.n_trials
-        if ray:
-            rep.stage_start(stage.label, stage.n_trials, 0)
-            study = run_ray(
-                stage, ev, opened, multi=plan.multi, seed=seed, workers=settings.workers or 1,
-                address=settings.ray_address, run_dir=out,
-                on_trial=lambda r: rep.trial_done(stage.label, bool(r.get("feasible")), r.get("score")),
-            )  # fmt: skip
-        else:
-            rep.stage_start(stage.label, stage.n_trials, stage_progress(stage, opened))
-            study = run_local(
-                stage, ev, opened, multi=plan.multi, seed=seed,
-                on_trial=lambda t: rep.trial_done(stage.label, bool(t.user_attrs.get("feasible")), trial_score(t)),
-            )  # fmt: skip
-        rep.stage_end(stage.label)
-        return study
-
-    studies: list[tuple[str, Any, SearchSpace]] = []
+    engine = _optuna_engine(settings, plan, run, opened, study_base, rep)
     try:
-        if settings.one_stage:
-            stage = StageSpec("joint", f"{study_base}:joint", space, settings.trials)
-            studies.append(("joint", run_stage(stage, settings.seed), space))
-        else:
-            cspace = coarse_space(space)
-            coarse = StageSpec("coarse", f"{study_base}:coarse", cspace, settings.coarse_trials)
-            cstudy = run_stage(coarse, settings.seed, plan.coarse_ev)
-            studies.append(("coarse", cstudy, cspace))
-            # Several workers share the coarse result through the study, so they all refine the same bases.
-            bases_text = cstudy.user_attrs.get("fine_bases")
-            if bases_text is None:
-                bases = _top_feasible(cstudy, plan.coarse_ev, settings.coarse_top, cspace)
-                if not bases:
-                    raise NasError(
-                        f"no coarse architecture met the budget in {settings.coarse_trials} trials; "
-                        "run more --coarse-trials or raise the budget"
-                    )
-                cstudy.set_user_attr("fine_bases", [b.arch for b in bases])
-            else:
-                bases = [parse_arch(b) for b in bases_text]
-            per_base = max(1, settings.fine_trials // len(bases))
-            for k, base in enumerate(bases):
-                label = "fine" if len(bases) == 1 else f"fine{k + 1}"
-                fspace = fix_coarse(space, base)
-                warm = (base,) if contains(fspace, base) else ()
-                stage = StageSpec(label, f"{study_base}:{label}", fspace, per_base, warm)
-                studies.append((label, run_stage(stage, settings.seed + 1 + k), fspace))
-        trials_text = (
-            f"{settings.trials} one-stage"
-            if settings.one_stage
-            else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine"
-            + (f" (top {settings.coarse_top} coarse bases)" if settings.coarse_top > 1 else "")
-        )
-        info = {
-            "space": space.name,
-            "space_note": plan.space_note,
-            "engine": "optuna"
-            + (f" on Ray ({settings.ray_address or f'{settings.workers} local workers'})" if ray else ""),
-            "mode": ("NSGA-II" if plan.multi else "TPE") + (", one-stage" if settings.one_stage else ", two-stage"),
-            "trials_text": trials_text,
-            "seed": settings.seed,
-            "estimator": plan.estimator.name,
-            "estimator_meaning": plan.estimator.meaning + _coarse_note(plan.coarse_est),
-            "storage": opened.url,
-            "study": study_base,
-            "estimator_data": plan.data,
-        }
+        runs = _run_stages(engine, plan, settings)
+        info = _optuna_info(settings, plan, engine, opened.url)
         refs = _references(plan.estimator, plan.predictors) if settings.references else []
         # Two estimators score on two scales: the coarse stage only chooses the bases the fine stage refines.
-        fine_only = None if plan.coarse_est is None else [label for label, _, _ in studies if label != "coarse"]
+        fine_only = None if plan.coarse_est is None else [r.stage.label for r in runs if r.stage.label != "coarse"]
         outcome = write_results(
-            out, trials_frame(studies, evaluator), evaluator, all_targets=list(plan.catalog), settings=info,
+            out, _records_frame(runs, evaluator), evaluator, all_targets=list(plan.catalog), settings=info,
             references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir, stages=fine_only,
         )  # fmt: skip
+        short = [f"{r.stage.label} {n}/{r.stage.n_trials}" for r in runs if (n := r.n_complete()) < r.stage.n_trials]
     finally:
         opened.close()
-    short = [f"{label} {n_complete(st)}/{wanted[label]}" for label, st, _ in studies if n_complete(st) < wanted[label]]
     if short:  # a worker sharing the study died mid-trial, or is still running one
         rep.note(f"stages short of their trials: {', '.join(short)}; rerun the same command to complete them")
         return outcome
-    stages = [[label, study.study_name] for label, study, _ in studies]
+    stages = [[r.stage.label, engine.spec(r.stage).study_name] for r in runs]
     record["finished"] = _finished(settings, plan, outcome, info, fine_only, stages=stages)
     run.write_record(record)
     return outcome
 
 
-def stage_progress(stage: StageSpec, opened: OpenedStorage) -> int:
-    """Trials of ``stage`` already completed (what its progress bar starts from)."""
-    import optuna
-
-    try:
-        study = optuna.load_study(study_name=stage.study_name, storage=opened.storage)
-    except KeyError:
-        return 0
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+def _records_frame(runs: list[StageRun], evaluator: Evaluator) -> pd.DataFrame:
+    """``trials.csv`` of optuna stages: every stage's records, read from the (shared) studies now."""
+    cols = ["stage", "trial", "state", "feasible", "score", "params", "macs"]
+    cols += [f"latency_ms[{b.target}]" for b in evaluator.budgets] + ["arch"]
+    return pd.DataFrame([rec for r in runs for rec in r.records(evaluator)], columns=cols)
 
 
 def _finished(settings: SearchSettings, plan: _Plan, outcome: SearchOutcome, info: dict[str, Any],
@@ -577,7 +500,7 @@ def _finished(settings: SearchSettings, plan: _Plan, outcome: SearchOutcome, inf
     })  # fmt: skip
 
 
-def _rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, Any],
+def _rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor],
                       catalog: dict[str, Any], rep: Reporter) -> SearchOutcome | None:  # fmt: skip
     """The outcome of a finished run asked for again with the same request, from its record: the trials
     from the optuna storage (TuNAS: its trials.csv, checked against the recorded hash), the rest from
@@ -638,8 +561,6 @@ def _trials_from_storage(settings: SearchSettings, out: Path, stages: list[list[
 
 def _read_trials(path: Path, sha: str | None) -> Any:
     """A TuNAS run's trials.csv when it is the one recorded (same SHA-256), else None."""
-    import pandas as pd
-
     if sha is None or not path.is_file() or _sha256(path) != sha:
         return None
     return pd.read_csv(path)
@@ -656,22 +577,16 @@ def _sha256_text(text: str) -> str:
 def _run_tunas(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
     """The TuNAS engine's run: no optuna storage (a TuNAS search restarts from scratch when rerun
     before it finished)."""
-    from nas.search._tunas_engine import RESCORE_TOP, RESCORED, run_tunas
+    from nas.search._tunas_engine import RESCORE_TOP, RESCORED, TunasEngine
 
     evaluator = plan.evaluator
     record = _run_record(settings, plan, run)
     run.write_record(record)
-    trials, arch, score, details = run_tunas(
-        plan.space, evaluator, plan.estimator, coarse_estimator=plan.coarse_est, one_stage=settings.one_stage,
-        steps=(settings.trials, settings.coarse_trials, settings.fine_trials), seed=settings.seed,
-        beta=settings.beta, reporter=rep,
-    )  # fmt: skip
-    record["tunas"] = details
-    over = [b for b in evaluator.budgets if evaluator.latencies(arch)[b.target] > b.budget_ms]
-    if over:
-        rep.note("TuNAS's most likely architecture is over budget on " + ", ".join(
-            f"{b.target} ({evaluator.latencies(arch)[b.target]:.3g} ms > {b.text})" for b in over
-        ) + ": the absolute reward only penalises the distance to T0; more steps or a more negative --beta tighten it")  # fmt: skip
+    engine = TunasEngine(evaluator, settings.beta, rep)
+    runs = _run_stages(engine, plan, settings)
+    trials, arch, score = engine.finish(runs, plan.estimator, separate_coarse=plan.coarse_est is not None)
+    record["tunas"] = engine.details
+    _note_over_budget(evaluator, arch, rep)
     steps = (f"{settings.trials} one-stage steps" if settings.one_stage
              else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine steps")  # fmt: skip
     info = {
@@ -700,7 +615,16 @@ def _run_tunas(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter
     return outcome
 
 
-def _coarse_note(coarse_est: Any) -> str:
+def _note_over_budget(evaluator: Evaluator, arch: ArchSpec, rep: Reporter) -> None:
+    """Say so when TuNAS's pick exceeds a budget (its absolute reward allows that)."""
+    over = [b for b in evaluator.budgets if evaluator.latencies(arch)[b.target] > b.budget_ms]
+    if over:
+        rep.note("TuNAS's most likely architecture is over budget on " + ", ".join(
+            f"{b.target} ({evaluator.latencies(arch)[b.target]:.3g} ms > {b.text})" for b in over
+        ) + ": the absolute reward only penalises the distance to T0; more steps or a more negative --beta tighten it")  # fmt: skip
+
+
+def _coarse_note(coarse_est: AccuracyEstimator | None) -> str:
     """What the summary adds to the estimator's meaning when the coarse stage had its own."""
     if coarse_est is None:
         return ""
@@ -730,11 +654,10 @@ def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:
 
 __all__ = [
     "REFERENCE_MODELS",
-    "Reporter",
     "SearchSettings",
-    "SilentReporter",
     "check_space",
     "choose_space",
+    "estimator_data",
     "format_ms",
     "outcome_json",
     "pair_budgets",
