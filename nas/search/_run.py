@@ -1,356 +1,35 @@
-"""Orchestration of ``mnv4-nas search``: targets and budgets, space choice, feasibility checks,
-the two-stage (coarse → fine) or one-stage flow, resume, and the result folder."""
+"""``run_search``: a search from its settings to its result folder. The settings are checked
+(:mod:`~nas.search._settings`), budgets paired and the space chosen (:mod:`~nas.search._space_choice`),
+the plan built (:mod:`~nas.search._plan`); a finished run asked for again is answered from its record
+(:mod:`~nas.search._finished`); otherwise the engine (optuna, Ray or TuNAS) runs the stages through the
+one orchestrator (:func:`nas.search._engine.run_stages`) and the results and ``run.json`` are written."""
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from nas.errors import NasError
-from nas.search._budget import format_ms, parse_budget
 from nas.search._engine import Engine, Flow, StageRun, run_stages
-from nas.search._evaluate import Evaluator, TargetBudget, min_latency
-from nas.search._optuna_engine import OptunaEngine, multi_objective
+from nas.search._evaluate import Evaluator, TargetBudget
+from nas.search._finished import finished_record, rewrite_finished
+from nas.search._optuna_engine import OptunaEngine
+from nas.search._plan import Plan, coarse_note, make_plan, references
 from nas.search._protocols import LatencyPredictor, Reporter, SilentReporter
-from nas.search._record import RUN_FILE, RunDir, check_identity, check_run_dir, file_stamp, normalized, open_run_dir
-from nas.search._results import RESULT_FILES, Reference, SearchOutcome, make_outcome, write_results
-from nas.search._storage import OpenedStorage, check_rdb_url, open_storage
-from nas.search._trials import completed_trials, trials_frame
-from nas.space import SearchSpace, coarse_space, decisions, distinct_blocks, list_spaces, load_space
-from nas.spec import ArchSpec, parse_arch
-from nas.supernet import AccuracyEstimator, SpaceEstimator, TrainedOnData, WrappingEstimator
-from nas.supernet._reward import TUNAS_BETA
+from nas.search._record import RUN_FILE, RunDir, check_identity, check_run_dir, open_run_dir
+from nas.search._results import SearchOutcome, write_results
+from nas.search._settings import SearchSettings, check_settings
+from nas.search._space_choice import pair_budgets
+from nas.search._storage import OpenedStorage, open_storage
+from nas.spec import ArchSpec
 
 RUN_FORMAT = "mnv4-nas/search-run-v1"
-ENGINES = ("optuna", "tunas")
-REFERENCE_MODELS = (
-    "mnv4-conv-small",
-    "mnv4-conv-medium",
-    "mnv4-conv-large",
-    "mnv4-hybrid-medium",
-    "mnv4-hybrid-large",
-)
-
-
-@dataclass
-class SearchSettings:
-    """Everything a search run needs (the CLI fills it from options and ``nas.toml``)."""
-
-    targets: Sequence[str]
-    budgets: Sequence[str]
-    space: str | None = None
-    estimator: str | None = None
-    coarse_estimator: str | None = None  # scores the coarse stage of a two-stage search (default: ``estimator``)
-    one_stage: bool = False
-    trials: int = 100
-    coarse_trials: int = 40
-    fine_trials: int = 60
-    coarse_top: int = 1
-    pareto: bool = False
-    seed: int = 0
-    out: Path | None = None
-    output_root: Path = Path("results")
-    storage: str | None = None
-    study: str | None = None
-    ray_address: str | None = None
-    workers: int | None = None
-    fallback: str | None = None
-    tables_dir: Path | None = None
-    engine: str = "optuna"
-    beta: float = TUNAS_BETA
-    references: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def pair_budgets(targets: Sequence[str], budgets: Sequence[str], known: Sequence[str]) -> list[TargetBudget]:
-    """Validate ``--target``/``--budget`` pairs (same count, known targets, parseable budgets)."""
-    if not targets:
-        raise NasError("give at least one --target (known: " + ", ".join(known) + ")")
-    if len(targets) != len(budgets):
-        raise NasError(f"each --target needs one --budget ({len(targets)} targets, {len(budgets)} budgets)")
-    out = []
-    for t, b in zip(targets, budgets, strict=True):
-        if t not in known:
-            raise NasError(f"unknown target {t!r} (known: {', '.join(known)})")
-        out.append(TargetBudget(t, parse_budget(b), b.replace(" ", "")))
-    if len({b.target for b in out}) != len(out):
-        raise NasError("each --target may be given once")
-    return out
-
-
-def _reference_latency(name: str, predictors: dict[str, LatencyPredictor]) -> dict[str, float] | None:
-    from nas.zoo import get_spec
-
-    try:
-        arch = get_spec(name)
-        return {t: float(p.predict_archs([arch]).latency_ms[0]) for t, p in predictors.items()}
-    except NasError:
-        return None
-
-
-def choose_space(budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor]) -> tuple[str, str]:
-    """The shipped space whose reference model fits the budgets best: the largest reference within every
-    budget (by its worst latency/budget ratio); if none fits, the smallest one. Returns (name, reason)."""
-    scored = []
-    for name in list_spaces():
-        sp = load_space(name)
-        if not sp.reference:
-            continue
-        lat = _reference_latency(sp.reference, predictors)
-        if lat is None:  # cannot run there, or the table does not cover it
-            continue
-        ratio = max(lat[b.target] / b.budget_ms for b in budgets)
-        scored.append((ratio, name, sp.reference, lat))
-    if not scored:
-        raise NasError("no shipped search space can be predicted on these targets; pass --space")
-    fitting = [s for s in scored if s[0] <= 1.0]
-    ratio, name, ref, lat = max(fitting) if fitting else min(scored)
-    where = ", ".join(f"{lat[b.target]:.3g} ms on {b.target} (budget {b.text})" for b in budgets)
-    verdict = "the largest reference within budget" if fitting else "no reference fits, so the smallest"
-    return name, f"auto-selected: its reference {ref} predicts {where}; {verdict}"
-
-
-def _fitting_spaces(space: SearchSpace, b: TargetBudget, pred: LatencyPredictor, two_stage: bool) -> list[str]:
-    """Other shipped spaces that can meet ``b`` (noting those whose coarse stage cannot)."""
-    from nas.latency import check_supported
-
-    fits = []
-    for other in list_spaces():
-        if other == space.name:
-            continue
-        try:
-            osp = load_space(other)
-            check_supported(pred.device, distinct_blocks(osp), other)
-            oms, _ = min_latency(osp, pred)
-            coarse_ms = min_latency(coarse_space(osp), pred)[0] if two_stage else oms
-        except NasError:
-            continue
-        if oms <= b.budget_ms:
-            fits.append(f"{other} (from {oms:.3g} ms{'' if coarse_ms <= b.budget_ms else ', with --one-stage'})")
-    return fits
-
-
-def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor], *,
-                two_stage: bool = False) -> dict[str, float]:  # fmt: skip
-    """Refuse hardware the space cannot run on, and budgets that the search cannot meet, before any
-    trial: no member of the space reaches them, or (``two_stage``) no member of its coarse stage does —
-    the coarse stage fixes every block to an IB, so its smallest latency lies above the space's.
-    Returns the smallest achievable latency per target."""
-    from nas.latency import check_supported
-
-    keys = distinct_blocks(space)
-    mins: dict[str, float] = {}
-    for b in budgets:
-        pred = predictors[b.target]
-        check_supported(pred.device, keys, f"search space {space.name}")
-        ms, _ = min_latency(space, pred)
-        mins[b.target] = ms
-        if ms > b.budget_ms:
-            fits = _fitting_spaces(space, b, pred, two_stage)
-            hint = f"; spaces that fit: {', '.join(fits)}" if fits else "; no shipped space fits this budget"
-            raise NasError(
-                f"budget {b.text} on {b.target} is below the smallest latency any architecture of {space.name} "
-                f"reaches ({ms:.3g} ms){hint}"
-            )
-        if two_stage and (coarse_ms := min_latency(coarse_space(space), pred)[0]) > b.budget_ms:
-            raise NasError(
-                f"budget {b.text} on {b.target}: the coarse stage of {space.name} (every block an IB) cannot go "
-                f"below {coarse_ms:.3g} ms, though the space reaches {ms:.3g} ms; search it with --one-stage, or "
-                f"raise the budget to at least {coarse_ms:.3g} ms"
-            )
-    return mins
 
 
 def _run_name(budgets: list[TargetBudget]) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return "+".join(f"{b.target}-{b.text}" for b in budgets) + f"-{stamp}"
-
-
-def _identity(
-    settings: SearchSettings, budgets: list[TargetBudget], space: SearchSpace, estimator: str
-) -> dict[str, Any]:
-    """What must not change when a run is resumed."""
-    return {
-        "targets": [b.target for b in budgets],
-        "budget_ms": [b.budget_ms for b in budgets],
-        "space": space.name,
-        "space_source": space.source,
-        "estimator": estimator,
-        "coarse_estimator": settings.coarse_estimator,  # absent from older run.json files: .get() reads None
-        "mode": "one-stage" if settings.one_stage else "two-stage",
-        "pareto": settings.pareto,
-        "coarse_top": settings.coarse_top,
-        "engine": settings.engine,
-    }
-
-
-def _request(settings: SearchSettings, catalog: dict[str, Any]) -> dict[str, Any]:
-    """Everything a finished run's results depend on, as given (before any estimator is built): a rerun
-    with an equal request rewrites the results from the record instead of searching. Files read (a
-    supernet checkpoint, every target's latency table) enter with their size and mtime."""
-    from nas.latency import find_table
-
-    names = ("targets", "budgets", "space", "estimator", "coarse_estimator", "one_stage", "trials", "coarse_trials",
-             "fine_trials", "coarse_top", "pareto", "seed", "study", "fallback", "tables_dir", "engine", "beta",
-             "references")  # fmt: skip
-    req: dict[str, Any] = {n: getattr(settings, n) for n in names}
-    # a hash, not the URL: run.json must not keep a database password
-    req["storage"] = None if settings.storage is None else hashlib.sha256(settings.storage.encode()).hexdigest()[:16]
-    est_files = [
-        text.split(":", 1)[1] for text in (settings.estimator, settings.coarse_estimator) if text and ":" in text
-    ]
-    req["files"] = [file_stamp(f) for f in est_files] + [
-        file_stamp(find_table(t, settings.tables_dir)) for t in sorted(catalog)
-    ]
-    return normalized(req)
-
-
-def _references(estimator: AccuracyEstimator, predictors: dict[str, LatencyPredictor]) -> list[Reference]:
-    from nas.zoo import get_spec
-
-    refs = []
-    for name in REFERENCE_MODELS:
-        arch = get_spec(name)
-        lat = {}
-        for t, p in predictors.items():
-            try:
-                lat[t] = float(p.predict_archs([arch]).latency_ms[0])
-            except NasError:
-                continue
-        if not lat:
-            continue
-        try:
-            score: float | None = float(estimator.score([arch])[0])
-        except NasError:
-            score = None  # e.g. a supernet estimator scores only members of its space
-        refs.append(Reference(name, arch, score, lat))
-    return refs
-
-
-def _trained_elsewhere(estimator: AccuracyEstimator, space: SearchSpace) -> str | None:
-    """Name of the space a trained estimator (a supernet) was trained on when that is not ``space``;
-    None when it is, or when the estimator needs no training."""
-    on = _trained_on(estimator)
-    return None if on is None or decisions(on.with_phase("joint")) == decisions(space) else on.name
-
-
-def _trained_on(estimator: AccuracyEstimator) -> SearchSpace | None:
-    """The space an estimator scores members of only (a supernet's), None for one that scores any."""
-    return estimator.search_space if isinstance(estimator, SpaceEstimator) else None
-
-
-def estimator_data(estimator: AccuracyEstimator) -> dict[str, Any] | None:
-    """The data a trained estimator learnt (``data``, ``classes``, ``resolution``); None for proxies.
-
-    A supernet+macs estimator wraps a supernet (``base``)."""
-    base = estimator.base if isinstance(estimator, WrappingEstimator) else None
-    for obj in (estimator, base):
-        if isinstance(obj, TrainedOnData):
-            meta = obj.meta
-            if isinstance(meta, dict) and "classes" in meta and "resolution" in meta:
-                return _data_of(meta)
-    return None
-
-
-def _data_of(meta: dict[str, Any]) -> dict[str, Any]:
-    data = meta.get("data")
-    return {
-        "data": str(data.get("spec")) if isinstance(data, dict) else "?",
-        "classes": len(meta["classes"]),
-        "resolution": int(meta["resolution"]),
-    }
-
-
-@dataclass
-class _Plan:
-    """A checked search, ready to run: what both engines and the result writer need."""
-
-    space: SearchSpace
-    space_note: str
-    estimator: AccuracyEstimator
-    coarse_est: AccuracyEstimator | None
-    evaluator: Evaluator
-    coarse_ev: Evaluator
-    multi: bool
-    predictors: dict[str, LatencyPredictor]
-    catalog: dict[str, Any]
-    mins: dict[str, float]
-    identity: dict[str, Any]
-    data: dict[str, Any] | None
-
-
-def _check_settings(settings: SearchSettings) -> None:
-    """The checks that need nothing loaded."""
-    if settings.engine not in ENGINES:
-        raise NasError(f"--engine must be one of {', '.join(ENGINES)} (got {settings.engine!r})")
-    if settings.engine == "tunas" and (settings.workers or settings.ray_address or settings.storage or settings.study):
-        raise NasError(
-            "--engine tunas runs in this process; --workers, --ray-address, --storage and --study are for the optuna engine"
-        )
-    if settings.coarse_top < 1:
-        raise NasError(f"--coarse-top must be >= 1 (got {settings.coarse_top})")
-    for label, n in (
-        ("trials", settings.trials),
-        ("coarse-trials", settings.coarse_trials),
-        ("fine-trials", settings.fine_trials),
-    ):
-        if n < 1:
-            raise NasError(f"--{label} must be >= 1 (got {n})")
-    if not settings.beta < 0:
-        raise NasError(f"--beta must be negative (a latency penalty; got {settings.beta})")
-    if settings.storage and "://" in settings.storage:
-        check_rdb_url(settings.storage)
-
-
-def _plan(settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor], catalog: dict[str, Any],
-          rep: Reporter) -> _Plan:  # fmt: skip
-    """Build the estimators, choose and check the space (everything that may refuse before a trial)."""
-    from nas.supernet import make_estimator
-
-    tunas = settings.engine == "tunas"
-    estimator = make_estimator(settings.estimator)
-    coarse_est = None if settings.coarse_estimator is None else make_estimator(settings.coarse_estimator)
-    if coarse_est is not None and settings.one_stage:
-        raise NasError("--coarse-estimator scores the coarse stage of a two-stage search; drop it or --one-stage")
-    if tunas:
-        from nas.search._tunas_engine import check_estimator
-
-        check_estimator(estimator)
-        if coarse_est is not None:
-            check_estimator(coarse_est, "--coarse-estimator")
-    trained_on = _trained_on(estimator)  # a supernet scores members of its own space only
-    if trained_on is not None and trained_on.phase == "coarse":
-        raise NasError(
-            f"{estimator.name} was trained on the coarse stage only (supernet train --phase coarse): give it as "
-            "--coarse-estimator and a supernet of the joint space as --estimator"
-        )
-    if settings.space:
-        space = load_space(settings.space)
-        space_note = "given with --space"
-        if other := _trained_elsewhere(estimator, space):
-            raise NasError(f"{estimator.name} was trained on space {other}; --space must be that space (or omitted)")
-    elif trained_on is not None:
-        space = trained_on.with_phase("joint")
-        space_note = f"the space {estimator.name} was trained on"
-        rep.note(f"space {space.name}: {space_note}")
-    else:
-        name, space_note = choose_space(budgets, predictors)
-        space = load_space(name)
-        rep.note(f"space {name}: {space_note}")
-    if coarse_est is not None and (other := _trained_elsewhere(coarse_est, space)):
-        raise NasError(f"--coarse-estimator {coarse_est.name} was trained on space {other}, not on {space.name}")
-    mins = check_space(space, budgets, predictors, two_stage=not settings.one_stage)
-    multi = multi_objective(Evaluator(predictors, budgets, None), settings.pareto)
-    evaluator = Evaluator(predictors, budgets, estimator, score_infeasible=multi)
-    coarse_ev = evaluator if coarse_est is None else Evaluator(predictors, budgets, coarse_est, score_infeasible=multi)
-    return _Plan(space, space_note, estimator, coarse_est, evaluator, coarse_ev, multi, predictors, catalog, mins,
-                 _identity(settings, budgets, space, estimator.name), estimator_data(estimator))  # fmt: skip
 
 
 def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> SearchOutcome:
@@ -361,17 +40,19 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
     from nas.latency import load_catalog, load_predictor
 
     rep = reporter or SilentReporter()
-    _check_settings(settings)
+    check_settings(settings)
     catalog = load_catalog(settings.tables_dir)
     budgets = pair_budgets(settings.targets, settings.budgets, list(catalog))
-    predictors = {b.target: load_predictor(b.target, settings.tables_dir, settings.fallback) for b in budgets}
+    predictors: dict[str, LatencyPredictor] = {
+        b.target: load_predictor(b.target, settings.tables_dir, settings.fallback) for b in budgets
+    }
     out = settings.out or (settings.output_root / _run_name(budgets))
     check_run_dir(out)
     run = open_run_dir(out) if (out / RUN_FILE).exists() else None
     try:
-        if run is not None and (done := _rewrite_finished(run, settings, budgets, predictors, catalog, rep)):
+        if run is not None and (done := rewrite_finished(run, settings, budgets, predictors, catalog, rep)):
             return done
-        plan = _plan(settings, budgets, predictors, catalog, rep)
+        plan = make_plan(settings, budgets, predictors, catalog, rep)
         run = run or open_run_dir(out)  # created only now: a refused search leaves no folder behind
         check_identity(run, plan.identity)
         if settings.engine == "tunas":
@@ -382,7 +63,7 @@ def run_search(settings: SearchSettings, reporter: Reporter | None = None) -> Se
             run.release()
 
 
-def _run_record(settings: SearchSettings, plan: _Plan, run: RunDir, **extra: Any) -> dict[str, Any]:
+def _run_record(settings: SearchSettings, plan: Plan, run: RunDir, **extra: Any) -> dict[str, Any]:
     """``run.json`` of a run in progress (no ``finished`` entry)."""
     return {
         "format": RUN_FORMAT,
@@ -398,7 +79,7 @@ def _run_record(settings: SearchSettings, plan: _Plan, run: RunDir, **extra: Any
     }
 
 
-def _optuna_engine(settings: SearchSettings, plan: _Plan, run: RunDir, opened: OpenedStorage, study_base: str,
+def _optuna_engine(settings: SearchSettings, plan: Plan, run: RunDir, opened: OpenedStorage, study_base: str,
                   rep: Reporter) -> OptunaEngine:  # fmt: skip
     """The local optuna engine, or the Ray one when ``--workers``/``--ray-address`` ask for it."""
     if settings.workers or settings.ray_address:
@@ -414,13 +95,13 @@ def _flow(settings: SearchSettings) -> Flow:
                 settings.seed)  # fmt: skip
 
 
-def _run_stages(engine: Engine, plan: _Plan, settings: SearchSettings) -> list[StageRun]:
+def _run_stages(engine: Engine, plan: Plan, settings: SearchSettings) -> list[StageRun]:
     """The one two-stage (or one-stage) flow every engine goes through."""
     coarse_ev = None if plan.coarse_est is None else plan.coarse_ev
     return run_stages(engine, plan.space, _flow(settings), plan.evaluator, coarse_ev)
 
 
-def _optuna_info(settings: SearchSettings, plan: _Plan, engine: OptunaEngine, storage_url: str) -> dict[str, Any]:
+def _optuna_info(settings: SearchSettings, plan: Plan, engine: OptunaEngine, storage_url: str) -> dict[str, Any]:
     """The run's settings as the summary states them."""
     ray = bool(settings.workers or settings.ray_address)
     trials_text = (
@@ -437,14 +118,14 @@ def _optuna_info(settings: SearchSettings, plan: _Plan, engine: OptunaEngine, st
         "trials_text": trials_text,
         "seed": settings.seed,
         "estimator": plan.estimator.name,
-        "estimator_meaning": plan.estimator.meaning + _coarse_note(plan.coarse_est),
+        "estimator_meaning": plan.estimator.meaning + coarse_note(plan.coarse_est),
         "storage": storage_url,
         "study": engine.study_base,
         "estimator_data": plan.data,
     }
 
 
-def _run_optuna(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
+def _run_optuna(settings: SearchSettings, plan: Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
     """The optuna engines' run (local or Ray): resumable from the optuna storage."""
     out, evaluator = run.path, plan.evaluator
     opened = open_storage(settings.storage, out)
@@ -459,7 +140,7 @@ def _run_optuna(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporte
     try:
         runs = _run_stages(engine, plan, settings)
         info = _optuna_info(settings, plan, engine, opened.url)
-        refs = _references(plan.estimator, plan.predictors) if settings.references else []
+        refs = references(plan.estimator, plan.predictors) if settings.references else []
         # Two estimators score on two scales: the coarse stage only chooses the bases the fine stage refines.
         fine_only = None if plan.coarse_est is None else [r.stage.label for r in runs if r.stage.label != "coarse"]
         outcome = write_results(
@@ -473,7 +154,7 @@ def _run_optuna(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporte
         rep.note(f"stages short of their trials: {', '.join(short)}; rerun the same command to complete them")
         return outcome
     stages = [[r.stage.label, engine.spec(r.stage).study_name] for r in runs]
-    record["finished"] = _finished(settings, plan, outcome, info, fine_only, stages=stages)
+    record["finished"] = finished_record(settings, plan, outcome, info, fine_only, stages=stages)
     run.write_record(record)
     return outcome
 
@@ -485,96 +166,7 @@ def _records_frame(runs: list[StageRun], evaluator: Evaluator) -> pd.DataFrame:
     return pd.DataFrame([rec for r in runs for rec in r.records(evaluator)], columns=cols)
 
 
-def _finished(settings: SearchSettings, plan: _Plan, outcome: SearchOutcome, info: dict[str, Any],
-              best_stages: list[str] | None, **extra: Any) -> dict[str, Any]:  # fmt: skip
-    """The ``finished`` entry of run.json: the request, and what rebuilding the outcome needs."""
-    return normalized({
-        "request": _request(settings, plan.catalog),
-        "info": info,
-        "references": [{"name": r.name, "score": r.score, "latency_ms": r.latency_ms} for r in outcome.references],
-        "best_stages": best_stages,
-        "best": {"arch": outcome.best.arch, "score": outcome.best_score},
-        "all_latency_ms": outcome.all_latency_ms,
-        "trials_sha256": _sha256(outcome.out_dir / "trials.csv"),
-        **extra,
-    })  # fmt: skip
-
-
-def _rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor],
-                      catalog: dict[str, Any], rep: Reporter) -> SearchOutcome | None:  # fmt: skip
-    """The outcome of a finished run asked for again with the same request, from its record: the trials
-    from the optuna storage (TuNAS: its trials.csv, checked against the recorded hash), the rest from
-    run.json; the result files are rewritten only when one is missing or was written from other trials.
-    None when the run must (re)run."""
-    from nas.zoo import get_spec
-
-    rec = (run.previous or {}).get("finished")
-    if not isinstance(rec, dict) or rec.get("request") != _request(settings, catalog):
-        return None
-    evaluator = Evaluator(predictors, budgets, None)
-    chosen = None
-    if rec.get("chosen"):
-        trials = _read_trials(run.path / "trials.csv", rec.get("trials_sha256"))
-        chosen = (parse_arch(rec["chosen"]["arch"]), float(rec["chosen"]["score"]))
-    else:
-        trials = _trials_from_storage(settings, run.path, rec["stages"], evaluator)
-    if trials is None:
-        return None
-    refs = [Reference(r["name"], get_spec(r["name"]), r["score"], r["latency_ms"]) for r in rec["references"]]
-    rep.note(f"{run.path}: this search is finished ({len(trials)} trials); results from its record "
-             "(raise the trial counts to search on)")  # fmt: skip
-    text = trials.to_csv(index=False)
-    if all((run.path / n).is_file() for n in RESULT_FILES) and _sha256_text(text) == rec.get("trials_sha256"):
-        # The files were written from these very trials: rebuild the outcome, rewrite nothing.
-        best = (parse_arch(rec["best"]["arch"]), float(rec["best"]["score"]))
-        everywhere = {t: (v[0], v[1]) for t, v in rec["all_latency_ms"].items()}
-        return make_outcome(run.path, trials, evaluator, best, everywhere, rec["info"], refs, rec["best_stages"])
-    outcome = write_results(run.path, trials, evaluator, all_targets=list(catalog), settings=rec["info"],
-                            references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
-                            chosen=chosen, stages=rec["best_stages"])  # fmt: skip
-    fresh = {
-        **rec,
-        "best": {"arch": outcome.best.arch, "score": outcome.best_score},
-        "all_latency_ms": outcome.all_latency_ms,
-        "trials_sha256": _sha256(run.path / "trials.csv"),
-    }
-    run.write_record({**(run.previous or {}), "finished": normalized(fresh)})
-    return outcome
-
-
-def _trials_from_storage(settings: SearchSettings, out: Path, stages: list[list[str]], evaluator: Evaluator) -> Any:
-    """The trials table of a finished optuna run from its storage; None when a trial lacks its arch
-    (Ray trials of older runs: rebuilding them needs the space, so the run takes the normal path)."""
-    import optuna
-
-    opened = open_storage(settings.storage, out)
-    try:
-        studies = [(label, optuna.load_study(study_name=name, storage=opened.storage), None) for label, name in stages]
-        if any("arch" not in t.user_attrs for _, st, _ in studies for t in completed_trials(st)):
-            return None
-        return trials_frame(studies, evaluator)
-    except KeyError:  # a study is gone (another --storage)
-        return None
-    finally:
-        opened.close()
-
-
-def _read_trials(path: Path, sha: str | None) -> Any:
-    """A TuNAS run's trials.csv when it is the one recorded (same SHA-256), else None."""
-    if sha is None or not path.is_file() or _sha256(path) != sha:
-        return None
-    return pd.read_csv(path)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _run_tunas(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
+def _run_tunas(settings: SearchSettings, plan: Plan, run: RunDir, rep: Reporter) -> SearchOutcome:
     """The TuNAS engine's run: no optuna storage (a TuNAS search restarts from scratch when rerun
     before it finished)."""
     from nas.search._tunas_engine import RESCORE_TOP, RESCORED, TunasEngine
@@ -599,16 +191,16 @@ def _run_tunas(settings: SearchSettings, plan: _Plan, run: RunDir, rep: Reporter
         f"`{RESCORED}` rows, and pareto.csv is built from them)",
         "seed": settings.seed,
         "estimator": plan.estimator.name,
-        "estimator_meaning": plan.estimator.meaning + _coarse_note(plan.coarse_est),
+        "estimator_meaning": plan.estimator.meaning + coarse_note(plan.coarse_est),
         "storage": "none (TuNAS runs in one process)",
         "study": "-",
         "estimator_data": plan.data,
     }
-    refs = _references(plan.estimator, plan.predictors) if settings.references else []
+    refs = references(plan.estimator, plan.predictors) if settings.references else []
     outcome = write_results(run.path, trials, evaluator, all_targets=list(plan.catalog), settings=info,
                             references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
                             chosen=(arch, score), stages=[RESCORED])  # fmt: skip
-    record["finished"] = _finished(
+    record["finished"] = finished_record(
         settings, plan, outcome, info, [RESCORED], chosen={"arch": arch.arch, "score": score}
     )
     run.write_record(record)
@@ -622,14 +214,6 @@ def _note_over_budget(evaluator: Evaluator, arch: ArchSpec, rep: Reporter) -> No
         rep.note("TuNAS's most likely architecture is over budget on " + ", ".join(
             f"{b.target} ({evaluator.latencies(arch)[b.target]:.3g} ms > {b.text})" for b in over
         ) + ": the absolute reward only penalises the distance to T0; more steps or a more negative --beta tighten it")  # fmt: skip
-
-
-def _coarse_note(coarse_est: AccuracyEstimator | None) -> str:
-    """What the summary adds to the estimator's meaning when the coarse stage had its own."""
-    if coarse_est is None:
-        return ""
-    return (f"; the coarse stage was scored by `{coarse_est.name}` ({coarse_est.meaning}), so best and Pareto "
-            "front come from the fine stage")  # fmt: skip
 
 
 def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:
@@ -653,13 +237,7 @@ def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:
 
 
 __all__ = [
-    "REFERENCE_MODELS",
-    "SearchSettings",
-    "check_space",
-    "choose_space",
-    "estimator_data",
-    "format_ms",
+    "RUN_FORMAT",
     "outcome_json",
-    "pair_budgets",
     "run_search",
 ]

@@ -77,11 +77,12 @@ def _rescore(rows: list[TrialRecord], estimator: AccuracyEstimator, evaluator: E
     return out
 
 
-def check_estimator(estimator: AccuracyEstimator, option: str = "--estimator") -> TunasEstimator:
+def check_estimator(estimator: AccuracyEstimator | None, option: str = "--estimator") -> TunasEstimator:
     """``estimator``, if it can drive TuNAS (a supernet: per-step batch quality in [0, 1]); else raise."""
     if not isinstance(estimator, TunasEstimator):
+        got = "no estimator" if estimator is None else estimator.name
         raise NasError(
-            f"--engine tunas needs {option} supernet:CKPT, supernet+macs:CKPT or predictor:PRED (got {estimator.name}): TuNAS's reward adds an "
+            f"--engine tunas needs {option} supernet:CKPT, supernet+macs:CKPT or predictor:PRED (got {got}): TuNAS's reward adds an "
             "accuracy in [0, 1] to a latency penalty, a scale training-free proxies do not have"
         )
     return estimator

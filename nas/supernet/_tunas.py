@@ -249,7 +249,7 @@ def _check_search(steps: int, samples_per_step: int, latency: LatencyFn | Sequen
         raise NasError(f"steps must be at least 1 (got {steps})")
     if samples_per_step < 1:
         raise NasError(f"samples_per_step must be at least 1 (got {samples_per_step})")
-    fns = list(latency) if isinstance(latency, (list, tuple)) else [latency]
+    fns: list[LatencyFn] = list(latency) if isinstance(latency, (list, tuple)) else [latency]  # type: ignore[list-item]
     if not fns:
         raise NasError("tunas_search needs at least one latency function")
     budgets = [float(b) for b in _as_list(budget_ms, len(fns), "budget")]
