@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from nas.latency._keys import key_features, key_ops, key_weight_bytes
 from nas.latency._roofline import layer_ms
 from nas.latency._table import LatencyTable, build_hint
 from nas.spec import ArchSpec, arch_keys
+
+if TYPE_CHECKING:
+    from nas.space import SearchSpace
 
 FALLBACKS: tuple[str, ...] = ("roofline",)
 #: Floor of any prediction: a calibrated overhead can be negative (a layer timed alone pays its own
@@ -77,7 +80,7 @@ class Predictor:
         self._entries = dict(table.entry_ms)
         self._weights = dict(table.weight_bytes)
         self._estimated: dict[str, float] = {}
-        self._space_luts: dict[int, tuple[Any, _SlotLUT]] = {}
+        self._space_luts: dict[int, tuple[SearchSpace, _SlotLUT]] = {}
 
     @property
     def target(self) -> str:
@@ -130,7 +133,7 @@ class Predictor:
     def _source(self, estimated: bool) -> str:
         return self.table.source + ("+roofline-fallback" if estimated else "")
 
-    def predict_encoded(self, space: Any, encodings: np.ndarray) -> Prediction:
+    def predict_encoded(self, space: SearchSpace, encodings: np.ndarray) -> Prediction:
         """Latencies (ms) of a search space's encoded architectures (rows of ``encodings``)."""
         entry = self._space_luts.get(id(space))
         if entry is None or entry[0] is not space:
@@ -143,7 +146,7 @@ class Predictor:
 class _SlotLUT:
     """Per-slot lookup tables over the mixed-radix index of the slot's decisions."""
 
-    def __init__(self, predictor: Predictor, space: Any):
+    def __init__(self, predictor: Predictor, space: SearchSpace):
         from nas.latency._keys import import_space
 
         slots = import_space().slots(space)
@@ -251,7 +254,7 @@ def predict(
     archs: Sequence[ArchSpec] | np.ndarray,
     target: str,
     *,
-    space: Any = None,
+    space: SearchSpace | None = None,
     fallback: str | None = None,
     tables_dir: Path | None = None,
 ) -> np.ndarray:

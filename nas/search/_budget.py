@@ -27,3 +27,9 @@ def parse_budget(text: str) -> float:
 def format_ms(ms: float) -> str:
     """Compact display of a latency in ms (``4ms``, ``0.75ms``)."""
     return f"{ms:.4g}ms"
+
+
+__all__ = [
+    "format_ms",
+    "parse_budget",
+]

@@ -64,3 +64,9 @@ def _local_cluster() -> bool:
     """Whether ``ray start`` left the address of a running cluster where ``ray.init(address="auto")`` looks."""
     tmp = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
     return path_exists(tmp)
+
+
+__all__ = [
+    "check_ray_address",
+    "check_storage",
+]

@@ -9,12 +9,16 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nas.space import SearchSpace, decisions, decode, slots
 from nas.spec import ArchSpec
+
+if TYPE_CHECKING:
+    from nas.search._protocols import LatencyPredictor
+    from nas.supernet import AccuracyEstimator
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,9 @@ class Evaluator:
     TPE ranks infeasible trials by their constraint violation only, so their score is never used.
     """
 
-    predictors: dict[str, Any]  # target → nas.latency.Predictor
+    predictors: dict[str, LatencyPredictor]  # target → nas.latency.Predictor
     budgets: list[TargetBudget]
-    estimator: Any  # nas.supernet.AccuracyEstimator
+    estimator: AccuracyEstimator | None  # None: latencies only (no score is asked for)
     score_infeasible: bool = False
     _lat: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
     _score: dict[str, float] = field(default_factory=dict, repr=False)
@@ -68,6 +72,7 @@ class Evaluator:
         """Estimator score (cached)."""
         key = arch.arch
         if key not in self._score:
+            assert self.estimator is not None, "an Evaluator without an estimator scores nothing"
             self._score[key] = float(self.estimator.score([arch])[0])
         return self._score[key]
 
@@ -79,7 +84,7 @@ class Evaluator:
         return Evaluation(arch, lat, feasible, score)
 
 
-def min_latency(space: SearchSpace, predictor: Any) -> tuple[float, ArchSpec]:
+def min_latency(space: SearchSpace, predictor: LatencyPredictor) -> tuple[float, ArchSpec]:
     """Smallest latency any member of ``space`` reaches on ``predictor``'s target, and that member.
 
     Exact for the additive part of the model: every block-variant and MQA decision sits in one slot,
@@ -144,3 +149,6 @@ def pareto_mask(scores: np.ndarray, latencies: np.ndarray) -> np.ndarray:
 def finite(x: float | None) -> bool:
     """Whether a score is a usable number."""
     return x is not None and math.isfinite(x)
+
+
+__all__ = ["Evaluation", "Evaluator", "TargetBudget", "finite", "min_latency", "pareto_mask"]

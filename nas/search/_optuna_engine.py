@@ -1,4 +1,5 @@
-"""The optuna engine: one study per search stage, run locally or through Ray Tune.
+"""The optuna engine: one study per search stage, run in this process (:class:`OptunaEngine`; the
+Ray engine, :class:`nas.search._ray_engine.RayEngine`, runs the trials on Ray Tune instead).
 
 Single target: constrained TPE (latency ≤ budget); several targets or ``--pareto``: NSGA-II over
 (score, latency per target) with the same constraints. Constraints are computed from the trial's
@@ -10,27 +11,20 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search._evaluate import Evaluator
+from nas.search._engine import Stage, StageRun, TrialRecord
+from nas.search._evaluate import Evaluation, Evaluator
+from nas.search._protocols import Reporter
 from nas.search._storage import OpenedStorage, fail_stale
-from nas.space import SearchSpace, arch_from_params, params_from_arch, suggest
-from nas.spec import ArchSpec
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-#: Which process ran a trial (several workers may share a study through PostgreSQL).
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+from nas.search._suggest import WORKER, suggest_constrained
+from nas.search._trials import completed_trials, study_records, trial_score
+from nas.space import SearchSpace, arch_from_params, params_from_arch
+from nas.spec import ArchSpec, parse_arch
 
 
 @dataclass(frozen=True)
@@ -49,19 +43,6 @@ def multi_objective(evaluator: Evaluator, pareto: bool) -> bool:
     return pareto or len(evaluator.budgets) > 1
 
 
-def suggest_constrained(space: SearchSpace, trial: Any, evaluator: Evaluator) -> ArchSpec:
-    """Suggest an architecture and record its budget constraints on the trial.
-
-    optuna 5 deprecates samplers' ``constraints_func`` for ``Trial.set_constraint``; both TPE and
-    NSGA-II read ``trial.constraints``. Latency depends on the parameters only, so the constraints
-    are set here, in the process that owns the study, for local and Ray trials alike.
-    """
-    arch = suggest(space, trial)
-    for b, v in zip(evaluator.budgets, evaluator.violations(evaluator.latencies(arch)), strict=True):
-        trial.set_constraint(f"latency[{b.target}]", v)
-    return arch
-
-
 def make_sampler(evaluator: Evaluator, multi: bool, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
     """TPE (single objective) or NSGA-II (several); both honour the trials' budget constraints."""
     if multi:
@@ -77,7 +58,7 @@ def directions(evaluator: Evaluator, multi: bool) -> list[str]:
     return ["maximize"] + (["minimize"] * len(evaluator.budgets) if multi else [])
 
 
-def objective_values(ev: Any, evaluator: Evaluator, multi: bool) -> float | list[float]:
+def objective_values(ev: Evaluation, evaluator: Evaluator, multi: bool) -> float | list[float]:
     """What optuna is told: the score (−inf when over budget and not scored) [+ latencies]."""
     score = -math.inf if ev.score is None else ev.score
     if not multi:
@@ -204,94 +185,107 @@ def run_local(
     return study
 
 
-def _ray_trial(config: dict[str, Any], evaluator: Evaluator, space: SearchSpace, multi: bool) -> None:
-    """Ray Tune function trainable: evaluate one architecture and report its objectives."""
-    import torch
-    from ray import tune
-
-    torch.set_num_threads(1)  # one CPU per trial: workers must not oversubscribe the cores
-    arch = arch_from_params(space, config)
-    ev = evaluator.evaluate(arch)
-    vals = objective_values(ev, evaluator, multi)
-    vals = vals if isinstance(vals, list) else [vals]
-    metrics = {"score": vals[0], "feasible": ev.feasible, "arch": arch.arch}
-    for i, b in enumerate(evaluator.budgets):
-        metrics[f"latency_{i}"] = ev.latency_ms[b.target]
-    tune.report(metrics)
+def stage_progress(stage: StageSpec, opened: OpenedStorage) -> int:
+    """Trials of ``stage`` already completed (what its progress bar starts from)."""
+    try:
+        study = optuna.load_study(study_name=stage.study_name, storage=opened.storage)
+    except KeyError:
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def run_ray(
-    stage: StageSpec,
-    evaluator: Evaluator,
-    opened: OpenedStorage,
-    *,
-    multi: bool,
-    seed: int,
-    workers: int,
-    address: str | None,
-    run_dir: Path,
-    on_trial: Callable[[dict[str, Any]], None] | None = None,
-) -> optuna.Study:
-    """Run a stage's remaining trials as Ray Tune trials (``workers`` at a time), with optuna's sampler
-    (through ``OptunaSearch``) writing to the same storage as the local engine.
-
-    Actors are reused across trials: on this machine a fresh actor per trial cost ~1 s and a reused
-    one ~0.1 s, several times the cost of scoring an architecture with the default proxy.
-    """
-    import ray
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
-    from nas.search._ray_support import DefineByRun, NoTensorboard, ProgressCallback, quiet_logger
-
-    sampler = make_sampler(evaluator, multi, seed, stage.n_trials)
-    dirs = directions(evaluator, multi)
-    study = open_study(stage, opened, sampler, dirs)  # creates it, fails stale trials, enqueues
-    remaining = stage.n_trials - taken(study)
-    if remaining <= 0:
-        return study
-    if not ray.is_initialized():
-        where = {"address": address} if address else {"num_cpus": workers}
-        ray.init(**where, log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)
-    metric = ["score"] + [f"latency_{i}" for i in range(len(evaluator.budgets))] if multi else "score"
-    mode = ["max"] + ["min"] * len(evaluator.budgets) if multi else "max"
-    searcher = OptunaSearch(
-        space=DefineByRun(stage.space, evaluator),
-        metric=metric,
-        mode=mode,
-        sampler=sampler,
-        storage=opened.storage,
-        study_name=stage.study_name,
-    )
-    trainable = tune.with_resources(
-        tune.with_parameters(_ray_trial, evaluator=evaluator, space=stage.space, multi=multi), {"cpu": 1}
-    )
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=max(1, workers)),
-            num_samples=remaining,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name=stage.study_name.replace(":", "-").replace("/", "-"),
-            storage_path=str((run_dir / "ray").resolve()),
-            verbose=0,
-            callbacks=[ProgressCallback(on_trial), NoTensorboard()],
-        ),
-    )
-    with quiet_logger("ray.tune"):  # "Wrote the latest version of all result files …" after every stage
-        tuner.fit()
-    return optuna.load_study(study_name=stage.study_name, storage=opened.storage)
+def top_feasible(study: optuna.Study, evaluator: Evaluator, k: int, space: SearchSpace) -> list[ArchSpec]:
+    """The ``k`` best distinct within-budget architectures of a study (ties: the earlier trial)."""
+    seen, rows = set(), []
+    for t in completed_trials(study):
+        arch = parse_arch(t.user_attrs["arch"]) if "arch" in t.user_attrs else arch_from_params(space, t.params)
+        s = trial_score(t)
+        if s is None or arch.arch in seen:
+            continue
+        if all(v <= 0 for v in evaluator.violations(evaluator.latencies(arch))):
+            seen.add(arch.arch)
+            rows.append((-s, t.number, arch))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in rows[:k]]
 
 
-def completed_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials in number order."""
-    return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+@dataclass
+class OptunaStageRun:
+    """A stage run by an optuna engine: its study (shared with every worker of the stage)."""
+
+    stage: Stage
+    study: optuna.Study
+
+    def records(self, evaluator: Evaluator) -> list[TrialRecord]:
+        """The study's completed trials, read now (a shared study holds every worker's)."""
+        return study_records(self.stage.label, self.study, self.stage.space, evaluator)
+
+    def n_complete(self) -> int:
+        """Completed trials of the stage, every worker's together."""
+        return n_complete(self.study)
 
 
-def trial_score(trial: FrozenTrial) -> float | None:
-    """The trial's score (None when it was not scored)."""
-    v = trial.values[0] if trial.values else None
-    return None if v is None or not np.isfinite(v) else float(v)
+class OptunaEngine:
+    """The local optuna engine: a stage is one study (``<study base>:<label>``) of ``opened``, run in
+    this process with constrained TPE (single objective) or NSGA-II (``multi``)."""
+
+    name = "optuna"
+
+    def __init__(self, opened: OpenedStorage, *, study_base: str, multi: bool, reporter: Reporter) -> None:
+        self.opened, self.study_base, self.multi, self.reporter = opened, study_base, multi, reporter
+
+    def spec(self, stage: Stage) -> StageSpec:
+        """The optuna study of ``stage``."""
+        return StageSpec(stage.label, f"{self.study_base}:{stage.label}", stage.space, stage.n_trials, stage.warm)
+
+    def run_stage(self, stage: Stage) -> StageRun:
+        """Run the stage's remaining trials; the reporter sees each one."""
+        spec = self.spec(stage)
+        self.reporter.stage_start(stage.label, stage.n_trials, self._progress(spec))
+        study = self._optimize(spec, stage)
+        self.reporter.stage_end(stage.label)
+        return OptunaStageRun(stage, study)
+
+    def _progress(self, spec: StageSpec) -> int:
+        return stage_progress(spec, self.opened)
+
+    def _optimize(self, spec: StageSpec, stage: Stage) -> optuna.Study:
+        def on_trial(t: FrozenTrial) -> None:
+            self.reporter.trial_done(stage.label, bool(t.user_attrs.get("feasible")), trial_score(t))
+
+        return run_local(spec, stage.evaluator, self.opened, multi=self.multi, seed=stage.seed, on_trial=on_trial)
+
+    def fine_bases(self, coarse: StageRun, k: int) -> list[ArchSpec]:
+        """The coarse study's ``k`` best within-budget architectures, recorded in the study the first
+        time, so that several workers sharing it all refine the same bases."""
+        assert isinstance(coarse, OptunaStageRun)
+        study = coarse.study
+        bases_text = study.user_attrs.get("fine_bases")
+        if bases_text is not None:
+            return [parse_arch(b) for b in bases_text]
+        bases = top_feasible(study, coarse.stage.evaluator, k, coarse.stage.space)
+        if bases:
+            study.set_user_attr("fine_bases", [b.arch for b in bases])
+        return bases
+
+
+__all__ = [
+    "SURPLUS",
+    "WORKER",
+    "OptunaEngine",
+    "OptunaStageRun",
+    "StageSpec",
+    "completed_trials",
+    "directions",
+    "make_sampler",
+    "multi_objective",
+    "n_complete",
+    "objective_values",
+    "open_study",
+    "run_local",
+    "stage_progress",
+    "suggest_constrained",
+    "taken",
+    "top_feasible",
+    "trial_score",
+]

@@ -19,6 +19,7 @@ from ray import tune
 from ray.tune.logger import TBXLoggerCallback
 
 from nas.search._evaluate import Evaluator
+from nas.search._suggest import WORKER, suggest_constrained
 from nas.space import SearchSpace
 
 
@@ -29,8 +30,6 @@ class DefineByRun:
         self.space, self.evaluator = space, evaluator
 
     def __call__(self, trial: Any) -> None:
-        from nas.search._optuna_engine import WORKER, suggest_constrained
-
         trial.set_user_attr("worker", WORKER)
         arch = suggest_constrained(self.space, trial, self.evaluator)
         # as local trials do: a finished run's results can be rewritten without the space
@@ -47,6 +46,7 @@ class ProgressCallback(tune.Callback):
         return {"on_trial": None}
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """Report the trial's last result."""
         if self.on_trial is not None and trial.last_result:
             self.on_trial(trial.last_result)
 
@@ -58,13 +58,13 @@ class NoTensorboard(TBXLoggerCallback):
         pass
 
     def log_trial_start(self, trial: Any) -> None:
-        pass
+        """Nothing to log."""
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        pass
+        """Nothing to log."""
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
-        pass
+        """Nothing to log."""
 
 
 @contextmanager
@@ -77,3 +77,6 @@ def quiet_logger(name: str, level: int = logging.WARNING) -> Iterator[None]:
         yield
     finally:
         log.setLevel(old)
+
+
+__all__ = ["DefineByRun", "NoTensorboard", "ProgressCallback", "quiet_logger"]

@@ -22,7 +22,6 @@ from nas._io import write_atomic, write_text_atomic
 from nas.cost import count_macs, count_params
 from nas.errors import NasError
 from nas.search._evaluate import Evaluator, pareto_mask
-from nas.search._optuna_engine import completed_trials, trial_score
 from nas.spec import ArchSpec, parse_arch, to_json
 
 #: ends the one-line error of a result file that cannot be written
@@ -65,44 +64,6 @@ class SearchOutcome:
     def over_budget(self) -> dict[str, float]:
         """Searched targets whose budget the best architecture exceeds, with its latency there."""
         return {t: self.best_latency_ms[t] for t, ms in self.budget_ms.items() if self.best_latency_ms[t] > ms}
-
-
-def trials_frame(studies: Sequence[tuple[str, Any, Any]], evaluator: Evaluator) -> pd.DataFrame:
-    """One row per completed trial of every stage, from ``(label, study, space)`` triples.
-
-    The architecture comes from the trial's ``arch`` attribute, or (trials run on Ray workers) is
-    rebuilt from its parameters; latencies are recomputed with the search's own predictors.
-    """
-    from nas.space import arch_from_params
-
-    rows = []
-    for label, study, space in studies:
-        for t in completed_trials(study):
-            arch_text = t.user_attrs.get("arch")
-            arch = parse_arch(arch_text) if arch_text else arch_from_params(space, t.params)
-            rows.append(trial_row(label, t.number, t.state.name, arch, trial_score(t), evaluator))
-    cols = ["stage", "trial", "state", "feasible", "score", "params", "macs"]
-    cols += [f"latency_ms[{b.target}]" for b in evaluator.budgets] + ["arch"]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def trial_row(label: str, number: int, state: str, arch: ArchSpec, score: float | None,
-              evaluator: Evaluator) -> dict[str, Any]:  # fmt: skip
-    """One ``trials.csv`` row: stage, trial, state, within budget, score, params, MACs, latency per target, arch."""
-    lat = evaluator.latencies(arch)
-    row: dict[str, Any] = {
-        "stage": label,
-        "trial": number,
-        "state": state,
-        "feasible": bool(all(v <= 0 for v in evaluator.violations(lat))),
-        "score": score,
-        "params": count_params(arch),
-        "macs": count_macs(arch),
-    }
-    for b in evaluator.budgets:
-        row[f"latency_ms[{b.target}]"] = lat[b.target]
-    row["arch"] = arch.arch
-    return row
 
 
 def pareto_frame(trials: pd.DataFrame, evaluator: Evaluator) -> pd.DataFrame:
@@ -401,3 +362,18 @@ def best_table_rows(outcome: SearchOutcome, k: int = 5) -> list[tuple[str, float
 def np_or_none(x: Any) -> float | None:
     """JSON-friendly float."""
     return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else float(x)
+
+
+__all__ = [
+    "OUT_HINT",
+    "RESULT_FILES",
+    "Reference",
+    "SearchOutcome",
+    "best_table_rows",
+    "make_outcome",
+    "np_or_none",
+    "pareto_figure",
+    "pareto_frame",
+    "provenance_table",
+    "write_results",
+]

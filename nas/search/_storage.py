@@ -23,8 +23,10 @@ same journal without taking ``.owner`` is not protected against; nothing of ours
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,15 @@ CONNECT_TIMEOUT_S = 10
 SQLITE_BUSY_S = 60
 OWNER_SUFFIX = ".owner"
 OPTUNA_LOCK_SUFFIX = ".lock"  # optuna.storages.journal._file.LOCK_FILE_SUFFIX
+
+
+@functools.cache
+def quiet_optuna() -> None:
+    """Silence optuna for the rest of the process, once: warnings and above only (no "A new study
+    created" lines), and no ``ExperimentalWarning`` for the APIs a search relies on (heartbeats,
+    ``fail_stale_trials``). Called before any storage is opened, never at import."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 @dataclass
@@ -183,6 +194,7 @@ def open_storage(url: str | None, run_dir: Path) -> OpenedStorage:
 
     A journal is opened under its owner lock (a second process is refused, naming the owner), with
     a torn last line cut and a dead process's optuna lock broken."""
+    quiet_optuna()
     if url and "://" in url:
         return OpenedStorage(_open_rdb(url), masked_url(url), "rdb")
     path = Path(url) if url else run_dir / JOURNAL_NAME
@@ -232,3 +244,21 @@ def _dead_local_worker(worker: object) -> bool:
         return False
     host, _, pid = worker.rpartition(":")
     return host == HOST and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
+
+
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "GRACE_S",
+    "HEARTBEAT_S",
+    "JOURNAL_NAME",
+    "OPTUNA_LOCK_SUFFIX",
+    "OWNER_SUFFIX",
+    "SQLITE_BUSY_S",
+    "OpenedStorage",
+    "break_stale_journal_lock",
+    "check_rdb_url",
+    "fail_stale",
+    "masked_url",
+    "open_storage",
+    "quiet_optuna",
+]

@@ -1,6 +1,7 @@
 """The TuNAS engine of ``mnv4-nas search --engine tunas``: REINFORCE with the absolute reward
 ``R = Q + Σ_t β·|T_t/T0_t − 1|`` (T0 = each target's budget) over the space's decisions, scored by a
-trained supernet (:func:`nas.supernet.tunas_search`), in the paper's two stages or one.
+trained supernet (:func:`nas.supernet.tunas_search`), in the paper's two stages or one
+(:func:`nas.search._engine.run_stages`).
 
 Every architecture the controller samples becomes a row of ``trials.csv`` (its score is the
 per-step quality: supernet accuracy on one held-out batch); the reported architecture is the
@@ -12,17 +13,24 @@ are scored again by the full estimator as ``rescored`` rows, and ``pareto.csv`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from nas.errors import NasError
+from nas.search._engine import Stage, StageRun, TrialRecord
 from nas.search._evaluate import Evaluator
-from nas.search._results import trial_row
-from nas.space import SearchSpace, coarse_space, decisions, fix_coarse
+from nas.search._protocols import Reporter
+from nas.search._trials import trial_row
+from nas.space import SearchSpace, decisions
 from nas.spec import ArchSpec, parse_arch
+from nas.supernet import AccuracyEstimator, TunasEstimator
+
+if TYPE_CHECKING:
+    from nas.supernet import Controller, TunasResult
 
 RESCORE_TOP = 16  #: distinct within-budget samples scored by the full estimator for the Pareto front
 RESCORED = "rescored"  #: stage label of those rows in trials.csv
@@ -35,10 +43,10 @@ def _latency_fns(evaluator: Evaluator) -> list[Callable[[list[ArchSpec]], np.nda
     return [fn(b.target) for b in evaluator.budgets]
 
 
-def _controller_for(estimator: Any, space: SearchSpace) -> Any:
+def _controller_for(estimator: TunasEstimator, space: SearchSpace) -> Controller | None:
     """The controller trained jointly with the supernet's weights (sampler ``tunas``), moved onto
     ``space`` — same decisions, at the resolution the latency tables see — or None."""
-    ctl = estimator.controller() if hasattr(estimator, "controller") else None
+    ctl = estimator.controller()
     if ctl is None:
         return None
     from nas.supernet import Controller
@@ -50,7 +58,8 @@ def _controller_for(estimator: Any, space: SearchSpace) -> Any:
     return moved
 
 
-def _rescore(rows: list[dict[str, Any]], estimator: Any, evaluator: Evaluator, k: int, reporter: Any) -> list[dict[str, Any]]:  # fmt: skip
+def _rescore(rows: list[TrialRecord], estimator: AccuracyEstimator, evaluator: Evaluator, k: int,
+             reporter: Reporter) -> list[TrialRecord]:  # fmt: skip
     """Full-estimator rows for the ``k`` distinct within-budget samples with the best mean one-batch score."""
     frame = pd.DataFrame(rows)
     ok = frame[frame["feasible"]] if not frame.empty else frame
@@ -68,67 +77,94 @@ def _rescore(rows: list[dict[str, Any]], estimator: Any, evaluator: Evaluator, k
     return out
 
 
-def check_estimator(estimator: Any, option: str = "--estimator") -> None:
-    """Raise unless ``estimator`` can drive TuNAS (a supernet: per-step batch quality in [0, 1])."""
-    if not hasattr(estimator, "tunas_quality"):
+def check_estimator(estimator: AccuracyEstimator | None, option: str = "--estimator") -> TunasEstimator:
+    """``estimator``, if it can drive TuNAS (a supernet: per-step batch quality in [0, 1]); else raise."""
+    if not isinstance(estimator, TunasEstimator):
+        got = "no estimator" if estimator is None else estimator.name
         raise NasError(
-            f"--engine tunas needs {option} supernet:CKPT, supernet+macs:CKPT or predictor:PRED (got {estimator.name}): TuNAS's reward adds an "
+            f"--engine tunas needs {option} supernet:CKPT, supernet+macs:CKPT or predictor:PRED (got {got}): TuNAS's reward adds an "
             "accuracy in [0, 1] to a latency penalty, a scale training-free proxies do not have"
         )
+    return estimator
 
 
-def run_tunas(
-    space: SearchSpace,
-    evaluator: Evaluator,
-    estimator: Any,
-    *,
-    coarse_estimator: Any = None,
-    one_stage: bool,
-    steps: tuple[int, int, int],  # (one-stage, coarse, fine)
-    seed: int,
-    beta: float,
-    reporter: Any,
-) -> tuple[pd.DataFrame, ArchSpec, float, dict[str, Any]]:
-    """Run the TuNAS stage(s) and re-score the best samples (see the module docstring); returns
-    (trials table, reported arch, its score, details for the summary).
+@dataclass
+class TunasStageRun:
+    """A TuNAS stage: the sampled architectures' rows and the search's result."""
 
-    ``estimator`` (and ``coarse_estimator``, which drives the coarse stage if given) must pass
-    :func:`check_estimator` (``run_search`` checks them before any other work).
-    """
-    from nas.supernet import tunas_search
+    stage: Stage
+    rows: list[TrialRecord]
+    result: TunasResult
 
-    fns = _latency_fns(evaluator)
-    budgets = [b.budget_ms for b in evaluator.budgets]
-    rows: list[dict[str, Any]] = []
-    details: dict[str, Any] = {"beta": beta, "stages": []}
+    def records(self, evaluator: Evaluator) -> list[TrialRecord]:
+        """One row per sampled architecture (score: its one-batch quality; ``reward``: its reward)."""
+        return self.rows
 
-    def stage(label: str, sp: SearchSpace, n: int, stage_seed: int, controller: Any = None, est: Any = estimator) -> Any:
-        sampled: list[ArchSpec] = []
+    def n_complete(self) -> int:
+        """Controller steps run (all of them: a TuNAS stage is not resumed)."""
+        return len(self.rows)
+
+
+@dataclass
+class TunasEngine:
+    """TuNAS behind the :class:`~nas.search._engine.Engine` protocol: each stage trains a controller by
+    REINFORCE against the stage evaluator's estimator (which must pass :func:`check_estimator`); the
+    joint stage of a one-stage search starts from the controller trained with the supernet, if any."""
+
+    evaluator: Evaluator  #: latencies and budgets (T0) of every stage, and the rows' latencies
+    beta: float
+    reporter: Reporter
+    details: dict[str, Any] = field(default_factory=dict)
+    name: str = "tunas"
+
+    def __post_init__(self) -> None:
+        self.details = {"beta": self.beta, "stages": []}
+
+    def run_stage(self, stage: Stage) -> StageRun:
+        """Run ``stage.n_trials`` controller steps over ``stage.space``; every sample becomes a row."""
+        from nas.supernet import tunas_search
+
+        est = check_estimator(stage.evaluator.estimator)
+        controller = _controller_for(est, stage.space) if stage.label == "joint" else None
+        fns = _latency_fns(self.evaluator)
+        label, rows, sampled = stage.label, [], []
 
         def first(archs: list[ArchSpec]) -> np.ndarray:
             sampled.extend(archs)
             return fns[0](archs)
 
         def progress(step: int, stats: dict[str, float]) -> None:
-            row = trial_row(label, step, "COMPLETE", sampled[-1], float(stats["quality"]), evaluator)
+            row = trial_row(label, step, "COMPLETE", sampled[-1], float(stats["quality"]), self.evaluator)
             row["reward"] = float(stats["reward"])
             rows.append(row)
-            reporter.trial_done(label, row["feasible"], row["score"])
+            self.reporter.trial_done(label, row["feasible"], row["score"])
 
-        reporter.stage_start(label, n, 0)
-        res = tunas_search(sp, est, [first, *fns[1:]], budgets, steps=n, beta=beta, seed=stage_seed,
-                           controller=controller, progress=progress)  # fmt: skip
-        reporter.stage_end(label)
-        details["stages"].append({"stage": label, "arch": res.arch.arch, "score": res.score, "reward": res.reward,
-                                  "latency_ms": res.latency_ms, "probabilities": res.probabilities})  # fmt: skip
-        return res
+        self.reporter.stage_start(label, stage.n_trials, 0)
+        res = tunas_search(stage.space, est, [first, *fns[1:]], [b.budget_ms for b in self.evaluator.budgets],
+                           steps=stage.n_trials, beta=self.beta, seed=stage.seed, controller=controller,
+                           progress=progress)  # fmt: skip
+        self.reporter.stage_end(label)
+        self.details["stages"].append({"stage": label, "arch": res.arch.arch, "score": res.score, "reward": res.reward,
+                                       "latency_ms": res.latency_ms, "probabilities": res.probabilities})  # fmt: skip
+        return TunasStageRun(stage, rows, res)
 
-    if one_stage:
-        res = stage("joint", space, steps[0], seed, _controller_for(estimator, space))
-    else:
-        coarse = stage("coarse", coarse_space(space), steps[1], seed, est=coarse_estimator or estimator)
-        res = stage("fine", fix_coarse(space, coarse.arch), steps[2], seed + 1)
-    # One-batch scores of another supernet are on another scale: then only the fine samples compete.
-    pool = rows if coarse_estimator is None else [r for r in rows if r["stage"] != "coarse"]
-    rows += _rescore(pool, estimator, evaluator, RESCORE_TOP, reporter)
-    return pd.DataFrame(rows), res.arch, float(res.score), details
+    def fine_bases(self, coarse: StageRun, k: int) -> list[ArchSpec]:
+        """The coarse controller's most likely architecture (TuNAS refines one base)."""
+        assert isinstance(coarse, TunasStageRun)
+        return [coarse.result.arch]
+
+    def finish(self, runs: Sequence[StageRun], estimator: AccuracyEstimator,
+               separate_coarse: bool) -> tuple[pd.DataFrame, ArchSpec, float]:  # fmt: skip
+        """The trials table (every stage's samples, then the ``rescored`` rows), the reported
+        architecture (the last stage's most likely one) and its score. ``separate_coarse``: the
+        coarse stage had its own estimator, whose one-batch scores are on another scale, so only the
+        other stages' samples compete for rescoring."""
+        rows = [r for run in runs for r in run.records(self.evaluator)]
+        pool = rows if not separate_coarse else [r for r in rows if r["stage"] != "coarse"]
+        rows += _rescore(pool, estimator, self.evaluator, RESCORE_TOP, self.reporter)
+        last = runs[-1]
+        assert isinstance(last, TunasStageRun)
+        return pd.DataFrame(rows), last.result.arch, float(last.result.score)
+
+
+__all__ = ["RESCORED", "RESCORE_TOP", "TunasEngine", "TunasStageRun", "check_estimator"]

@@ -283,3 +283,11 @@ def _single_threaded(on: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+__all__ = [
+    "CACHE_BYTES",
+    "EVAL_BATCH",
+    "GROUP",
+    "SubnetScorer",
+]

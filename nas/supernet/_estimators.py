@@ -19,12 +19,19 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from nas.errors import NasError
 from nas.spec import ArchSpec
+
+if TYPE_CHECKING:
+    from nas.space import SearchSpace
+    from nas.supernet._tunas import Controller
+
+#: Scores of a batch of architectures (TuNAS's per-step quality).
+QualityFn = Callable[[list[ArchSpec]], np.ndarray]
 
 
 @runtime_checkable
@@ -39,6 +46,46 @@ class AccuracyEstimator(Protocol):
     def score(self, archs: Sequence[ArchSpec]) -> np.ndarray:
         """Scores of ``archs`` (float64, same order)."""
         ...
+
+
+@runtime_checkable
+class SpaceEstimator(AccuracyEstimator, Protocol):
+    """An estimator that scores the members of one search space only: it was trained or fitted there
+    (``supernet:``, ``supernet+macs:``, ``predictor:``). A search runs in that space."""
+
+    @property
+    def search_space(self) -> SearchSpace:
+        """The space it scores (at the resolution it reports)."""
+        ...
+
+
+@runtime_checkable
+class TunasEstimator(SpaceEstimator, Protocol):
+    """A supernet-backed estimator that can drive TuNAS: a cheap per-step quality in [0, 1] and the
+    controller trained jointly with its weights, if any."""
+
+    def tunas_quality(self, batch_size: int = 256, seed: int = 0) -> QualityFn:
+        """Per-step quality of a batch of architectures (accuracy scale)."""
+        ...
+
+    def controller(self) -> Controller | None:
+        """The TuNAS controller trained with the weights (``sampler = tunas``), else None."""
+        ...
+
+
+@runtime_checkable
+class TrainedOnData(Protocol):
+    """An estimator that learnt from data; its checkpoint metadata names it (``data``, ``classes``,
+    ``resolution``)."""
+
+    meta: dict[str, Any]
+
+
+@runtime_checkable
+class WrappingEstimator(Protocol):
+    """An estimator built on another one (``supernet+macs`` on a supernet)."""
+
+    base: AccuracyEstimator
 
 
 class CachedEstimator(ABC):
@@ -273,7 +320,7 @@ ESTIMATORS: dict[str, Callable[[str | None], AccuracyEstimator] | str] = {
     "zen": _proxy_factory(ZenScore),
     "naswot": _proxy_factory(NASWOT),
     "params": _params,
-    "supernet": "nas.supernet._supernet_estimator:make_supernet_estimator",
+    "supernet": "nas.supernet._load_estimator:make_supernet_estimator",
     "supernet+macs": "nas.supernet._rank_mean:make_supernet_macs_estimator",
     "predictor": "nas.supernet._predictor:make_predictor_estimator",
 }
@@ -298,3 +345,20 @@ def make_estimator(text: str | None = None) -> AccuracyEstimator:
         except (ImportError, AttributeError):
             raise NasError(f"estimator {m.group(1)!r} is not available in this installation") from None
     return factory(m.group(2))  # type: ignore[operator,no-any-return]
+
+
+__all__ = [
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
+    "NASWOT",
+    "AccuracyEstimator",
+    "CachedEstimator",
+    "ParamsEstimator",
+    "QualityFn",
+    "SpaceEstimator",
+    "TrainedOnData",
+    "TunasEstimator",
+    "WrappingEstimator",
+    "ZenScore",
+    "make_estimator",
+]

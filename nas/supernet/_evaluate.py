@@ -110,3 +110,13 @@ class BatchQuality:
         finally:
             self.supernet.train(was)
         return np.asarray(out, dtype=np.float64)
+
+
+__all__ = [
+    "BatchQuality",
+    "accuracy",
+    "calibration_batches",
+    "source_calibration_batches",
+    "standalone_accuracy",
+    "subnet_accuracy",
+]

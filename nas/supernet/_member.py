@@ -46,7 +46,7 @@ def member_model(checkpoint: str | Path, arch: ArchSpec) -> Member:
     supernet's training data, as :func:`nas.supernet.SupernetEstimator` scores it. One-line errors for
     a bad checkpoint or a non-member."""
     from nas.supernet._few_shot import FewShotEstimator
-    from nas.supernet._supernet_estimator import load_supernet_estimator
+    from nas.supernet._load_estimator import load_supernet_estimator
 
     est = load_supernet_estimator(checkpoint)
     shot = est.shot_for(arch) if isinstance(est, FewShotEstimator) else est
@@ -61,3 +61,9 @@ def member_model(checkpoint: str | Path, arch: ArchSpec) -> Member:
         resolution=int(shot.meta["resolution"]),
         checkpoint=shot.path,
     )
+
+
+__all__ = [
+    "Member",
+    "member_model",
+]

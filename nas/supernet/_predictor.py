@@ -81,9 +81,13 @@ class ScoredSpace(Protocol):
     meta: dict[str, Any]
 
     @property
-    def search_space(self) -> SearchSpace: ...
+    def search_space(self) -> SearchSpace:
+        """The space whose members are sampled and scored."""
+        ...
 
-    def score(self, archs: Sequence[ArchSpec]) -> np.ndarray: ...
+    def score(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        """Scores of ``archs`` (held-out accuracies)."""
+        ...
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,7 +494,7 @@ def fit_predictor(estimator: ScoredSpace, n: int, *, model: str = "ridge", holdo
     pred = fitted[0].predict((x[test] - fitted[1].mean) / fitted[1].std) * fitted[1].y_std + fitted[1].y_mean
     heldout = {"n_train": len(train), "n_test": n_test, **fit_quality(pred, y[test])}
     final, scaling = _fit(x, y, model, rng)
-    meta = getattr(estimator, "meta", {}) or {}
+    meta = estimator.meta or {}
     record = {
         "source": {
             "estimator": estimator.name,

@@ -26,7 +26,8 @@ from nas.space import SearchSpace, sample_distinct
 from nas.spec import ArchSpec
 from nas.supernet._estimators import AccuracyEstimator, CachedEstimator
 from nas.supernet._few_shot import FewShotEstimator
-from nas.supernet._supernet_estimator import SupernetEstimator, load_supernet_estimator
+from nas.supernet._load_estimator import load_supernet_estimator
+from nas.supernet._supernet_estimator import SupernetEstimator
 from nas.supernet._tunas import Controller
 
 #: Reference members per estimator: 64 supernet evaluations (about 40 s on 2 CPU threads at 32 px).

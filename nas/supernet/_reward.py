@@ -18,3 +18,9 @@ def abs_reward(quality: np.ndarray, costs: Sequence[np.ndarray], targets: Sequen
     for t, t0, b in zip(costs, targets, betas, strict=True):
         r += b * np.abs(np.asarray(t, dtype=np.float64) / t0 - 1.0)
     return r
+
+
+__all__ = [
+    "TUNAS_BETA",
+    "abs_reward",
+]

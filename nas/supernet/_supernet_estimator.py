@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,13 +21,10 @@ from nas.errors import NasError
 from nas.space import SearchSpace
 from nas.spec import ArchSpec
 from nas.supernet._batched_eval import SubnetScorer
-from nas.supernet._estimators import AccuracyEstimator, CachedEstimator
+from nas.supernet._estimators import CachedEstimator
 from nas.supernet._evaluate import BatchQuality, calibration_batches
 from nas.supernet._train import controller_from_checkpoint, load_supernet
 from nas.supernet._tunas import Controller
-
-if TYPE_CHECKING:
-    from nas.supernet._few_shot import FewShotEstimator
 
 
 class SupernetEstimator(CachedEstimator):
@@ -100,19 +96,4 @@ class SupernetEstimator(CachedEstimator):
         return controller_from_checkpoint(self._controller_state, self.supernet.search_space)
 
 
-def load_supernet_estimator(path: str | Path, *, data: Dataset | None = None) -> SupernetEstimator | FewShotEstimator:
-    """The estimator of a supernet checkpoint, or of a few-shot supernet's ``.json`` manifest."""
-    from nas.supernet._few_shot import FewShotEstimator, is_few_shot
-
-    if is_few_shot(path):
-        return FewShotEstimator(path, data=data)
-    return SupernetEstimator(path, data=data)
-
-
-def make_supernet_estimator(arg: str | None) -> AccuracyEstimator:
-    """Registry factory of ``supernet:PATH`` (a checkpoint, or a few-shot supernet's manifest)."""
-    if not arg:
-        raise NasError(
-            "estimator 'supernet' needs a checkpoint: supernet:PATH (train one with 'mnv4-nas supernet train')"
-        )
-    return load_supernet_estimator(arg)
+__all__ = ["SupernetEstimator"]

@@ -34,7 +34,7 @@ from nas.supernet._checkpoint import load_checkpoint, save_checkpoint
 from nas.supernet._evaluate import BatchQuality, calibration_batches, source_calibration_batches, subnet_accuracy
 from nas.supernet._reward import TUNAS_BETA, abs_reward
 from nas.supernet._supernet import Supernet, check_inheritable, extreme_vector
-from nas.supernet._tunas import Controller, TunasResult
+from nas.supernet._tunas import Controller, QualityFn, TunasResult
 from nas.train import (
     OPTIMIZERS,
     SEED_RL,
@@ -348,54 +348,82 @@ def train_supernet(
     meta: dict[str, Any] = {"budget": None, "budget_note": "", "cost_unit": ""}
     if controller is not None:
         cost_fn, _ = _tunas_budget(space, cfg, cost_fn, meta)
-    meta.update(
-        space=space_meta(space), resolution=source.resolution, num_classes=len(source.classes),
-        classes=list(source.classes), data=data_meta(source, val, data_spec, val_fraction, split_seed),
-        config=dataclasses.asdict(cfg), world_size=info.world, kernel_transforms=len(supernet.kernel_transforms),
-        epochs_done=0, history=[], rl_history=[], created=datetime.now(UTC).replace(microsecond=0).isoformat(),
-        torch=torch.__version__,
-    )  # fmt: skip
+    meta.update(_new_meta(space, cfg, source, supernet, info, data_meta(source, val, data_spec, val_fraction, split_seed)))
     start_epoch = _start(out, resume, init_from, meta, supernet, engine, controller, source)
     budget = meta["budget"]
-    if isinstance(source, DatasetSource):
-        calib = calibration_batches(source.data, cfg.calib_batches, 64, cfg.seed, dev)
-    else:
-        calib = source_calibration_batches(source, cfg.calib_batches, 64, cfg.seed, dev)
+    calib = _calibration(source, cfg, dev)
     rl_quality = None
     if controller is not None:
         rl_bs = max(2, int(round(cfg.batch_size * cfg.rl_batch_multiplier)))
         rl_quality = BatchQuality(supernet, _val_shard(val, info), rl_bs, 0, dev)
     strategy = _SubnetSteps(supernet, space, cfg, info, controller, rl_quality, cost_fn, budget, meta)
-    largest, smallest = strategy.largest, strategy.smallest
-
-    def end_epoch(epoch: int, stats: EpochStats) -> None:
-        entry = {**stats.entry(epoch + 1), "subnets_per_step": subnets_per_step(cfg)}
-        if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs) and info.is_main:
-            if controller is None:
-                entry["val_acc_largest"] = subnet_accuracy(supernet, largest, val, calib, dev)
-                entry["val_acc_smallest"] = subnet_accuracy(supernet, smallest, val, calib, dev)
-            else:
-                best = controller.most_likely_arch()
-                entry["controller_arch"] = best.arch
-                entry["val_acc_controller"] = subnet_accuracy(supernet, best, val, calib, dev)
-                entry["controller_cost"] = float(cost_fn([best])[0]) if cost_fn is not None else None
-        meta["history"].append(entry)
-        meta["epochs_done"] = epoch + 1
-        meta["updated"] = datetime.now(UTC).replace(microsecond=0).isoformat()
-        meta["rl_history"] = _thin(meta["rl_history"])
-        if info.is_main:
-            save_checkpoint(out, meta, supernet.state_dict(), engine.optimizer.state_dict(),
-                            controller.state_dict() if controller is not None else None,
-                            engine.state_dict()["scaler"])  # fmt: skip
-            if on_epoch is not None:
-                on_epoch(entry)
-
+    end_epoch = _EpochEnd(out, cfg, info, supernet, engine, strategy, controller, val, calib, dev, cost_fn, meta, on_epoch)
     engine.fit(strategy, start_epoch, end_epoch, on_step=on_step if info.is_main else None)
     tunas = None
     if controller is not None and info.is_main:
         assert cost_fn is not None and budget is not None
         tunas = _tunas_result(controller, supernet, val, calib, dev, cost_fn, budget, cfg, meta)
     return TrainResult(out, int(meta["epochs_done"]), list(meta["history"]), start_epoch, tunas, meta)
+
+
+def _new_meta(space: SearchSpace, cfg: TrainConfig, source: TrainSource, supernet: Supernet, info: DistInfo,
+              data: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The checkpoint metadata of a fresh training (no epoch done yet)."""
+    return dict(
+        space=space_meta(space), resolution=source.resolution, num_classes=len(source.classes),
+        classes=list(source.classes), data=data,
+        config=dataclasses.asdict(cfg), world_size=info.world, kernel_transforms=len(supernet.kernel_transforms),
+        epochs_done=0, history=[], rl_history=[], created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        torch=torch.__version__,
+    )  # fmt: skip
+
+
+def _calibration(source: TrainSource, cfg: TrainConfig, dev: torch.device) -> list[torch.Tensor]:
+    """The training images every evaluated subnet recalibrates its BatchNorm on."""
+    if isinstance(source, DatasetSource):
+        return calibration_batches(source.data, cfg.calib_batches, 64, cfg.seed, dev)
+    return source_calibration_batches(source, cfg.calib_batches, 64, cfg.seed, dev)
+
+
+class _EpochEnd:
+    """What ends an epoch of :func:`train_supernet`: evaluation (largest and smallest subnet, or the
+    controller's pick), the history entry, the checkpoint (rank 0) and ``on_epoch``."""
+
+    def __init__(self, out: Path, cfg: TrainConfig, info: DistInfo, supernet: Supernet, engine: Engine,
+                 strategy: _SubnetSteps, controller: Controller | None, val: Dataset, calib: list[torch.Tensor],
+                 dev: torch.device, cost_fn: CostFn | None, meta: dict[str, Any],
+                 on_epoch: StepFn | None) -> None:  # fmt: skip
+        self.out, self.cfg, self.info, self.supernet, self.engine = out, cfg, info, supernet, engine
+        self.largest, self.smallest = strategy.largest, strategy.smallest
+        self.controller, self.val, self.calib, self.dev, self.cost_fn = controller, val, calib, dev, cost_fn
+        self.meta, self.on_epoch = meta, on_epoch
+
+    def _evaluate(self, entry: dict[str, Any]) -> None:
+        supernet, val, calib, dev, controller = self.supernet, self.val, self.calib, self.dev, self.controller
+        if controller is None:
+            entry["val_acc_largest"] = subnet_accuracy(supernet, self.largest, val, calib, dev)
+            entry["val_acc_smallest"] = subnet_accuracy(supernet, self.smallest, val, calib, dev)
+        else:
+            best = controller.most_likely_arch()
+            entry["controller_arch"] = best.arch
+            entry["val_acc_controller"] = subnet_accuracy(supernet, best, val, calib, dev)
+            entry["controller_cost"] = float(self.cost_fn([best])[0]) if self.cost_fn is not None else None
+
+    def __call__(self, epoch: int, stats: EpochStats) -> None:
+        cfg, info, meta, controller = self.cfg, self.info, self.meta, self.controller
+        entry = {**stats.entry(epoch + 1), "subnets_per_step": subnets_per_step(cfg)}
+        if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs) and info.is_main:
+            self._evaluate(entry)
+        meta["history"].append(entry)
+        meta["epochs_done"] = epoch + 1
+        meta["updated"] = datetime.now(UTC).replace(microsecond=0).isoformat()
+        meta["rl_history"] = _thin(meta["rl_history"])
+        if info.is_main:
+            save_checkpoint(self.out, meta, self.supernet.state_dict(), self.engine.optimizer.state_dict(),
+                            controller.state_dict() if controller is not None else None,
+                            self.engine.state_dict()["scaler"])  # fmt: skip
+            if self.on_epoch is not None:
+                self.on_epoch(entry)
 
 
 def _tunas_budget(space: SearchSpace, cfg: TrainConfig, cost_fn: CostFn | None,
@@ -533,7 +561,7 @@ def _val_shard(data: Dataset, info: DistInfo) -> Dataset:
     return dataclasses.replace(data, val_x=data.val_x[sl], val_y=data.val_y[sl])
 
 
-def _rl_step(controller: Controller, quality: Any, cost_fn: CostFn, budget: float, cfg: TrainConfig,
+def _rl_step(controller: Controller, quality: QualityFn, cost_fn: CostFn, budget: float, cfg: TrainConfig,
              space: SearchSpace, rng: np.random.Generator, frac: float, info: DistInfo) -> dict[str, Any]:  # fmt: skip
     """One controller update: sample, Q on a held-out batch (mean over ranks), reward, REINFORCE."""
     vec = controller.sample(rng, 1)
@@ -638,3 +666,29 @@ def controller_from_checkpoint(ckpt: dict[str, Any], space: SearchSpace) -> Cont
     c = Controller(space, lr=cfg["rl_lr"], baseline_momentum=cfg["baseline_momentum"])
     c.load_state_dict(ckpt["controller"])
     return c
+
+
+__all__ = [
+    "COSTS",
+    "HISTORY_POINTS",
+    "SAMPLERS",
+    "SANDWICH_OPS",
+    "CostFn",
+    "StepFn",
+    "TrainConfig",
+    "TrainResult",
+    "controller_from_checkpoint",
+    "cost_function",
+    "data_meta",
+    "default_budget",
+    "init_id",
+    "init_record",
+    "latency_function",
+    "load_init",
+    "load_supernet",
+    "make_optimizer",
+    "parse_budget",
+    "stored_config",
+    "subnets_per_step",
+    "train_supernet",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -26,6 +26,24 @@ from nas.supernet._supernet import active_mask, extreme_vector
 
 LatencyFn = Callable[[list[ArchSpec]], np.ndarray]
 QualityFn = Callable[[list[ArchSpec]], np.ndarray]
+
+
+@runtime_checkable
+class _Scores(Protocol):
+    """Anything that scores architectures (an :class:`~nas.supernet.AccuracyEstimator`)."""
+
+    def score(self, archs: Sequence[ArchSpec]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class _TunasScores(_Scores, Protocol):
+    """A scorer with a cheap per-step quality as well (:class:`~nas.supernet.TunasEstimator`)."""
+
+    def tunas_quality(self) -> QualityFn: ...
+
+
+#: What :func:`tunas_search` takes as its quality.
+Quality = QualityFn | _Scores
 
 
 class Controller:
@@ -212,21 +230,40 @@ def _as_list(x: Any, n: int, what: str) -> list[Any]:
     return [x] * n
 
 
-def _resolve_quality(quality: Any) -> tuple[QualityFn, QualityFn]:
+def _resolve_quality(quality: Quality) -> tuple[QualityFn, QualityFn]:
     """(per-step quality, final scorer). An estimator offering ``tunas_quality()`` (the supernet's)
     gives a cheap one-batch reward for steps and its full score for the final architecture."""
-    if hasattr(quality, "tunas_quality"):
+    if isinstance(quality, _TunasScores):
         return quality.tunas_quality(), quality.score
-    if hasattr(quality, "score"):
+    if isinstance(quality, _Scores):
         return quality.score, quality.score
     if callable(quality):
         return quality, quality
     raise NasError("quality must be a callable list[ArchSpec] -> scores or an accuracy estimator")
 
 
+def _check_search(steps: int, samples_per_step: int, latency: LatencyFn | Sequence[LatencyFn],
+                  budget_ms: float | Sequence[float], beta: float | Sequence[float]) -> tuple[list[LatencyFn], list[float], list[float]]:  # fmt: skip
+    """:func:`tunas_search`'s arguments checked: (latency functions, budgets, betas), one per target."""
+    if steps < 1:
+        raise NasError(f"steps must be at least 1 (got {steps})")
+    if samples_per_step < 1:
+        raise NasError(f"samples_per_step must be at least 1 (got {samples_per_step})")
+    fns: list[LatencyFn] = list(latency) if isinstance(latency, (list, tuple)) else [latency]  # type: ignore[list-item]
+    if not fns:
+        raise NasError("tunas_search needs at least one latency function")
+    budgets = [float(b) for b in _as_list(budget_ms, len(fns), "budget")]
+    betas = [float(b) for b in _as_list(beta, len(fns), "beta")]
+    if any(not math.isfinite(b) or b <= 0 for b in budgets):
+        raise NasError(f"budgets must be positive (got {budgets})")
+    if any(b > 0 for b in betas):
+        raise NasError(f"beta must be negative (a cost penalty; got {betas})")
+    return fns, budgets, betas
+
+
 def tunas_search(
     space: SearchSpace,
-    quality: QualityFn | Any,
+    quality: Quality,
     latency: LatencyFn | Sequence[LatencyFn],
     budget_ms: float | Sequence[float],
     *,
@@ -275,19 +312,7 @@ def tunas_search(
     """
     import time
 
-    if steps < 1:
-        raise NasError(f"steps must be at least 1 (got {steps})")
-    if samples_per_step < 1:
-        raise NasError(f"samples_per_step must be at least 1 (got {samples_per_step})")
-    fns = list(latency) if isinstance(latency, (list, tuple)) else [latency]
-    if not fns:
-        raise NasError("tunas_search needs at least one latency function")
-    budgets = [float(b) for b in _as_list(budget_ms, len(fns), "budget")]
-    betas = [float(b) for b in _as_list(beta, len(fns), "beta")]
-    if any(not math.isfinite(b) or b <= 0 for b in budgets):
-        raise NasError(f"budgets must be positive (got {budgets})")
-    if any(b > 0 for b in betas):
-        raise NasError(f"beta must be negative (a cost penalty; got {betas})")
+    fns, budgets, betas = _check_search(steps, samples_per_step, latency, budget_ms, beta)
     step_q, final_q = _resolve_quality(quality)
     ctl = controller or Controller(space, lr=rl_lr, baseline_momentum=baseline_momentum, entropy_weight=entropy_weight)
     if controller is not None and controller.space != space:
@@ -311,13 +336,31 @@ def tunas_search(
             hist.append(stats)
         if progress is not None:
             progress(step, stats)
+    return _final(ctl, final_q, fns, budgets, betas, hist, steps, steps * samples_per_step, t_start)
+
+
+def _final(ctl: Controller, final_q: QualityFn, fns: list[LatencyFn], budgets: list[float], betas: list[float],
+           hist: list[dict[str, float]], steps: int, samples: int, t_start: float) -> TunasResult:  # fmt: skip
+    """The search's result: the controller's most likely architecture, scored in full (``t_start``:
+    when the search began, by :func:`time.perf_counter`)."""
+    import time
+
     best = ctl.most_likely_arch()
     score = float(np.asarray(final_q([best]), dtype=np.float64)[0])
     lat = [float(np.asarray(f([best]), dtype=np.float64)[0]) for f in fns]
     reward = float(abs_reward(np.asarray([score]), [np.asarray([v]) for v in lat], budgets, betas)[0])
     return TunasResult(
         arch=best, score=score, latency_ms=lat, reward=reward, budgets=budgets, betas=betas,
-        probabilities=ctl.probability_table(), history=hist, steps=steps, samples=steps * samples_per_step,
+        probabilities=ctl.probability_table(), history=hist, steps=steps, samples=samples,
         seconds=time.perf_counter() - t_start,
     )  # fmt: skip
 
+
+__all__ = [
+    "Controller",
+    "LatencyFn",
+    "Quality",
+    "QualityFn",
+    "TunasResult",
+    "tunas_search",
+]
