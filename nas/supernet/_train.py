@@ -185,10 +185,8 @@ def cost_function(kind: str, target: str | None = None) -> tuple[CostFn, str]:
 
 def latency_function(target: str) -> CostFn:
     """``list[ArchSpec] -> ms`` from the latency table of ``target`` (:func:`nas.latency.load_predictor`)."""
-    try:
-        from nas.latency import load_predictor
-    except ImportError:  # pragma: no cover - latency package absent
-        raise NasError("latency tables are not available in this installation; use --cost macs or --cost params") from None
+    from nas.latency import load_predictor
+
     predictor = load_predictor(target)
     return lambda archs: np.asarray(predictor.predict_archs(list(archs)).latency_ms, dtype=np.float64)
 
