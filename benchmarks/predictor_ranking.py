@@ -48,8 +48,7 @@ from supernet_ranking import _corr, _test_data, _train_one
 from nas.data import load_data
 from nas.space import SearchSpace, canonical, decode, sample_distinct, sample_vectors
 from nas.spec import parse_arch
-from nas.supernet import Predictor, fit_predictor, load_supernet_estimator
-from nas.supernet._predictor import Features
+from nas.supernet import Features, Predictor, fit_predictor, load_supernet_estimator
 
 console = Console(highlight=False, width=160)
 

@@ -75,6 +75,8 @@ from nas.model import build_model
 from nas.space import coarse_space, load_space, sample_distinct
 from nas.spec import parse_arch
 from nas.supernet import (
+    SAMPLERS,
+    SANDWICH_OPS,
     FewShotEstimator,
     SupernetEstimator,
     SupernetMacsEstimator,
@@ -82,11 +84,10 @@ from nas.supernet import (
     load_data,
     load_supernet_estimator,
     make_estimator,
+    standalone_accuracy,
     train_few_shot,
     train_supernet,
 )
-from nas.supernet._evaluate import standalone_accuracy
-from nas.supernet._train import SAMPLERS, SANDWICH_OPS
 from nas.train import Recipe, fit_model
 
 HERE = Path(__file__).resolve().parent

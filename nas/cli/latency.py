@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec, tables_dir_of
 from nas.inputs import check_finite, check_name, check_output_dir, check_seed
+from nas.units import utc_stamp
 
 if TYPE_CHECKING:
     from nas.latency import Calibration, Device, FitResult, TimingConfig
@@ -340,7 +340,7 @@ def profile(
         calib_models += [a for _, a in sample_archs(space, calib * len(space), s)]
     if not keys:
         raise UsageError("nothing to profile: give --space, --model or keep --zoo")
-    from nas.latency._profile import check_resumable
+    from nas.latency import check_resumable
 
     check_resumable(target, cfg, _tables_dir(ctx), fresh)  # fail before the progress bar starts
     with _progress(f"profiling {target}") as update:
@@ -620,7 +620,7 @@ def validate(
     if calibrate and not published and target in HOST_TARGETS:
         ensure_calibrated(ctx, target, json_out)
     predictor = load_predictor(target, _tables_dir(ctx))
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = utc_stamp()
     out_dir = check_output_dir(
         Path(cfg.project.output_dir) / f"latency-validate-{target}-{stamp}", "[project] output_dir"
     )

@@ -20,9 +20,17 @@ from rich.table import Table
 from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json, tables_dir_of
 from nas.cost import count_macs, count_params
 from nas.inputs import check_finite, check_int, check_name, check_output_dir, check_seed
-from nas.search import SearchSettings, check_ray_address, check_storage, outcome_json, run_search
-from nas.search._results import SearchOutcome, best_table_rows, provenance_table
-from nas.supernet._reward import TUNAS_BETA
+from nas.search import (
+    SearchOutcome,
+    SearchSettings,
+    best_table_rows,
+    check_ray_address,
+    check_storage,
+    outcome_json,
+    provenance_table,
+    run_search,
+)
+from nas.supernet import TUNAS_BETA
 
 
 class _RichReporter:

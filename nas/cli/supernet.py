@@ -14,7 +14,7 @@ from rich.table import Table
 from nas._io import write_atomic
 from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json, resolve_spec
 from nas.inputs import check_device, check_finite, check_name, check_output_file, check_seed
-from nas.supernet._reward import TUNAS_BETA
+from nas.supernet import TUNAS_BETA
 
 app = typer.Typer(
     help="Weight-sharing supernets: train on your data (sandwich, uniform or TuNAS), inspect, score and extract subnets.",
@@ -128,9 +128,9 @@ def train(
     """Train a supernet; checkpoints every epoch and resumes after an interruption (also under torchrun)."""
     from nas.data import is_store, load_training_data, open_store
     from nas.space import coarse_space, load_space
-    from nas.supernet import TrainConfig, train_supernet
-    from nas.supernet._train import cost_function, parse_budget
+    from nas.supernet import TrainConfig, cost_function, train_supernet
     from nas.train import env_world_size
+    from nas.units import parse_budget
 
     cfg_all = get_config(ctx)
     sc = cfg_all.supernet
@@ -160,7 +160,7 @@ def train(
     res = _given(resolution, open_store(data_spec).resolution if is_store(data_spec) else sc.resolution)
     ckpt = Path(_given(out, sc.checkpoint))
     if split is not None:
-        from nas.supernet._few_shot import check_few_shot
+        from nas.supernet import check_few_shot
 
         if out is None:
             ckpt = ckpt.with_suffix(".json")
@@ -310,8 +310,7 @@ def info(
 ) -> None:
     """What a checkpoint holds: space, data, configuration, per-epoch history (for a few-shot manifest:
     its split and each shot's checkpoint in turn)."""
-    from nas.supernet._checkpoint import load_checkpoint, space_from_meta
-    from nas.supernet._few_shot import is_few_shot, read_manifest
+    from nas.supernet import is_few_shot, load_checkpoint, read_manifest, space_from_meta
 
     if is_few_shot(checkpoint):
         m = read_manifest(checkpoint)
@@ -336,8 +335,7 @@ def info(
 
 
 def _info_one(checkpoint: str, meta: dict[str, Any]) -> None:
-    from nas.supernet._checkpoint import space_from_meta
-    from nas.supernet._train import stored_config
+    from nas.supernet import space_from_meta, stored_config
 
     sp = space_from_meta(meta["space"])
     cfg = stored_config(meta)

@@ -39,6 +39,8 @@ from nas.latency._profile import (
     ProfileResult,
     Timing,
     TimingConfig,
+    check_resumable,
+    interference_guard,
     profile_host,
     table_calibration,
     time_onnx,
@@ -47,7 +49,15 @@ from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
 from nas.latency._runtime import HostRuntime, host_runtime
 from nas.latency._store import CalibrationRun, ensure_calibration, load_table
-from nas.latency._table import SOURCES, LatencyTable, find_table, merge_tables, read_table, write_table
+from nas.latency._table import (
+    SOURCES,
+    LatencyTable,
+    find_table,
+    merge_tables,
+    read_table,
+    table_paths,
+    write_table,
+)
 from nas.latency._validate import (
     ValidationReport,
     not_measurable_hint,
@@ -84,6 +94,7 @@ __all__ = [
     "VerifyReport",
     "arch_features",
     "build_table",
+    "check_resumable",
     "check_supported",
     "distinct_keys",
     "ensure_calibration",
@@ -95,6 +106,7 @@ __all__ = [
     "fitted_device",
     "get_device",
     "host_runtime",
+    "interference_guard",
     "import_results",
     "key_ops",
     "layer_ms",
@@ -119,6 +131,7 @@ __all__ = [
     "space_keys",
     "summarize",
     "table_calibration",
+    "table_paths",
     "this_machine",
     "time_onnx",
     "user_tables_dir",

@@ -38,7 +38,6 @@ from nas.latency._table import (
     LatencyTable,
     make_row,
     new_table,
-    now_iso,
     parse_table_text,
     read_csv_text,
     table_file,
@@ -46,6 +45,7 @@ from nas.latency._table import (
     write_table,
 )
 from nas.spec import ArchSpec
+from nas.units import utc_timestamp
 
 CALL_PROBE_KEY = "call_probe"
 MANIFEST = "manifest.json"
@@ -200,7 +200,7 @@ def _write_bundle(
         "target": device.name,
         "dtype": device.dtype,
         "quantized": quant,
-        "created": now_iso(),
+        "created": utc_timestamp(),
         "entries": entries,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
@@ -327,7 +327,7 @@ def import_results(
         "source": "imported",
         "runtime": meta_in.get("runtime", f"{device.runtime} (plain CSV import)"),
         "dtype": device.dtype,
-        "created": now_iso(),
+        "created": utc_timestamp(),
         "call_ms": f"{call_ms:.6g}",
         "note": f"imported from {p.name}" + (f" measured on {meta_in['device']}" if "device" in meta_in else ""),
     }

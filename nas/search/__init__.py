@@ -3,10 +3,9 @@ resumable (optuna storage), optionally distributed on Ray; writes a result folde
 
 from __future__ import annotations
 
-from nas.search._budget import format_ms, parse_budget
 from nas.search._checks import check_ray_address, check_storage
 from nas.search._evaluate import Evaluation, Evaluator, TargetBudget, min_latency, pareto_mask
-from nas.search._results import Reference, SearchOutcome
+from nas.search._results import Reference, SearchOutcome, best_table_rows, provenance_table
 from nas.search._run import (
     REFERENCE_MODELS,
     Reporter,
@@ -29,15 +28,15 @@ __all__ = [
     "SearchSettings",
     "SilentReporter",
     "TargetBudget",
+    "best_table_rows",
     "check_ray_address",
     "check_space",
     "check_storage",
     "choose_space",
-    "format_ms",
     "min_latency",
     "outcome_json",
     "pair_budgets",
-    "parse_budget",
     "pareto_mask",
+    "provenance_table",
     "run_search",
 ]

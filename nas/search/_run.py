@@ -4,14 +4,12 @@ the two-stage (coarse → fine) or one-stage flow, resume, and the result folder
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from nas.errors import NasError
-from nas.search._budget import format_ms, parse_budget
 from nas.search._evaluate import Evaluator, TargetBudget, min_latency
 from nas.search._optuna_engine import (
     StageSpec,
@@ -37,6 +35,7 @@ from nas.space import (
 )
 from nas.spec import ArchSpec, parse_arch
 from nas.supernet._reward import TUNAS_BETA
+from nas.units import parse_latency_ms, utc_stamp, utc_timestamp
 
 RUN_FORMAT = "mnv4-nas/search-run-v1"
 ENGINES = ("optuna", "tunas")
@@ -117,7 +116,7 @@ def pair_budgets(targets: Sequence[str], budgets: Sequence[str], known: Sequence
     for t, b in zip(targets, budgets, strict=True):
         if t not in known:
             raise NasError(f"unknown target {t!r} (known: {', '.join(known)})")
-        out.append(TargetBudget(t, parse_budget(b), b.replace(" ", "")))
+        out.append(TargetBudget(t, parse_latency_ms(b), b.replace(" ", "")))
     if len({b.target for b in out}) != len(out):
         raise NasError("each --target may be given once")
     return out
@@ -207,7 +206,7 @@ def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dic
 
 
 def _run_name(budgets: list[TargetBudget]) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = utc_stamp()
     return "+".join(f"{b.target}-{b.text}" for b in budgets) + f"-{stamp}"
 
 
@@ -446,7 +445,7 @@ def _run_record(settings: SearchSettings, plan: _Plan, run: RunDir, **extra: Any
         "trials": settings.trials,
         "coarse_trials": settings.coarse_trials,
         "fine_trials": settings.fine_trials,
-        "created": (run.previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        "created": (run.previous or {}).get("created", utc_timestamp()),
         "min_latency_ms": plan.mins,
         "estimator_data": plan.data,
     }
@@ -735,7 +734,6 @@ __all__ = [
     "SilentReporter",
     "check_space",
     "choose_space",
-    "format_ms",
     "outcome_json",
     "pair_budgets",
     "run_search",

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ from nas.train import (
     mean_over_ranks,
 )
 from nas.train import make_optimizer as _make_optimizer
+from nas.units import utc_timestamp
 
 SANDWICH_OPS: tuple[str, ...] = ("extreme", "random")
 SAMPLERS: tuple[str, ...] = ("sandwich", "uniform", "tunas")
@@ -191,30 +190,6 @@ def latency_function(target: str) -> CostFn:
     return lambda archs: np.asarray(predictor.predict_archs(list(archs)).latency_ms, dtype=np.float64)
 
 
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
-
-
-def parse_budget(text: str | float | None, unit: str) -> float | None:
-    """``"4ms"``/``"4"`` (latency) or ``"300M"``/``"1.2G"``/``"3e8"`` (MACs, params) → a number."""
-    if text is None or isinstance(text, (int, float)):
-        return None if text is None else float(text)
-    t = text.strip().lower().replace("_", "")
-    if unit == "ms":
-        m = re.fullmatch(r"([0-9.]+(?:e-?\d+)?)\s*(ms)?", t)
-        scale = 1.0
-    else:
-        m = re.fullmatch(r"([0-9.]+(?:e\d+)?)\s*([kmg]?)", t)
-        scale = _SUFFIX[m.group(2)] if m else 1.0
-    try:
-        value = float(m.group(1)) * scale if m else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        example = "4ms" if unit == "ms" else "300M"
-        raise NasError(f"budget must be a positive number of {unit}, e.g. {example} (got {text!r})")
-    return value
-
-
 def default_budget(space: SearchSpace, cost: CostFn, seed: int = 0) -> tuple[float, str]:
     """T0 when none is given: the space's reference model's cost, else the median of 256 samples."""
     if space.reference:
@@ -350,7 +325,7 @@ def train_supernet(
         space=space_meta(space), resolution=source.resolution, num_classes=len(source.classes),
         classes=list(source.classes), data=data_meta(source, val, data_spec, val_fraction, split_seed),
         config=dataclasses.asdict(cfg), world_size=info.world, kernel_transforms=len(supernet.kernel_transforms),
-        epochs_done=0, history=[], rl_history=[], created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        epochs_done=0, history=[], rl_history=[], created=utc_timestamp(),
         torch=torch.__version__,
     )  # fmt: skip
     start_epoch = _start(out, resume, init_from, meta, supernet, engine, controller, source)
@@ -379,7 +354,7 @@ def train_supernet(
                 entry["controller_cost"] = float(cost_fn([best])[0]) if cost_fn is not None else None
         meta["history"].append(entry)
         meta["epochs_done"] = epoch + 1
-        meta["updated"] = datetime.now(UTC).replace(microsecond=0).isoformat()
+        meta["updated"] = utc_timestamp()
         meta["rl_history"] = _thin(meta["rl_history"])
         if info.is_main:
             save_checkpoint(out, meta, supernet.state_dict(), engine.optimizer.state_dict(),
