@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI commands: consoles, config access, spec resolution, JSON output."""
+"""Helpers shared by the CLI commands: consoles, config access, JSON output."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ import typer
 from rich.console import Console
 
 from nas.config import Config, load_config
-from nas.errors import NasError, SpecError
-from nas.inputs import path_exists
-from nas.spec import ArchSpec, load_spec_file, parse_arch
+from nas.errors import NasError
 
 #: Human-readable output (tables, progress) goes to stdout; errors to stderr.
 # Piped output is not wrapped at 80 columns: tables stay one row per line for grep and less.
@@ -45,26 +43,6 @@ def tables_dir_of(ctx: typer.Context) -> Path | None:
         return Path(given)
     d = get_config(ctx).latency.tables_dir
     return Path(d) if d else None
-
-
-def resolve_spec(text: str) -> tuple[ArchSpec, str]:
-    """A zoo name, an arch string or a spec file (``.json``/``.toml``/text) → (spec, display name).
-
-    An arch string (``res…|…``) is parsed as one, whatever its length, and never looked up as a path.
-    """
-    from nas.zoo import ZOO, get_spec
-
-    if text in ZOO:
-        return get_spec(text), text
-    if "|" in text and text.lstrip().startswith("res"):
-        return parse_arch(text), "arch"
-    if path_exists(text):
-        p = Path(text)
-        return load_spec_file(p), p.stem
-    if Path(text).suffix.lower() in (".json", ".toml", ".txt"):
-        raise SpecError(f"{text}: no such file")
-    shown = text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
-    raise SpecError(f"{shown!r} is neither a zoo model (known: {', '.join(ZOO)}) nor a spec file nor an arch string")
 
 
 def print_json(obj: Any) -> None:

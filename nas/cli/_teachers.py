@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.cli._common import UsageError, resolve_spec
+from nas.cli._common import UsageError
 from nas.inputs import check_finite, regular_file
+from nas.zoo import resolve
 
 if TYPE_CHECKING:
     from nas.data import Dataset
@@ -88,7 +89,7 @@ def open_teacher(arg: TeacherArg, *, resolution: int | None, output: str = "auto
     from nas.supernet import member_model
 
     assert arg.arch is not None
-    m = member_model(arg.path, resolve_spec(arg.arch)[0])
+    m = member_model(arg.path, resolve(arg.arch)[0])
     model = m.model.to(device or "cpu")
     source = f"supernet:{m.checkpoint}@{m.arch.arch}"
     return ModuleTeacher(

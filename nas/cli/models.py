@@ -9,10 +9,11 @@ import typer
 from rich.table import Table
 
 from nas._io import write_text_atomic
-from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json, resolve_spec
+from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json
 from nas.cost import count_macs, count_params, layer_costs
 from nas.inputs import check_name, check_output_file
 from nas.spec import ArchSpec, UIBSpec, to_json, to_toml
+from nas.zoo import resolve
 
 
 def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
@@ -134,7 +135,7 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
     """Block-by-block table of an architecture: input shape, block, kernels, expansion, width, stride, params, MACs."""
-    arch, name = resolve_spec(spec_or_name)
+    arch, name = resolve(spec_or_name)
     rows = _show_rows(arch)
     if json_out:
         print_json(
@@ -206,7 +207,7 @@ def export(
 ) -> None:
     """Export a spec as JSON, TOML, timm arch-def lines, an ONNX model checked in onnxruntime, or a
     TFLite model (FP32 or INT8) checked in LiteRT."""
-    arch, name = resolve_spec(spec_or_name)
+    arch, name = resolve(spec_or_name)
     if fmt is ExportFormat.tflite:
         _export_tflite(arch, name, output, int8, calib, check)
         return

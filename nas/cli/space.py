@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from nas.cli._common import console, fmt_int, fmt_macs, get_config, print_json, resolve_spec
+from nas.cli._common import console, fmt_int, fmt_macs, get_config, print_json
 from nas.cost import count_macs, count_params
 from nas.errors import SpecError
 from nas.inputs import check_seed
@@ -29,7 +29,7 @@ from nas.space import (
     sample,
     size,
 )
-from nas.zoo import get_spec
+from nas.zoo import get_spec, resolve
 
 app = typer.Typer(help="Inspect and sample search spaces (shipped names or your own TOML files).", no_args_is_help=True)
 
@@ -202,7 +202,7 @@ def sample_(
         target = coarse_space(sp)
     elif stage is Stage.fine:
         if coarse is not None:
-            base, base_name = resolve_spec(coarse)
+            base, base_name = resolve(coarse)
         elif sp.reference:
             base, base_name = get_spec(sp.reference), sp.reference
         else:

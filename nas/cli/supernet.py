@@ -12,9 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nas._io import write_atomic
-from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json, resolve_spec
+from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json
 from nas.inputs import check_device, check_finite, check_name, check_output_file, check_seed
 from nas.supernet import TUNAS_BETA
+from nas.zoo import resolve
 
 app = typer.Typer(
     help="Weight-sharing supernets: train on your data (sandwich, uniform or TuNAS), inspect, score and extract subnets.",
@@ -380,7 +381,7 @@ def eval_(
     _set_threads(threads)
     est = load_supernet_estimator(checkpoint)
     sp = est.search_space
-    items: list[tuple[str, Any]] = [("given", resolve_spec(s)[0]) for s in archs or []]
+    items: list[tuple[str, Any]] = [("given", resolve(s)[0]) for s in archs or []]
     if extremes:
         items += [("largest", largest_arch(sp)), ("smallest", smallest_arch(sp))]
     rng = np.random.default_rng(seed)
@@ -466,7 +467,7 @@ def extract(
     from nas.model import recalibrate_bn
     from nas.supernet import FewShotEstimator, load_supernet_estimator
 
-    spec = resolve_spec(arch)[0]
+    spec = resolve(arch)[0]
     p = check_output_file(output, "--output")
     est = load_supernet_estimator(checkpoint)
     if isinstance(est, FewShotEstimator):

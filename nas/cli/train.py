@@ -12,9 +12,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, get_config, print_json, resolve_spec
+from nas.cli._common import UsageError, console, get_config, print_json
 from nas.config import Config
 from nas.spec import ArchSpec
+from nas.zoo import resolve
 
 
 class Optimizer(StrEnum):
@@ -54,7 +55,7 @@ def _resolve_arch(text: str) -> tuple[ArchSpec, str]:
 
     if text.startswith("res") and "|" in text:  # before any Path(text) call: an arch string may exceed NAME_MAX
         return parse_arch(text), "arch"
-    return resolve_spec(text)
+    return resolve(text)
 
 
 def _set_threads(threads: int | None) -> None:

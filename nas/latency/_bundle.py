@@ -348,12 +348,14 @@ def import_results(
 
 
 def read_model_latencies(
-    path: str | Path, resolve: Callable[[str], tuple[ArchSpec, str]]
+    path: str | Path, resolve: Callable[[str], tuple[ArchSpec, str]] | None = None
 ) -> list[tuple[str, ArchSpec, float]]:
     """A CSV ``model_or_spec,latency_ms`` → ``(label, arch, ms)``; each spec resolved by ``resolve``. Also
     the whole models of a bundle's results: a TFLite bundle folder (its ``benchmark_model`` logs) or an
-    ONNX bundle runner's results CSV (what ``search --verify`` writes for a device target)."""
+    ONNX bundle runner's results CSV (what ``search --verify`` writes for a device target). ``resolve``
+    defaults to :func:`nas.zoo.resolve` (zoo name, arch string or spec file)."""
     from nas.latency._bundle_tflite import is_tflite_bundle, read_benchmark_logs
+    from nas.zoo import resolve as zoo_resolve
 
     p = Path(path)
     if is_tflite_bundle(p) or (path_exists(p) and p.is_file() and _is_runner_output(p)):
@@ -379,7 +381,7 @@ def read_model_latencies(
                 f"{p}: latency_ms of {shown!r} must be a positive number (got {str(row['latency_ms'])[:40]!r})"
             )
         try:
-            arch, name = resolve(label)
+            arch, name = (resolve or zoo_resolve)(label)
         except NasError as exc:
             raise ConfigError(f"{p}: {shown!r}: {exc}") from None
         out.append((name, arch, float(ms)))
