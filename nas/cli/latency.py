@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, err_console, get_config, print_json, tables_dir_of
+from nas.cli._common import UsageError, console, err_console, get_config, print_json, progress_bar, tables_dir_of
 from nas.inputs import check_finite, check_name, check_output_dir, check_seed
 from nas.units import utc_stamp
 from nas.zoo import resolve
@@ -45,39 +45,6 @@ def _timing(ctx: typer.Context, threads: int | None, runs: int | None, sessions:
         guard=cfg.guard,
     )
     return t
-
-
-@contextmanager
-def _progress(label: str, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr with ETA; yields ``update(done, total, key)``."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    if not enabled:
-        yield None
-        return
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[key]}", style="dim"),
-    ]
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(label, total=None, key="")
-
-        def update(done: int, total: int, key: str) -> None:
-            bar.update(task, completed=done, total=total, key=key[:60])
-
-        yield update
 
 
 def _models(specs: list[str]) -> list[Any]:
@@ -145,7 +112,7 @@ def ensure_calibrated(ctx: typer.Context, target: str, quiet: bool = False) -> N
 
     if target not in HOST_TARGETS:
         return
-    with _progress(f"calibrating {target} to this machine", enabled=not quiet) as update:
+    with progress_bar(f"calibrating {target} to this machine", enabled=not quiet) as update:
         runs = ensure_calibration(target, _tables_dir(ctx), progress=update)
     for run in runs:
         err_console.print(
@@ -167,7 +134,7 @@ def calibrate_cmd(
     (seconds) and store the fit beside your tables (it applies whenever the table is used here)."""
     from nas.latency import ensure_calibration
 
-    with _progress(f"calibrating {target}", enabled=not json_out) as update:
+    with progress_bar(f"calibrating {target}", enabled=not json_out) as update:
         runs = ensure_calibration(target, _tables_dir(ctx), force=True, progress=update)
     out = [
         {"table": str(r.path), "stored": str(r.stored), "disturbed": r.disturbed, **r.calibration.__dict__}
@@ -320,7 +287,7 @@ def profile(
         tables_dir=_tables_dir(ctx),
         fresh=fresh,
     )  # every check before the progress bar starts
-    with _progress(f"profiling {target}") as update:
+    with progress_bar(f"profiling {target}") as update:
         done = profile_target(plan, progress=update, fit=fit_model)
     res, fit_res = done.result, done.fit
     cal = res.calibration
@@ -386,7 +353,7 @@ def bundle(
 
     get_device(target, _tables_dir(ctx))  # an unknown target is said before the progress bar starts
     extra = _models(model)
-    with _progress(f"exporting bundle for {target}") as update:
+    with progress_bar(f"exporting bundle for {target}") as update:
         res = bundle_target(
             target, output, space, extra, zoo=zoo, quantize=quantize, fmt=fmt, tables_dir=_tables_dir(ctx), progress=update
         )
@@ -577,7 +544,7 @@ def validate(
         t = _timing(
             ctx, threads if threads is not None else (int(table_threads) if table_threads else None), runs, None
         )
-        with _progress(f"validating {target}") as update:
+        with progress_bar(f"validating {target}") as update:
             report = validate_host(predictor, sampled, t, out_dir, progress=update)
     s = report.summary
     if json_out:

@@ -176,11 +176,11 @@ def search(
 
 def _verify(outcome: SearchOutcome, tdir: Path | None, quiet: bool) -> Any:
     """``--verify``: the best and Pareto picks measured on the host targets, bundled for the device targets."""
-    from nas.cli.latency import _progress
+    from nas.cli._common import progress_bar
     from nas.latency import picks_of, verify_picks
 
     picks = picks_of(outcome.best, outcome.pareto)
-    with _progress("verifying the picks", enabled=not quiet) as update:
+    with progress_bar("verifying the picks", enabled=not quiet) as update:
         return verify_picks(picks, outcome.budget_ms, outcome.out_dir, tables_dir=tdir, progress=update)
 
 
