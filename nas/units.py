@@ -1,4 +1,5 @@
-"""Units in one place: latency budgets (``4ms``, ``4000us``), counts (``300M``, ``1.2G``), timestamps (UTC ISO).
+"""Units in one place: latency budgets (``4ms``, ``4000us``), counts (``300M``, ``1.2G``; shown as ``186.0 M``),
+timestamps (UTC ISO).
 
 Every ``--budget`` of the CLI is read here, so ``search`` and ``supernet train`` accept the same grammar:
 
@@ -73,9 +74,14 @@ def parse_budget(text: str | float | None, unit: str = "ms") -> float | None:
     return parse_count(text, unit or "units")
 
 
-def format_ms(ms: float) -> str:
-    """Compact display of a latency in ms (``4ms``, ``0.75ms``)."""
-    return f"{ms:.4g}ms"
+def format_count(n: int) -> str:
+    """A count with thousands separators (``3,774,024``)."""
+    return f"{n:,}"
+
+
+def format_macs(n: int) -> str:
+    """MACs in M or G (``186.0 M``, ``1.080 G``)."""
+    return f"{n / 1e9:.3f} G" if n >= 1e9 else f"{n / 1e6:.1f} M"
 
 
 def utc_now() -> datetime:

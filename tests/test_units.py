@@ -5,7 +5,15 @@ import re
 import pytest
 
 from nas.errors import NasError
-from nas.units import parse_budget, parse_count, parse_latency_ms, utc_stamp, utc_timestamp
+from nas.units import (
+    format_count,
+    format_macs,
+    parse_budget,
+    parse_count,
+    parse_latency_ms,
+    utc_stamp,
+    utc_timestamp,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,3 +45,8 @@ def test_bad_budgets_are_one_line_errors(text):
 def test_timestamps_are_utc():
     assert utc_timestamp().endswith("+00:00")
     assert re.fullmatch(r"\d{8}-\d{6}", utc_stamp())
+
+
+def test_count_formats():
+    assert format_count(3774024) == "3,774,024"
+    assert format_macs(186_000_000) == "186.0 M" and format_macs(1_080_000_000) == "1.080 G"

@@ -84,13 +84,3 @@ def print_json(obj: Any) -> None:
     """Print JSON to stdout (no rich markup), one document."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
-
-
-def fmt_int(n: int) -> str:
-    """Thousands separators."""
-    return f"{n:,}"
-
-
-def fmt_macs(n: int) -> str:
-    """MACs in M or G."""
-    return f"{n / 1e9:.3f} G" if n >= 1e9 else f"{n / 1e6:.1f} M"

@@ -9,10 +9,11 @@ import typer
 from rich.table import Table
 
 from nas._io import write_text_atomic
-from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json
+from nas.cli._common import UsageError, console, print_json
 from nas.cost import count_macs, count_params, layer_costs
 from nas.inputs import check_name, check_output_file
 from nas.spec import ArchSpec, UIBSpec, to_json, to_toml
+from nas.units import format_count, format_macs
 from nas.zoo import resolve
 
 
@@ -51,8 +52,8 @@ def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list i
         table.add_row(
             r["name"],
             str(r["resolution"]),
-            fmt_int(r["params"]),
-            fmt_macs(r["macs"]),
+            format_count(r["params"]),
+            format_macs(r["macs"]),
             str(r["blocks"]),
             r["description"],
         )
@@ -143,7 +144,7 @@ def show(
         )
         return
     table = Table(
-        title=f"{name} — {arch.resolution}px, {fmt_int(count_params(arch))} params, {fmt_macs(count_macs(arch))} MACs"
+        title=f"{name} — {arch.resolution}px, {format_count(count_params(arch))} params, {format_macs(count_macs(arch))} MACs"
     )
     cols = [("#", "right"), ("input", "right"), ("block", "left"), ("k1/k2", "center"), ("exp", "right"),
             ("out", "right"), ("s", "right"), ("params", "right"), ("MACs", "right"), ("", "left")]  # fmt: skip
@@ -152,7 +153,7 @@ def show(
     for r in rows:
         table.add_row(
             str(r["index"]), str(r["input"]), str(r["block"]), str(r["kernels"]), str(r["expansion"]),
-            str(r["out_channels"]), str(r["stride"]), fmt_int(int(r["params"])), fmt_macs(int(r["macs"])), str(r["extra"]),
+            str(r["out_channels"]), str(r["stride"]), format_count(int(r["params"])), format_macs(int(r["macs"])), str(r["extra"]),
         )  # fmt: skip
     console.print(table)
 

@@ -12,9 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nas._io import write_atomic
-from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json
+from nas.cli._common import UsageError, console, get_config, print_json
 from nas.inputs import check_device, check_finite, check_name, check_output_file, check_seed
 from nas.supernet import TUNAS_BETA
+from nas.units import format_macs, parse_budget
 from nas.zoo import resolve
 
 app = typer.Typer(
@@ -131,7 +132,6 @@ def train(
     from nas.space import coarse_space, load_space
     from nas.supernet import TrainConfig, cost_function, train_supernet
     from nas.train import env_world_size
-    from nas.units import parse_budget
 
     cfg_all = get_config(ctx)
     sc = cfg_all.supernet
@@ -395,7 +395,7 @@ def eval_(
         return
     console.print(est.meaning)
     for r in rows:
-        typer.echo(f"{r['accuracy']:.4f}  {fmt_macs(int(r['macs'])):>9} MACs  {r['name']:<9} {r['arch']}")
+        typer.echo(f"{r['accuracy']:.4f}  {format_macs(int(r['macs'])):>9} MACs  {r['name']:<9} {r['arch']}")
 
 
 class PredictorModel(StrEnum):
