@@ -32,14 +32,14 @@ from nas.latency import (
     Predictor,
     TimingConfig,
     ensure_calibration,
+    interference_guard,
     load_predictor,
     read_table,
     sample_archs,
     summarize,
+    table_paths,
     validate_host,
 )
-from nas.latency._profile import interference_guard
-from nas.latency._table import table_paths
 from nas.spec import arch_keys, parse_arch
 
 GOAL_WITHIN_10, GOAL_TAU, GOAL_CAL_S = 0.95, 0.9, 30.0

@@ -38,18 +38,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ranking_truth import _truth
+from ranking_truth import stand_alone_truth
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from scipy import stats
-from supernet_ranking import _corr, _test_data, _train_one
+from supernet_ranking import corr, test_data, train_one
 
 from nas.data import load_data
 from nas.space import SearchSpace, canonical, decode, sample_distinct, sample_vectors
 from nas.spec import parse_arch
-from nas.supernet import Predictor, fit_predictor, load_supernet_estimator
-from nas.supernet._predictor import Features
+from nas.supernet import Features, Predictor, fit_predictor, load_supernet_estimator
 
 console = Console(highlight=False, width=160)
 
@@ -160,7 +159,7 @@ def _search(a: argparse.Namespace, est, pred_model: str, macs_budget: float, tru
         out[side]["standalone_known"] = None if known is None else float(known)
     if a.train_picks:
         for side, arch in (("supernet", sn["best"]), ("predictor", pr["best"])):
-            accs = [_train_one(arch.arch, *truth_ctx["data"], *truth_ctx["recipe"], sd)[truth_ctx["metric"]]
+            accs = [train_one(arch.arch, *truth_ctx["data"], *truth_ctx["recipe"], sd)[truth_ctx["metric"]]
                     for sd in truth_ctx["seeds"]]  # fmt: skip
             out[side]["standalone"] = {"mean": float(np.mean(accs)), "per_seed": accs}
     return out
@@ -180,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(csv.DictReader(f))
     arch_strs = [r["arch"] for r in rows]
     n_seeds = a.seeds or len(summary["standalone"]["seeds"])
-    per_seed, seeds, metric = _truth(run, arch_strs, n_seeds, run / "standalone.jsonl")
+    per_seed, seeds, metric = stand_alone_truth(run, arch_strs, n_seeds, run / "standalone.jsonl")
     truth = per_seed.mean(0)
     budget = json.loads((run / "standalone.jsonl").read_text().splitlines()[0])["budget"]
     data = load_data(budget["data"], budget["resolution"], seed=summary["standalone"]["seeds"][0])
-    test = _test_data(data, budget["data"], budget.get("test_per_class", 0))
+    test = test_data(data, budget["data"], budget.get("test_per_class", 0))
     est = load_supernet_estimator(ckpt, data=test or data)
     space = est.search_space
     archs = [parse_arch(s) for s in arch_strs]
@@ -216,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         pred.score(members)
         rates[f"predictor {model} (ArchSpec in)"] = len(members) / (time.perf_counter() - t0)
-    results = {k: _corr(v, truth) for k, v in columns.items()}
+    results = {k: corr(v, truth) for k, v in columns.items()}
     for k in [k for k in columns if k != "MAC count"]:
-        results[f"{k} + MACs (mean rank)"] = _corr(stats.rankdata(columns[k]) + stats.rankdata(macs), truth)
+        results[f"{k} + MACs (mean rank)"] = corr(stats.rankdata(columns[k]) + stats.rankdata(macs), truth)
     table = Table(title=f"against the {n_seeds}-seed stand-alone mean ({len(archs)} archs)")
     for col in ("estimator", "Kendall τ", "Spearman ρ"):
         table.add_column(col, justify="left" if col == "estimator" else "right")

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from scipy import stats
-from supernet_ranking import _corr, _draw_summary, _mean_corr, _perfect_ceiling, _read_lines, _seed_noise, _seed_vs_seed
+from supernet_ranking import corr, draw_summary, mean_corr, perfect_ceiling, read_lines, seed_noise, seed_vs_seed
 
 console = Console(highlight=False)
 
@@ -42,11 +42,11 @@ console = Console(highlight=False)
 _NOT_SCORES = {"arch", "standalone_acc", "params"}
 
 
-def _truth(run: Path, archs: list[str], n_seeds: int, cache: Path) -> tuple[np.ndarray, list[int], str]:
+def stand_alone_truth(run: Path, archs: list[str], n_seeds: int, cache: Path) -> tuple[np.ndarray, list[int], str]:
     """Per-seed stand-alone accuracies (seeds × archs) from ``cache``, the seeds, the metric."""
     summary = json.loads((run / "summary.json").read_text())
     metric = "test_acc" if "fresh test" in summary.get("scored_on", "") else "val_acc"
-    done = _read_lines(cache)
+    done = read_lines(cache)
     first = summary["standalone"].get("seeds", [0])[0]
     seeds = [first + k for k in range(n_seeds)]
     # the run's own budget (its first training) without the seed: every seed must match it
@@ -72,7 +72,7 @@ def _truth(run: Path, archs: list[str], n_seeds: int, cache: Path) -> tuple[np.n
 def _own_noise_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict:
     """Perfect-estimator ceiling when every arch keeps its own seed noise rather than the pooled one.
 
-    ``_perfect_ceiling`` draws the noise from the mean within-arch variance; on data where a few archs
+    ``perfect_ceiling`` draws the noise from the mean within-arch variance; on data where a few archs
     (typically the weakest) carry most of the seed noise, that understates what an exact estimator
     reaches. Here the expected accuracies are the observed means shrunk toward their mean by the
     share of their variance that is signal, each arch's K-seed mean is simulated with that arch's own
@@ -80,14 +80,14 @@ def _own_noise_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> di
     differ only in how the noise is spread over the archs."""
     n_seeds = per_seed.shape[0]
     means = per_seed.mean(0)
-    var, pooled, signal = _seed_noise(per_seed)
+    var, pooled, signal = seed_noise(per_seed)
     total = float(np.var(means, ddof=1))
     expected = means.mean() + (means - means.mean()) * np.sqrt(signal / max(total, 1e-12))
     out: dict = {}
     for name, noise in (("own", var), ("pooled", np.full_like(var, pooled))):
         rng = np.random.default_rng(seed)
         seen = expected + rng.normal(0.0, 1.0, (draws, len(var))) * np.sqrt(noise / n_seeds)
-        out[name] = _draw_summary(*zip(*(_corr(expected, o) for o in seen), strict=True))
+        out[name] = draw_summary(*zip(*(corr(expected, o) for o in seen), strict=True))
     out["seed_noise_sd_points_min_max"] = [float(100 * np.sqrt(var.min())), float(100 * np.sqrt(var.max()))]
     return out
 
@@ -99,21 +99,21 @@ def rescore(run: Path, n_seeds: int, cache: Path | None = None) -> dict:
     with open(run / "ranking.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     archs = [r["arch"] for r in rows]
-    per_seed, seeds, metric = _truth(run, archs, n_seeds, cache)
+    per_seed, seeds, metric = stand_alone_truth(run, archs, n_seeds, cache)
     truth = per_seed.mean(axis=0)
     columns = [c for c in rows[0] if c not in _NOT_SCORES and not c.startswith("standalone_acc_seed")]
     scores = {c: np.asarray([float(r[c]) for r in rows]) for c in columns}
-    results = {c: _corr(v, truth) for c, v in scores.items()}
+    results = {c: corr(v, truth) for c, v in scores.items()}
     for c in [c for c in columns if c.startswith("supernet_acc")]:  # as supernet_ranking.py reports it
-        results[f"{c} + MACs (mean rank)"] = _corr(stats.rankdata(scores[c]) + stats.rankdata(scores["macs"]), truth)
-    results["stand-alone, seed vs seed"] = _seed_vs_seed(per_seed)
+        results[f"{c} + MACs (mean rank)"] = corr(stats.rankdata(scores[c]) + stats.rankdata(scores["macs"]), truth)
+    results["stand-alone, seed vs seed"] = seed_vs_seed(per_seed)
     if n_seeds >= 4:
         halves = [h for h in itertools.combinations(range(n_seeds), n_seeds // 2) if 0 in h]
         rest = [tuple(k for k in range(n_seeds) if k not in h) for h in halves]
-        results["stand-alone, half vs half"] = _mean_corr(
-            [_corr(per_seed[list(h)].mean(0), per_seed[list(r)].mean(0)) for h, r in zip(halves, rest, strict=True)]
+        results["stand-alone, half vs half"] = mean_corr(
+            [corr(per_seed[list(h)].mean(0), per_seed[list(r)].mean(0)) for h, r in zip(halves, rest, strict=True)]
         )
-    ceiling = _perfect_ceiling(per_seed, seeds[0])
+    ceiling = perfect_ceiling(per_seed, seeds[0])
     results[f"perfect estimator vs the {n_seeds}-seed mean (simulated)"] = (ceiling["tau"], ceiling["rho"])
     own = _own_noise_ceiling(per_seed, seeds[0])
     results["the same, each arch with its own seed noise (simulated)"] = (own["own"]["tau"], own["own"]["rho"])

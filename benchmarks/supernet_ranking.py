@@ -75,6 +75,8 @@ from nas.model import build_model
 from nas.space import coarse_space, load_space, sample_distinct
 from nas.spec import parse_arch
 from nas.supernet import (
+    SAMPLERS,
+    SANDWICH_OPS,
     FewShotEstimator,
     SupernetEstimator,
     SupernetMacsEstimator,
@@ -82,11 +84,10 @@ from nas.supernet import (
     load_data,
     load_supernet_estimator,
     make_estimator,
+    standalone_accuracy,
     train_few_shot,
     train_supernet,
 )
-from nas.supernet._evaluate import standalone_accuracy
-from nas.supernet._train import SAMPLERS, SANDWICH_OPS
 from nas.train import Recipe, fit_model
 
 HERE = Path(__file__).resolve().parent
@@ -165,7 +166,7 @@ def _append_line(path: Path, row: dict) -> None:
         os.fsync(f.fileno())
 
 
-def _read_lines(path: Path) -> dict[tuple[str, int], dict]:
+def read_lines(path: Path) -> dict[tuple[str, int], dict]:
     done: dict[tuple[str, int], dict] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -177,7 +178,7 @@ def _read_lines(path: Path) -> dict[tuple[str, int], dict]:
     return done
 
 
-def _test_data(data: Dataset, data_spec: str, per_class: int) -> Dataset | None:
+def test_data(data: Dataset, data_spec: str, per_class: int) -> Dataset | None:
     """``data`` with its held-out split replaced by ``per_class`` fresh shapes10 images per class (a
     seed neither split uses), or None without ``--test-per-class``."""
     if per_class <= 0:
@@ -188,7 +189,7 @@ def _test_data(data: Dataset, data_spec: str, per_class: int) -> Dataset | None:
     return dataclasses.replace(data, val_x=torch.from_numpy(x), val_y=torch.from_numpy(y).long())
 
 
-def _train_one(arch_s: str, data: Dataset, test: Dataset | None, epochs: int, batch_size: int, lr: float,
+def train_one(arch_s: str, data: Dataset, test: Dataset | None, epochs: int, batch_size: int, lr: float,
                seed: int) -> dict:  # fmt: skip
     """One stand-alone training; the caller adds the budget key."""
     arch = parse_arch(arch_s)
@@ -206,18 +207,18 @@ def _worker_init(data_spec: str, resolution: int, seed: int, test_per_class: int
     global _WORKER_DATA
     torch.set_num_threads(1)
     data = load_data(data_spec, resolution, seed=seed)
-    _WORKER_DATA = (data, _test_data(data, data_spec, test_per_class))
+    _WORKER_DATA = (data, test_data(data, data_spec, test_per_class))
 
 
 def _worker_train(arch_s: str, epochs: int, batch_size: int, lr: float, seed: int) -> dict:
     assert _WORKER_DATA is not None
-    return _train_one(arch_s, *_WORKER_DATA, epochs, batch_size, lr, seed)
+    return train_one(arch_s, *_WORKER_DATA, epochs, batch_size, lr, seed)
 
 
 def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Dataset | None, seeds: list[int],
                 cache: Path) -> dict[tuple[str, int], dict]:  # fmt: skip
     """Train every (arch, seed) not yet in ``cache`` with the benchmark's budget; all rows by key."""
-    done = _read_lines(cache)
+    done = read_lines(cache)
 
     def key(sd: int) -> dict:
         test = {"test_per_class": a.test_per_class} if a.test_per_class > 0 else {}  # older caches have none
@@ -238,7 +239,7 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Da
     args = (a.standalone_epochs, a.batch_size, a.lr)
     if a.jobs <= 1:
         for i, (s, sd) in enumerate(todo, 1):
-            record(i, s, sd, _train_one(s, data, test, *args, sd))
+            record(i, s, sd, train_one(s, data, test, *args, sd))
         return done
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(a.jobs, mp_context=ctx, initializer=_worker_init, initargs=(a.data, a.resolution, a.seed, a.test_per_class)) as ex:
@@ -261,18 +262,18 @@ def _finetuned(sn: SupernetEstimator | FewShotEstimator, arch, data: Dataset, sc
     return standalone_accuracy(model, scored, sn.calib)
 
 
-def _mean_corr(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+def mean_corr(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     """Mean (τ, ρ) over several comparisons."""
     return float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs]))
 
 
-def _seed_vs_seed(per_seed: np.ndarray) -> tuple[float, float]:
+def seed_vs_seed(per_seed: np.ndarray) -> tuple[float, float]:
     """Mean (τ, ρ) of every pair of rows (one row of accuracies per seed)."""
     k = len(per_seed)
-    return _mean_corr([_corr(per_seed[i], per_seed[j]) for i in range(k) for j in range(i + 1, k)])
+    return mean_corr([corr(per_seed[i], per_seed[j]) for i in range(k) for j in range(i + 1, k)])
 
 
-def _seed_noise(per_seed: np.ndarray) -> tuple[np.ndarray, float, float]:
+def seed_noise(per_seed: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Per-arch seed variance, its mean over the archs (the pooled seed noise) and the between-arch
     variance of the expected accuracies (the variance of the seed means less the noise they keep)."""
     var = np.var(per_seed, axis=0, ddof=1)
@@ -280,29 +281,29 @@ def _seed_noise(per_seed: np.ndarray) -> tuple[np.ndarray, float, float]:
     return var, noise, max(float(np.var(per_seed.mean(0), ddof=1)) - noise / per_seed.shape[0], 1e-12)
 
 
-def _draw_summary(taus: Sequence[float], rhos: Sequence[float]) -> dict:
+def draw_summary(taus: Sequence[float], rhos: Sequence[float]) -> dict:
     """Mean τ / ρ over simulated draws and the 5th-95th percentile of τ."""
     return {"tau": float(np.mean(taus)), "rho": float(np.mean(rhos)),
             "tau_p5": float(np.percentile(taus, 5)), "tau_p95": float(np.percentile(taus, 95))}  # fmt: skip
 
 
-def _perfect_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict:
+def perfect_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict:
     """Kendall τ / Spearman ρ of a perfect estimator of the expected stand-alone accuracy against the
     mean of the seeds, simulated from the measured spreads: per-arch expectations drawn normal with the
     between-arch variance, seed noise normal with the mean within-arch variance. What no estimator can
     beat on this truth, and how far one that is exactly right still lands by chance (5th-95th
     percentile over the draws)."""
     n_seeds, n_archs = per_seed.shape
-    _, noise, signal = _seed_noise(per_seed)
+    _, noise, signal = seed_noise(per_seed)
     rng = np.random.default_rng(seed)
     mu = rng.normal(0.0, np.sqrt(signal), (draws, n_archs))
     seen = mu + rng.normal(0.0, np.sqrt(noise / n_seeds), (draws, n_archs))
-    taus, rhos = zip(*(_corr(m, o) for m, o in zip(mu, seen, strict=True)), strict=True)
-    return {**_draw_summary(taus, rhos), "seed_noise_sd_points": float(100 * np.sqrt(noise)),
+    taus, rhos = zip(*(corr(m, o) for m, o in zip(mu, seen, strict=True)), strict=True)
+    return {**draw_summary(taus, rhos), "seed_noise_sd_points": float(100 * np.sqrt(noise)),
             "arch_sd_points": float(100 * np.sqrt(signal))}  # fmt: skip
 
 
-def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3:
         return float("nan"), float("nan")
@@ -320,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     space = load_space(a.space)
     space = coarse_space(space) if a.phase == "coarse" else space
     data = load_data(a.data, a.resolution, seed=a.seed)
-    test = _test_data(data, a.data, a.test_per_class)
+    test = test_data(data, a.data, a.test_per_class)
     scored = test or data  # the split every model and estimator is scored on
     console.print(f"[bold]ranking benchmark[/bold]: space {space}, {data.describe()}, {a.archs} archs"
                   + ("" if test is None else f"; scored on {len(test.val_y)} fresh test images"))  # fmt: skip
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.standalone_only:
         metric = "val_acc" if test is None else "test_acc"
         per_seed = np.asarray([[done[(s, sd)][metric] for s in archs] for sd in seeds])
-        noise = f"; seed vs seed τ {_seed_vs_seed(per_seed)[0]:.3f}" if len(seeds) > 1 else ""
+        noise = f"; seed vs seed τ {seed_vs_seed(per_seed)[0]:.3f}" if len(seeds) > 1 else ""
         console.print(f"stand-alone: {len(archs)} archs × {len(seeds)} seeds in {out / 'standalone.jsonl'}{noise}")
         return 0
 
@@ -417,32 +418,32 @@ def main(argv: list[str] | None = None) -> int:
         w.writeheader()
         w.writerows(rows)
     results = {
-        "supernet": _corr(sn_scores, truth),
-        proxy.name: _corr(proxy_scores, truth),
-        "params": _corr(params_scores, truth),
-        "macs": _corr(macs_scores, truth),
+        "supernet": corr(sn_scores, truth),
+        proxy.name: corr(proxy_scores, truth),
+        "params": corr(params_scores, truth),
+        "macs": corr(macs_scores, truth),
         # Equal-weight rank average: the supernet's and the MAC count's errors run in opposite
         # directions on this space (5×5/e4/start-DW share vs width), so their mean rank is a check of
         # how complementary they are, not a fitted model.
-        "supernet + MACs (mean rank)": _corr(stats.rankdata(sn_scores) + stats.rankdata(macs_scores), truth),
+        "supernet + MACs (mean rank)": corr(stats.rankdata(sn_scores) + stats.rankdata(macs_scores), truth),
         # What a search gets: the same combination with ranks taken in the estimator's reference sample.
-        "supernet+macs estimator": _corr(combined_scores, truth),
+        "supernet+macs estimator": corr(combined_scores, truth),
     }
     if ft_scores is not None:
-        results[f"supernet + {a.finetune_epochs}-epoch fine-tune"] = _corr(ft_scores, truth)
+        results[f"supernet + {a.finetune_epochs}-epoch fine-tune"] = corr(ft_scores, truth)
     compared_rows = []
     for name, pair in compared.items():
         for kind, scores in zip(("supernet", "supernet+macs"), pair, strict=True):
             compared_rows.append(f"{kind} {name}")
-            results[compared_rows[-1]] = _corr(np.asarray(scores), truth)
+            results[compared_rows[-1]] = corr(np.asarray(scores), truth)
     if len(seeds) > 1:
         # How well one stand-alone run ranks like another: the ceiling for any estimator on this budget.
-        results["stand-alone, seed vs seed"] = _seed_vs_seed(per_seed)
-        ceiling = _perfect_ceiling(per_seed, a.seed)
+        results["stand-alone, seed vs seed"] = seed_vs_seed(per_seed)
+        ceiling = perfect_ceiling(per_seed, a.seed)
         results[f"perfect estimator vs the {len(seeds)}-seed mean (simulated)"] = (ceiling["tau"], ceiling["rho"])
         if test is not None:  # the same models scored on the smaller held-out split: how much is evaluation noise
             val = np.asarray([[done[(s, sd)]["val_acc"] for s in archs] for sd in seeds])
-            results["stand-alone, seed vs seed on the held-out split"] = _seed_vs_seed(val)
+            results["stand-alone, seed vs seed on the held-out split"] = seed_vs_seed(val)
     else:
         ceiling = None
     if len(seeds) >= 4:
@@ -451,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         # many seeds (a lower bound for the full mean, which is less noisy still).
         halves = [h for h in itertools.combinations(range(len(seeds)), len(seeds) // 2) if 0 in h]
         rest = [tuple(k for k in range(len(seeds)) if k not in h) for h in halves]
-        pairs = [_corr(per_seed[list(h)].mean(0), per_seed[list(r)].mean(0)) for h, r in zip(halves, rest)]
-        results["stand-alone, half vs half"] = _mean_corr(pairs)
+        pairs = [corr(per_seed[list(h)].mean(0), per_seed[list(r)].mean(0)) for h, r in zip(halves, rest)]
+        results["stand-alone, half vs half"] = mean_corr(pairs)
     sa_ips = float(np.mean([done[(s, sd)]["images_per_s"] for s in archs for sd in seeds]))
     summary = {
         "space": space.name,

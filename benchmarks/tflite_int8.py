@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from nas.latency import TimingConfig, load_predictor, load_table, read_table, sample_archs, validate_host
-from nas.latency._predict import Predictor
+from nas.latency import Predictor, TimingConfig, load_predictor, load_table, read_table, sample_archs, validate_host
 
 
 def load() -> str:

@@ -18,13 +18,13 @@ import re
 import shutil
 import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from nas.errors import NasError
+from nas.units import utc_timestamp
 
 HOST = socket.gethostname()
 
@@ -79,7 +79,7 @@ def acquire(path: Path, busy: str) -> Lock:
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise NasError(f"cannot lock {path} ({exc.strerror})") from None
         raise LockedError(f"{busy} ({owner_text(path)})") from None
-    record = {"pid": os.getpid(), "host": HOST, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record = {"pid": os.getpid(), "host": HOST, "started": utc_timestamp()}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     return Lock(path, fd)

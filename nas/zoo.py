@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from nas.errors import SpecError
-from nas.spec import ArchSpec, make_divisible, parse_arch
+from nas.inputs import path_exists
+from nas.spec import ArchSpec, load_spec_file, make_divisible, parse_arch
 
 
 @dataclass(frozen=True)
@@ -197,4 +199,22 @@ def get_spec(name: str, num_classes: int | None = None, resolution: int | None =
     return spec
 
 
-__all__ = ["PUBLISHED_NAMES", "ZOO", "ZooEntry", "get_spec", "zoo_names"]
+def resolve(text: str) -> tuple[ArchSpec, str]:
+    """A zoo name, an arch string or a spec file (``.json``/``.toml``/text) → (spec, display name).
+
+    An arch string (``res…|…``) is parsed as one, whatever its length, and never looked up as a path.
+    """
+    if text in ZOO:
+        return get_spec(text), text
+    if "|" in text and text.lstrip().startswith("res"):
+        return parse_arch(text), "arch"
+    if path_exists(text):
+        p = Path(text)
+        return load_spec_file(p), p.stem
+    if Path(text).suffix.lower() in (".json", ".toml", ".txt"):
+        raise SpecError(f"{text}: no such file")
+    shown = text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
+    raise SpecError(f"{shown!r} is neither a zoo model (known: {', '.join(ZOO)}) nor a spec file nor an arch string")
+
+
+__all__ = ["PUBLISHED_NAMES", "ZOO", "ZooEntry", "get_spec", "resolve", "zoo_names"]

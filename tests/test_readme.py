@@ -23,3 +23,33 @@ def test_readme_has_exactly_two_setup_commands():
 
 def test_ci_runs_the_readme_test_command():
     assert _commands()[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def _readme_cli_lines() -> list[str]:
+    """Every ``mnv4-nas …`` command line of the README's code blocks (comments cut)."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    lines = [line.split("  #")[0].strip() for b in blocks for line in b.splitlines()]
+    return [line for line in lines if line.startswith("mnv4-nas ")]
+
+
+def test_readme_commands_and_options_exist():
+    """Each README command names a real (sub)command, and each --option it uses is one of that command's."""
+    import shlex
+
+    import typer
+
+    from nas.cli import app
+
+    root = typer.main.get_command(app)
+    lines = _readme_cli_lines()
+    assert len(lines) > 30
+    for line in lines:
+        cmd, words = root, shlex.split(line.replace("|", " "))[1:]
+        while words and words[0] in getattr(cmd, "commands", {}):
+            cmd = cmd.commands[words.pop(0)]
+        assert not getattr(cmd, "commands", None), line
+        opts = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        opts |= {o for p in root.params for o in p.opts}  # root options (--tables, --config) before the command
+        used = {w.split("=")[0] for w in words if w.startswith("--")}
+        assert used <= opts, f"{line}: {sorted(used - opts)}"

@@ -1,9 +1,11 @@
-"""Helpers shared by the CLI commands: consoles, config access, spec resolution, JSON output."""
+"""Helpers shared by the CLI commands: consoles, config access, JSON output."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,7 @@ import typer
 from rich.console import Console
 
 from nas.config import Config, load_config
-from nas.errors import NasError, SpecError
-from nas.inputs import path_exists
-from nas.spec import ArchSpec, load_spec_file, parse_arch
+from nas.errors import NasError
 
 #: Human-readable output (tables, progress) goes to stdout; errors to stderr.
 # Piped output is not wrapped at 80 columns: tables stay one row per line for grep and less.
@@ -47,37 +47,40 @@ def tables_dir_of(ctx: typer.Context) -> Path | None:
     return Path(d) if d else None
 
 
-def resolve_spec(text: str) -> tuple[ArchSpec, str]:
-    """A zoo name, an arch string or a spec file (``.json``/``.toml``/text) → (spec, display name).
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on stderr with ETA; yields ``update(done, total, key)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    An arch string (``res…|…``) is parsed as one, whatever its length, and never looked up as a path.
-    """
-    from nas.zoo import ZOO, get_spec
+    if not enabled:
+        yield None
+        return
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[key]}", style="dim"),
+    ]
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None, key="")
 
-    if text in ZOO:
-        return get_spec(text), text
-    if "|" in text and text.lstrip().startswith("res"):
-        return parse_arch(text), "arch"
-    if path_exists(text):
-        p = Path(text)
-        return load_spec_file(p), p.stem
-    if Path(text).suffix.lower() in (".json", ".toml", ".txt"):
-        raise SpecError(f"{text}: no such file")
-    shown = text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
-    raise SpecError(f"{shown!r} is neither a zoo model (known: {', '.join(ZOO)}) nor a spec file nor an arch string")
+        def update(done: int, total: int, key: str) -> None:
+            bar.update(task, completed=done, total=total, key=key[:60])
+
+        yield update
 
 
 def print_json(obj: Any) -> None:
     """Print JSON to stdout (no rich markup), one document."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
-
-
-def fmt_int(n: int) -> str:
-    """Thousands separators."""
-    return f"{n:,}"
-
-
-def fmt_macs(n: int) -> str:
-    """MACs in M or G."""
-    return f"{n / 1e9:.3f} G" if n >= 1e9 else f"{n / 1e6:.1f} M"

@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, err_console, get_config, print_json, resolve_spec, tables_dir_of
+from nas.cli._common import UsageError, console, err_console, get_config, print_json, progress_bar, tables_dir_of
 from nas.inputs import check_finite, check_name, check_output_dir, check_seed
+from nas.units import utc_stamp
+from nas.zoo import resolve
 
 if TYPE_CHECKING:
     from nas.latency import Calibration, Device, FitResult, TimingConfig
@@ -46,41 +47,8 @@ def _timing(ctx: typer.Context, threads: int | None, runs: int | None, sessions:
     return t
 
 
-@contextmanager
-def _progress(label: str, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr with ETA; yields ``update(done, total, key)``."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    if not enabled:
-        yield None
-        return
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[key]}", style="dim"),
-    ]
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(label, total=None, key="")
-
-        def update(done: int, total: int, key: str) -> None:
-            bar.update(task, completed=done, total=total, key=key[:60])
-
-        yield update
-
-
 def _models(specs: list[str]) -> list[Any]:
-    return [resolve_spec(s)[0] for s in specs]
+    return [resolve(s)[0] for s in specs]
 
 
 def _fmt(v: float | None, digits: int = 1) -> str:
@@ -144,7 +112,7 @@ def ensure_calibrated(ctx: typer.Context, target: str, quiet: bool = False) -> N
 
     if target not in HOST_TARGETS:
         return
-    with _progress(f"calibrating {target} to this machine", enabled=not quiet) as update:
+    with progress_bar(f"calibrating {target} to this machine", enabled=not quiet) as update:
         runs = ensure_calibration(target, _tables_dir(ctx), progress=update)
     for run in runs:
         err_console.print(
@@ -166,7 +134,7 @@ def calibrate_cmd(
     (seconds) and store the fit beside your tables (it applies whenever the table is used here)."""
     from nas.latency import ensure_calibration
 
-    with _progress(f"calibrating {target}", enabled=not json_out) as update:
+    with progress_bar(f"calibrating {target}", enabled=not json_out) as update:
         runs = ensure_calibration(target, _tables_dir(ctx), force=True, progress=update)
     out = [
         {"table": str(r.path), "stored": str(r.stored), "disturbed": r.disturbed, **r.calibration.__dict__}
@@ -225,19 +193,11 @@ def fit(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Refit device models to the published latencies (paper targets) or to a profiled table (host-cpu)."""
-    from nas.latency import build_table, find_table, read_table, refit_catalog
+    from nas.latency import refit_targets
 
-    tdir = _tables_dir(ctx)
     with console.status("fitting device models…") if not json_out else _null():
-        results = refit_catalog(target or None, tdir, write=write)
-    rebuilt = []
-    if write and build:
-        for dev, _ in results:
-            path = find_table(dev.name, tdir)
-            old = read_table(path) if path else None
-            if old is None or old.source == "roofline-fit":
-                res = build_table(dev, old.spaces if old else (), tdir)
-                rebuilt.append(str(res.path))
+        results, rebuilt_paths = refit_targets(target or None, _tables_dir(ctx), write=write, build=build)
+    rebuilt = [str(p) for p in rebuilt_paths]
     rows = _fit_rows(results)
     if json_out:
         print_json({"targets": rows, "written": write, "rebuilt": rebuilt})
@@ -312,58 +272,25 @@ def profile(
 ) -> None:
     """Measure every table entry on this machine (resumable: re-run after an interruption); the table
     goes to the user's tables folder."""
-    from nas.latency import HOST_TARGETS, distinct_keys, host_runtime, profile_host, sample_archs
-    from nas.spec import arch_keys
+    from nas.latency import plan_profile, profile_target
 
-    if target not in HOST_TARGETS:
-        raise UsageError(
-            f"only {' and '.join(HOST_TARGETS)} (this machine) can be profiled here; for {target!r} use "
-            "`latency bundle` + `latency import`, or `latency import --from-models`"
-        )
-    runtime = host_runtime(target)  # a missing tflite extra is said before any work
-    if calib < 0:
-        raise UsageError(f"--calib must be >= 0 (got {calib})")
     if seed is not None:
         check_seed(seed)
-    cfg = _timing(ctx, threads, runs, sessions)
-    extra = _models(model)
-    keys = distinct_keys(space, include_zoo=zoo)
-    for a in extra:
-        keys += [k for k in arch_keys(a) if k not in keys]
-    calib_models = list(extra)
-    if zoo:
-        from nas.zoo import ZOO, get_spec
-
-        calib_models += [get_spec(n) for n in ZOO]
-    if space and calib:
-        s = get_config(ctx).project.seed if seed is None else seed
-        calib_models += [a for _, a in sample_archs(space, calib * len(space), s)]
-    if not keys:
-        raise UsageError("nothing to profile: give --space, --model or keep --zoo")
-    from nas.latency._profile import check_resumable
-
-    check_resumable(target, cfg, _tables_dir(ctx), fresh)  # fail before the progress bar starts
-    with _progress(f"profiling {target}") as update:
-        res = profile_host(
-            keys,
-            calib_models,
-            cfg=cfg,
-            target=target,
-            spaces=space,
-            tables_dir=_tables_dir(ctx),
-            fresh=fresh,
-            progress=update,
-            runtime=runtime,
-        )
+    plan = plan_profile(
+        target,
+        space,
+        _models(model),
+        zoo=zoo,
+        calib=calib,
+        seed=get_config(ctx).project.seed if seed is None else seed,
+        cfg=_timing(ctx, threads, runs, sessions),
+        tables_dir=_tables_dir(ctx),
+        fresh=fresh,
+    )  # every check before the progress bar starts
+    with progress_bar(f"profiling {target}") as update:
+        done = profile_target(plan, progress=update, fit=fit_model)
+    res, fit_res = done.result, done.fit
     cal = res.calibration
-    fit_res = None
-    if fit_model and len(res.table) >= 3:
-        from nas.latency import fit_table, fitted_device, get_device, save_device
-
-        tdir = _tables_dir(ctx)
-        dev = get_device(target, tdir)
-        fit_res = fit_table(dev, res.table)
-        save_device(fitted_device(dev, fit_res, f"table:{res.path.name}"), tdir)
     out = {
         "target": target,
         "path": str(res.path),
@@ -422,21 +349,14 @@ def bundle(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Export one model per table entry, a manifest and a runner script to measure on a device."""
-    from nas.latency import distinct_keys, get_device, make_bundle
-    from nas.spec import arch_keys
+    from nas.latency import bundle_target, get_device
 
-    dev = get_device(target, _tables_dir(ctx))
+    get_device(target, _tables_dir(ctx))  # an unknown target is said before the progress bar starts
     extra = _models(model)
-    keys = distinct_keys(space, include_zoo=zoo)
-    for a in extra:
-        keys += [k for k in arch_keys(a) if k not in keys]
-    models = list(extra)
-    if zoo:
-        from nas.zoo import PUBLISHED_NAMES, get_spec
-
-        models += [get_spec(n) for n in PUBLISHED_NAMES]
-    with _progress(f"exporting bundle for {target}") as update:
-        res = make_bundle(dev, keys, output, models=models, quantize=quantize, progress=update, fmt=fmt)
+    with progress_bar(f"exporting bundle for {target}") as update:
+        res = bundle_target(
+            target, output, space, extra, zoo=zoo, quantize=quantize, fmt=fmt, tables_dir=_tables_dir(ctx), progress=update
+        )
     out = {
         "target": target,
         "path": str(res.path),
@@ -484,15 +404,7 @@ def import_(
 ) -> None:
     """Read device measurements back into a table (source imported), or fit the device model to a few
     end-to-end model latencies (--from-models) and build its table."""
-    from nas.latency import (
-        build_table,
-        fit_models,
-        fitted_device,
-        get_device,
-        import_results,
-        read_model_latencies,
-        save_device,
-    )
+    from nas.latency import get_device, import_from_models, import_results
 
     tdir = _tables_dir(ctx)
     dev = get_device(target, tdir)
@@ -507,19 +419,14 @@ def import_(
         _print_import_calibration(table, out, json_out)
         return
     assert from_models is not None
-    pairs = read_model_latencies(from_models, resolve_spec)
-    if len(pairs) < 2:
-        raise UsageError(f"{from_models}: {len(pairs)} whole-model latency found; fitting needs at least 2")
-    res = fit_models(dev, pairs)
-    new = fitted_device(dev, res, f"models:{from_models.name}")
-    cat_path = save_device(new, tdir)
-    built = build_table(new, space, tdir)
+    imp = import_from_models(target, from_models, space, tdir)
+    res, built, cat_path = imp.fit, imp.built, imp.catalog
     out = {
         "target": target,
         "catalog": str(cat_path),
         "path": str(built.path),
         "source": "roofline-fit",
-        "n": len(pairs),
+        "n": imp.n,
         "fit_mape_pct": res.mape_pct,
         "loo_mape_pct": res.cv_mape_pct,
         "free": list(res.free),
@@ -528,7 +435,7 @@ def import_(
         print_json(out)
         return
     console.print(
-        f"fitted {', '.join(res.free)} to {len(pairs)} models: MAPE {_fmt(res.mape_pct)}%, "
+        f"fitted {', '.join(res.free)} to {imp.n} models: MAPE {_fmt(res.mape_pct)}%, "
         f"LOO MAPE {_fmt(res.cv_mape_pct)}%; updated {cat_path}"
     )
     console.print(f"wrote {built.path}: {len(built.table)} entries, source roofline-fit")
@@ -570,7 +477,7 @@ def predict_cmd(
         raise UsageError("give exactly one of --model NAME or --spec FILE")
     if model is not None and model not in ZOO:
         raise UsageError(f"unknown model {model!r} (known: {', '.join(ZOO)}); use --spec for files")
-    arch, name = resolve_spec(model or spec or "")
+    arch, name = resolve(model or spec or "")
     tgt = get_config(ctx).search.target if target is None else check_name(target, "--target")
     ensure_calibrated(ctx, tgt, json_out)
     predictor = load_predictor(tgt, _tables_dir(ctx), fallback)
@@ -620,7 +527,7 @@ def validate(
     if calibrate and not published and target in HOST_TARGETS:
         ensure_calibrated(ctx, target, json_out)
     predictor = load_predictor(target, _tables_dir(ctx))
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = utc_stamp()
     out_dir = check_output_dir(
         Path(cfg.project.output_dir) / f"latency-validate-{target}-{stamp}", "[project] output_dir"
     )
@@ -637,7 +544,7 @@ def validate(
         t = _timing(
             ctx, threads if threads is not None else (int(table_threads) if table_threads else None), runs, None
         )
-        with _progress(f"validating {target}") as update:
+        with progress_bar(f"validating {target}") as update:
             report = validate_host(predictor, sampled, t, out_dir, progress=update)
     s = report.summary
     if json_out:

@@ -9,10 +9,12 @@ import typer
 from rich.table import Table
 
 from nas._io import write_text_atomic
-from nas.cli._common import UsageError, console, fmt_int, fmt_macs, print_json, resolve_spec
+from nas.cli._common import UsageError, console, print_json
 from nas.cost import count_macs, count_params, layer_costs
 from nas.inputs import check_name, check_output_file
 from nas.spec import ArchSpec, block_label, to_json, to_toml
+from nas.units import format_count, format_macs
+from nas.zoo import resolve
 
 
 def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
@@ -50,8 +52,8 @@ def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list i
         table.add_row(
             r["name"],
             str(r["resolution"]),
-            fmt_int(r["params"]),
-            fmt_macs(r["macs"]),
+            format_count(r["params"]),
+            format_macs(r["macs"]),
             str(r["blocks"]),
             r["description"],
         )
@@ -109,7 +111,7 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
     """Block-by-block table of an architecture: input shape, block, kernels, expansion, width, stride, params, MACs."""
-    arch, name = resolve_spec(spec_or_name)
+    arch, name = resolve(spec_or_name)
     rows = _show_rows(arch)
     if json_out:
         print_json(
@@ -117,7 +119,7 @@ def show(
         )
         return
     table = Table(
-        title=f"{name} — {arch.resolution}px, {fmt_int(count_params(arch))} params, {fmt_macs(count_macs(arch))} MACs"
+        title=f"{name} — {arch.resolution}px, {format_count(count_params(arch))} params, {format_macs(count_macs(arch))} MACs"
     )
     cols = [("#", "right"), ("input", "right"), ("block", "left"), ("k1/k2", "center"), ("exp", "right"),
             ("out", "right"), ("s", "right"), ("params", "right"), ("MACs", "right"), ("", "left")]  # fmt: skip
@@ -126,7 +128,7 @@ def show(
     for r in rows:
         table.add_row(
             str(r["index"]), str(r["input"]), str(r["block"]), str(r["kernels"]), str(r["expansion"]),
-            str(r["out_channels"]), str(r["stride"]), fmt_int(int(r["params"])), fmt_macs(int(r["macs"])), str(r["extra"]),
+            str(r["out_channels"]), str(r["stride"]), format_count(int(r["params"])), format_macs(int(r["macs"])), str(r["extra"]),
         )  # fmt: skip
     console.print(table)
 
@@ -181,7 +183,7 @@ def export(
 ) -> None:
     """Export a spec as JSON, TOML, timm arch-def lines, an ONNX model checked in onnxruntime, or a
     TFLite model (FP32 or INT8) checked in LiteRT."""
-    arch, name = resolve_spec(spec_or_name)
+    arch, name = resolve(spec_or_name)
     if fmt is ExportFormat.tflite:
         _export_tflite(arch, name, output, int8, calib, check)
         return

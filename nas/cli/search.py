@@ -17,12 +17,21 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, fmt_int, fmt_macs, get_config, print_json, tables_dir_of
+from nas.cli._common import UsageError, console, get_config, print_json, progress_bar, tables_dir_of
 from nas.cost import count_macs, count_params
 from nas.inputs import check_finite, check_int, check_name, check_output_dir, check_seed
-from nas.search import SearchSettings, check_ray_address, check_storage, outcome_json, run_search
-from nas.search._results import SearchOutcome, best_table_rows, provenance_table
-from nas.supernet._reward import TUNAS_BETA
+from nas.search import (
+    SearchOutcome,
+    SearchSettings,
+    best_table_rows,
+    check_ray_address,
+    check_storage,
+    outcome_json,
+    provenance_table,
+    run_search,
+)
+from nas.supernet import TUNAS_BETA
+from nas.units import format_count, format_macs
 
 
 class _RichReporter:
@@ -168,11 +177,10 @@ def search(
 
 def _verify(outcome: SearchOutcome, tdir: Path | None, quiet: bool) -> Any:
     """``--verify``: the best and Pareto picks measured on the host targets, bundled for the device targets."""
-    from nas.cli.latency import _progress
     from nas.latency import picks_of, verify_picks
 
     picks = picks_of(outcome.best, outcome.pareto)
-    with _progress("verifying the picks", enabled=not quiet) as update:
+    with progress_bar("verifying the picks", enabled=not quiet) as update:
         return verify_picks(picks, outcome.budget_ms, outcome.out_dir, tables_dir=tdir, progress=update)
 
 
@@ -235,7 +243,7 @@ def _print_outcome(outcome: SearchOutcome, settings: SearchSettings) -> None:
     table.add_column("target", no_wrap=True)
     table.add_column("budget", justify="right", no_wrap=True)
     for label, score, arch in rows:
-        table.add_column(f"{label}\nscore {score:.4g}\n{fmt_int(count_params(arch))} p, {fmt_macs(count_macs(arch))}", justify="right", no_wrap=True)
+        table.add_column(f"{label}\nscore {score:.4g}\n{format_count(count_params(arch))} p, {format_macs(count_macs(arch))}", justify="right", no_wrap=True)
     table.add_column("provenance", no_wrap=True)
     for t in targets:
         cells = []

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from nas.cli._common import console, fmt_int, fmt_macs, get_config, print_json, resolve_spec
+from nas.cli._common import console, get_config, print_json
 from nas.cost import count_macs, count_params
 from nas.errors import SpecError
 from nas.inputs import check_seed
@@ -26,7 +26,8 @@ from nas.space import (
     sample,
     size,
 )
-from nas.zoo import get_spec
+from nas.units import format_count, format_macs
+from nas.zoo import get_spec, resolve
 
 app = typer.Typer(help="Inspect and sample search spaces (shipped names or your own TOML files).", no_args_is_help=True)
 
@@ -148,7 +149,7 @@ def show(
     )
     console.print(f"size: {info['size']} architectures (10^{info['log10_size']:.2f})")
     console.print(
-        f"coarse stage: {fmt_int(int(info['coarse_size']))} width/depth combinations; "  # type: ignore[arg-type]
+        f"coarse stage: {format_count(int(info['coarse_size']))} width/depth combinations; "  # type: ignore[arg-type]
         + (f"fine stage around the reference: {int(fine_size):.3e}; " if fine_size is not None else "")
         + f"{info['decisions']} decisions; {info['distinct_blocks']} distinct blocks for latency tables"
     )
@@ -184,7 +185,7 @@ def sample_(
         target = coarse_space(sp)
     elif stage is Stage.fine:
         if coarse is not None:
-            base, base_name = resolve_spec(coarse)
+            base, base_name = resolve(coarse)
         elif sp.reference:
             base, base_name = get_spec(sp.reference), sp.reference
         else:
@@ -204,4 +205,4 @@ def sample_(
         console.print(note)
     for r in rows:
         # Arch strings are long: never wrap them, so each line stays copy-pasteable.
-        typer.echo(f"{fmt_int(int(r['params'])):>12} params  {fmt_macs(int(r['macs'])):>9} MACs  {r['arch']}")
+        typer.echo(f"{format_count(int(r['params'])):>12} params  {format_macs(int(r['macs'])):>9} MACs  {r['arch']}")

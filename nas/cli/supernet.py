@@ -12,9 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nas._io import write_atomic
-from nas.cli._common import UsageError, console, fmt_macs, get_config, print_json, resolve_spec
+from nas.cli._common import UsageError, console, get_config, print_json
 from nas.inputs import check_device, check_finite, check_name, check_output_file, check_seed
-from nas.supernet._reward import TUNAS_BETA
+from nas.supernet import TUNAS_BETA
+from nas.units import format_macs, parse_budget
+from nas.zoo import resolve
 
 app = typer.Typer(
     help="Weight-sharing supernets: train on your data (sandwich, uniform or TuNAS), inspect, score and extract subnets.",
@@ -128,8 +130,7 @@ def train(
     """Train a supernet; checkpoints every epoch and resumes after an interruption (also under torchrun)."""
     from nas.data import is_store, load_training_data, open_store
     from nas.space import coarse_space, load_space
-    from nas.supernet import TrainConfig, train_supernet
-    from nas.supernet._train import cost_function, parse_budget
+    from nas.supernet import TrainConfig, cost_function, train_supernet
     from nas.train import env_world_size
 
     cfg_all = get_config(ctx)
@@ -160,7 +161,7 @@ def train(
     res = _given(resolution, open_store(data_spec).resolution if is_store(data_spec) else sc.resolution)
     ckpt = Path(_given(out, sc.checkpoint))
     if split is not None:
-        from nas.supernet._few_shot import check_few_shot
+        from nas.supernet import check_few_shot
 
         if out is None:
             ckpt = ckpt.with_suffix(".json")
@@ -310,8 +311,7 @@ def info(
 ) -> None:
     """What a checkpoint holds: space, data, configuration, per-epoch history (for a few-shot manifest:
     its split and each shot's checkpoint in turn)."""
-    from nas.supernet._checkpoint import load_checkpoint, space_from_meta
-    from nas.supernet._few_shot import is_few_shot, read_manifest
+    from nas.supernet import is_few_shot, load_checkpoint, read_manifest, space_from_meta
 
     if is_few_shot(checkpoint):
         m = read_manifest(checkpoint)
@@ -336,8 +336,7 @@ def info(
 
 
 def _info_one(checkpoint: str, meta: dict[str, Any]) -> None:
-    from nas.supernet._checkpoint import space_from_meta
-    from nas.supernet._train import stored_config
+    from nas.supernet import space_from_meta, stored_config
 
     sp = space_from_meta(meta["space"])
     cfg = stored_config(meta)
@@ -382,7 +381,7 @@ def eval_(
     _set_threads(threads)
     est = load_supernet_estimator(checkpoint)
     sp = est.search_space
-    items: list[tuple[str, Any]] = [("given", resolve_spec(s)[0]) for s in archs or []]
+    items: list[tuple[str, Any]] = [("given", resolve(s)[0]) for s in archs or []]
     if extremes:
         items += [("largest", largest_arch(sp)), ("smallest", smallest_arch(sp))]
     rng = np.random.default_rng(seed)
@@ -396,7 +395,7 @@ def eval_(
         return
     console.print(est.meaning)
     for r in rows:
-        typer.echo(f"{r['accuracy']:.4f}  {fmt_macs(int(r['macs'])):>9} MACs  {r['name']:<9} {r['arch']}")
+        typer.echo(f"{r['accuracy']:.4f}  {format_macs(int(r['macs'])):>9} MACs  {r['name']:<9} {r['arch']}")
 
 
 class PredictorModel(StrEnum):
@@ -468,7 +467,7 @@ def extract(
     from nas.model import recalibrate_bn
     from nas.supernet import FewShotEstimator, load_supernet_estimator
 
-    spec = resolve_spec(arch)[0]
+    spec = resolve(arch)[0]
     p = check_output_file(output, "--output")
     est = load_supernet_estimator(checkpoint)
     if isinstance(est, FewShotEstimator):

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import time
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, get_config, print_json, resolve_spec
+from nas.cli._common import UsageError, console, get_config, print_json
 from nas.config import Config
-from nas.spec import ArchSpec
+from nas.zoo import resolve
 
 
 class Optimizer(StrEnum):
@@ -46,15 +45,6 @@ _NAMES = {
     "amp": ("--amp", "amp"),
     "seed": ("--seed", "seed"),
 }
-
-
-def _resolve_arch(text: str) -> tuple[ArchSpec, str]:
-    """A spec file, zoo name or arch string of any length → (spec, display name)."""
-    from nas.spec import parse_arch
-
-    if text.startswith("res") and "|" in text:  # before any Path(text) call: an arch string may exceed NAME_MAX
-        return parse_arch(text), "arch"
-    return resolve_spec(text)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -201,7 +191,7 @@ def train(
     then safetensors + ONNX weights, metrics.csv, curves.png, summary.md, run.json."""
     import torch
 
-    from nas.data import load_training_data
+    from nas.data import data_record, load_training_data, open_distill_stores
     from nas.inputs import check_int, check_output_dir
     from nas.train import amp_dtype, check_device, default_out_dir, env_world_size
     from nas.train import train as run_training
@@ -209,7 +199,7 @@ def train(
     cfg = get_config(ctx)
     _set_threads(threads)
     check_device(device)
-    spec, name = _resolve_arch(arch)
+    spec, name = resolve(arch)
     if distill and (data is not None or teacher is not None):
         raise UsageError("--distill learns from the stores' teacher and their source data; drop --data/--teacher")
     given = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer.value if optimizer else None, "lr": lr,
@@ -223,11 +213,11 @@ def train(
     world = env_world_size()
     quiet = json_out or (world > 1 and _rank() != 0)
     if distill:
-        source, val, data_info = _stores(distill, resolution)
+        source, val, data_info = open_distill_stores(distill, resolution)
     else:
         data_spec = cfg.train.data if data is None else data
         source, val = load_training_data(data_spec, res, seed=recipe.seed)
-        data_info = {"spec": _data_spec(data_spec), "val_fraction": 0.1, "split_seed": recipe.seed}
+        data_info = {"spec": data_record(data_spec), "val_fraction": 0.1, "split_seed": recipe.seed}
     online = None
     if teacher is not None:
         online = _online_teacher(teacher, val, device, threads, teacher_norm, teacher_mean, teacher_std, teacher_output)
@@ -249,27 +239,10 @@ def train(
     _report(run, json_out)
 
 
-def _stores(args: list[str], resolution: int | None) -> tuple[Any, Any, dict[str, Any]]:
-    """(mixed stores as a TrainSource, the first store's source data for held-out evaluation, how the data
-    was given) for ``--distill`` values."""
-    from nas.data import mix_stores, open_store, parse_store_arg
-
-    parsed = [parse_store_arg(a, "--distill") for a in args]
-    stores = [(open_store(p), r) for p, r in parsed]
-    source = mix_stores(stores)
-    if resolution is not None and resolution != source.resolution:
-        raise UsageError(f"--resolution {resolution}: the stores hold {source.resolution}-px images; drop --resolution")
-    # The spec is constant: a store is identified by its shards' hashes (source.identity()), not where it lies.
-    src = stores[0][0].data_info  # held-out split of the first store's source data
-    info = {"spec": "distill", "stores": [{"path": str(Path(p).resolve()), "ratio": r} for p, r in parsed],
-            "val_fraction": src["val_fraction"], "split_seed": src["split_seed"]}  # fmt: skip
-    return source, stores[0][0].source_data(), info
-
-
 def _online_teacher(text: str, val: Any, device: str | None, threads: int | None, norm: str, mean: str | None,
                     std: str | None, output: str) -> Any:  # fmt: skip
     """The ``--teacher`` of an online distillation, checked against the data's classes."""
-    from nas.cli._teachers import NORMS, normalize_onnx, open_teacher, parse_teacher
+    from nas.teachers import NORMS, normalize_onnx, open_teacher, parse_teacher
 
     if norm not in (*NORMS, "data"):
         raise UsageError(f"--teacher-norm must be imagenet, data or none (got {norm!r})")
@@ -281,11 +254,6 @@ def _online_teacher(text: str, val: Any, device: str | None, threads: int | None
         raise UsageError(f"--teacher {text}: {t.num_classes} classes, but the data has {val.num_classes} "
                          f"({_names(val.classes)}) — a teacher must know the data's classes in the data's order")  # fmt: skip
     return t
-
-
-def _data_spec(spec: str) -> str:
-    """``--data`` as recorded: builtin specs as given, paths made absolute."""
-    return spec if spec.strip().startswith("builtin") else str(Path(spec).expanduser().resolve())
 
 
 def _report(run: Any, json_out: bool) -> None:

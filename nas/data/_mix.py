@@ -19,6 +19,7 @@ import torch
 
 from nas.data._source import Batch, TrainSource
 from nas.data._store import DistillStore, StoreError, open_store, seeded_rng
+from nas.errors import NasError
 from nas.inputs import check_finite
 
 
@@ -170,3 +171,26 @@ def mix_stores(stores: Sequence[tuple[str | Path | DistillStore, float]]) -> Tra
     if len(opened) == 1:
         return opened[0][0]
     return MixedSource(opened)
+
+
+def open_distill_stores(
+    args: Sequence[str], resolution: int | None = None, name: str = "--distill"
+) -> tuple[TrainSource, Any, dict[str, Any]]:
+    """``STORE[:RATIO]`` values → (the stores mixed by ratio, the first store's source data for held-out
+    evaluation, the data record a training keeps). A ``resolution`` other than the stores' is an error."""
+    parsed = [parse_store_arg(a, name) for a in args]
+    stores = [(open_store(p), r) for p, r in parsed]
+    source = mix_stores(stores)
+    if resolution is not None and resolution != source.resolution:
+        raise NasError(f"--resolution {resolution}: the stores hold {source.resolution}-px images; drop --resolution")
+    # The spec is constant: a store is identified by its shards' hashes (source.identity()), not where it lies.
+    first = stores[0][0]
+    src = first.data_info  # held-out split of the first store's source data
+    info = {"spec": "distill", "stores": [{"path": str(Path(p).resolve()), "ratio": r} for p, r in parsed],
+            "val_fraction": src["val_fraction"], "split_seed": src["split_seed"]}  # fmt: skip
+    return source, first.source_data(), info
+
+
+def data_record(spec: str) -> str:
+    """A ``--data`` value as a run records it: ``builtin`` specs as given, paths made absolute."""
+    return spec if spec.strip().startswith("builtin") else str(Path(spec).expanduser().resolve())

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +36,7 @@ from nas.data._store import (
     shard_name,
 )
 from nas.inputs import check_output_dir
+from nas.units import utc_timestamp
 
 _TEMP_RE = re.compile(r"\.(manifest\.json|shard-\d{5,}\.safetensors)\.\d+\.tmp")
 _HINT = "choose a writable --out"
@@ -44,10 +44,6 @@ _HINT = "choose a writable --out"
 #: settings key -> the option that sets it (named in the error when a resumed build differs)
 _OPTIONS = {"teacher": "--teacher", "data": "--data", "aug": "--aug", "replicas": "--replicas", "seed": "--seed",
             "shard_size": "--shard-size", "batch_size": "--batch-size"}  # fmt: skip
-
-
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _short(v: Any, n: int = 48) -> str:
@@ -128,7 +124,7 @@ class StoreWriter:
                                  "and no distillation store; give a new or empty folder")  # fmt: skip
             self._manifest = {"format": FORMAT, "version": VERSION, "settings": self.settings,
                               "examples": self.examples, "num_shards": self.num_shards, "complete": False,
-                              "shards": [], "build": {}, "created": _now()}  # fmt: skip
+                              "shards": [], "build": {}, "created": utc_timestamp()}  # fmt: skip
         for e in self.path.iterdir():
             if _TEMP_RE.fullmatch(e.name):
                 e.unlink(missing_ok=True)
@@ -217,7 +213,7 @@ class StoreWriter:
         m["complete"] = self.complete
         m["build"] = {"wall_s": round(wall, 3), "images_built": images, "sessions": self._sessions,
                       "images_per_s": round(images / wall, 1) if wall > 0 and images else None}  # fmt: skip
-        m["updated"] = _now()
+        m["updated"] = utc_timestamp()
         write_text_atomic(self.path / MANIFEST, json.dumps(m, indent=1, allow_nan=False) + "\n", _HINT)
 
     def finish(self) -> dict[str, Any]:

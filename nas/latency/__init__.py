@@ -39,6 +39,8 @@ from nas.latency._profile import (
     ProfileResult,
     Timing,
     TimingConfig,
+    check_resumable,
+    interference_guard,
     profile_host,
     table_calibration,
     time_onnx,
@@ -47,7 +49,15 @@ from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
 from nas.latency._runtime import HostRuntime, host_runtime
 from nas.latency._store import CalibrationRun, ensure_calibration, load_table
-from nas.latency._table import SOURCES, LatencyTable, find_table, merge_tables, read_table, write_table
+from nas.latency._table import (
+    SOURCES,
+    LatencyTable,
+    find_table,
+    merge_tables,
+    read_table,
+    table_paths,
+    write_table,
+)
 from nas.latency._validate import (
     ValidationReport,
     not_measurable_hint,
@@ -57,6 +67,17 @@ from nas.latency._validate import (
     validate_published,
 )
 from nas.latency._verify import VerifyReport, picks_of, verify_picks
+from nas.latency._workflows import (
+    ModelsImport,
+    ProfileOutcome,
+    ProfilePlan,
+    bundle_target,
+    import_from_models,
+    plan_profile,
+    profile_target,
+    refit_targets,
+    table_keys,
+)
 
 __all__ = [
     "add_device",
@@ -74,6 +95,9 @@ __all__ = [
     "HostCalibration",
     "HostRuntime",
     "Machine",
+    "ModelsImport",
+    "ProfileOutcome",
+    "ProfilePlan",
     "LatencyTable",
     "Prediction",
     "Predictor",
@@ -84,6 +108,8 @@ __all__ = [
     "VerifyReport",
     "arch_features",
     "build_table",
+    "bundle_target",
+    "check_resumable",
     "check_supported",
     "distinct_keys",
     "ensure_calibration",
@@ -95,6 +121,8 @@ __all__ = [
     "fitted_device",
     "get_device",
     "host_runtime",
+    "interference_guard",
+    "import_from_models",
     "import_results",
     "key_ops",
     "layer_ms",
@@ -106,19 +134,24 @@ __all__ = [
     "merge_tables",
     "not_measurable_hint",
     "picks_of",
+    "plan_profile",
     "predict",
     "profile_host",
+    "profile_target",
     "published_points",
     "read_model_latencies",
     "read_results",
     "read_table",
     "refit_catalog",
+    "refit_targets",
     "roofline_table",
     "sample_archs",
     "save_device",
     "space_keys",
     "summarize",
     "table_calibration",
+    "table_keys",
+    "table_paths",
     "this_machine",
     "time_onnx",
     "user_tables_dir",

@@ -11,7 +11,8 @@ from nas.latency._catalog import Device
 from nas.latency._fit import unsupported_in
 from nas.latency._keys import distinct_keys, key_features, key_ops
 from nas.latency._roofline import layer_ms
-from nas.latency._table import LatencyTable, make_row, new_table, now_iso, table_file, write_dir, write_table
+from nas.latency._table import LatencyTable, make_row, new_table, table_file, write_dir, write_table
+from nas.units import utc_timestamp
 
 
 def model_meta(device: Device) -> str:
@@ -53,7 +54,7 @@ def roofline_table(device: Device, keys: Sequence[str], spaces: Sequence[str] = 
         "runtime": f"{device.runtime} (roofline device model)",
         "dtype": device.dtype,
         "spaces": ",".join(spaces),
-        "created": now_iso(),
+        "created": utc_timestamp(),
         "overhead_ms": f"{device.model.fixed_ms:.6g}",
         "device_model": model_meta(device),
         "note": fit_note(device),

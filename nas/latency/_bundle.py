@@ -38,7 +38,6 @@ from nas.latency._table import (
     LatencyTable,
     make_row,
     new_table,
-    now_iso,
     parse_table_text,
     read_csv_text,
     table_file,
@@ -46,6 +45,7 @@ from nas.latency._table import (
     write_table,
 )
 from nas.spec import ArchSpec
+from nas.units import utc_timestamp
 
 CALL_PROBE_KEY = "call_probe"
 MANIFEST = "manifest.json"
@@ -200,7 +200,7 @@ def _write_bundle(
         "target": device.name,
         "dtype": device.dtype,
         "quantized": quant,
-        "created": now_iso(),
+        "created": utc_timestamp(),
         "entries": entries,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
@@ -327,7 +327,7 @@ def import_results(
         "source": "imported",
         "runtime": meta_in.get("runtime", f"{device.runtime} (plain CSV import)"),
         "dtype": device.dtype,
-        "created": now_iso(),
+        "created": utc_timestamp(),
         "call_ms": f"{call_ms:.6g}",
         "note": f"imported from {p.name}" + (f" measured on {meta_in['device']}" if "device" in meta_in else ""),
     }
@@ -348,12 +348,14 @@ def import_results(
 
 
 def read_model_latencies(
-    path: str | Path, resolve: Callable[[str], tuple[ArchSpec, str]]
+    path: str | Path, resolve: Callable[[str], tuple[ArchSpec, str]] | None = None
 ) -> list[tuple[str, ArchSpec, float]]:
     """A CSV ``model_or_spec,latency_ms`` → ``(label, arch, ms)``; each spec resolved by ``resolve``. Also
     the whole models of a bundle's results: a TFLite bundle folder (its ``benchmark_model`` logs) or an
-    ONNX bundle runner's results CSV (what ``search --verify`` writes for a device target)."""
+    ONNX bundle runner's results CSV (what ``search --verify`` writes for a device target). ``resolve``
+    defaults to :func:`nas.zoo.resolve` (zoo name, arch string or spec file)."""
     from nas.latency._bundle_tflite import is_tflite_bundle, read_benchmark_logs
+    from nas.zoo import resolve as zoo_resolve
 
     p = Path(path)
     if is_tflite_bundle(p) or (path_exists(p) and p.is_file() and _is_runner_output(p)):
@@ -379,7 +381,7 @@ def read_model_latencies(
                 f"{p}: latency_ms of {shown!r} must be a positive number (got {str(row['latency_ms'])[:40]!r})"
             )
         try:
-            arch, name = resolve(label)
+            arch, name = (resolve or zoo_resolve)(label)
         except NasError as exc:
             raise ConfigError(f"{p}: {shown!r}: {exc}") from None
         out.append((name, arch, float(ms)))

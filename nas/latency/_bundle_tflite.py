@@ -27,8 +27,8 @@ from nas.inputs import as_error, path_exists, read_json, read_text
 from nas.latency._catalog import Device
 from nas.latency._fit import unsupported_in
 from nas.latency._keys import is_model_key, key_features
-from nas.latency._table import now_iso
 from nas.spec import ArchSpec
+from nas.units import utc_timestamp
 
 TFLITE_BUNDLE_FORMAT = "mnv4-nas/latency-bundle-tflite-v1"
 CALL_PROBE_KEY = "call_probe"
@@ -122,7 +122,7 @@ def make_tflite_bundle(
     if progress is not None:
         progress(len(all_keys), len(all_keys), "")
     manifest = {"format": TFLITE_BUNDLE_FORMAT, "target": device.name, "dtype": device.dtype, "quantized": int8,
-                "created": now_iso(), "entries": entries}  # fmt: skip
+                "created": utc_timestamp(), "entries": entries}  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     (out / "files.txt").write_text("".join(f"{e['file']}\t{e['key'][:40]}\n" for e in entries), encoding="utf-8")
     runner = out / "run_benchmark.sh"

@@ -111,11 +111,6 @@ class Device:
     model: DeviceModel = field(default_factory=DeviceModel)
     fit: FitReport | None = None
 
-    @property
-    def measured_here(self) -> bool:
-        """Whether this target is the machine running mnv4-nas (profiled and validated here)."""
-        return self.name in HOST_TARGETS
-
 
 HOST_TARGET = "host-cpu"
 #: the paper's CPU runtime on this machine: LiteRT (TFLite) with XNNPACK, INT8

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 
 from nas.cost import ops_of
@@ -17,6 +16,7 @@ from nas.latency._published import PUBLISHED_ROUNDING_STD_MS, published_points
 from nas.latency._roofline import FitResult, fit_device_model
 from nas.latency._table import LatencyTable
 from nas.spec import ArchSpec
+from nas.units import utc_now
 
 
 def unsupported_in(device: Device, features: set[str]) -> list[str]:
@@ -82,7 +82,7 @@ def fitted_device(device: Device, result: FitResult, data: str) -> Device:
         n=len(result.measured),
         mape_pct=result.mape_pct,
         loo_mape_pct=None if loo is None or math.isnan(loo) else loo,
-        fitted=date.today().isoformat(),
+        fitted=utc_now().date().isoformat(),
     )
     return replace(device, model=result.model, fit=report)
 

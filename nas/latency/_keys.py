@@ -10,7 +10,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from nas.cost import Op, block_ops, head_ops
-from nas.errors import NasError
 from nas.spec import ArchSpec, MHSASpec, MQASpec, Shape, arch_keys, block_columns, parse_key
 
 if TYPE_CHECKING:
@@ -158,11 +157,9 @@ def space_keys(spaces: Iterable[str]) -> list[str]:
 
 
 def import_space() -> Any:
-    """The search-space package, or a one-line error when this install has none."""
-    try:
-        import nas.space as space_mod
-    except ImportError as exc:
-        raise NasError(f"search spaces are not available in this install ({exc}); use the zoo only") from None
+    """The search-space package, imported on first use (keeps ``import nas.latency`` light)."""
+    import nas.space as space_mod
+
     return space_mod
 
 

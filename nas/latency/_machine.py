@@ -31,8 +31,9 @@ from nas._io import write_text_atomic
 from nas.errors import ConfigError, NasError
 from nas.inputs import as_error, path_exists, read_json
 from nas.latency._catalog import TABLES_HINT
-from nas.latency._table import LatencyTable, now_iso
+from nas.latency._table import LatencyTable
 from nas.spec import ArchSpec, arch_keys, parse_arch
+from nas.units import utc_timestamp
 
 CALIBRATION_FORMAT = "mnv4-nas/host-calibration-v1"
 #: reference models timed by a calibration (a few seconds each at most)
@@ -289,7 +290,7 @@ def calibrate_host(
         mape_before_pct=rel(pred),
         mape_pct=rel(fitted),
         loo_mape_pct=rel(loo_best) if not np.isnan(loo_best).any() else None,
-        created=now_iso(),
+        created=utc_timestamp(),
         wall_s=round(time.perf_counter() - t0, 2),
         loadavg=f"{load0:.2f} at start, {os.getloadavg()[0]:.2f} at end ({os.cpu_count()} cores)",
         models=[

@@ -49,7 +49,6 @@ from nas.latency._table import (
     LatencyTable,
     TableAppender,
     make_row,
-    now_iso,
     parse_table_text,
     read_table,
     table_file,
@@ -57,6 +56,7 @@ from nas.latency._table import (
     write_table,
 )
 from nas.spec import ArchSpec, arch_keys, parse_arch
+from nas.units import utc_timestamp
 
 if TYPE_CHECKING:
     from nas.latency._runtime import HostRuntime
@@ -595,7 +595,7 @@ def profile_host(
         "sessions": str(cfg.sessions),
         "warmup": str(cfg.warmup),
         "flush_mib": f"{cfg.flush_mib:g}",
-        "created": now_iso(),
+        "created": utc_timestamp(),
         "cache_mib": f"{cache:g}",
         **here.meta(),
     }
@@ -622,7 +622,7 @@ def profile_host(
     old_spaces = table.spaces
     guard = interference_guard(cfg) if measure is None else None
     table.meta.update(
-        updated=now_iso(),
+        updated=utc_timestamp(),
         spaces=",".join(dict.fromkeys([*old_spaces, *spaces])),
         call_ms=f"{call_ms:.6g}",
         cache_mib=f"{cache:g}",

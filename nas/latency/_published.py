@@ -52,11 +52,6 @@ def load_published(path: str | Path | None = None) -> pd.DataFrame:
     return _read(str(path or published_path())).copy()
 
 
-def published_targets(path: str | Path | None = None) -> list[str]:
-    """Target columns of the published table."""
-    return [c for c in load_published(path).columns if c not in ("top1", "params_m", "macs_g")]
-
-
 def published_points(target: str, path: str | Path | None = None) -> list[PublishedPoint]:
     """Published latencies on ``target`` of every model the zoo expresses (empty/Failed rows skipped)."""
     from nas.zoo import PUBLISHED_NAMES
@@ -72,11 +67,3 @@ def published_points(target: str, path: str | Path | None = None) -> list[Publis
         if pd.notna(value):
             out.append(PublishedPoint(zoo_name, row, float(value)))
     return out
-
-
-def published_failed(target: str, path: str | Path | None = None) -> list[str]:
-    """Rows marked ``Failed`` (the model does not run on that target)."""
-    df = load_published(path)
-    if target not in df.columns:
-        return []
-    return [str(m) for m in df.index[df[target].astype(str).str.strip() == FAILED]]

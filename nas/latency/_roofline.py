@@ -54,15 +54,6 @@ class OpBatch:
     n_groups: int
     n_ops: np.ndarray
 
-    def subset(self, groups: np.ndarray) -> OpBatch:
-        """The samples ``groups`` (indices), renumbered 0..len-1 in that order."""
-        remap = np.full(self.n_groups, -1)
-        remap[groups] = np.arange(len(groups))
-        keep = remap[self.group] >= 0
-        return OpBatch(
-            self.macs[keep], self.nbytes[keep], self.cls[keep], remap[self.group[keep]], len(groups), self.n_ops[groups]
-        )
-
 
 def op_batch(samples: Sequence[Sequence[Op]], dtype: str) -> OpBatch:
     """Flatten the ops of ``samples`` (each a list of ops) with their memory traffic in ``dtype``."""

@@ -19,7 +19,6 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -69,11 +68,6 @@ META_RANGES: dict[str, tuple[float, bool, bool]] = {
 }
 #: Largest value of an integer column (shapes, MACs, bytes, run counts).
 _MAX_INT = 2**62
-
-
-def now_iso() -> str:
-    """Current UTC time, seconds precision (table and report timestamps)."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _fmt(v: Any) -> str:
@@ -507,7 +501,6 @@ __all__ = [
     "table_paths",
     "make_row",
     "new_table",
-    "now_iso",
     "parse_table_text",
     "read_table",
     "table_text",

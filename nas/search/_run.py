@@ -6,7 +6,6 @@ one orchestrator (:func:`nas.search._engine.run_stages`) and the results and ``r
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pandas as pd
@@ -23,12 +22,13 @@ from nas.search._settings import SearchSettings, check_settings
 from nas.search._space_choice import pair_budgets
 from nas.search._storage import OpenedStorage, open_storage
 from nas.spec import ArchSpec
+from nas.units import utc_stamp, utc_timestamp
 
 RUN_FORMAT = "mnv4-nas/search-run-v1"
 
 
 def _run_name(budgets: list[TargetBudget]) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = utc_stamp()
     return "+".join(f"{b.target}-{b.text}" for b in budgets) + f"-{stamp}"
 
 
@@ -73,7 +73,7 @@ def _run_record(settings: SearchSettings, plan: Plan, run: RunDir, **extra: Any)
         "trials": settings.trials,
         "coarse_trials": settings.coarse_trials,
         "fine_trials": settings.fine_trials,
-        "created": (run.previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        "created": (run.previous or {}).get("created", utc_timestamp()),
         "min_latency_ms": plan.mins,
         "estimator_data": plan.data,
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 from nas.errors import NasError
 from nas.search._storage import check_rdb_url
-from nas.supernet._reward import TUNAS_BETA
+from nas.supernet import TUNAS_BETA
 
 ENGINES = ("optuna", "tunas")
 

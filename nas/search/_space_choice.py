@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nas.errors import NasError
-from nas.search._budget import parse_budget
 from nas.search._evaluate import TargetBudget, min_latency
 from nas.search._protocols import LatencyPredictor
 from nas.space import SearchSpace, coarse_space, distinct_blocks, list_spaces, load_space
+from nas.units import parse_latency_ms
 
 
 def pair_budgets(targets: Sequence[str], budgets: Sequence[str], known: Sequence[str]) -> list[TargetBudget]:
@@ -22,7 +22,7 @@ def pair_budgets(targets: Sequence[str], budgets: Sequence[str], known: Sequence
     for t, b in zip(targets, budgets, strict=True):
         if t not in known:
             raise NasError(f"unknown target {t!r} (known: {', '.join(known)})")
-        out.append(TargetBudget(t, parse_budget(b), b.replace(" ", "")))
+        out.append(TargetBudget(t, parse_latency_ms(b), b.replace(" ", "")))
     if len({b.target for b in out}) != len(out):
         raise NasError("each --target may be given once")
     return out

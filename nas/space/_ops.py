@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from nas.errors import SpecError
-from nas.space._base import Decision, Encoder, Geometry, Slot, Values
+from nas.space._base import Decision, Encoder, Slot, Values
 from nas.space._schema import SearchSpace
-from nas.spec import ArchSpec, BlockSpec, Shape, block_key, head_key
-from nas.spec.blocks import conv_out
+from nas.spec import ArchSpec, BlockSpec
 
 # ----------------------------------------------------------------------------------------------
 # decisions
@@ -199,24 +198,6 @@ def log10_size(space: SearchSpace) -> float:
 def slots(space: SearchSpace) -> list[Slot]:
     """Every block position of the space with the decisions that determine its block (see :class:`Slot`)."""
     return space.slots  # type: ignore[no-any-return]
-
-
-def build_slots(space: SearchSpace) -> list[Slot]:
-    """The slots of :func:`slots`: the stem, each stage's, the head."""
-    stem_in = Shape(space.resolution, space.resolution, 3)
-    out: list[Slot] = [Slot("stem", (), (), lambda _v: block_key(space.stem, stem_in))]
-    hw = conv_out(space.resolution, space.stem.stride)
-    geo = Geometry(hw, hw, (space.stem.out_channels,))
-    for i, st in enumerate(space.stages):
-        stage_slots, geo = st.slots(space, i, geo)
-        out += stage_slots
-    head_deps = (geo.dep,) if geo.dep is not None else ()
-
-    def head(vals: tuple[int, ...], g: Geometry = geo) -> str:
-        return head_key(space.head, space.num_classes, Shape(g.h, g.w, g.channels[vals[0] if vals else 0]))
-
-    out.append(Slot("head", head_deps, tuple(space.decisions[x].radix for x in head_deps), head))
-    return out
 
 
 def arch_slot_keys(space: SearchSpace, vec: Any) -> list[str]:

@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 from nas.errors import ConfigError, SpecError
 from nas.inputs import as_error, read_toml
-from nas.space._base import Ctx, Decision, UIBChoice, kernel_list, parse_choice
+from nas.space._base import Ctx, Decision, Geometry, Slot, UIBChoice, kernel_list, parse_choice
 from nas.space._stages import Stage, stage_from_table
-from nas.spec import ACTIVATIONS, ConvSpec, HeadSpec, parse_blocks, parse_head
+from nas.spec import ACTIVATIONS, ConvSpec, HeadSpec, Shape, block_key, head_key, parse_blocks, parse_head
+from nas.spec.blocks import conv_out
 
 Phase = Literal["joint", "coarse", "fine"]
 PHASES: tuple[str, ...] = ("joint", "coarse", "fine")
@@ -94,9 +95,7 @@ class SearchSpace:
     @cached_property
     def slots(self) -> list[Any]:
         """Latency slots (see :func:`nas.space.slots`)."""
-        from nas.space._ops import build_slots
-
-        return build_slots(self)
+        return _build_slots(self)
 
     def __getstate__(self) -> dict[str, Any]:
         # Derived data (cached properties, slots hold closures) is rebuilt on demand after unpickling.
@@ -226,3 +225,21 @@ def load_space_file(path: str | Path) -> SearchSpace:
     with as_error(ConfigError):
         data = read_toml(p, "search-space file", MAX_SPACE_BYTES)
     return space_from_dict(data, str(p))
+
+
+def _build_slots(space: SearchSpace) -> list[Slot]:
+    """The slots of :func:`slots`: the stem, each stage's, the head."""
+    stem_in = Shape(space.resolution, space.resolution, 3)
+    out: list[Slot] = [Slot("stem", (), (), lambda _v: block_key(space.stem, stem_in))]
+    hw = conv_out(space.resolution, space.stem.stride)
+    geo = Geometry(hw, hw, (space.stem.out_channels,))
+    for i, st in enumerate(space.stages):
+        stage_slots, geo = st.slots(space, i, geo)
+        out += stage_slots
+    head_deps = (geo.dep,) if geo.dep is not None else ()
+
+    def head(vals: tuple[int, ...], g: Geometry = geo) -> str:
+        return head_key(space.head, space.num_classes, Shape(g.h, g.w, g.channels[vals[0] if vals else 0]))
+
+    out.append(Slot("head", head_deps, tuple(space.decisions[x].radix for x in head_deps), head))
+    return out

@@ -9,14 +9,11 @@ allowed values.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, Union
+from typing import ClassVar, NamedTuple, Union
 
 from nas.errors import SpecError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "relu6", "gelu")
 STRIDES: tuple[int, ...] = (1, 2)
@@ -419,11 +416,6 @@ class ArchSpec:
         """Shape entering the head."""
         return self.layers[-1].out_shape
 
-    def iter_blocks(self) -> Iterator[BlockSpec]:
-        """Stem followed by body blocks."""
-        yield self.stem
-        yield from self.blocks
-
     @cached_property
     def arch(self) -> str:
         """Canonical DSL string (see :mod:`nas.spec.dsl`)."""
@@ -433,8 +425,3 @@ class ArchSpec:
 
     def __str__(self) -> str:
         return self.arch
-
-
-def spec_fields(spec: object) -> dict[str, object]:
-    """Field name → value of a spec dataclass instance (class variables excluded)."""
-    return {f.name: getattr(spec, f.name) for f in fields(spec)}  # type: ignore[arg-type]

@@ -2,8 +2,8 @@
 
 On the ranking benchmark the supernet and the MAC count err in opposite directions (the supernet
 over-rates 5×5 / expansion-4 / start-depthwise members and under-rates wide stages; the MAC count the
-reverse), and the mean of their two ranks ranks members better than either (README, "How well does it
-rank?"). A search does not score a fixed set of members, so ranks are taken against a fixed
+reverse), and the mean of their two ranks ranks members better than either (``benchmarks/README.md``,
+"How well does it rank?"). A search does not score a fixed set of members, so ranks are taken against a fixed
 **reference sample** of the supernet's space (``n_ref`` members drawn with a fixed seed): each
 candidate's supernet accuracy and log-MAC count become positions in the reference distributions
 (mid-rank empirical CDFs, linear between reference points and continued with the end slopes beyond

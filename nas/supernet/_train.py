@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ from nas.train import (
     mean_over_ranks,
 )
 from nas.train import make_optimizer as _make_optimizer
+from nas.units import utc_timestamp
 
 SANDWICH_OPS: tuple[str, ...] = ("extreme", "random")
 SAMPLERS: tuple[str, ...] = ("sandwich", "uniform", "tunas")
@@ -185,36 +184,10 @@ def cost_function(kind: str, target: str | None = None) -> tuple[CostFn, str]:
 
 def latency_function(target: str) -> CostFn:
     """``list[ArchSpec] -> ms`` from the latency table of ``target`` (:func:`nas.latency.load_predictor`)."""
-    try:
-        from nas.latency import load_predictor
-    except ImportError:  # pragma: no cover - latency package absent
-        raise NasError("latency tables are not available in this installation; use --cost macs or --cost params") from None
+    from nas.latency import load_predictor
+
     predictor = load_predictor(target)
     return lambda archs: np.asarray(predictor.predict_archs(list(archs)).latency_ms, dtype=np.float64)
-
-
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
-
-
-def parse_budget(text: str | float | None, unit: str) -> float | None:
-    """``"4ms"``/``"4"`` (latency) or ``"300M"``/``"1.2G"``/``"3e8"`` (MACs, params) → a number."""
-    if text is None or isinstance(text, (int, float)):
-        return None if text is None else float(text)
-    t = text.strip().lower().replace("_", "")
-    if unit == "ms":
-        m = re.fullmatch(r"([0-9.]+(?:e-?\d+)?)\s*(ms)?", t)
-        scale = 1.0
-    else:
-        m = re.fullmatch(r"([0-9.]+(?:e\d+)?)\s*([kmg]?)", t)
-        scale = _SUFFIX[m.group(2)] if m else 1.0
-    try:
-        value = float(m.group(1)) * scale if m else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        example = "4ms" if unit == "ms" else "300M"
-        raise NasError(f"budget must be a positive number of {unit}, e.g. {example} (got {text!r})")
-    return value
 
 
 def default_budget(space: SearchSpace, cost: CostFn, seed: int = 0) -> tuple[float, str]:
@@ -373,7 +346,7 @@ def _new_meta(space: SearchSpace, cfg: TrainConfig, source: TrainSource, superne
         space=space_meta(space), resolution=source.resolution, num_classes=len(source.classes),
         classes=list(source.classes), data=data,
         config=dataclasses.asdict(cfg), world_size=info.world, kernel_transforms=len(supernet.kernel_transforms),
-        epochs_done=0, history=[], rl_history=[], created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        epochs_done=0, history=[], rl_history=[], created=utc_timestamp(),
         torch=torch.__version__,
     )  # fmt: skip
 
@@ -416,7 +389,7 @@ class _EpochEnd:
             self._evaluate(entry)
         meta["history"].append(entry)
         meta["epochs_done"] = epoch + 1
-        meta["updated"] = datetime.now(UTC).replace(microsecond=0).isoformat()
+        meta["updated"] = utc_timestamp()
         meta["rl_history"] = _thin(meta["rl_history"])
         if info.is_main:
             save_checkpoint(self.out, meta, self.supernet.state_dict(), self.engine.optimizer.state_dict(),
@@ -687,7 +660,6 @@ __all__ = [
     "load_init",
     "load_supernet",
     "make_optimizer",
-    "parse_budget",
     "stored_config",
     "subnets_per_step",
     "train_supernet",

@@ -15,7 +15,6 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from nas.train._evaluate import evaluate
 from nas.train._outputs import metrics_csv, summary_md, write_curves, write_onnx, write_safetensors
 from nas.train._recipe import Recipe
 from nas.train._teacher import Teacher
+from nas.units import utc_stamp, utc_timestamp
 
 CHECKPOINT_FORMAT = "mnv4-nas-train"
 CHECKPOINT_VERSION = 1
@@ -76,7 +76,7 @@ class TrainRun:
 def default_out_dir(output_dir: str | Path, name: str, kind: str = "train") -> Path:
     """``<output_dir>/<kind>-<name>-<UTC time>`` (kind ``train`` or ``eval``)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:60] or "arch"
-    return Path(output_dir) / f"{kind}-{slug}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    return Path(output_dir) / f"{kind}-{slug}-{utc_stamp()}"
 
 
 def training_specs(spec: ArchSpec, source: TrainSource) -> tuple[ArchSpec, ArchSpec]:
@@ -215,7 +215,7 @@ def _meta(name: str, deploy: ArchSpec, train_spec: ArchSpec, source: TrainSource
         "amp": None if engine.amp is None else str(engine.amp).removeprefix("torch."),
         "epochs_done": 0,
         "history": [],
-        "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "created": utc_timestamp(),
         "torch": torch.__version__,
     }
 
@@ -320,7 +320,7 @@ def train(
             entry.update(_evaluation(engine, val_data, source))
         meta["history"].append(entry)
         meta["epochs_done"] = run.epochs_done = epoch + 1
-        meta["updated"] = datetime.now(UTC).replace(microsecond=0).isoformat()
+        meta["updated"] = utc_timestamp()
         if info.is_main:
             write_checkpoint(files["checkpoint"], CHECKPOINT_FORMAT, CHECKPOINT_VERSION, meta,
                              {"model": model.state_dict(), **engine.state_dict()})  # fmt: skip
@@ -367,7 +367,7 @@ def _finish(run: TrainRun, meta: dict[str, Any], engine: Engine) -> dict[str, An
     }
     doc = {k: v for k, v in meta.items() if k != "history"}
     doc.update(out=str(run.out), epochs_done=run.epochs_done, resumed_from=run.resumed_from, results=results,
-               files={k: str(p) for k, p in files.items()}, finished=datetime.now(UTC).replace(microsecond=0).isoformat())  # fmt: skip
+               files={k: str(p) for k, p in files.items()}, finished=utc_timestamp())  # fmt: skip
     write_text_atomic(files["summary"], summary_md(doc, run.spec), OUT_HINT)
     write_text_atomic(files["run"], json.dumps(_finite(doc), indent=1) + "\n", OUT_HINT)
     if isinstance(onnx_diff, str):

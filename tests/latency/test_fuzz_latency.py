@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from nas.errors import ConfigError, NasError
 from nas.latency import load_catalog, load_predictor, read_results, read_table
 from nas.resources import data_dir
-from nas.search import parse_budget
+from nas.units import parse_latency_ms as parse_budget
 from nas.zoo import get_spec
 
 FUZZ = settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

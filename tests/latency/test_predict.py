@@ -3,11 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import nas.space as space_mod
 from nas.errors import NasError
 from nas.latency import load_predictor, predict
 from nas.zoo import get_spec
-
-space_mod = pytest.importorskip("nas.space")
 
 
 @pytest.mark.parametrize("name", ["mnv4-conv-small", "mnv4-hybrid-medium"])

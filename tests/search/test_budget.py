@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from nas.errors import NasError
-from nas.search import pair_budgets, parse_budget
+from nas.search import pair_budgets
+from nas.units import parse_latency_ms as parse_budget
 
 
 @pytest.mark.parametrize("text, ms", [("4ms", 4.0), ("4 ms", 4.0), ("4000us", 4.0), ("0.004s", 4.0), ("2.5ms", 2.5), ("750µs", 0.75)])

@@ -1,7 +1,8 @@
 """``--teacher`` values: weights written by ``mnv4-nas train`` (its output folder, ``model.safetensors``
 or ``checkpoint.pt``), an ONNX classifier file, or ``supernet:CKPT@ARCH`` (a supernet's member).
 
-Composes :mod:`nas.train` (teachers) with :mod:`nas.supernet` (members), which nas.train must not import.
+Composes :mod:`nas.train` (teachers) with :mod:`nas.supernet` (members), which nas.train must not import;
+``mnv4-nas train --teacher`` and ``mnv4-nas distill-data --teacher`` both open their teacher here.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.cli._common import UsageError, resolve_spec
+from nas.errors import NasError
 from nas.inputs import check_finite, regular_file
+from nas.zoo import resolve
 
 if TYPE_CHECKING:
     from nas.data import Dataset
@@ -46,27 +48,25 @@ def parse_teacher(text: str) -> TeacherArg:
             if Path(rest[:i]).expanduser().is_file():
                 return TeacherArg("supernet", Path(rest[:i]).expanduser(), rest[i + 1 :])
         if not cuts or not rest[: cuts[0]]:
-            raise UsageError(
-                f"--teacher {text}: expected supernet:CKPT@ARCH (ARCH a zoo name, spec file or arch string)"
-            )
-        raise UsageError(f"--teacher {text}: no such supernet checkpoint {rest[: cuts[0]]}")
+            raise NasError(f"--teacher {text}: expected supernet:CKPT@ARCH (ARCH a zoo name, spec file or arch string)")
+        raise NasError(f"--teacher {text}: no such supernet checkpoint {rest[: cuts[0]]}")
     p = Path(text).expanduser()
     if p.suffix.lower() == ".onnx":
         return TeacherArg("onnx", regular_file(p, "ONNX teacher"))
     if p.suffix.lower() in (".safetensors", ".pt") or p.is_dir():
         return TeacherArg("trained", p)
-    raise UsageError(f"--teacher {text}: expected {TEACHER_FORMS}")
+    raise NasError(f"--teacher {text}: expected {TEACHER_FORMS}")
 
 
 def parse_triple(text: str, name: str) -> tuple[float, float, float]:
     """``"0.5,0.5,0.5"`` → three finite floats (one-line error naming ``name``)."""
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 3:
-        raise UsageError(f"{name} takes 3 comma-separated numbers, one per channel (got {text!r})")
+        raise NasError(f"{name} takes 3 comma-separated numbers, one per channel (got {text!r})")
     try:
         vals = [float(p) for p in parts]
     except ValueError:
-        raise UsageError(f"{name}: {text!r} is not 3 numbers") from None
+        raise NasError(f"{name}: {text!r} is not 3 numbers") from None
     return tuple(check_finite(v, name) for v in vals)  # type: ignore[return-value]
 
 
@@ -88,7 +88,7 @@ def open_teacher(arg: TeacherArg, *, resolution: int | None, output: str = "auto
     from nas.supernet import member_model
 
     assert arg.arch is not None
-    m = member_model(arg.path, resolve_spec(arg.arch)[0])
+    m = member_model(arg.path, resolve(arg.arch)[0])
     model = m.model.to(device or "cpu")
     source = f"supernet:{m.checkpoint}@{m.arch.arch}"
     return ModuleTeacher(
@@ -115,13 +115,16 @@ def normalize_onnx(teacher: Teacher, norm: str, mean: str | None, std: str | Non
     explicit = mean is not None or std is not None
     if not isinstance(teacher, OnnxTeacher):
         if explicit or norm != "imagenet":
-            raise UsageError("--teacher-norm/--teacher-mean/--teacher-std apply to ONNX teachers only")
+            raise NasError("--teacher-norm/--teacher-mean/--teacher-std apply to ONNX teachers only")
         return
     if (mean is None) != (std is None):
-        raise UsageError("give --teacher-mean and --teacher-std together")
+        raise NasError("give --teacher-mean and --teacher-std together")
     if mean is not None and std is not None:
         teacher.set_normalization(parse_triple(mean, "--teacher-mean"), parse_triple(std, "--teacher-std"))
     elif norm == "data":
         teacher.set_normalization(data.mean, data.std)
     else:
         teacher.set_normalization(*NORMS[norm])
+
+
+__all__ = ["NORMS", "TEACHER_FORMS", "TeacherArg", "normalize_onnx", "open_teacher", "parse_teacher", "parse_triple"]
