@@ -67,8 +67,12 @@ def parse_budget(text: str | float | None, unit: str = "ms") -> float | None:
 
     ``None`` stays ``None``; a number is taken as already in ``unit``.
     """
-    if text is None or isinstance(text, (int, float)):
-        return None if text is None else float(text)
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        if isinstance(text, bool) or not _positive(float(text)):
+            raise NasError(f"budget must be a positive, finite number (got {text!r})")
+        return float(text)
     if unit == "ms":
         return parse_latency_ms(text, bare_unit="ms")
     return parse_count(text, unit or "units")

@@ -50,3 +50,9 @@ def test_timestamps_are_utc():
 def test_count_formats():
     assert format_count(3774024) == "3,774,024"
     assert format_macs(186_000_000) == "186.0 M" and format_macs(1_080_000_000) == "1.080 G"
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True])
+def test_a_numeric_budget_that_is_not_a_positive_finite_number_is_an_error(value):
+    with pytest.raises(NasError, match="budget"):
+        parse_budget(value)

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nas.cli._common import UsageError, console, get_config, print_json
-from nas.teachers import TEACHER_FORMS, normalize_onnx, open_teacher, parse_teacher
+from nas.supernet import TEACHER_FORMS, normalize_onnx, open_teacher, parse_teacher
 
 
 class Aug(StrEnum):

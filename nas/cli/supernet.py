@@ -311,7 +311,8 @@ def info(
 ) -> None:
     """What a checkpoint holds: space, data, configuration, per-epoch history (for a few-shot manifest:
     its split and each shot's checkpoint in turn)."""
-    from nas.supernet import is_few_shot, load_checkpoint, read_manifest, space_from_meta
+    from nas.space import space_from_meta
+    from nas.supernet import is_few_shot, load_checkpoint, read_manifest
 
     if is_few_shot(checkpoint):
         m = read_manifest(checkpoint)
@@ -336,7 +337,8 @@ def info(
 
 
 def _info_one(checkpoint: str, meta: dict[str, Any]) -> None:
-    from nas.supernet import space_from_meta, stored_config
+    from nas.space import space_from_meta
+    from nas.supernet import stored_config
 
     sp = space_from_meta(meta["space"])
     cfg = stored_config(meta)

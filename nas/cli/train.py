@@ -242,7 +242,7 @@ def train(
 def _online_teacher(text: str, val: Any, device: str | None, threads: int | None, norm: str, mean: str | None,
                     std: str | None, output: str) -> Any:  # fmt: skip
     """The ``--teacher`` of an online distillation, checked against the data's classes."""
-    from nas.teachers import NORMS, normalize_onnx, open_teacher, parse_teacher
+    from nas.supernet import NORMS, normalize_onnx, open_teacher, parse_teacher
 
     if norm not in (*NORMS, "data"):
         raise UsageError(f"--teacher-norm must be imagenet, data or none (got {norm!r})")

@@ -38,7 +38,6 @@ _LAZY = {
     "SAMPLERS": "nas.supernet._train",
     "SANDWICH_OPS": "nas.supernet._train",
     "load_checkpoint": "nas.supernet._checkpoint",
-    "space_from_meta": "nas.supernet._checkpoint",
     "latency_function": "nas.supernet._train",
     "Controller": "nas.supernet._tunas",
     "TunasResult": "nas.supernet._tunas",
@@ -65,6 +64,12 @@ _LAZY = {
     "standalone_accuracy": "nas.supernet._evaluate",
     "Member": "nas.supernet._member",
     "member_model": "nas.supernet._member",
+    "NORMS": "nas.supernet._teachers",
+    "TEACHER_FORMS": "nas.supernet._teachers",
+    "TeacherArg": "nas.supernet._teachers",
+    "normalize_onnx": "nas.supernet._teachers",
+    "open_teacher": "nas.supernet._teachers",
+    "parse_teacher": "nas.supernet._teachers",
 }
 
 

@@ -1,7 +1,7 @@
 """``--teacher`` values: weights written by ``mnv4-nas train`` (its output folder, ``model.safetensors``
 or ``checkpoint.pt``), an ONNX classifier file, or ``supernet:CKPT@ARCH`` (a supernet's member).
 
-Composes :mod:`nas.train` (teachers) with :mod:`nas.supernet` (members), which nas.train must not import;
+Composes :mod:`nas.train` (teachers) with this package's members (nas.train must not import nas.supernet);
 ``mnv4-nas train --teacher`` and ``mnv4-nas distill-data --teacher`` both open their teacher here.
 """
 
