@@ -276,7 +276,9 @@ def main() -> None:
         p.add_argument("--batch-size", type=int, default=128)
         p.add_argument("--epochs", type=int, default=15 if name == "search" else 10)
         p.add_argument("--seeds", type=int, default=3)
-        p.add_argument("--lr", type=float, default=0.002, help="peak learning rate of every training (default: train's)")
+        p.add_argument(
+            "--lr", type=float, default=0.002, help="peak learning rate of every training (default: train's)"
+        )
         # one thread per process: on a shared 2-core machine two OpenMP threads wait for each other
         # (a BatchNorm call took 25 ms with 2 threads against 0.3 ms with 1 under a load of 6)
         p.add_argument("--threads", type=int, default=1)

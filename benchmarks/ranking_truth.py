@@ -119,8 +119,14 @@ def rescore(run: Path, n_seeds: int, cache: Path | None = None) -> dict:
     results["the same, each arch with its own seed noise (simulated)"] = (own["own"]["tau"], own["own"]["rho"])
     return {
         "run": str(run),
-        "truth": {"standalone": str(cache), "seeds": seeds, "metric": metric, "acc_min": float(truth.min()), "acc_max": float(truth.max()),
-                  "spread_points": float(100 * (truth.max() - truth.min()))},  # fmt: skip
+        "truth": {
+            "standalone": str(cache),
+            "seeds": seeds,
+            "metric": metric,
+            "acc_min": float(truth.min()),
+            "acc_max": float(truth.max()),
+            "spread_points": float(100 * (truth.max() - truth.min())),
+        },  # fmt: skip
         "perfect_estimator_ceiling": ceiling,
         "perfect_estimator_ceiling_own_noise": own,
         "kendall_tau": {k: v[0] for k, v in results.items()},
@@ -129,11 +135,18 @@ def rescore(run: Path, n_seeds: int, cache: Path | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("runs", nargs="+", type=Path, help="result folders of supernet_ranking.py")
     p.add_argument("--seeds", type=int, required=True, help="seeds in the truth (the first K of each run's cache)")
-    p.add_argument("--standalone", type=Path, default=None, metavar="FILE",
-                   help="stand-alone cache (standalone.jsonl) to take the truth from for every run (default: each run's own)")
+    p.add_argument(
+        "--standalone",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="stand-alone cache (standalone.jsonl) to take the truth from for every run (default: each run's own)",
+    )
     a = p.parse_args(argv)
     if a.seeds < 2:
         raise SystemExit("--seeds: at least 2 (the ceilings need two runs per arch)")
@@ -147,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         r = rescore(run, a.seeds, a.standalone)
         (run / f"summary-{a.seeds}seeds.json").write_text(json.dumps(r, indent=2))
         t = r["truth"]
-        table = Table(title=f"{run}: against the {a.seeds}-seed mean ({t['metric']}, spread {t['spread_points']:.1f} points)")
+        table = Table(
+            title=f"{run}: against the {a.seeds}-seed mean ({t['metric']}, spread {t['spread_points']:.1f} points)"
+        )
         for col in ("estimator", "Kendall τ", "Spearman ρ"):
             table.add_column(col, justify="left" if col == "estimator" else "right")
         for k, tau in r["kendall_tau"].items():

@@ -1,4 +1,4 @@
-""""Beat MNv4 at its own budget": for each reference model and target, search that model's space with
+""" "Beat MNv4 at its own budget": for each reference model and target, search that model's space with
 budget = the model's predicted latency there, and compare the best score found with the model's own
 (same estimator, same latency tables).
 

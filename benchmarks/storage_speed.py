@@ -39,7 +39,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         rows = [
             ("in-memory", rate(None, args.trials, args.params)),
-            ("journal file", rate(JournalStorage(JournalFileBackend(str(Path(d) / "j.log"))), args.trials, args.params)),
+            (
+                "journal file",
+                rate(JournalStorage(JournalFileBackend(str(Path(d) / "j.log"))), args.trials, args.params),
+            ),
             ("sqlite", rate(f"sqlite:///{d}/s.db", args.trials, args.params)),
         ]
     base = dict(rows)["sqlite"]

@@ -95,47 +95,97 @@ console = Console(highlight=False)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--space", default=str(HERE / "ranking_space.toml"), help="space name or .toml")
     p.add_argument("--data", default="builtin:500", help="builtin[:N], .npz or image folder")
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--archs", type=int, default=20, help="sampled architectures")
-    p.add_argument("--phase", default="joint", choices=["joint", "coarse"],
-                   help="sample the joint space, or its coarse stage (widths and depths, every block the coarse "
-                        "block: what stage 1 of the two-stage search ranks); the supernet is trained in that phase")
-    p.add_argument("--standalone-only", action="store_true",
-                   help="stop after the stand-alone trainings (e.g. to add seeds; see ranking_truth.py)")
+    p.add_argument(
+        "--phase",
+        default="joint",
+        choices=["joint", "coarse"],
+        help="sample the joint space, or its coarse stage (widths and depths, every block the coarse "
+        "block: what stage 1 of the two-stage search ranks); the supernet is trained in that phase",
+    )
+    p.add_argument(
+        "--standalone-only",
+        action="store_true",
+        help="stop after the stand-alone trainings (e.g. to add seeds; see ranking_truth.py)",
+    )
     p.add_argument("--supernet-epochs", type=int, default=60)
     p.add_argument("--standalone-epochs", type=int, default=60)
-    p.add_argument("--standalone-seeds", type=int, default=2,
-                   help="train every arch this many times (seeds seed, seed+1, …); the truth is the mean and the "
-                        "seed-to-seed τ is the noise ceiling of any estimator")
+    p.add_argument(
+        "--standalone-seeds",
+        type=int,
+        default=2,
+        help="train every arch this many times (seeds seed, seed+1, …); the truth is the mean and the "
+        "seed-to-seed τ is the noise ceiling of any estimator",
+    )
     p.add_argument("--sampler", default="sandwich", choices=list(SAMPLERS))
-    p.add_argument("--random-subnets", type=int, default=2,
-                   help="sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step")
+    p.add_argument(
+        "--random-subnets",
+        type=int,
+        default=2,
+        help="sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step",
+    )
     p.add_argument("--no-distill", action="store_true", help="sandwich: no in-place distillation from the largest")
-    p.add_argument("--sandwich-ops", default="extreme", choices=list(SANDWICH_OPS),
-                   help="sandwich: block variants of the pinned largest/smallest members (random: drawn each step)")
-    p.add_argument("--kernel-transform", action="store_true",
-                   help="supernet: Once-for-All kernel transformation (learned 9×9 map from the 5×5 centre to 3×3)")
-    p.add_argument("--split", default=None, metavar="DECISION",
-                   help="few-shot: one supernet per option of this width/depth decision (e.g. stage1.channels; "
-                        "several, comma-separated: one per combination), each "
-                        "trained --supernet-epochs on its members (OUT/supernet.json names them); members are scored "
-                        "by the shot that holds them")
-    p.add_argument("--init-epochs", type=int, default=0, metavar="N",
-                   help="with --split: first train the one-shot supernet OUT/supernet.pt for N epochs, then start every "
-                        "shot from its weights (few-shot NAS's transfer); the one-shot supernet is scored too")
-    p.add_argument("--shot-lr", type=float, default=None,
-                   help="with --init-epochs: peak learning rate of the shots (default: --lr)")
-    p.add_argument("--finetune-epochs", type=int, default=0,
-                   help="also score every arch after this many epochs of fine-tuning from the inherited weights")
-    p.add_argument("--test-per-class", type=int, default=0,
-                   help="builtin data: score stand-alone models and estimators on this many freshly generated "
-                        "test images per class instead of the held-out split (less evaluation noise)")
-    p.add_argument("--compare-supernet", action="append", default=[], metavar="CKPT",
-                   help="also score the archs with this supernet checkpoint (repeatable; e.g. a joint-space "
-                        "supernet on --phase coarse archs): rows 'supernet CKPT' and 'supernet+macs CKPT'")
+    p.add_argument(
+        "--sandwich-ops",
+        default="extreme",
+        choices=list(SANDWICH_OPS),
+        help="sandwich: block variants of the pinned largest/smallest members (random: drawn each step)",
+    )
+    p.add_argument(
+        "--kernel-transform",
+        action="store_true",
+        help="supernet: Once-for-All kernel transformation (learned 9×9 map from the 5×5 centre to 3×3)",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        metavar="DECISION",
+        help="few-shot: one supernet per option of this width/depth decision (e.g. stage1.channels; "
+        "several, comma-separated: one per combination), each "
+        "trained --supernet-epochs on its members (OUT/supernet.json names them); members are scored "
+        "by the shot that holds them",
+    )
+    p.add_argument(
+        "--init-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --split: first train the one-shot supernet OUT/supernet.pt for N epochs, then start every "
+        "shot from its weights (few-shot NAS's transfer); the one-shot supernet is scored too",
+    )
+    p.add_argument(
+        "--shot-lr",
+        type=float,
+        default=None,
+        help="with --init-epochs: peak learning rate of the shots (default: --lr)",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=0,
+        help="also score every arch after this many epochs of fine-tuning from the inherited weights",
+    )
+    p.add_argument(
+        "--test-per-class",
+        type=int,
+        default=0,
+        help="builtin data: score stand-alone models and estimators on this many freshly generated "
+        "test images per class instead of the held-out split (less evaluation noise)",
+    )
+    p.add_argument(
+        "--compare-supernet",
+        action="append",
+        default=[],
+        metavar="CKPT",
+        help="also score the archs with this supernet checkpoint (repeatable; e.g. a joint-space "
+        "supernet on --phase coarse archs): rows 'supernet CKPT' and 'supernet+macs CKPT'",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--proxy", default="zen", help="training-free proxy estimator (make_estimator name)")
@@ -194,7 +244,13 @@ def train_one(arch_s: str, data: Dataset, test: Dataset | None, epochs: int, bat
     """One stand-alone training; the caller adds the budget key."""
     arch = parse_arch(arch_s)
     model = build_model(arch, seed=seed)
-    r = fit_model(model, DatasetSource(data), data, Recipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, ema=False), device="cpu")
+    r = fit_model(
+        model,
+        DatasetSource(data),
+        data,
+        Recipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, ema=False),
+        device="cpu",
+    )
     test_acc = {} if test is None else {"test_acc": standalone_accuracy(model, test)}
     return {"arch": arch_s, "val_acc": r["val_acc"], **test_acc, "seconds": r["seconds"],
             "images_per_s": r["images_per_s"], "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
@@ -242,7 +298,9 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Da
             record(i, s, sd, train_one(s, data, test, *args, sd))
         return done
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(a.jobs, mp_context=ctx, initializer=_worker_init, initargs=(a.data, a.resolution, a.seed, a.test_per_class)) as ex:
+    with ProcessPoolExecutor(
+        a.jobs, mp_context=ctx, initializer=_worker_init, initargs=(a.data, a.resolution, a.seed, a.test_per_class)
+    ) as ex:
         futs = {ex.submit(_worker_train, s, *args, sd): (s, sd) for s, sd in todo}
         for i, f in enumerate(as_completed(futs), 1):
             s, sd = futs[f]
@@ -313,7 +371,9 @@ def corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
     if (a.init_epochs or a.shot_lr) and not a.split:
-        raise SystemExit("--init-epochs/--shot-lr: only with --split (they start the few-shot supernets from a one-shot one)")
+        raise SystemExit(
+            "--init-epochs/--shot-lr: only with --split (they start the few-shot supernets from a one-shot one)"
+        )
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -357,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.init_epochs > 0:
             init_from = out / "supernet.pt"
             console.print(f"one-shot start: {a.init_epochs} epochs -> {init_from}")
-            a.init_epochs = train_supernet(space, data, init_from, dataclasses.replace(cfg, epochs=a.init_epochs),
-                                           **train_kw).epochs_done  # what the shots start from, if it already held more
+            a.init_epochs = train_supernet(
+                space, data, init_from, dataclasses.replace(cfg, epochs=a.init_epochs), **train_kw
+            ).epochs_done  # what the shots start from, if it already held more
             a.compare_supernet.append(str(init_from))
             cfg = dataclasses.replace(cfg, lr=a.shot_lr or a.lr)
         few = train_few_shot(space, data, ckpt, cfg, split=a.split, init_from=init_from, **train_kw,
@@ -408,7 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     for s, acc, sc, px, pr in zip(archs, truth, sn_scores, proxy_scores, params_scores, strict=True):
         extra = {} if ft_scores is None else {"finetuned_acc": float(ft_scores[len(rows)])}
         for name, (o_sn, o_comb) in compared.items():
-            extra |= {f"supernet_acc[{name}]": float(o_sn[len(rows)]), f"supernet_macs[{name}]": float(o_comb[len(rows)])}
+            extra |= {
+                f"supernet_acc[{name}]": float(o_sn[len(rows)]),
+                f"supernet_macs[{name}]": float(o_comb[len(rows)]),
+            }
         rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc,
                      "supernet_macs": float(combined_scores[len(rows)]), **extra, f"{proxy.name}": px, "log10_params": pr,
                      "macs": done[(s, seeds[0])]["macs"], "params": done[(s, seeds[0])]["params"],
@@ -461,19 +525,35 @@ def main(argv: list[str] | None = None) -> int:
         "data": data.describe(),
         "scored_on": f"{len(scored.val_y)} {'fresh test' if test is not None else 'held-out'} images",
         "archs": len(archs),
-        "standalone": {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "seeds": seeds,
-                       "acc_min": float(truth.min()), "acc_max": float(truth.max()),
-                       "spread_points": float(100 * (truth.max() - truth.min())), "images_per_s": sa_ips},  # fmt: skip
-        "supernet": {"sampler": a.sampler, "epochs": sn_epochs, "images_per_s": sn_ips,
-                     "few_shot_split": a.split, "shots": len(shot_results),
-                     "init_epochs": a.init_epochs or None, "shot_lr": (a.shot_lr or a.lr) if a.split else None,
-                     "random_subnets": a.random_subnets, "distill": distill,
-                     "sandwich_ops": a.sandwich_ops if a.sampler == "sandwich" else None,
-                     "kernel_transform": a.kernel_transform,
-                     "subnets_per_step": sn_hist[-1]["subnets_per_step"], "seconds_per_arch_estimate": sn_seconds,
-                     "bn_calibration_images": sum(len(b) for b in sn.calib)},  # fmt: skip
-        "finetune": None if ft_scores is None else {"epochs": a.finetune_epochs, "lr": a.lr / 2,
-                                                    "seconds_per_arch": ft_seconds},
+        "standalone": {
+            "epochs": a.standalone_epochs,
+            "batch_size": a.batch_size,
+            "lr": a.lr,
+            "seeds": seeds,
+            "acc_min": float(truth.min()),
+            "acc_max": float(truth.max()),
+            "spread_points": float(100 * (truth.max() - truth.min())),
+            "images_per_s": sa_ips,
+        },  # fmt: skip
+        "supernet": {
+            "sampler": a.sampler,
+            "epochs": sn_epochs,
+            "images_per_s": sn_ips,
+            "few_shot_split": a.split,
+            "shots": len(shot_results),
+            "init_epochs": a.init_epochs or None,
+            "shot_lr": (a.shot_lr or a.lr) if a.split else None,
+            "random_subnets": a.random_subnets,
+            "distill": distill,
+            "sandwich_ops": a.sandwich_ops if a.sampler == "sandwich" else None,
+            "kernel_transform": a.kernel_transform,
+            "subnets_per_step": sn_hist[-1]["subnets_per_step"],
+            "seconds_per_arch_estimate": sn_seconds,
+            "bn_calibration_images": sum(len(b) for b in sn.calib),
+        },  # fmt: skip
+        "finetune": None
+        if ft_scores is None
+        else {"epochs": a.finetune_epochs, "lr": a.lr / 2, "seconds_per_arch": ft_seconds},
         "compared_supernets": list(a.compare_supernet),
         "perfect_estimator_ceiling": ceiling,
         "proxy_seconds_per_arch": proxy_seconds,
@@ -497,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
     if ft_scores is not None:
         r = results[f"supernet + {a.finetune_epochs}-epoch fine-tune"]
-        table.add_row(f"supernet + {a.finetune_epochs}-epoch fine-tune", f"{r[0]:.3f}", f"{r[1]:.3f}", f"{ft_seconds:.2f}")
+        table.add_row(
+            f"supernet + {a.finetune_epochs}-epoch fine-tune", f"{r[0]:.3f}", f"{r[1]:.3f}", f"{ft_seconds:.2f}"
+        )
     table.add_row(proxy.name, f"{results[proxy.name][0]:.3f}", f"{results[proxy.name][1]:.3f}", f"{proxy_seconds:.2f}")
     table.add_row("log10 params", f"{results['params'][0]:.3f}", f"{results['params'][1]:.3f}", "0")
     table.add_row("MACs", f"{results['macs'][0]:.3f}", f"{results['macs'][1]:.3f}", "0")

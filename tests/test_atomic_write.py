@@ -33,7 +33,9 @@ def test_permission_errors_become_one_line_with_a_hint(tmp_path):
     def denied(fh):
         raise PermissionError(13, "Permission denied")
 
-    with pytest.raises(NasError, match=r"cannot write .*x.txt \(Permission denied\); give --out a writable folder$") as exc:
+    with pytest.raises(
+        NasError, match=r"cannot write .*x.txt \(Permission denied\); give --out a writable folder$"
+    ) as exc:
         write_atomic(tmp_path / "x.txt", denied, "give --out a writable folder")
     assert "\n" not in str(exc.value)
     with pytest.raises(PermissionError):  # no hint: the caller handles it (an optional cache)

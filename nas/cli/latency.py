@@ -355,7 +355,15 @@ def bundle(
     extra = _models(model)
     with progress_bar(f"exporting bundle for {target}") as update:
         res = bundle_target(
-            target, output, space, extra, zoo=zoo, quantize=quantize, fmt=fmt, tables_dir=_tables_dir(ctx), progress=update
+            target,
+            output,
+            space,
+            extra,
+            zoo=zoo,
+            quantize=quantize,
+            fmt=fmt,
+            tables_dir=_tables_dir(ctx),
+            progress=update,
         )
     out = {
         "target": target,

@@ -84,27 +84,75 @@ class _RichReporter:
 
 def search(
     ctx: typer.Context,
-    target: list[str] = typer.Option(None, "--target", "-t", help="Target device (repeat for a universal search). Default from nas.toml."),
-    budget: list[str] = typer.Option(None, "--budget", "-b", help="Latency budget per --target: 4ms, '4 ms', 4000us, 0.004s."),
-    space: str | None = typer.Option(None, "--space", help="Search space name or .toml path (default: the space whose reference fits the budget best)."),
-    estimator: str | None = typer.Option(None, "--estimator", help="zen[@RES] (default), naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT (supernet accuracy and MAC count, mean rank), predictor:PRED (a predictor fitted by `supernet fit-predictor`, thousands of candidates per second)."),
-    coarse_estimator: str | None = typer.Option(None, "--coarse-estimator", help="Score the coarse stage with this estimator instead (e.g. supernet:CKPT of a supernet trained with --phase coarse); best and Pareto front then come from the fine stage. Default: search.coarse_estimator in nas.toml (empty: --estimator)."),
-    trials: int | None = typer.Option(None, "--trials", help="Trials of a --one-stage search (default 100); with two stages, split 40/60 unless --coarse/--fine-trials."),
+    target: list[str] = typer.Option(
+        None, "--target", "-t", help="Target device (repeat for a universal search). Default from nas.toml."
+    ),
+    budget: list[str] = typer.Option(
+        None, "--budget", "-b", help="Latency budget per --target: 4ms, '4 ms', 4000us, 0.004s."
+    ),
+    space: str | None = typer.Option(
+        None,
+        "--space",
+        help="Search space name or .toml path (default: the space whose reference fits the budget best).",
+    ),
+    estimator: str | None = typer.Option(
+        None,
+        "--estimator",
+        help="zen[@RES] (default), naswot[@RES], params, supernet:CKPT, supernet+macs:CKPT (supernet accuracy and MAC count, mean rank), predictor:PRED (a predictor fitted by `supernet fit-predictor`, thousands of candidates per second).",
+    ),
+    coarse_estimator: str | None = typer.Option(
+        None,
+        "--coarse-estimator",
+        help="Score the coarse stage with this estimator instead (e.g. supernet:CKPT of a supernet trained with --phase coarse); best and Pareto front then come from the fine stage. Default: search.coarse_estimator in nas.toml (empty: --estimator).",
+    ),
+    trials: int | None = typer.Option(
+        None,
+        "--trials",
+        help="Trials of a --one-stage search (default 100); with two stages, split 40/60 unless --coarse/--fine-trials.",
+    ),
     coarse_trials: int | None = typer.Option(None, "--coarse-trials", help="Trials of the coarse stage (default 40)."),
     fine_trials: int | None = typer.Option(None, "--fine-trials", help="Trials of the fine stage (default 60)."),
-    coarse_top: int = typer.Option(1, "--coarse-top", help="Refine the best K coarse architectures (fine trials are split)."),
-    one_stage: bool = typer.Option(False, "--one-stage", help="Search the joint space at once instead of coarse → fine."),
+    coarse_top: int = typer.Option(
+        1, "--coarse-top", help="Refine the best K coarse architectures (fine trials are split)."
+    ),
+    one_stage: bool = typer.Option(
+        False, "--one-stage", help="Search the joint space at once instead of coarse → fine."
+    ),
     pareto: bool = typer.Option(False, "--pareto", help="NSGA-II over (score, latency) even for one target."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: project.seed)."),
-    out: Path | None = typer.Option(None, "--out", help="Run folder (default results/<targets>-<budgets>-<time>); an existing one is resumed."),
-    storage: str | None = typer.Option(None, "--storage", help="Optuna storage: an RDB URL (postgresql://…) or a journal file (default: <out>/study.journal)."),
-    study: str | None = typer.Option(None, "--study", help="Study name (same name + same --storage resumes or joins a search)."),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="Run trials on this Ray cluster (e.g. ray://head:10001 or auto)."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (without --ray-address: a local Ray with this many)."),
-    fallback: str | None = typer.Option(None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."),
-    engine: str = typer.Option("optuna", "--engine", help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT, supernet+macs:CKPT or predictor:PRED)."),
-    beta: float = typer.Option(TUNAS_BETA, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."),
-    verify: bool = typer.Option(False, "--verify", help="Measure the best and Pareto picks end to end on every host target searched (measured vs predicted, budget kept?); write a bundle of them for every device target."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder (default results/<targets>-<budgets>-<time>); an existing one is resumed."
+    ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="Optuna storage: an RDB URL (postgresql://…) or a journal file (default: <out>/study.journal).",
+    ),
+    study: str | None = typer.Option(
+        None, "--study", help="Study name (same name + same --storage resumes or joins a search)."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Run trials on this Ray cluster (e.g. ray://head:10001 or auto)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Ray workers (without --ray-address: a local Ray with this many)."
+    ),
+    fallback: str | None = typer.Option(
+        None, "--fallback", help="'roofline': estimate blocks missing from a table (marked in the output)."
+    ),
+    engine: str = typer.Option(
+        "optuna",
+        "--engine",
+        help="optuna (default) or tunas (REINFORCE with TuNAS's absolute reward; needs --estimator supernet:CKPT, supernet+macs:CKPT or predictor:PRED).",
+    ),
+    beta: float = typer.Option(
+        TUNAS_BETA, "--beta", help="TuNAS engine: β < 0 of the reward R = Q + β·|T/T0 − 1| (TuNAS default −0.1)."
+    ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Measure the best and Pareto picks end to end on every host target searched (measured vs predicted, budget kept?); write a bundle of them for every device target.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Search for the best architecture within a latency budget on one or more targets."""
@@ -238,12 +286,18 @@ def _print_outcome(outcome: SearchOutcome, settings: SearchSettings) -> None:
     budgets_ms = outcome.budget_ms
     rows = best_table_rows(outcome, k=4)
     targets = list(outcome.all_latency_ms)
-    lat_cols = [provenance_table(a, targets, set(budgets_ms), settings.fallback, settings.tables_dir) for _, _, a in rows]
+    lat_cols = [
+        provenance_table(a, targets, set(budgets_ms), settings.fallback, settings.tables_dir) for _, _, a in rows
+    ]
     table = Table(title=f"best architectures — score by {outcome.estimator}; latency (ms) on every target")
     table.add_column("target", no_wrap=True)
     table.add_column("budget", justify="right", no_wrap=True)
     for label, score, arch in rows:
-        table.add_column(f"{label}\nscore {score:.4g}\n{format_count(count_params(arch))} p, {format_macs(count_macs(arch))}", justify="right", no_wrap=True)
+        table.add_column(
+            f"{label}\nscore {score:.4g}\n{format_count(count_params(arch))} p, {format_macs(count_macs(arch))}",
+            justify="right",
+            no_wrap=True,
+        )
     table.add_column("provenance", no_wrap=True)
     for t in targets:
         cells = []
@@ -254,4 +308,6 @@ def _print_outcome(outcome: SearchOutcome, settings: SearchSettings) -> None:
         table.add_row(t, f"{budgets_ms[t]:g}" if t in budgets_ms else "", *cells, lat_cols[0][t][1])
     console.print(table)
     console.print(f"best: {outcome.best.arch}", soft_wrap=True)
-    console.print(f"results: {outcome.out_dir} (best.json, best.timm.txt, trials.csv, pareto.csv, pareto.png, summary.md)")
+    console.print(
+        f"results: {outcome.out_dir} (best.json, best.timm.txt, trials.csv, pareto.csv, pareto.png, summary.md)"
+    )

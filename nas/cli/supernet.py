@@ -82,49 +82,92 @@ def _set_threads(threads: int | None) -> None:
 @app.command("train")
 def train(
     ctx: typer.Context,
-    space: str | None = typer.Option(None, "--space", help="Search space name or .toml file (default: supernet.space in nas.toml)."),
+    space: str | None = typer.Option(
+        None, "--space", help="Search space name or .toml file (default: supernet.space in nas.toml)."
+    ),
     data: str | None = typer.Option(
-        None, "--data", help="builtin[:N], an .npz (images, labels), an image folder (one sub-folder per class) or a distillation store (from 'mnv4-nas distill-data'; the paper trains its supernet on one) (default: supernet.data in nas.toml)."
+        None,
+        "--data",
+        help="builtin[:N], an .npz (images, labels), an image folder (one sub-folder per class) or a distillation store (from 'mnv4-nas distill-data'; the paper trains its supernet on one) (default: supernet.data in nas.toml).",
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: supernet.epochs in nas.toml)."),
-    resolution: int | None = typer.Option(None, "--resolution", min=8, max=1024, help="Training resolution in px (default: supernet.resolution in nas.toml)."),
-    out: str | None = typer.Option(None, "--out", "-o", help="Checkpoint path (default: supernet.checkpoint in nas.toml)."),
-    sampler: Sampler | None = typer.Option(None, "--sampler", case_sensitive=False, help="sandwich, uniform or tunas (default: supernet.sampler in nas.toml)."),
-    phase: Phase = typer.Option(Phase.joint, "--phase", case_sensitive=False, help="Sample the joint space or its coarse stage."),
+    resolution: int | None = typer.Option(
+        None,
+        "--resolution",
+        min=8,
+        max=1024,
+        help="Training resolution in px (default: supernet.resolution in nas.toml).",
+    ),
+    out: str | None = typer.Option(
+        None, "--out", "-o", help="Checkpoint path (default: supernet.checkpoint in nas.toml)."
+    ),
+    sampler: Sampler | None = typer.Option(
+        None,
+        "--sampler",
+        case_sensitive=False,
+        help="sandwich, uniform or tunas (default: supernet.sampler in nas.toml).",
+    ),
+    phase: Phase = typer.Option(
+        Phase.joint, "--phase", case_sensitive=False, help="Sample the joint space or its coarse stage."
+    ),
     split: str | None = typer.Option(
-        None, "--split", metavar="DECISION",
+        None,
+        "--split",
+        metavar="DECISION",
         help="Few-shot: one supernet per option of this width or depth decision (e.g. stage1.channels, as 'mnv4-nas "
-             "space show' numbers stages; several, comma-separated: one per combination), trained one after the other; "
-             "--out is then a .json manifest naming them.",
+        "space show' numbers stages; several, comma-separated: one per combination), trained one after the other; "
+        "--out is then a .json manifest naming them.",
     ),
     init_from: str | None = typer.Option(
-        None, "--init-from", metavar="CKPT",
+        None,
+        "--init-from",
+        metavar="CKPT",
         help="Start from this supernet checkpoint's weights (a supernet over a space containing this one), e.g. "
-             "the one-shot supernet before a few-shot --split, as few-shot NAS does; used when training starts and "
-             "recorded, so resuming needs it not again (another start is refused).",
+        "the one-shot supernet before a few-shot --split, as few-shot NAS does; used when training starts and "
+        "recorded, so resuming needs it not again (another start is refused).",
     ),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=2, help="Batch per process (default: supernet.batch_size in nas.toml)."
+    ),
     lr: float | None = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: supernet.lr in nas.toml)."),
-    random_subnets: int = typer.Option(2, "--random-subnets", min=0, help="Sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step."),
-    distill: bool = typer.Option(True, "--distill/--no-distill", help="Sandwich: in-place distillation from the largest."),
+    random_subnets: int = typer.Option(
+        2,
+        "--random-subnets",
+        min=0,
+        help="Sandwich: random subnets per step besides the largest and smallest; uniform: subnets per step.",
+    ),
+    distill: bool = typer.Option(
+        True, "--distill/--no-distill", help="Sandwich: in-place distillation from the largest."
+    ),
     sandwich_ops: SandwichOps = typer.Option(
-        SandwichOps.extreme, "--sandwich-ops", case_sensitive=False,
+        SandwichOps.extreme,
+        "--sandwich-ops",
+        case_sensitive=False,
         help="Sandwich: block variants of the largest/smallest members: extreme (largest/smallest DWs and expansion) "
-             "or random (drawn each step; only widths and depths are pinned).",
+        "or random (drawn each step; only widths and depths are pinned).",
     ),
     kernel_transform: bool = typer.Option(
-        False, "--kernel-transform/--no-kernel-transform",
+        False,
+        "--kernel-transform/--no-kernel-transform",
         help="Once-for-All kernel transformation: a 3x3 depthwise kernel is the 5x5 one's centre times a learned 9x9 matrix per layer.",
     ),
-    cost: Cost = typer.Option(Cost.macs, "--cost", case_sensitive=False, help="TuNAS: T of the reward (latency needs --target)."),
+    cost: Cost = typer.Option(
+        Cost.macs, "--cost", case_sensitive=False, help="TuNAS: T of the reward (latency needs --target)."
+    ),
     target: str | None = typer.Option(None, "--target", help="TuNAS: latency target (implies --cost latency)."),
-    budget: str | None = typer.Option(None, "--budget", help="TuNAS: T0, e.g. 4ms or 300M (default: the reference model's cost)."),
+    budget: str | None = typer.Option(
+        None, "--budget", help="TuNAS: T0, e.g. 4ms or 300M (default: the reference model's cost)."
+    ),
     beta: float = typer.Option(TUNAS_BETA, "--beta", help="TuNAS: beta of the absolute reward (< 0)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: project.seed in nas.toml)."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint at --out if there is one."),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from the checkpoint at --out if there is one."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads per process."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, hidden=True, help="Cap steps per epoch (smoke tests)."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, hidden=True, help="Cap steps per epoch (smoke tests)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a supernet; checkpoints every epoch and resumes after an interruption (also under torchrun)."""
@@ -140,7 +183,7 @@ def train(
     sp = load_space(sc.space if space is None else space)
     if phase is Phase.coarse:
         sp = coarse_space(sp)
-    smp = (sampler.value if sampler is not None else sc.sampler)
+    smp = sampler.value if sampler is not None else sc.sampler
     if target is not None:
         cost = Cost.latency
     cost_fn = unit = None
@@ -167,14 +210,18 @@ def train(
             ckpt = ckpt.with_suffix(".json")
         shots = check_few_shot(sp, split, smp, ckpt)  # before the data loads
     elif out is not None and Path(out).suffix.lower() == ".json":
-        raise UsageError(f"--out: {out} is a .json path, which names a few-shot manifest; add --split DECISION or give a .pt path")
+        raise UsageError(
+            f"--out: {out} is a .json path, which names a few-shot manifest; add --split DECISION or give a .pt path"
+        )
     check_output_file(ckpt, "--out")
     quiet = json_out or env_world_size() > 1 and _rank() != 0
     source, held_out = load_training_data(data_spec, res, seed=cfg.seed)
     if not quiet:
         console.print(f"data: {source.describe()}")
         kt = "; kernel transform" if cfg.kernel_transform else ""
-        console.print(f"space: {sp}; sampler {cfg.sampler}{kt}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}")
+        console.print(
+            f"space: {sp}; sampler {cfg.sampler}{kt}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}"
+        )
         if split is not None:
             console.print(f"few-shot: {len(shots)} supernets: {', '.join(sh.label for sh in shots)}")
     progress = Progress(
@@ -191,7 +238,9 @@ def train(
     def on_step(s: dict[str, Any]) -> None:
         e = (shot["label"], s["epoch"])
         if e not in tasks:
-            tasks[e] = progress.add_task(f"{e[0]}epoch {e[1] + 1}/{s['epochs']}", total=s["steps"], loss=0.0, acc=0.0, extra="")
+            tasks[e] = progress.add_task(
+                f"{e[0]}epoch {e[1] + 1}/{s['epochs']}", total=s["steps"], loss=0.0, acc=0.0, extra=""
+            )
         extra = f" Q {s['quality']:.3f} T {s['cost']:.3g}" if "quality" in s else ""
         progress.update(tasks[e], completed=s["step"] + 1, loss=s["loss"], acc=s["acc"], extra=extra)
 
@@ -201,7 +250,9 @@ def train(
         evals = "  ".join(f"{k.removeprefix('val_acc_')} {v:.3f}" for k, v in h.items() if k.startswith("val_acc_"))
         progress.console.print(
             f"{shot['label']}epoch {h['epoch']}: loss {h['loss']:.3f}, train acc {h['train_acc']:.3f}, "
-            f"{h['images_per_s']:.0f} images/s" + (f"; held-out acc: {evals}" if evals else "") + f" — saved {shot['ckpt']}"
+            f"{h['images_per_s']:.0f} images/s"
+            + (f"; held-out acc: {evals}" if evals else "")
+            + f" — saved {shot['ckpt']}"
         )
 
     run_kw: dict[str, Any] = dict(val_data=held_out, data_spec=data_spec, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device,
@@ -232,7 +283,9 @@ def train(
         print_json(summary)
         return
     if result.resumed_from >= result.epochs_done:
-        console.print(f"{ckpt} already holds {result.epochs_done} finished epochs; nothing to do (raise --epochs to go on)")
+        console.print(
+            f"{ckpt} already holds {result.epochs_done} finished epochs; nothing to do (raise --epochs to go on)"
+        )
     else:
         console.print(f"done: {result.epochs_done} epochs, {summary['images_per_s']} images/s; checkpoint {ckpt}")
     console.print(_next_hint(ckpt, sp.phase == "coarse"))
@@ -367,7 +420,9 @@ def _info_one(checkpoint: str, meta: dict[str, Any]) -> None:
 @app.command("eval")
 def eval_(
     checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
-    archs: list[str] = typer.Argument(None, metavar="[ARCH]...", help="Arch strings or spec files (members of the space)."),
+    archs: list[str] = typer.Argument(
+        None, metavar="[ARCH]...", help="Arch strings or spec files (members of the space)."
+    ),
     sample_n: int = typer.Option(0, "--sample", min=0, help="Also score N random members."),
     extremes: bool = typer.Option(False, "--extremes", help="Also score the largest and smallest members."),
     seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
@@ -391,7 +446,9 @@ def eval_(
     if not items:
         raise UsageError("nothing to score: give ARCH strings, --sample N or --extremes")
     scores = est.score([a for _, a in items])
-    rows = [{"name": n, "arch": a.arch, "macs": count_macs(a), "accuracy": float(s)} for (n, a), s in zip(items, scores)]
+    rows = [
+        {"name": n, "arch": a.arch, "macs": count_macs(a), "accuracy": float(s)} for (n, a), s in zip(items, scores)
+    ]
     if json_out:
         print_json({"estimator": est.name, "meaning": est.meaning, "results": rows})
         return
@@ -412,8 +469,15 @@ def fit_predictor_cmd(
     checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
     n: int = typer.Option(1000, "--n", help="Members to sample and score with the supernet (at least 10)."),
     out: str = typer.Option(..., "--out", "-o", help="Predictor file to write (JSON)."),
-    model: PredictorModel = typer.Option(PredictorModel.ridge, "--model", case_sensitive=False, help="ridge (linear, L2 penalty by cross-validation) or mlp (an ensemble of small networks, as Once-for-All)."),
-    holdout: float = typer.Option(0.2, "--holdout", help="Share of the members kept out of the fit to report how well it predicts them (0-0.5]."),
+    model: PredictorModel = typer.Option(
+        PredictorModel.ridge,
+        "--model",
+        case_sensitive=False,
+        help="ridge (linear, L2 penalty by cross-validation) or mlp (an ensemble of small networks, as Once-for-All).",
+    ),
+    holdout: float = typer.Option(
+        0.2, "--holdout", help="Share of the members kept out of the fit to report how well it predicts them (0-0.5]."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample, the split and the fit."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -480,7 +544,9 @@ def extract(
         from nas.export.onnx import export_onnx
 
         r = export_onnx(norm, p, model=model)
-        console.print(f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})")
+        console.print(
+            f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})"
+        )
         return
     obj = {"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"].get("mean"),
            "std": est.meta["data"].get("std"), "state_dict": model.state_dict()}  # fmt: skip

@@ -316,7 +316,9 @@ def eval_(
     check_int(batch_size, "--batch-size", lo=1)
     tm = load_trained(weights)
     name = str(tm.meta.get("name") or "model")
-    out_dir = check_output_dir(out if out is not None else default_out_dir(cfg.project.output_dir, name, "eval"), "--out")
+    out_dir = check_output_dir(
+        out if out is not None else default_out_dir(cfg.project.output_dir, name, "eval"), "--out"
+    )
     how = tm.meta.get("data") or {}
     ds = load_data(
         data,

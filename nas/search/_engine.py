@@ -109,7 +109,9 @@ def run_stages(
     for k, base in enumerate(bases):
         fspace = fix_coarse(space, base)
         warm = (base,) if contains(fspace, base) else ()
-        runs.append(engine.run_stage(Stage(fine_label(k, len(bases)), fspace, per_base, flow.seed + 1 + k, evaluator, warm)))
+        runs.append(
+            engine.run_stage(Stage(fine_label(k, len(bases)), fspace, per_base, flow.seed + 1 + k, evaluator, warm))
+        )
     return runs
 
 

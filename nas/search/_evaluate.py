@@ -112,7 +112,9 @@ def min_latency(space: SearchSpace, predictor: LatencyPredictor) -> tuple[float,
             moved = np.moveaxis(ms, free, tuple(range(len(fixed), len(radices))))
             flat = moved.reshape(*(radices[a] for a in fixed), -1)
             best = flat.min(axis=-1)
-            choices.append((tuple(slot.deps[a] for a in fixed), tuple(slot.deps[a] for a in free), flat.argmin(axis=-1)))
+            choices.append(
+                (tuple(slot.deps[a] for a in fixed), tuple(slot.deps[a] for a in free), flat.argmin(axis=-1))
+            )
         else:
             best = ms if radices else ms[0]
         if fixed:

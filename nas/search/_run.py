@@ -113,7 +113,8 @@ def _optuna_info(settings: SearchSettings, plan: Plan, engine: OptunaEngine, sto
     return {
         "space": plan.space.name,
         "space_note": plan.space_note,
-        "engine": "optuna" + (f" on Ray ({settings.ray_address or f'{settings.workers} local workers'})" if ray else ""),
+        "engine": "optuna"
+        + (f" on Ray ({settings.ray_address or f'{settings.workers} local workers'})" if ray else ""),
         "mode": ("NSGA-II" if plan.multi else "TPE") + (", one-stage" if settings.one_stage else ", two-stage"),
         "trials_text": trials_text,
         "seed": settings.seed,

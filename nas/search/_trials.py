@@ -28,7 +28,9 @@ def trial_score(trial: FrozenTrial) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def study_records(label: str, study: optuna.Study, space: SearchSpace | None, evaluator: Evaluator) -> list[dict[str, Any]]:
+def study_records(
+    label: str, study: optuna.Study, space: SearchSpace | None, evaluator: Evaluator
+) -> list[dict[str, Any]]:
     """The ``trials.csv`` rows of a study's completed trials, labelled ``label``.
 
     The architecture comes from the trial's ``arch`` attribute, or (trials run on Ray workers by older

@@ -117,7 +117,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     ok = ok and sp.get("phase", "joint") in PHASES and isinstance(shots, list) and bool(shots)
     if not ok or not all(isinstance(s, dict) and isinstance(s.get("label"), str) and isinstance(s.get("checkpoint"), str)
                          and "/" not in s["checkpoint"] for s in shots):  # fmt: skip
-        raise NasError(f"{p}: malformed few-shot manifest (needs split, space and shots with label and checkpoint file names)")
+        raise NasError(
+            f"{p}: malformed few-shot manifest (needs split, space and shots with label and checkpoint file names)"
+        )
     init = m.get("init_from")
     if init is not None and not (isinstance(init, dict) and isinstance(init.get("checkpoint"), str)):
         raise NasError(f"{p}: malformed few-shot manifest (init_from must be null or name a checkpoint)")
@@ -185,8 +187,10 @@ def train_few_shot(
         "version": MANIFEST_VERSION,
         "space": json.loads(json.dumps(space_meta(space))),
         "split": split,
-        "shots": [{"label": sh.label, "options": dict(sh.options), "checkpoint": shot_path(path, sh.label).name}
-                  for sh in shots],  # fmt: skip
+        "shots": [
+            {"label": sh.label, "options": dict(sh.options), "checkpoint": shot_path(path, sh.label).name}
+            for sh in shots
+        ],  # fmt: skip
     }
     given = train_kwargs.pop("init_from", None)
     init_from, start = given, None  # the checkpoint unstarted shots begin from, and its record in the manifest

@@ -317,11 +317,15 @@ def train_supernet(
     supernet = Supernet(space, resolution=source.resolution, num_classes=len(source.classes), seed=cfg.seed,
                         kernel_transform=cfg.kernel_transform).to(dev)  # fmt: skip
     engine = Engine(supernet, cfg.recipe(), source, info, max_steps_per_epoch=max_steps_per_epoch)
-    controller = Controller(space, lr=cfg.rl_lr, baseline_momentum=cfg.baseline_momentum) if cfg.sampler == "tunas" else None
+    controller = (
+        Controller(space, lr=cfg.rl_lr, baseline_momentum=cfg.baseline_momentum) if cfg.sampler == "tunas" else None
+    )
     meta: dict[str, Any] = {"budget": None, "budget_note": "", "cost_unit": ""}
     if controller is not None:
         cost_fn, _ = _tunas_budget(space, cfg, cost_fn, meta)
-    meta.update(_new_meta(space, cfg, source, supernet, info, data_meta(source, val, data_spec, val_fraction, split_seed)))
+    meta.update(
+        _new_meta(space, cfg, source, supernet, info, data_meta(source, val, data_spec, val_fraction, split_seed))
+    )
     start_epoch = _start(out, resume, init_from, meta, supernet, engine, controller, source)
     budget = meta["budget"]
     calib = _calibration(source, cfg, dev)
@@ -330,7 +334,9 @@ def train_supernet(
         rl_bs = max(2, int(round(cfg.batch_size * cfg.rl_batch_multiplier)))
         rl_quality = BatchQuality(supernet, _val_shard(val, info), rl_bs, 0, dev)
     strategy = _SubnetSteps(supernet, space, cfg, info, controller, rl_quality, cost_fn, budget, meta)
-    end_epoch = _EpochEnd(out, cfg, info, supernet, engine, strategy, controller, val, calib, dev, cost_fn, meta, on_epoch)
+    end_epoch = _EpochEnd(
+        out, cfg, info, supernet, engine, strategy, controller, val, calib, dev, cost_fn, meta, on_epoch
+    )
     engine.fit(strategy, start_epoch, end_epoch, on_step=on_step if info.is_main else None)
     tunas = None
     if controller is not None and info.is_main:
@@ -448,7 +454,13 @@ class _SubnetSteps:
                  controller: Controller | None, rl_quality: BatchQuality | None, cost_fn: CostFn | None,
                  budget: float | None, meta: dict[str, Any]) -> None:  # fmt: skip
         self.supernet, self.space, self.cfg, self.info = supernet, space, cfg, info
-        self.controller, self.rl_quality, self.cost_fn, self.budget, self.meta = controller, rl_quality, cost_fn, budget, meta
+        self.controller, self.rl_quality, self.cost_fn, self.budget, self.meta = (
+            controller,
+            rl_quality,
+            cost_fn,
+            budget,
+            meta,
+        )
         self.large_vec, self.small_vec = extreme_vector(space, True), extreme_vector(space, False)
         self.largest, self.smallest = decode(space, self.large_vec), decode(space, self.small_vec)
         self.sandwich = cfg.sampler == "sandwich"

@@ -40,8 +40,14 @@ def test_search_table_shows_all_targets_with_provenance(cli, tmp_path):
         (["--target", "pixel8-edgetpu", "--budget", "0.1ms"], "below the smallest latency"),
         (["--target", "pixel8-edgetpu", "--budget", "4ms", "--estimator", "oracle"], "unknown estimator 'oracle'"),
         (["--target", "pixel8-edgetpu", "--budget", "4ms", "--fallback", "zero"], "--fallback must be 'roofline'"),
-        (["--target", "pixel8-edgetpu", "--budget", "4ms", "--engine", "tunas"], "--engine tunas needs --estimator supernet:CKPT"),
-        (["--target", "pixel8-edgetpu", "--budget", "4ms", "--engine", "grid"], "--engine must be one of optuna, tunas"),
+        (
+            ["--target", "pixel8-edgetpu", "--budget", "4ms", "--engine", "tunas"],
+            "--engine tunas needs --estimator supernet:CKPT",
+        ),
+        (
+            ["--target", "pixel8-edgetpu", "--budget", "4ms", "--engine", "grid"],
+            "--engine must be one of optuna, tunas",
+        ),
     ],
 )
 def test_search_errors_are_one_line(cli, tmp_path, args, needle):

@@ -84,17 +84,28 @@ def test_a_coarse_supernet_is_suggested_as_the_coarse_estimator(cli, space_file,
 
 
 def test_train_sandwich_options_reach_the_checkpoint(cli, write_space, tmp_path):
-    k35 = write_space("cli-tiny-k35", SPACE.replace('name = "cli-tiny"', 'name = "cli-tiny-k35"').replace("mid_dw = [0, 3]", "mid_dw = [0, 3, 5]"))
+    k35 = write_space(
+        "cli-tiny-k35",
+        SPACE.replace('name = "cli-tiny"', 'name = "cli-tiny-k35"').replace("mid_dw = [0, 3]", "mid_dw = [0, 3, 5]"),
+    )
     p = tmp_path / "r.pt"
     r = cli("supernet", "train", "--space", str(k35), "--data", "builtin:12", "--epochs", "1",
             "--batch-size", "20", "--out", str(p), "--sandwich-ops", "random", "--no-distill", "--random-subnets", "1",
             "--kernel-transform", "--threads", "1", "--json")  # fmt: skip
     assert r.code == 0, r.err
     cfg = cli("supernet", "info", str(p), "--json").json()["config"]
-    assert (cfg["sandwich_ops"], cfg["distill"], cfg["random_subnets"], cfg["kernel_transform"]) == ("random", False, 1, True)
+    assert (cfg["sandwich_ops"], cfg["distill"], cfg["random_subnets"], cfg["kernel_transform"]) == (
+        "random",
+        False,
+        1,
+        True,
+    )
     r = cli("supernet", "info", str(p))
     # One transform per UIB position's middle DW (2 + 2 blocks at the largest depths).
-    assert "sampler sandwich (no distillation, random ops, 1 random subnets/step), kernel transform (4 convs)" in " ".join(r.out.split())
+    assert (
+        "sampler sandwich (no distillation, random ops, 1 random subnets/step), kernel transform (4 convs)"
+        in " ".join(r.out.split())
+    )
     # The estimator rebuilds the supernet with its kernel transforms.
     from nas.supernet import load_supernet
 
@@ -153,7 +164,10 @@ def test_few_shot_train_info_eval_extract(cli, space_file, tmp_path):
             "--out", str(p), "--split", "stage1.channels", "--threads", "1", "--json")  # fmt: skip
     assert r.code == 0, r.err
     out = r.json()
-    assert out["manifest"] == str(p) and [s["shot"] for s in out["shots"]] == ["stage1.channels=16", "stage1.channels=24"]
+    assert out["manifest"] == str(p) and [s["shot"] for s in out["shots"]] == [
+        "stage1.channels=16",
+        "stage1.channels=24",
+    ]
     assert all(s["epochs_done"] == 1 for s in out["shots"])
     r = cli("supernet", "info", str(p))
     assert r.code == 0 and "2 shots on stage1.channels" in r.out and "shot stage1.channels=24" in r.out
@@ -183,13 +197,20 @@ def test_few_shot_from_a_one_shot_start(cli, space_file, ckpt, tmp_path):
 @pytest.mark.parametrize(
     "args, msg",
     [
-        (["--split", "stage1.channels", "--out", "{tmp}/x.pt"], "--out: a few-shot supernet (--split) is a .json manifest"),
+        (
+            ["--split", "stage1.channels", "--out", "{tmp}/x.pt"],
+            "--out: a few-shot supernet (--split) is a .json manifest",
+        ),
         (["--out", "{tmp}/x.json"], "names a few-shot manifest; add --split DECISION"),
-        (["--split", "stage0.uib", "--out", "{tmp}/x.json"],
-         "--split: 'stage0.uib' is not a width or depth decision of space cli-tiny (allowed: stage0.channels, stage0.depth, "
-         "stage1.channels, stage1.depth)"),
-        (["--split", "stage1.channels", "--sampler", "tunas", "--out", "{tmp}/x.json"],
-         "few-shot supernets train with --sampler sandwich or uniform"),
+        (
+            ["--split", "stage0.uib", "--out", "{tmp}/x.json"],
+            "--split: 'stage0.uib' is not a width or depth decision of space cli-tiny (allowed: stage0.channels, stage0.depth, "
+            "stage1.channels, stage1.depth)",
+        ),
+        (
+            ["--split", "stage1.channels", "--sampler", "tunas", "--out", "{tmp}/x.json"],
+            "few-shot supernets train with --sampler sandwich or uniform",
+        ),
     ],
 )
 def test_few_shot_errors_are_one_line(cli, space_file, tmp_path, args, msg):

@@ -64,8 +64,12 @@ def test_npz_layouts_resize_and_split(tmp_path):
         (np.zeros((4, 8, 8, 3), np.uint8), np.zeros(3, np.int64), {}, "one label per image"),
         (np.zeros((4, 8, 8, 3), np.uint8), np.zeros(4, np.float32), {}, "integer class indices"),
         (np.zeros((4, 8, 8, 3), np.uint8), np.zeros(4, np.int64), {}, "at least 2"),
-        (np.zeros((4, 8, 8, 3), np.uint8), np.arange(4) % 2, {"val_images": np.zeros((2, 9, 9, 3), np.uint8),
-                                                              "val_labels": np.arange(2)}, "val_images are"),  # fmt: skip
+        (
+            np.zeros((4, 8, 8, 3), np.uint8),
+            np.arange(4) % 2,
+            {"val_images": np.zeros((2, 9, 9, 3), np.uint8), "val_labels": np.arange(2)},
+            "val_images are",
+        ),  # fmt: skip
         (np.zeros((4, 8, 8, 3), np.uint8), np.arange(4) % 2, {"val_labels": np.arange(2)}, "go together"),
     ],
 )

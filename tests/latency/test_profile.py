@@ -105,7 +105,9 @@ def test_real_timing_of_a_tiny_block(tmp_path):
 def test_kill_9_then_rerun_completes_without_duplicates(tmp_path):
     """The CLI profile, killed with SIGKILL mid-run, resumes and ends with every entry exactly once."""
     # guard off: on a busy machine it would leave disturbed entries out of the rerun too
-    (tmp_path / "nas.toml").write_text('[latency]\ntables_dir = "tables"\nruns = 400\nsessions = 1\nwarmup = 1\nguard = 0\n')
+    (tmp_path / "nas.toml").write_text(
+        '[latency]\ntables_dir = "tables"\nruns = 400\nsessions = 1\nwarmup = 1\nguard = 0\n'
+    )
     exe = os.path.join(os.path.dirname(sys.executable), "mnv4-nas")
     args = [exe, "latency", "profile", "--no-zoo", "--no-fit", "--model", TINY_CONV]
     table = tmp_path / "tables" / "host-cpu.csv"

@@ -7,7 +7,9 @@ from nas.search import pair_budgets
 from nas.units import parse_latency_ms as parse_budget
 
 
-@pytest.mark.parametrize("text, ms", [("4ms", 4.0), ("4 ms", 4.0), ("4000us", 4.0), ("0.004s", 4.0), ("2.5ms", 2.5), ("750µs", 0.75)])
+@pytest.mark.parametrize(
+    "text, ms", [("4ms", 4.0), ("4 ms", 4.0), ("4000us", 4.0), ("0.004s", 4.0), ("2.5ms", 2.5), ("750µs", 0.75)]
+)
 def test_budgets_parse(text, ms):
     assert parse_budget(text) == pytest.approx(ms)
 

@@ -25,7 +25,16 @@ def _lat(arch, target):
 def test_two_stage_result_folder_and_constraint(settings):
     out = run_search(settings())
     files = {p.name for p in out.out_dir.iterdir()}
-    assert {"best.json", "best.timm.txt", "trials.csv", "pareto.csv", "pareto.png", "summary.md", "run.json", "study.journal"} <= files
+    assert {
+        "best.json",
+        "best.timm.txt",
+        "trials.csv",
+        "pareto.csv",
+        "pareto.png",
+        "summary.md",
+        "run.json",
+        "study.journal",
+    } <= files
     best = load_spec_file(out.out_dir / "best.json")
     assert best == out.best
     assert _lat(best, "pixel8-edgetpu") <= 0.72
@@ -150,7 +159,9 @@ def test_resume_after_interruption_loses_and_duplicates_nothing(settings, monkey
     monkeypatch.setattr(ParamsEstimator, "_score_one", real)
     out = run_search(settings(coarse_trials=8, fine_trials=6))
     assert (out.trials["stage"] == "coarse").sum() == 8 and (out.trials["stage"] == "fine").sum() == 6
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out.out_dir / "study.journal")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out.out_dir / "study.journal"))
+    )
     coarse = optuna.load_study(study_name=f"{out.out_dir.name}:coarse", storage=storage)
     numbers = [t.number for t in coarse.trials]
     assert len(numbers) == len(set(numbers))

@@ -283,15 +283,24 @@ def test_resuming_a_warm_few_shot_run_keeps_its_start(one_shot, few_shot, conv_s
     save_checkpoint(other, {**load_checkpoint(start)["meta"], "created": "2000-01-01T00:00:00+00:00"},
                     load_checkpoint(start)["model"], None, None)  # fmt: skip
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    for manifest, given, was in ((path, other, "started from .*start.pt"), (few_shot[0], start, "trained without --init-from")):
-        with pytest.raises(NasError, match=f"is a few-shot supernet {was}; resume it with the same --init-from or none") as exc:
+    for manifest, given, was in (
+        (path, other, "started from .*start.pt"),
+        (few_shot[0], start, "trained without --init-from"),
+    ):
+        with pytest.raises(
+            NasError, match=f"is a few-shot supernet {was}; resume it with the same --init-from or none"
+        ) as exc:
             train_few_shot(space, data, manifest, cfg, **kw, init_from=given)
         assert "\n" not in str(exc.value)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     # the start file replaced by another supernet while a shot has not begun: refused
     second.unlink()
-    save_checkpoint(start, {**load_checkpoint(start)["meta"], "epochs_done": 7}, load_checkpoint(start)["model"], None, None)
-    with pytest.raises(NasError, match=r"started from .*start.pt at 1 epochs, and that file now holds another supernet \(7 epochs\)"):
+    save_checkpoint(
+        start, {**load_checkpoint(start)["meta"], "epochs_done": 7}, load_checkpoint(start)["model"], None, None
+    )
+    with pytest.raises(
+        NasError, match=r"started from .*start.pt at 1 epochs, and that file now holds another supernet \(7 epochs\)"
+    ):
         train_few_shot(space, data, path, cfg, **kw)
     assert not second.exists()
 
@@ -312,7 +321,9 @@ def test_a_warm_supernet_resumes_without_its_start_and_refuses_another(one_shot,
     assert "\n" not in str(exc.value) and out.read_bytes() == before
 
 
-def test_a_start_that_cannot_hold_the_shots_fails_before_anything_is_written(one_shot, few_shot, conv_space, data, tmp_path):
+def test_a_start_that_cannot_hold_the_shots_fails_before_anything_is_written(
+    one_shot, few_shot, conv_space, data, tmp_path
+):
     narrow = shot_path(few_shot[0], f"{SPLIT}=16")  # a shot: stage 2 at 16 channels only
     ck = load_checkpoint(one_shot)
     ck["meta"]["num_classes"] = 3

@@ -69,7 +69,9 @@ def test_estimator_combines_the_supernet_and_the_mac_count(ckpt, conv_space):
     assert est.name == f"supernet+macs:{ckpt}" and "reference sample of 12" in est.meaning
     ref = est.reference()
     assert len(ref) == 12 and len({a.arch for a in ref}) == 12 and all(contains(conv_space, a) for a in ref)
-    assert [a.arch for a in ref] == [a.arch for a in SupernetMacsEstimator(ckpt, n_ref=12, supernet=est.base).reference()]
+    assert [a.arch for a in ref] == [
+        a.arch for a in SupernetMacsEstimator(ckpt, n_ref=12, supernet=est.base).reference()
+    ]
     acc = est.base.score(ref)
     macs = np.asarray([count_macs(a) for a in ref], dtype=float)
     np.testing.assert_allclose(est.score(ref), RankMean(acc, macs)(acc, macs))

@@ -246,8 +246,14 @@ def test_kernel_transform_learns_from_3x3_members_only(conv_space):
     small = smallest_arch(conv_space)
     _, steps = net.layout(small)
     net(torch.randn(2, 3, 32, 32), small).sum().backward()
-    used = {f"{s.key}__dw_mid_conv_weight__3" for s in steps if isinstance(s.spec, UIBSpec) and s.spec.mid_dw_kernel == 3}
-    used |= {f"{s.key}__dw_start_conv_weight__3" for s in steps if isinstance(s.spec, UIBSpec) and s.spec.start_dw_kernel == 3}
+    used = {
+        f"{s.key}__dw_mid_conv_weight__3" for s in steps if isinstance(s.spec, UIBSpec) and s.spec.mid_dw_kernel == 3
+    }
+    used |= {
+        f"{s.key}__dw_start_conv_weight__3"
+        for s in steps
+        if isinstance(s.spec, UIBSpec) and s.spec.start_dw_kernel == 3
+    }
     assert used
     for k, p in net.kernel_transforms.items():
         assert (p.grad is not None and torch.count_nonzero(p.grad) > 0) == (k in used), k

@@ -336,9 +336,10 @@ def test_ddp_two_cpu_processes(conv_space_path, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_few_shot(conv_space_path, tmp_path):
-    p = _torchrun_train(conv_space_path, tmp_path, tmp_path / "fs.json", "--split", "stage2.channels", "--phase", "coarse")
+    p = _torchrun_train(
+        conv_space_path, tmp_path, tmp_path / "fs.json", "--split", "stage2.channels", "--phase", "coarse"
+    )
     assert "done: 2 shots" in p.stdout and p.stdout.count("done: 2 shots") == 1  # rank 0 reports
     for c in (16, 24):
         meta = load_checkpoint(tmp_path / f"fs.stage2.channels={c}.pt")["meta"]
         assert meta["world_size"] == 2 and meta["epochs_done"] == 1
-
