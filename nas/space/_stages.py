@@ -738,7 +738,8 @@ class UIBStage(_Searchable):
             return 1
         n_first = len(space.block_choices(self.stride == 2))
         n_rest = len(space.block_choices(False))
-        return int(n_first * n_rest ** (d - 1) * 2 ** len(self.mqa_positions(d)))  # d >= 1, so an int (int ** int is typed Any)
+        # d >= 1, so this is an int already; int() because int ** int is typed Any
+        return int(n_first * n_rest ** (d - 1) * 2 ** len(self.mqa_positions(d)))
 
     def extra_slots(self, space: SearchSpace, i: int, geo: Geometry, d_dep: int | None) -> list[Slot]:
         """One slot per MQA switch (not when coarse)."""
