@@ -119,7 +119,7 @@ def sweep_tempdirs(root: Path | None = None) -> list[str]:
     """Remove folders made by :func:`owned_tempdir` whose owner (a process of this host) is dead.
     Folders of other hosts (a shared temp dir) and of live processes are left alone."""
     root = Path(root or tempfile.gettempdir())
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(root.iterdir())
     except OSError:

@@ -170,7 +170,9 @@ def config_from_dict(data: dict[str, Any], source: str) -> Config:
             raise ConfigError(f"{source}: unknown section [{name}] (allowed: {', '.join(sections)})")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
-        cls = sections[name].default_factory()  # type: ignore[misc]
+        factory = sections[name].default_factory
+        assert callable(factory)  # every section field has a default_factory
+        cls = factory()
         allowed = {f.name: getattr(cls, f.name) for f in dataclasses.fields(cls)}
         for key, value in table.items():
             if key not in allowed:

@@ -179,7 +179,7 @@ def json_loads(text: str, source: str, max_depth: int = MAX_DEPTH) -> Any:
 
 def toml_loads(text: str, source: str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """``tomllib.loads`` with one-line errors for malformed, too deeply nested or huge-integer input."""
-    return _parse(tomllib.loads, text, source, "TOML", max_depth, (tomllib.TOMLDecodeError,))  # type: ignore[no-any-return]
+    return _parse(tomllib.loads, text, source, "TOML", max_depth, (tomllib.TOMLDecodeError,))
 
 
 def read_json(path: str | Path, what: str = "JSON file", max_bytes: int = MAX_TEXT_BYTES) -> Any:

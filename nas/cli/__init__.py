@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -94,10 +95,11 @@ def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 
 
-def _cli_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """(usage/click errors, aborts) for the click that this typer uses (typer >= 0.20 vendors its own)."""
-    errors: list[type] = []
-    aborts: list[type] = [typer.Abort]
+def _cli_exception_types() -> tuple[tuple[type[Any], ...], tuple[type[BaseException], ...]]:
+    """(usage/click errors, aborts) for the click that this typer uses (typer >= 0.20 vendors its own).
+    The errors are typed Any: each has click's ``format_message``, but no common base class names it."""
+    errors: list[type[Any]] = []
+    aborts: list[type[BaseException]] = [typer.Abort]
     if hasattr(typer, "TyperException"):
         errors.append(typer.TyperException)
     try:
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None and code == 2 else ""
         err_console.print(f"mnv4-nas: error: {_one_line(exc.format_message())}{hint}", markup=False)
         return code
-    except (*aborts, KeyboardInterrupt):
+    except aborts + (KeyboardInterrupt,):
         err_console.print("mnv4-nas: interrupted", markup=False)
         return 130
     except NasError as exc:

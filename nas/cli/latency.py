@@ -71,7 +71,7 @@ def targets(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", h
     from nas.latency import find_table, load_catalog, read_table
 
     tdir = _tables_dir(ctx)
-    rows = []
+    rows: list[dict[str, Any]] = []  # JSON records
     for dev in load_catalog(tdir).values():
         path = find_table(dev.name, tdir)
         table = read_table(path) if path else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -12,7 +13,7 @@ from nas._io import write_text_atomic
 from nas.cli._common import UsageError, console, print_json
 from nas.cost import count_macs, count_params, layer_costs
 from nas.inputs import check_name, check_output_file
-from nas.spec import ArchSpec, block_label, to_json, to_toml
+from nas.spec import ArchSpec, BlockSpec, block_label, to_json, to_toml
 from nas.units import format_count, format_macs
 from nas.zoo import resolve
 
@@ -21,7 +22,7 @@ def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list i
     """List the reference models (MobileNetV4 zoo and the MobileNet V1/V2 calibration models)."""
     from nas.zoo import ZOO
 
-    rows = []
+    rows: list[dict[str, Any]] = []  # JSON records
     for name, entry in ZOO.items():
         spec = entry.spec()
         rows.append(
@@ -60,14 +61,14 @@ def zoo(json_out: bool = typer.Option(False, "--json", help="Print a JSON list i
     console.print(table)
 
 
-def _describe(spec: object) -> tuple[str, str, str, str]:
+def _describe(spec: BlockSpec) -> tuple[str, str, str, str]:
     """(block label, kernels, expansion, extra) for the show table."""
-    return block_label(spec)  # type: ignore[no-any-return]
+    return block_label(spec)
 
 
-def _show_rows(arch: ArchSpec) -> list[dict[str, object]]:
+def _show_rows(arch: ArchSpec) -> list[dict[str, Any]]:
     costs = layer_costs(arch)
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []  # JSON records
     for layer, cost in zip(arch.layers, costs):
         label, kernels, exp, extra = _describe(layer.spec)
         rows.append(

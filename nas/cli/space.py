@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import typer
@@ -45,7 +46,7 @@ def _reference_status(space: SearchSpace) -> tuple[str, bool | None]:
 @app.command("list")
 def list_(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the shipped search spaces."""
-    rows = []
+    rows: list[dict[str, Any]] = []  # JSON records
     for name in list_spaces():
         sp = load_space(name)
         rows.append(
@@ -72,8 +73,8 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     console.print(table)
 
 
-def _stage_rows(space: SearchSpace) -> list[dict[str, object]]:
-    rows = []
+def _stage_rows(space: SearchSpace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     h = -(-space.resolution // space.stem.stride)
     for i, st in enumerate(space.stages):
         rows.append({"stage": i, "kind": st.kind, "input": f"{h}x{h}", **st.describe()})
@@ -97,7 +98,7 @@ def show(
             fine_size = size(fix_coarse(sp, get_spec(sp.reference)))
         except SpecError:
             fine_size = None
-    info = {
+    info: dict[str, Any] = {
         "name": sp.name,
         "source": sp.source,
         "description": sp.description,
@@ -133,23 +134,23 @@ def show(
     table = Table(title="stages (stem and head fixed)")
     for col in ("#", "kind", "input", "stride", "channels", "depth", "attention / block"):
         table.add_column(col, no_wrap=True)
-    for r in info["stages"]:  # type: ignore[union-attr]
+    for r in info["stages"]:
         chans = r["channels"] if isinstance(r["channels"], str) else " ".join(map(str, r["channels"]))
         depth = str(r["depth"]) if isinstance(r["depth"], int) else " ".join(map(str, r["depth"]))
         extra = r.get("attention", "-")
         if r["kind"] == "fixed":
-            extra = " ".join(r["blocks"])  # type: ignore[arg-type]
+            extra = " ".join(r["blocks"])
         table.add_row(str(r["stage"]), str(r["kind"]), str(r["input"]), str(r["stride"]), chans, depth, str(extra))
     console.print(table)
     fine = info["fine"]
     console.print(
         f"coarse stage block: {sp.coarse_block.label} (IB 3x3, expansion 4 in the paper's recipe); "
-        f"fine stage per block: start DW {fine['start_dw']} x middle DW {fine['mid_dw']} x expansion "  # type: ignore[index]
-        f"{fine['expansion']} (0 = absent; a stride-2 block keeps a DW)"  # type: ignore[index]
+        f"fine stage per block: start DW {fine['start_dw']} x middle DW {fine['mid_dw']} x expansion "
+        f"{fine['expansion']} (0 = absent; a stride-2 block keeps a DW)"
     )
     console.print(f"size: {info['size']} architectures (10^{info['log10_size']:.2f})")
     console.print(
-        f"coarse stage: {format_count(int(info['coarse_size']))} width/depth combinations; "  # type: ignore[arg-type]
+        f"coarse stage: {format_count(int(info['coarse_size']))} width/depth combinations; "
         + (f"fine stage around the reference: {int(fine_size):.3e}; " if fine_size is not None else "")
         + f"{info['decisions']} decisions; {info['distinct_blocks']} distinct blocks for latency tables"
     )
@@ -197,7 +198,7 @@ def sample_(
     else:
         target = sp
     archs = [sample(target, rng) for _ in range(n)]
-    rows = [{"arch": a.arch, "params": count_params(a), "macs": count_macs(a)} for a in archs]
+    rows: list[dict[str, Any]] = [{"arch": a.arch, "params": count_params(a), "macs": count_macs(a)} for a in archs]
     if json_out:
         print_json(rows)
         return

@@ -230,7 +230,7 @@ def train(
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
     )  # fmt: skip
     tasks: dict[tuple[str, int], Any] = {}
-    shot = {"label": "", "ckpt": ckpt}
+    shot: dict[str, Any] = {"label": "", "ckpt": ckpt}
 
     def on_shot(k: int, n: int, label: str, path: Path) -> None:
         shot.update(label=f"{label} ({k + 1}/{n}) ", ckpt=path)

@@ -117,7 +117,8 @@ class InceptionRandAugment:
         from kornia.augmentation.auto import RandAugment
 
         self.crop = _inception_crop(resolution)
-        self.randaug = K.AugmentationSequential(RandAugment(n=RANDAUG_OPS, m=RANDAUG_MAGNITUDE * 3))
+        # kornia's annotation leaves out its policy augmentations (RandAugment), which it accepts.
+        self.randaug = K.AugmentationSequential(RandAugment(n=RANDAUG_OPS, m=RANDAUG_MAGNITUDE * 3))  # type: ignore[arg-type]
         self.group = group
 
     def _ops(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,11 @@ def _shape_mask(k: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (box < 0.9) & (np.sin(u * np.pi * 2.2) * np.sin(v * np.pi * 2.2) > 0)
 
 
+def _f32(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Float32 copies of ``arrays`` (typed as plain arrays: the caller rebinds its float64 names to them)."""
+    return [a.astype(np.float32) for a in arrays]
+
+
 def render_shapes(n_per_class: int, resolution: int, seed: int, *, contrast: tuple[float, ...] = (0.3, 0.45, 0.6),
                   strokes: int = 1, noise: tuple[float, float] = (0.01, 0.05), texture: tuple[float, float] = (0.02, 0.1),
                   scale: tuple[float, float] = (0.3, 0.6)) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -82,8 +87,8 @@ def render_shapes(n_per_class: int, resolution: int, seed: int, *, contrast: tup
     noise_sigma = rng.uniform(noise[0], noise[1], n)
     noise_seed = int(rng.integers(2**31))
     f32 = np.float32
-    cx, cy, size, theta, aspect, bg, fg = (a.astype(f32) for a in (cx, cy, size, theta, aspect, bg, fg))
-    tex_f, tex_p, tex_a, stroke_xy, stroke_col = (a.astype(f32) for a in (tex_f, tex_p, tex_a, stroke_xy, stroke_col))
+    cx, cy, size, theta, aspect, bg, fg = _f32(cx, cy, size, theta, aspect, bg, fg)
+    tex_f, tex_p, tex_a, stroke_xy, stroke_col = _f32(tex_f, tex_p, tex_a, stroke_xy, stroke_col)
     noise_sigma = noise_sigma.astype(f32)
 
     ss = 2  # supersampling for antialiased edges

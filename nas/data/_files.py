@@ -56,9 +56,9 @@ def _read_folder(root: Path, resolution: int, classes: tuple[str, ...] | None = 
     for i, (f, label) in enumerate(files):
         try:
             with Image.open(f) as im:
-                im = ImageOps.exif_transpose(im).convert("RGB")
-                im = ImageOps.fit(im, (resolution, resolution), Image.Resampling.BILINEAR)
-                arr = np.asarray(im, dtype=np.uint8)
+                rgb = ImageOps.exif_transpose(im).convert("RGB")
+                rgb = ImageOps.fit(rgb, (resolution, resolution), Image.Resampling.BILINEAR)
+                arr = np.asarray(rgb, dtype=np.uint8)
         except bad_image as exc:
             msg = " ".join(str(exc).split())[:160]
             raise DataError(f"{f}: cannot read image ({type(exc).__name__}: {msg})") from None

@@ -146,7 +146,9 @@ class StoreWriter:
             if not p.is_file() or p.stat().st_size != rec.bytes:
                 raise StoreError(f"{self.path}: finished shard {rec.file} is missing or changed; nothing was rewritten "
                                  "(restore it, or build the store again in another --out)")  # fmt: skip
-        b = m.get("build") if isinstance(m.get("build"), dict) else {}
+        b = m.get("build")
+        if not isinstance(b, dict):
+            b = {}
         self._prior_wall = float(b.get("wall_s", 0.0))
         self._prior_images = int(b.get("images_built", 0))
         self._sessions = int(b.get("sessions", 0))

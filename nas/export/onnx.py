@@ -14,6 +14,7 @@ import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -60,7 +61,9 @@ class OnnxExport:
 
 def _export(model: nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic_batch: bool) -> None:
     dynamic_axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
-    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=opset, dynamic_axes=dynamic_axes)
+    kwargs: dict[str, Any] = dict(
+        input_names=["input"], output_names=["logits"], opset_version=opset, dynamic_axes=dynamic_axes
+    )
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:

@@ -118,7 +118,7 @@ def quantize_int8(src: Path, dst: Path, shape: Sequence[int]) -> None:
         quantize_static(
             str(src),
             str(dst),
-            reader,  # type: ignore[arg-type]
+            reader,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,

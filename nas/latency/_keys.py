@@ -63,7 +63,7 @@ def key_columns(key: str) -> dict[str, Any]:
         from nas.spec import parse_arch
 
         arch = parse_arch(key)
-        row = dict.fromkeys(KEY_COLUMNS, 0)
+        row: dict[str, Any] = dict.fromkeys(KEY_COLUMNS, 0)
         row.update(kind=MODEL_KIND, in_h=arch.resolution, in_w=arch.resolution, in_c=3, out_c=arch.num_classes)
         row.update(stride_on="", activation="", layer_scale=False, residual=False)
         return row
@@ -126,7 +126,7 @@ def key_module(key: str) -> tuple[nn.Module, tuple[int, int, int, int]]:
     spec, shape = parse_table_key(key)
     if isinstance(spec, tuple):
         head, classes = spec
-        module = Head(head, shape.c, classes)
+        module: nn.Module = Head(head, shape.c, classes)
     else:
         module = build_block(spec, shape)
     return module.eval(), (1, shape.c, shape.h, shape.w)

@@ -76,7 +76,7 @@ def op_batch(samples: Sequence[Sequence[Op]], dtype: str) -> OpBatch:
 
 def _eff_vector(model: DeviceModel) -> np.ndarray:
     # Memory-only classes get an infinite efficiency: their compute term is 0.
-    return np.array([getattr(model, EFF_PARAM[c]) if EFF_PARAM[c] else np.inf for c in OP_CLASSES])
+    return np.array([getattr(model, p) if (p := EFF_PARAM[c]) else np.inf for c in OP_CLASSES])
 
 
 def batch_ms(model: DeviceModel, batch: OpBatch) -> np.ndarray:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.errors import NasError
 from nas.latency._catalog import HOST_TARGETS, shipped_dir, user_tables_dir, writable_tables_dir
@@ -25,6 +27,9 @@ from nas.latency._machine import (
 from nas.latency._profile import Timing, TimingConfig
 from nas.latency._table import LatencyTable, build_hint, merge_tables, read_table, table_paths
 from nas.spec import ArchSpec, arch_keys
+
+if TYPE_CHECKING:
+    from nas.latency._runtime import HostRuntime
 
 #: timing of the reference models of a calibration (seconds in all, not minutes)
 CALIBRATION_TIMING = TimingConfig(threads=1, runs=20, sessions=2, warmup=3)
@@ -91,6 +96,11 @@ class CalibrationRun:
 
 
 MeasureArchMs = Callable[[ArchSpec, TimingConfig, Path], Timing]
+
+
+def _measure_arch(rt: HostRuntime, arch: ArchSpec, cfg: TimingConfig, workdir: Path) -> Timing:
+    """A whole model timed by the host runtime ``rt`` (the default ``measure`` of calibration)."""
+    return rt.measure_key(arch.arch, cfg, workdir)
 
 
 def ensure_calibration(
@@ -162,9 +172,7 @@ def _calibrate_table(
     )
     timings: list[Timing] = []
     with owned_tempdir("calibrate") as work:
-        time_one: MeasureArchMs = measure or (
-            lambda arch, cfg_, wd, rt=host_runtime(table.target): rt.measure_key(arch.arch, cfg_, wd)
-        )
+        time_one: MeasureArchMs = measure or partial(_measure_arch, host_runtime(table.target))
 
         def measure_ms(arch: ArchSpec) -> float:
             t = time_one(arch, cfg, work)

@@ -148,7 +148,11 @@ def validate_published(predictor: Predictor, out_dir: Path | None = None) -> Val
         rows.append({"model": pt.zoo_name, "published_row": pt.row, "predicted_ms": ms, "measured_ms": pt.latency_ms})
     df = pd.DataFrame(rows)
     df["error_pct"] = (df["predicted_ms"] / df["measured_ms"] - 1) * 100
-    summary = {"target": predictor.target, "source": predictor.table.source, "compared_with": "published"}
+    summary: dict[str, Any] = {
+        "target": predictor.target,
+        "source": predictor.table.source,
+        "compared_with": "published",
+    }
     summary.update(summarize(df["predicted_ms"].to_numpy(), df["measured_ms"].to_numpy()))
     report = ValidationReport(predictor.target, "published", df, summary)
     return _write(report, out_dir, _title(predictor.target, summary)) if out_dir else report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +20,8 @@ from nas.model.blocks import (
 )
 from nas.spec import ArchSpec, BlockSpec, ConvSpec, DSConvSpec, FusedIBSpec, MHSASpec, MQASpec, Shape, UIBSpec
 
-BlockBuilder = Callable[[BlockSpec, Shape], nn.Module]
+#: a module constructor for one spec type (its first argument is a spec of the type it is registered for)
+BlockBuilder = Callable[[Any, Shape], nn.Module]
 _BUILDERS: dict[type, BlockBuilder] = {}
 
 

@@ -28,7 +28,7 @@ class ConvBNAct(nn.Sequential):
     def __init__(self, in_c: int, out_c: int, k: int, stride: int = 1, groups: int = 1, act: str | None = "relu"):
         super().__init__()
         self.conv = nn.Conv2d(in_c, out_c, k, stride, (k - 1) // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_c)
+        self.bn: nn.BatchNorm2d | nn.Identity = nn.BatchNorm2d(out_c)  # Identity once folded into the conv
         self.act = make_act(act)
 
 

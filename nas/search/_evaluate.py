@@ -126,9 +126,9 @@ def min_latency(space: SearchSpace, predictor: LatencyPredictor) -> tuple[float,
     vec = np.zeros(len(ds), dtype=np.int64)
     vec[width_idx] = combos[i]
     for fixed_deps, free_deps, argmin in choices:
-        flat = int(argmin[tuple(int(vec[d]) for d in fixed_deps)]) if fixed_deps else int(argmin)
+        pick = int(argmin[tuple(int(vec[d]) for d in fixed_deps)]) if fixed_deps else int(argmin)
         sizes = [ds[d].radix for d in free_deps]
-        for d, v in zip(free_deps, np.unravel_index(flat, sizes), strict=True):
+        for d, v in zip(free_deps, np.unravel_index(pick, sizes), strict=True):
             vec[d] = int(v)
     arch = decode(space, vec)
     return float(predictor.predict_archs([arch]).latency_ms[0]), arch

@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -53,9 +54,13 @@ def make_sampler(evaluator: Evaluator, multi: bool, seed: int, n_trials: int) ->
     )
 
 
-def directions(evaluator: Evaluator, multi: bool) -> list[str]:
+Direction = Literal["minimize", "maximize"]
+
+
+def directions(evaluator: Evaluator, multi: bool) -> list[Direction]:
     """maximize score (+ minimize each target's latency when multi-objective)."""
-    return ["maximize"] + (["minimize"] * len(evaluator.budgets) if multi else [])
+    latencies: list[Direction] = ["minimize"] * len(evaluator.budgets) if multi else []
+    return ["maximize", *latencies]
 
 
 def objective_values(ev: Evaluation, evaluator: Evaluator, multi: bool) -> float | list[float]:
@@ -67,7 +72,7 @@ def objective_values(ev: Evaluation, evaluator: Evaluator, multi: bool) -> float
 
 
 def open_study(
-    stage: StageSpec, opened: OpenedStorage, sampler: optuna.samplers.BaseSampler, dirs: list[str]
+    stage: StageSpec, opened: OpenedStorage, sampler: optuna.samplers.BaseSampler, dirs: list[Direction]
 ) -> optuna.Study:
     """Create or resume a stage's study; enqueue warm starts only into a fresh one; fail stale trials."""
     study = optuna.create_study(

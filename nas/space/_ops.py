@@ -148,7 +148,7 @@ def widths_of(space: SearchSpace, arch: ArchSpec) -> tuple[tuple[int, int] | Non
     """(channels, depth) per stage of a member of the joint or coarse space (None for fixed stages)."""
     last: SpecError | None = None
     for phase in ("joint", "coarse"):
-        sp = space.with_phase(phase)  # type: ignore[arg-type]
+        sp = space.with_phase(phase)
         try:
             vec = encode(sp, arch)
         except SpecError as exc:
@@ -197,7 +197,7 @@ def log10_size(space: SearchSpace) -> float:
 
 def slots(space: SearchSpace) -> list[Slot]:
     """Every block position of the space with the decisions that determine its block (see :class:`Slot`)."""
-    return space.slots  # type: ignore[no-any-return]
+    return space.slots
 
 
 def arch_slot_keys(space: SearchSpace, vec: Any) -> list[str]:

@@ -93,7 +93,7 @@ class SearchSpace:
         return {(d.kind, d.stage, d.index): n for n, d in enumerate(self.decisions)}
 
     @cached_property
-    def slots(self) -> list[Any]:
+    def slots(self) -> list[Slot]:
         """Latency slots (see :func:`nas.space.slots`)."""
         return _build_slots(self)
 

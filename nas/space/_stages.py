@@ -641,7 +641,7 @@ class UIBStage(_Searchable):
             return super().mqa_slot(u, depth)
         return u - (depth - self.attention.slots)
 
-    def _choices(self, space: SearchSpace, j: int) -> tuple[Any, ...]:
+    def _choices(self, space: SearchSpace, j: int) -> tuple[UIBChoice, ...]:
         if space.phase == "coarse":
             return (space.coarse_block,)
         return space.block_choices(j == 0 and self.stride == 2)
@@ -664,9 +664,9 @@ class UIBStage(_Searchable):
     def active(self, dec: Decision, depth: np.ndarray) -> np.ndarray | None:
         """A variant while its block exists; an MQA slot while it precedes an existing non-first UIB."""
         if dec.kind == "uib":
-            return dec.index < depth  # type: ignore[no-any-return]
+            return dec.index < depth
         if dec.kind == "mqa" and self.attention is not None:
-            return depth - self.attention.slots + dec.index >= 1  # type: ignore[no-any-return]
+            return depth - self.attention.slots + dec.index >= 1
         return None
 
     def block(self, space: SearchSpace, c: int, j: int, variant: int) -> BlockSpec:
@@ -738,7 +738,8 @@ class UIBStage(_Searchable):
             return 1
         n_first = len(space.block_choices(self.stride == 2))
         n_rest = len(space.block_choices(False))
-        return n_first * n_rest ** (d - 1) * 2 ** len(self.mqa_positions(d))
+        # d >= 1, so this is an int already; int() because int ** int is typed Any
+        return int(n_first * n_rest ** (d - 1) * 2 ** len(self.mqa_positions(d)))
 
     def extra_slots(self, space: SearchSpace, i: int, geo: Geometry, d_dep: int | None) -> list[Slot]:
         """One slot per MQA switch (not when coarse)."""

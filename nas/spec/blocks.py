@@ -352,7 +352,7 @@ class HeadSpec:
 class Layer(NamedTuple):
     """One positioned layer of an architecture: its index, spec and input/output shapes."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose (public name)
     spec: BlockSpec
     in_shape: Shape
     out_shape: Shape

@@ -8,17 +8,21 @@ whole canonical string, checked on load). Optional ``name`` is informational.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nas.errors import SpecError
 from nas.inputs import as_error, json_loads, read_text, toml_loads
-from nas.spec.blocks import ArchSpec, ConvSpec
+from nas.spec.blocks import ArchSpec, BlockSpec, ConvSpec
 from nas.spec.dsl import format_block, format_head, parse_arch, parse_block, parse_blocks, parse_head
 
 SPEC_FORMAT = "mnv4-nas/arch-v1"
 _KEYS = {"format", "name", "arch", "resolution", "num_classes", "stem", "blocks", "head"}
 _REQUIRED = ("resolution", "stem", "blocks", "head")
+
+_T = TypeVar("_T")
 
 
 def spec_to_dict(arch: ArchSpec, name: str | None = None) -> dict[str, Any]:
@@ -65,9 +69,9 @@ def spec_from_dict(d: object, source: str = "spec") -> ArchSpec:
     raw_blocks = d["blocks"]
     if not isinstance(raw_blocks, list):
         raise SpecError(f"{source}: key 'blocks' must be a list of block strings")
-    blocks = []
+    blocks: list[BlockSpec] = []
     for i, b in enumerate(raw_blocks):
-        blocks.extend(_wrap(source, f"blocks[{i}]", lambda b=b, i=i: parse_blocks(_str(source, f"blocks[{i}]", b))))
+        blocks.extend(_wrap(source, f"blocks[{i}]", partial(_blocks, source, f"blocks[{i}]", b)))
     head, classes = _wrap(source, "head", lambda: parse_head(_str(source, "head", d["head"])))
     if "num_classes" in d and d["num_classes"] != classes:
         raise SpecError(f"{source}: key 'num_classes' ({d['num_classes']!r}) disagrees with head cls{classes}")
@@ -85,7 +89,11 @@ def _str(source: str, key: str, v: object) -> str:
     return v
 
 
-def _wrap(source: str, key: str, fn: Any) -> Any:
+def _blocks(source: str, key: str, value: object) -> tuple[BlockSpec, ...]:
+    return parse_blocks(_str(source, key, value))
+
+
+def _wrap(source: str, key: str, fn: Callable[[], _T]) -> _T:
     try:
         return fn()
     except SpecError as exc:

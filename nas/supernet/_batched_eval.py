@@ -70,7 +70,8 @@ def _fold(module: nn.Module, channels_last: bool) -> None:
     for m in module.modules():
         if isinstance(m, ConvBNAct) and isinstance(m.bn, nn.BatchNorm2d):
             conv = fuse_conv_bn_eval(m.conv, m.bn)
-            m.conv = conv.to(memory_format=torch.channels_last) if channels_last else conv
+            # torch's stub of Module.to lacks its memory_format keyword
+            m.conv = conv.to(memory_format=torch.channels_last) if channels_last else conv  # type: ignore[call-overload]
             m.bn = nn.Identity()
 
 
@@ -105,7 +106,8 @@ class SubnetScorer:
     def _node(self, key: str, spec: BlockSpec | None, inp: Shape) -> _Node:
         mod = self.supernet.extract_layer(key, spec, inp).to(self.device)
         if self.channels_last:
-            mod = mod.to(memory_format=torch.channels_last)
+            # torch's stub of Module.to lacks its memory_format keyword
+            mod = mod.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for m in mod.modules():
             # The activation's input is its BatchNorm's (or folded conv's) fresh output, read by nothing else
             if isinstance(m, ConvBNAct) and isinstance(m.act, (nn.ReLU, nn.ReLU6)):

@@ -27,6 +27,9 @@ from nas.errors import NasError
 from nas.spec import ArchSpec
 
 if TYPE_CHECKING:
+    import torch
+
+    from nas.model import Net
     from nas.space import SearchSpace
     from nas.supernet._tunas import Controller
 
@@ -133,20 +136,20 @@ class _TorchProxy(CachedEstimator):
             raise NasError(f"proxy resolution must be in [16, 1024] (got {resolution})")
         self.resolution, self.batch, self.seed, self.threads = resolution, batch, seed, threads
 
-    def _model(self, arch: ArchSpec):  # type: ignore[no-untyped-def]
+    def _model(self, arch: ArchSpec) -> Net:
         from nas.model import build_model
 
         # The classifier is irrelevant to the proxies; one class keeps the build cheap.
         small = ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1)
         return build_model(small, seed=self.seed)
 
-    def _inputs(self, n: int = 1):  # type: ignore[no-untyped-def]
+    def _inputs(self, n: int = 1) -> list[torch.Tensor]:
         import torch
 
         g = torch.Generator().manual_seed(self.seed + 1)
         return [torch.randn(self.batch, 3, self.resolution, self.resolution, generator=g) for _ in range(n)]
 
-    def _threads(self):  # type: ignore[no-untyped-def]
+    def _threads(self):
         import torch
 
         class _Threads:
@@ -200,7 +203,7 @@ class ZenScore(_TorchProxy):
             return -math.inf
         return float(torch.log(delta)) + log_bn
 
-    def _gaussian_model(self, arch: ArchSpec):  # type: ignore[no-untyped-def]
+    def _gaussian_model(self, arch: ArchSpec) -> Net:
         """The network with Zen's initialisation: conv/linear weights N(0, 1), biases 0, BN affine
         (1, 0) with fresh running statistics, layer scales 1 (1e-5 when trained, which would hide
         the residual branches from the proxy).
@@ -234,7 +237,7 @@ class ZenScore(_TorchProxy):
                 )
         return model
 
-    def _draws(self, offset: int, n: int):  # type: ignore[no-untyped-def]
+    def _draws(self, offset: int, n: int) -> torch.Tensor:
         """Draws ``offset`` to ``offset + n`` of this estimator's Gaussian sequence: fixed-size chunks, each
         from its own generator seeded by (seed, chunk index), so the values never depend on what was scored
         before. Chunks are kept apart (a weight inside one chunk is a view, one across chunks a small copy):
@@ -297,13 +300,13 @@ class NASWOT(_TorchProxy):
         return float(logdet) if sign > 0 else -math.inf
 
 
-def _proxy_factory(cls: type) -> Callable[[str | None], AccuracyEstimator]:
+def _proxy_factory(cls: Callable[..., AccuracyEstimator]) -> Callable[[str | None], AccuracyEstimator]:
     def make(arg: str | None) -> AccuracyEstimator:
         if arg is None:
-            return cls()  # type: ignore[no-any-return]
+            return cls()
         if not re.fullmatch(r"\d+", arg):
             raise NasError(f"estimator resolution must be an integer, e.g. zen@64 (got {arg!r})")
-        return cls(resolution=int(arg))  # type: ignore[no-any-return]
+        return cls(resolution=int(arg))
 
     return make
 
@@ -344,7 +347,7 @@ def make_estimator(text: str | None = None) -> AccuracyEstimator:
             factory = getattr(importlib.import_module(mod), fn)
         except (ImportError, AttributeError):
             raise NasError(f"estimator {m.group(1)!r} is not available in this installation") from None
-    return factory(m.group(2))  # type: ignore[operator,no-any-return]
+    return factory(m.group(2))
 
 
 __all__ = [

@@ -113,10 +113,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise NasError(f"{p}: few-shot manifest version {m.get('version')!r}; this mnv4-nas reads {MANIFEST_VERSION}")
     shots = m.get("shots")
     sp = m.get("space")
-    ok = isinstance(m.get("split"), str) and isinstance(sp, dict) and isinstance(sp.get("definition"), dict)
-    ok = ok and sp.get("phase", "joint") in PHASES and isinstance(shots, list) and bool(shots)
-    if not ok or not all(isinstance(s, dict) and isinstance(s.get("label"), str) and isinstance(s.get("checkpoint"), str)
-                         and "/" not in s["checkpoint"] for s in shots):  # fmt: skip
+    if not (isinstance(m.get("split"), str) and isinstance(sp, dict) and isinstance(sp.get("definition"), dict)
+            and sp.get("phase", "joint") in PHASES and isinstance(shots, list) and shots
+            and all(isinstance(s, dict) and isinstance(s.get("label"), str) and isinstance(s.get("checkpoint"), str)
+                    and "/" not in s["checkpoint"] for s in shots)):  # fmt: skip
         raise NasError(
             f"{p}: malformed few-shot manifest (needs split, space and shots with label and checkpoint file names)"
         )

@@ -297,7 +297,7 @@ class Supernet(nn.Module):
         return out
 
     def _sliced(self, storage: nn.Module, tmpl: nn.Module, key: str, fresh_stats: bool) -> dict[str, torch.Tensor]:
-        big = dict(storage.named_parameters())
+        big: dict[str, torch.Tensor] = dict(storage.named_parameters())
         big.update(storage.named_buffers())
         out: dict[str, torch.Tensor] = {}
         for name, t in [*tmpl.named_parameters(), *tmpl.named_buffers()]:
@@ -313,11 +313,11 @@ class Supernet(nn.Module):
 
     def _run(self, key: str, storage: nn.Module, tmpl: nn.Module, x: torch.Tensor, fresh_stats: bool) -> torch.Tensor:
         tmpl.train(self.training)
-        return functional_call(tmpl, self._sliced(storage, tmpl, key, fresh_stats), (x,))  # type: ignore[no-any-return]
+        return functional_call(tmpl, self._sliced(storage, tmpl, key, fresh_stats), (x,))
 
     # -- public API ----------------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, arch: ArchSpec, *, track_bn: bool = True) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, arch: ArchSpec, *, track_bn: bool = True) -> torch.Tensor:
         """Logits of subnet ``arch`` on ``x`` (N×3×R×R at the training resolution R).
 
         In training mode BatchNorm normalises with batch statistics and, unless ``track_bn`` is

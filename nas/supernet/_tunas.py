@@ -87,12 +87,12 @@ class Controller:
             cols.append(np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(probs) - 1))
         if not cols:
             return np.zeros((n, 0), dtype=np.int64)
-        return canonical(self.space, np.stack(cols, axis=1).astype(np.int64))  # type: ignore[return-value]
+        return canonical(self.space, np.stack(cols, axis=1).astype(np.int64))
 
     def most_likely(self) -> np.ndarray:
         """Canonical encoding of the most likely option of every decision."""
         vec = np.asarray([int(np.argmax(p)) for p in self.probabilities()], dtype=np.int64)
-        return canonical(self.space, vec)  # type: ignore[return-value]
+        return canonical(self.space, vec)
 
     def most_likely_arch(self) -> ArchSpec:
         """The architecture of :meth:`most_likely`."""
@@ -130,7 +130,7 @@ class Controller:
             loss = -(adv * self.log_prob(vecs)).mean()
             if self.entropy_weight:
                 ent = sum(-(torch.softmax(lg, 0) * torch.log_softmax(lg, 0)).sum() for lg in self.logits)
-                loss = loss - self.entropy_weight * ent  # type: ignore[operator]
+                loss = loss - self.entropy_weight * ent
             if self.logits:
                 loss.backward()
                 self.optimizer.step()
@@ -158,7 +158,7 @@ class Controller:
             if p > 0:
                 hit = rng.random(len(out)) < p
                 out[hit, n] = big[n]
-        return canonical(self.space, out)  # type: ignore[return-value]
+        return canonical(self.space, out)
 
     # -- state ---------------------------------------------------------------------------------
 

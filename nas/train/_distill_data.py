@@ -166,7 +166,7 @@ def build_store(
         raise StoreError(f"{data.source}: no training images")
     check_teacher(teacher, data)
     plan = _Shards(teacher, data, aug, replicas, seed, shard_size, batch_size)
-    settings = {"teacher": teacher.describe(), "data": data_identity(data, data_spec or data.source, val_fraction, split_seed),
+    settings: dict[str, Any] = {"teacher": teacher.describe(), "data": data_identity(data, data_spec or data.source, val_fraction, split_seed),
                 "aug": aug, "replicas": replicas, "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
                 "probs_dtype": "float16"}  # fmt: skip
     with StoreWriter(out, settings, examples=plan.total, num_shards=plan.count) as w:

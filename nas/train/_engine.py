@@ -129,7 +129,8 @@ class Engine:
         self.model, self.recipe, self.source, self.info = model, recipe, source, info
         self.device = torch.device(info.device)
         if recipe.channels_last:  # before the optimizer and the EMA copy see the parameters
-            model.to(memory_format=torch.channels_last)
+            # torch's stub of Module.to lacks its memory_format keyword
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(model, recipe)
         self.amp = amp_dtype(recipe, self.device)

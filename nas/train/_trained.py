@@ -49,7 +49,7 @@ def _stats(value: Any, path: Path, key: str) -> tuple[float, float, float]:
         v = ()
     if len(v) != 3:
         raise NasError(f"{path}: {key} must be 3 numbers (got {value!r})")
-    return v  # type: ignore[return-value]
+    return v
 
 
 def _build(
