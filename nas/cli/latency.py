@@ -532,20 +532,23 @@ def validate(
     cfg = get_config(ctx)
     if seed is not None:
         check_seed(seed)
-    if calibrate and not published and target in HOST_TARGETS:
-        ensure_calibrated(ctx, target, json_out)
-    predictor = load_predictor(target, _tables_dir(ctx))
-    stamp = utc_stamp()
-    out_dir = check_output_dir(
-        Path(cfg.project.output_dir) / f"latency-validate-{target}-{stamp}", "[project] output_dir"
-    )
-    if published:
-        report = validate_published(predictor, out_dir)
-    else:
+    # every option is checked before a calibration (tens of seconds) or a measurement starts
+    if not published:
         if target not in HOST_TARGETS:
             raise UsageError(not_measurable_hint(target))
         if archs < 1:
             raise UsageError(f"--archs must be >= 1 (got {archs})")
+        _timing(ctx, threads, runs, None)
+    stamp = utc_stamp()
+    out_dir = check_output_dir(
+        Path(cfg.project.output_dir) / f"latency-validate-{target}-{stamp}", "[project] output_dir"
+    )
+    if calibrate and not published and target in HOST_TARGETS:
+        ensure_calibrated(ctx, target, json_out)
+    predictor = load_predictor(target, _tables_dir(ctx))
+    if published:
+        report = validate_published(predictor, out_dir)
+    else:
         spaces = space or predictor.table.spaces
         sampled = sample_archs(spaces, archs, cfg.project.seed if seed is None else seed)
         table_threads = predictor.table.meta.get("threads")

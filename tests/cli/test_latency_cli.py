@@ -197,3 +197,18 @@ def test_export_tflite_needs_an_output(cli):
     assert "--output PATH is required" in err or "tflite extra" in err
     err = _one_line_error(cli("export", "mnv4-conv-small", "--format", "json", "--int8"))
     assert "--int8 applies to --format tflite only" in err
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [(["--archs", "0"], "--archs"), (["--runs", "0"], "runs"), (["--threads", "0"], "threads")],
+)
+def test_validate_checks_its_options_before_calibrating(cli, cfg, monkeypatch, args, field):
+    """A bad option is refused at once, not after tens of seconds of calibration."""
+
+    def calibrate(*a, **k):
+        raise AssertionError("calibrated before checking the options")
+
+    monkeypatch.setattr("nas.cli.latency.ensure_calibrated", calibrate)
+    err = _one_line_error(cli("--config", cfg, "latency", "validate", "--target", "host-cpu", *args))
+    assert field in err
