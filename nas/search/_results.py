@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from nas._io import write_atomic, write_text_atomic
@@ -359,11 +358,6 @@ def best_table_rows(outcome: SearchOutcome, k: int = 5) -> list[tuple[str, float
     return rows
 
 
-def np_or_none(x: Any) -> float | None:
-    """JSON-friendly float."""
-    return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else float(x)
-
-
 __all__ = [
     "OUT_HINT",
     "RESULT_FILES",
@@ -371,7 +365,6 @@ __all__ = [
     "SearchOutcome",
     "best_table_rows",
     "make_outcome",
-    "np_or_none",
     "pareto_figure",
     "pareto_frame",
     "provenance_table",
