@@ -114,6 +114,14 @@ def _limits(values: Sequence[float], pad: float = 0.06) -> tuple[float, float]:
     return lo - pad * span, hi + pad * span
 
 
+def _short_estimator(name: str) -> str:
+    """An estimator's name short enough for an axis label: a checkpoint or predictor path by its file
+    name (``supernet:runs/a/supernet.pt`` → ``supernet:supernet.pt``); summary.md keeps the whole name."""
+    kind, sep, arg = name.partition(":")
+    short = f"{kind}{sep}{Path(arg).name}" if sep and "/" in arg else name
+    return short if len(short) <= 40 else short[:39] + "…"
+
+
 def _draw_references(
     ax: Any, refs: list[Reference], target: str, xlim: tuple[float, float], ylim: tuple[float, float]
 ) -> list[str]:
@@ -190,7 +198,7 @@ def pareto_figure(trials: pd.DataFrame, pareto: pd.DataFrame, evaluator: Evaluat
                        label="zoo model off the axes (at the edge)")  # fmt: skip
             ax.text(0.0, -0.14, "off the axes:\n" + "\n".join(outside), transform=ax.transAxes, fontsize=8, va="top")
         ax.set_xlabel(f"latency on {b.target} (ms)")
-        ax.set_ylabel(f"score ({estimator_name})")
+        ax.set_ylabel(f"score ({_short_estimator(estimator_name)})")
         ax.set_title(b.target)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")

@@ -27,3 +27,19 @@ def test_axes_follow_the_trials_and_far_zoo_models_are_listed(settings):
         assert all(t.get_position()[1] < 0 for t in ax.texts)  # below the axes, not over the trials
     finally:
         plt.close(fig)
+
+
+def test_a_long_estimator_path_is_shortened_on_the_axis(settings):
+    out = run_search(settings())
+    budgets = pair_budgets(["pixel8-edgetpu"], ["0.72ms"], ["pixel8-edgetpu"])
+    ev = Evaluator({"pixel8-edgetpu": load_predictor("pixel8-edgetpu")}, budgets, None)
+    name = "supernet:benchmarks/results/close_the_loop/search/supernet.pt"
+    fig = pareto_figure(out.trials, out.pareto, ev, out.references, out.best, name)
+    try:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        assert ax.get_ylabel() == "score (supernet:supernet.pt)"
+        label = ax.yaxis.label.get_window_extent()
+        assert label.y0 >= 0 and label.y1 <= fig.bbox.height  # inside the figure, readable
+    finally:
+        plt.close(fig)
