@@ -146,8 +146,10 @@ class LatencyTable:
 
     @property
     def spaces(self) -> list[str]:
-        """Search spaces whose blocks the table covers (besides the zoo)."""
-        return [s for s in self.meta.get("spaces", "").split(",") if s]
+        """Search spaces whose blocks the table covers (besides the zoo): shipped space names or space
+        files; a relative file path that does not exist from here is looked up beside the table's folder
+        (a shipped table names a file of the checkout it was profiled in, e.g. ``benchmarks/…toml``)."""
+        return [_space_ref(s, self.path) for s in self.meta.get("spaces", "").split(",") if s]
 
     @cached_property
     def blocks(self) -> pd.DataFrame:
@@ -315,6 +317,13 @@ def read_csv_text(body: str, source: str, **kw: Any) -> pd.DataFrame:
         raise ConfigError(f"{source}: malformed CSV (a row has more cells than the header)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"{source}: malformed CSV ({' '.join(str(exc).split())[:200]})") from None
+
+
+def _space_ref(ref: str, table_path: Path | None) -> str:
+    if table_path is None or not ref.endswith(".toml") or Path(ref).is_absolute() or Path(ref).exists():
+        return ref
+    beside = table_path.resolve().parent.parent / ref
+    return str(beside) if beside.is_file() else ref
 
 
 def read_table(path: str | Path) -> LatencyTable:

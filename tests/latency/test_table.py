@@ -116,3 +116,18 @@ def test_shipped_tables_cover_zoo_and_spaces(target):
     else:
         assert "mqa" in kinds
         assert set(zoo_keys()) <= set(t.entry_ms)
+
+
+def test_a_shipped_table_finds_its_space_file_from_any_folder(tmp_path, monkeypatch):
+    """The INT8 host table names `benchmarks/int8_space.toml` of the checkout it was profiled in:
+    validation and calibration must find it whatever the current folder."""
+    from pathlib import Path
+
+    from nas.latency import load_table
+
+    monkeypatch.chdir(tmp_path)
+    spaces = load_table("host-cpu-tflite-int8").spaces
+    assert spaces and all(Path(s).is_file() for s in spaces)
+    assert load_table("pixel6-cpu").spaces == [
+        s for s in load_table("pixel6-cpu").meta.get("spaces", "").split(",") if s
+    ]
