@@ -7,14 +7,14 @@ interference guard around every session. Needs the ``tflite`` extra.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from nas.latency._catalog import TFLITE_HOST_TARGET
 from nas.latency._keys import is_model_key, key_module
-from nas.latency._profile import Timing, TimingConfig, interference_guard, timing_of
+from nas.latency._profile import Timing, TimingConfig, time_sessions
 
 
 def litert_runtime_name() -> str:
@@ -49,31 +49,16 @@ def time_tflite(path: str | Path, cfg: TimingConfig, seed: int = 0, flush: bool 
     invocations each; the smallest session median."""
     from nas.export.tflite import interpreter, quantize_input
 
-    lines = np.zeros(int(cfg.flush_mib * 2**20) // 64 if flush else 0, dtype=np.int64)
-    flush_view = lines.reshape(-1, 1) if len(lines) else None
     rng = np.random.default_rng(seed)
 
-    def session() -> np.ndarray:
+    def open_session() -> Callable[[], object]:
         it = interpreter(path, cfg.threads)
         detail = it.get_input_details()[0]
         x = quantize_input(detail, rng.standard_normal(tuple(detail["shape"]), dtype=np.float32))
         it.set_tensor(detail["index"], x)
-        invoke = it.invoke
-        for _ in range(cfg.warmup):
-            invoke()
-        t = np.empty(cfg.runs)
-        for i in range(cfg.runs):
-            if flush_view is not None:
-                flush_view[:] += 1  # one write per 64-byte cache line
-            t0 = time.perf_counter()
-            invoke()
-            t[i] = time.perf_counter() - t0
-        return t * 1e3
+        return it.invoke
 
-    guard = interference_guard(cfg)
-    retries0, disturbed0 = (guard.retries, guard.disturbed) if guard else (0, 0)
-    samples = [guard.run(session) if guard else session() for _ in range(cfg.sessions)]
-    return timing_of(samples, guard, retries0, disturbed0)
+    return time_sessions(open_session, cfg, flush)
 
 
 class LiteRtHost:

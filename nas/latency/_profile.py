@@ -230,21 +230,34 @@ def time_onnx(
     before each timed run, so that the graph's weights and input come from the last-level cache as
     inside a model, not from the core's L2 as in a tight loop."""
     x = np.random.default_rng(seed).standard_normal(tuple(input_shape), dtype=np.float32)
+
+    def open_session() -> Callable[[], object]:
+        sess = host_session(path, cfg.threads)
+        feed = {sess.get_inputs()[0].name: x}  # type: ignore[attr-defined]
+        run = sess.run  # type: ignore[attr-defined]
+        return lambda: run(None, feed)
+
+    return time_sessions(open_session, cfg, flush)
+
+
+def time_sessions(open_session: Callable[[], Callable[[], object]], cfg: TimingConfig, flush: bool = False) -> Timing:
+    """The timing protocol of every host runtime: ``cfg.sessions`` times, ``open_session()`` gives a fresh
+    session's zero-argument call, run ``cfg.warmup`` times untimed and ``cfg.runs`` times timed (after a
+    write of ``cfg.flush_mib`` of memory each with ``flush``), under the load guard; the smallest session
+    median (:func:`timing_of`)."""
     lines = np.zeros(int(cfg.flush_mib * 2**20) // 64 if flush else 0, dtype=np.int64)
     flush_view = lines.reshape(-1, 1) if len(lines) else None
 
     def session() -> np.ndarray:
-        sess = host_session(path, cfg.threads)
-        feed = {sess.get_inputs()[0].name: x}  # type: ignore[attr-defined]
-        run = sess.run  # type: ignore[attr-defined]
+        invoke = open_session()
         for _ in range(cfg.warmup):
-            run(None, feed)
+            invoke()
         t = np.empty(cfg.runs)
         for i in range(cfg.runs):
             if flush_view is not None:
                 flush_view[:] += 1  # one write per 64-byte cache line
             t0 = time.perf_counter()
-            run(None, feed)
+            invoke()
             t[i] = time.perf_counter() - t0
         return t * 1e3
 
