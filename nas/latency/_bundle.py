@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nas.errors import ConfigError, NasError, SpecError
 from nas.inputs import as_error, check_output_dir, path_exists, read_json, read_text
+from nas.latency._bundle_entries import CALL_PROBE_KEY, PROBE_SHAPE, bundle_entries
 from nas.latency._bundle_runner import BUNDLE_FORMAT, RESULTS_MAGIC
 from nas.latency._catalog import Device
 from nas.latency._fit import unsupported_in
@@ -47,7 +47,6 @@ from nas.latency._table import (
 from nas.spec import ArchSpec
 from nas.units import utc_timestamp
 
-CALL_PROBE_KEY = "call_probe"
 MANIFEST = "manifest.json"
 BUNDLE_FORMATS: tuple[str, ...] = ("onnx", "tflite")
 MAX_RESULTS_BYTES = 64 * 2**20
@@ -168,33 +167,21 @@ def _write_bundle(
     quantize: bool | None,
     progress: Callable[[int, int, str], None] | None,
 ) -> BundleResult:
-    (out / "models").mkdir(parents=True, exist_ok=True)
     quant = device.dtype == "int8" if quantize is None else quantize
-    skipped = [k for k in keys if unsupported_in(device, key_features(k))]
-    todo = [k for k in dict.fromkeys(keys) if k not in skipped]
-    todo += [a.arch for a in dict.fromkeys(models) if not unsupported_in(device, key_features(a.arch))]
-    entries: list[dict[str, Any]] = []
-    all_keys = [CALL_PROBE_KEY, *todo]
-    for i, key in enumerate(all_keys):
-        if progress is not None:
-            progress(i, len(all_keys), key)
-        file = f"models/e{i:05d}.onnx"
-        path = out / file
+
+    def export(key: str, path: Path) -> tuple[int, ...]:
         if key == CALL_PROBE_KEY:
             from nas.export.onnx import export_module
             from nas.latency._profile import _call_probe
 
-            shape: tuple[int, ...] = (1, 8, 4, 4)
-            export_module(_call_probe(), shape, path, check=False)  # type: ignore[arg-type]
-            kind = "probe"
-        else:
-            shape = export_key(key, path)
-            kind = "model" if is_model_key(key) else "layer"
-            if quant:
-                quantize_int8(path, path, shape)
-        entries.append({"key": key, "file": file, "input_shape": list(shape), "kind": kind})
-    if progress is not None:
-        progress(len(all_keys), len(all_keys), "")
+            export_module(_call_probe(), PROBE_SHAPE, path, check=False)  # type: ignore[arg-type]
+            return PROBE_SHAPE
+        shape = export_key(key, path)
+        if quant:
+            quantize_int8(path, path, shape)
+        return shape
+
+    entries, skipped = bundle_entries(device, keys, models, out, ".onnx", export, progress)
     manifest = {
         "format": BUNDLE_FORMAT,
         "target": device.name,
@@ -209,7 +196,7 @@ def _write_bundle(
         _README.format(target=device.name, dtype=device.dtype, quant=", INT8 QDQ" if quant else "", n=len(entries)),
         encoding="utf-8",
     )
-    return BundleResult(out, len(entries), tuple(skipped), quant)
+    return BundleResult(out, len(entries), skipped, quant)
 
 
 def read_results(path: str | Path, manifest_keys: set[str] | None = None) -> tuple[dict[str, str], pd.DataFrame]:

@@ -18,20 +18,17 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from nas.errors import ConfigError
 from nas.inputs import as_error, path_exists, read_json, read_text
+from nas.latency._bundle_entries import CALL_PROBE_KEY, PROBE_SHAPE, bundle_entries
 from nas.latency._catalog import Device
-from nas.latency._fit import unsupported_in
-from nas.latency._keys import is_model_key, key_features
 from nas.spec import ArchSpec
 from nas.units import utc_timestamp
 
 TFLITE_BUNDLE_FORMAT = "mnv4-nas/latency-bundle-tflite-v1"
-CALL_PROBE_KEY = "call_probe"
 
 _RUNNER = r"""#!/bin/sh
 # Time every model of this mnv4-nas bundle with TFLite's benchmark_model on an Android device over adb.
@@ -100,27 +97,15 @@ def make_tflite_bundle(
     from nas.latency._profile import _call_probe
 
     require_litert()
-    (out / "models").mkdir(parents=True, exist_ok=True)
     int8 = device.dtype == "int8" if quantize is None else quantize
-    skipped = [k for k in keys if unsupported_in(device, key_features(k))]
-    todo = [k for k in dict.fromkeys(keys) if k not in skipped]
-    todo += [a.arch for a in dict.fromkeys(models) if not unsupported_in(device, key_features(a.arch))]
-    entries: list[dict[str, Any]] = []
-    all_keys = [CALL_PROBE_KEY, *todo]
-    for i, key in enumerate(all_keys):
-        if progress is not None:
-            progress(i, len(all_keys), key)
-        file = f"models/e{i:05d}.tflite"
+
+    def export(key: str, path: Path) -> tuple[int, ...]:
         if key == CALL_PROBE_KEY:
-            shape: tuple[int, ...] = (1, 8, 4, 4)
-            export_module_tflite(_call_probe(), shape, out / file, int8=int8, check=False)
-            kind = "probe"
-        else:
-            shape = export_key_tflite(key, out / file, int8=int8)
-            kind = "model" if is_model_key(key) else "layer"
-        entries.append({"key": key, "file": file, "input_shape": list(shape), "kind": kind})
-    if progress is not None:
-        progress(len(all_keys), len(all_keys), "")
+            export_module_tflite(_call_probe(), PROBE_SHAPE, path, int8=int8, check=False)
+            return PROBE_SHAPE
+        return export_key_tflite(key, path, int8=int8)
+
+    entries, skipped = bundle_entries(device, keys, models, out, ".tflite", export, progress)
     manifest = {"format": TFLITE_BUNDLE_FORMAT, "target": device.name, "dtype": device.dtype, "quantized": int8,
                 "created": utc_timestamp(), "entries": entries}  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
@@ -132,7 +117,7 @@ def make_tflite_bundle(
     (out / "README.txt").write_text(
         _README.format(target=device.name, kind=kind_text, n=len(entries), path=out), encoding="utf-8"
     )
-    return len(entries), tuple(skipped), int8
+    return len(entries), skipped, int8
 
 
 _AVG = re.compile(r"Inference \(avg\):\s*([-+0-9.eE]+|nan|inf)")
