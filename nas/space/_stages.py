@@ -9,6 +9,7 @@ decorated with :func:`register_stage`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -284,7 +285,7 @@ def _key_at(b: BlockSpec, shapes: tuple[Shape, ...], vals: tuple[int, ...]) -> s
 # ----------------------------------------------------------------------------------------------
 
 
-class _Searchable:
+class _Searchable(ABC):
     """Width and depth handling shared by the searchable stages (fields ``stride``, ``channels``,
     ``depth``; subclasses add their block's own choices)."""
 
@@ -354,9 +355,9 @@ class _Searchable:
         """(channels, depth) chosen."""
         return vals.widths(i)
 
+    @abstractmethod
     def block(self, space: SearchSpace, c: int, j: int, variant: int) -> BlockSpec:
         """Block ``j`` at width ``c`` with option index ``variant`` of its own decision."""
-        raise NotImplementedError
 
     def variant_dep(self, space: SearchSpace, i: int, j: int) -> int | None:
         """The decision choosing block ``j``'s variant, if any."""
@@ -379,9 +380,9 @@ class _Searchable:
         self.encode_run(space, i, blocks[start:pos], c, enc)
         return pos
 
+    @abstractmethod
     def encode_run(self, space: SearchSpace, i: int, run: Sequence[BlockSpec], c: int, enc: Encoder) -> None:
         """Encode the stage's blocks ``run`` at width ``c``."""
-        raise NotImplementedError
 
     def slots(self, space: SearchSpace, i: int, geo: Geometry) -> tuple[list[Slot], Geometry]:
         """One slot per block index up to the largest depth, then any extra slots of the kind."""
@@ -434,10 +435,10 @@ class _Searchable:
             out.append(self.position(space, f"s{i}_b{j}", j, channels, j_in, hw))
         return out + self.extra_positions(space, i, channels, (hs, ws)), Geometry(hs, ws, channels)
 
+    @abstractmethod
     def position(self, space: SearchSpace, key: str, j: int, channels: tuple[int, ...], j_in: tuple[int, ...],
                  hw: tuple[int, int]) -> Position:  # fmt: skip
         """Storage position of block index ``j``."""
-        raise NotImplementedError
 
     def extra_positions(self, space: SearchSpace, i: int, channels: tuple[int, ...],
                         hw: tuple[int, int]) -> list[Position]:  # fmt: skip
