@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tiny_spaces import CONV_SPACE
 
 from nas.space import load_space_file
 from nas.spec import ArchSpec, parse_arch
@@ -21,44 +22,6 @@ TINY = (
 def tiny_arch() -> ArchSpec:
     """Every block kind at 32 px, 10 classes."""
     return parse_arch(TINY)
-
-
-#: Conv-only: a fixed conv, a FusedIB stage, two UIB stages with every DW presence/kernel option.
-CONV_SPACE = """
-name = "t-conv"
-resolution = 32
-num_classes = 10
-stem = "cn_r1_k3_s2_c8"
-head = "head_c32_h48"
-
-[fine]
-start_dw = [0, 3, 5]
-mid_dw = [0, 3, 5]
-expansion = [2, 4]
-
-[[stages]]
-kind = "fixed"
-blocks = ["cn_r1_k3_s1_c8"]
-
-[[stages]]
-kind = "fused"
-stride = 1
-channels = [8, 16]
-depth = [1, 2]
-expansion = 2
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [16, 24]
-depth = [1, 2]
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [24, 32]
-depth = [1, 3]
-"""
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -12,46 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny_spaces import CONV_SPACE
 
 from nas.errors import ConfigError
 from nas.space import contains, load_space, load_space_file, sample, space_from_dict
 
-#: A tiny conv-only space at 32 px (as tests/conftest.py's CONV_SPACE).
-CONV_SPACE = """
-name = "t-conv"
-resolution = 32
-num_classes = 10
-stem = "cn_r1_k3_s2_c8"
-head = "head_c32_h48"
-
-[fine]
-start_dw = [0, 3, 5]
-mid_dw = [0, 3, 5]
-expansion = [2, 4]
-
-[[stages]]
-kind = "fixed"
-blocks = ["cn_r1_k3_s1_c8"]
-
-[[stages]]
-kind = "fused"
-stride = 1
-channels = [8, 16]
-depth = [1, 2]
-expansion = 2
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [16, 24]
-depth = [1, 2]
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [24, 32]
-depth = [1, 3]
-"""
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 BASE = tomllib.loads(CONV_SPACE)
 BASE["stages"].append({"kind": "uib", "stride": 1, "channels": [40, 48], "depth": [2, 3],
