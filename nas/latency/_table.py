@@ -229,18 +229,22 @@ def _check_meta(meta: Mapping[str, str], source: str) -> None:
         raise ConfigError(f"{source}: metadata 'threads' must be a positive integer (got {threads[:40]!r})")
 
 
-def _check_numbers(df: pd.DataFrame, source: str) -> None:
-    """Integer columns hold non-negative integers (or nothing); ``std_ms`` is finite and >= 0 (or empty)."""
+def _check_numbers(df: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """Integer columns hold non-negative integers (or nothing); ``std_ms`` is finite and >= 0 (or empty).
+    Returns the parsed columns (NaN where empty), so that each is parsed once."""
+    parsed: dict[str, np.ndarray] = {}
     for c in sorted(_INT_COLUMNS & set(df.columns)):
         raw = df[c]
-        blank = raw.isna() | (raw.astype(str).str.strip() == "")
-        num = pd.to_numeric(raw.where(raw.astype(str).str.len() <= 20), errors="coerce").to_numpy(dtype=np.float64)
+        text = raw.astype(str)
+        blank = raw.isna() | (text.str.strip() == "")
+        num = pd.to_numeric(raw.where(text.str.len() <= 20), errors="coerce").to_numpy(dtype=np.float64)
         bad = ~blank.to_numpy() & ~(np.isfinite(num) & (num >= 0) & (num <= _MAX_INT) & (num == np.round(num)))
         if bad.any():
             i = df.index[bad][0]
             raise ConfigError(
                 f"{source}: {c} of {str(df.at[i, 'key'])[:80]!r} must be a non-negative integer (got {str(raw.at[i])[:40]!r})"
             )
+        parsed[c] = num
     if "std_ms" in df.columns:
         raw = df["std_ms"]
         blank = raw.isna() | (raw.astype(str).str.strip().isin(("", "nan")))
@@ -248,17 +252,22 @@ def _check_numbers(df: pd.DataFrame, source: str) -> None:
         bad = ~blank.to_numpy() & ~(np.isfinite(num) & (num >= 0))
         if bad.any():
             i = df.index[bad][0]
-            raise ConfigError(f"{source}: std_ms of {str(df.at[i, 'key'])[:80]!r} must be a finite number >= 0 "
-                              f"(got {str(raw.at[i])[:40]!r})")  # fmt: skip
+            raise ConfigError(
+                f"{source}: std_ms of {str(df.at[i, 'key'])[:80]!r} must be a finite number >= 0 "
+                f"(got {str(raw.at[i])[:40]!r})"
+            )
+        parsed["std_ms"] = num
+    return parsed
 
 
-def _check_rows(df: pd.DataFrame, source: str) -> pd.DataFrame:
+def _check_rows(df: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """Check the rows; returns the parsed numeric columns (see :func:`_check_numbers`)."""
     missing = [c for c in ("key", "latency_ms") if c not in df.columns]
     if missing:
         raise ConfigError(f"{source}: missing column {missing[0]!r}")
-    _check_numbers(df, source)
-    lat = pd.to_numeric(df["latency_ms"], errors="coerce")
-    bad = df.index[~np.isfinite(lat.to_numpy(dtype=np.float64)) | (lat.to_numpy(dtype=np.float64) <= 0)]
+    parsed = _check_numbers(df, source)
+    lat = pd.to_numeric(df["latency_ms"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = df.index[~np.isfinite(lat) | (lat <= 0)]
     if len(bad):
         i = bad[0]
         raise ConfigError(
@@ -267,22 +276,27 @@ def _check_rows(df: pd.DataFrame, source: str) -> pd.DataFrame:
     dup = df["key"][df["key"].duplicated()]
     if len(dup):
         raise ConfigError(f"{source}: duplicate key {dup.iloc[0]!r}")
-    return df
+    parsed["latency_ms"] = lat
+    return parsed
 
 
-def _coerce(df: pd.DataFrame) -> pd.DataFrame:
+def _coerce(df: pd.DataFrame, parsed: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """The table's columns in schema order and types (missing ones filled); ``parsed``: numeric columns
+    already parsed by :func:`_check_rows`."""
+    parsed = parsed or {}
     for c in COLUMNS:
         if c not in df.columns:
             df[c] = np.nan if c in ("std_ms",) else (0 if c in _INT_COLUMNS else "")
     df = df[list(COLUMNS)].copy()
     for c in _INT_COLUMNS:
-        df[c] = pd.to_numeric(df[c], errors="coerce").fillna(0).astype(np.int64)
+        num = parsed[c] if c in parsed else pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        df[c] = np.nan_to_num(num, nan=0.0).astype(np.int64)
     for c in _STR_COLUMNS:
         df[c] = df[c].fillna("").astype(str)
     for c in _BOOL_COLUMNS:
         df[c] = df[c].astype(str).str.lower().isin(("true", "1"))
     for c in ("latency_ms", "std_ms"):
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
+        df[c] = parsed[c] if c in parsed else pd.to_numeric(df[c], errors="coerce").astype(np.float64)
     return df.reset_index(drop=True)
 
 
@@ -338,7 +352,7 @@ def read_table(path: str | Path) -> LatencyTable:
     if meta.get("source") not in SOURCES:
         raise ConfigError(f"{p}: source must be one of {', '.join(SOURCES)} (got {str(meta.get('source'))[:40]!r})")
     _check_meta(meta, str(p))
-    df = _coerce(_check_rows(df, str(p)))
+    df = _coerce(df, _check_rows(df, str(p)))
     return LatencyTable(meta, df, p)
 
 
@@ -380,7 +394,7 @@ def new_table(meta: Mapping[str, str], rows: Iterable[Mapping[str, Any]]) -> Lat
     """A table from metadata and rows (validated like a file)."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS)) if rows else pd.DataFrame(columns=list(COLUMNS))
     _check_meta(meta, f"table {meta.get('target', '?')}")
-    df = _coerce(_check_rows(df, f"table {meta.get('target', '?')}"))
+    df = _coerce(df, _check_rows(df, f"table {meta.get('target', '?')}"))
     return LatencyTable({"schema": str(SCHEMA_VERSION), **meta}, df)
 
 

@@ -56,14 +56,18 @@ def build_block(spec: BlockSpec, inp: Shape) -> nn.Module:
 
 
 class Net(nn.Module):
-    """A network built from an :class:`ArchSpec`: ``stem → blocks → head``."""
+    """A network built from an :class:`ArchSpec`: ``stem → blocks → head``.
 
-    def __init__(self, arch: ArchSpec, dropout: float = 0.0):
+    ``block_builder`` makes the stem's and blocks' modules (default :func:`build_block`); a caller that
+    builds many networks can hand out modules it built before (the Zen-score proxy does)."""
+
+    def __init__(self, arch: ArchSpec, dropout: float = 0.0, *, block_builder: BlockBuilder | None = None):
         super().__init__()
         self.arch = arch
+        build = block_builder or build_block
         layers = arch.layers
-        self.stem = build_block(arch.stem, layers[0].in_shape)
-        self.blocks = nn.Sequential(*(build_block(layer.spec, layer.in_shape) for layer in layers[1:]))
+        self.stem = build(arch.stem, layers[0].in_shape)
+        self.blocks = nn.Sequential(*(build(layer.spec, layer.in_shape) for layer in layers[1:]))
         self.head = Head(arch.head, arch.body_out_shape.c, arch.num_classes, dropout)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,4 +145,4 @@ def build_model(arch: ArchSpec, *, seed: int = 0, dropout: float = 0.0) -> Net:
     return init_weights(Net(arch, dropout), seed)  # type: ignore[return-value]
 
 
-__all__ = ["Net", "build_block", "build_model", "init_weights", "random_batches", "recalibrate_bn", "register_block"]
+__all__ = ["BlockBuilder", "Net", "build_block", "build_model", "init_weights", "random_batches", "recalibrate_bn", "register_block"]

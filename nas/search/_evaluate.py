@@ -103,8 +103,7 @@ def min_latency(space: SearchSpace, predictor: LatencyPredictor) -> tuple[float,
     for slot in slots(space):
         radices = tuple(int(r) for r in slot.radices)
         ms = np.zeros(radices if radices else (1,))
-        for vals in itertools.product(*map(range, radices)) if radices else [()]:
-            key = slot.key_for(tuple(vals))
+        for vals, key in slot.keys():
             ms[vals if radices else 0] = 0.0 if key is None else predictor.entry(key)[0]
         free = tuple(a for a, d in enumerate(slot.deps) if ds[d].kind not in ("channels", "depth"))
         fixed = tuple(a for a in range(len(slot.deps)) if a not in free)

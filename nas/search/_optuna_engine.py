@@ -179,12 +179,18 @@ def run_local(
     ]
     if on_trial is not None:
         callbacks.append(lambda _s, t: None if t.user_attrs.get(SURPLUS) else on_trial(t))
+
+    def after_trial(s: optuna.Study, t: FrozenTrial) -> None:
+        for callback in callbacks:
+            callback(s, t)
+
     quiet = _QuietSurplus()
     log = logging.getLogger("optuna.study._optimize")
     log.addFilter(quiet)
     try:
         # No n_trials here: the callbacks count every worker's trials in a shared study.
-        study.optimize(objective, callbacks=callbacks, gc_after_trial=False, catch=(_StageFull,))
+        # One callback: optuna deep-copies the finished trial for each (0.3 s of a default search for three).
+        study.optimize(objective, callbacks=[after_trial], gc_after_trial=False, catch=(_StageFull,))
     finally:
         log.removeFilter(quiet)
     return study

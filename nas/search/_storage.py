@@ -24,6 +24,7 @@ same journal without taking ``.owner`` is not protected against; nothing of ours
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 import warnings
@@ -34,6 +35,8 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
+from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import TrialState
 
 from nas._lock import HOST, Lock, acquire, pid_alive
@@ -207,11 +210,37 @@ def open_storage(url: str | None, run_dir: Path) -> OpenedStorage:
     try:
         _repair_journal(path)
         broken = break_stale_journal_lock(path) if path.parent.exists() else []
-        storage = JournalStorage(JournalFileBackend(str(path)))
+        storage = JournalStorage(SyncAtTrialEnds(str(path)))
     except BaseException:
         lock.release()
         raise
     return OpenedStorage(storage, str(path), "journal", lock, broken)
+
+
+#: Journal records written without an fsync: a running trial's parameters and attributes. Everything
+#: else (study and trial creation, a trial's end) is synced, and an fsync makes every earlier line of
+#: the file durable too, so a finished trial never lacks its parameters after a power loss.
+_UNSYNCED = frozenset(
+    {JournalOperation.SET_TRIAL_PARAM, JournalOperation.SET_TRIAL_USER_ATTR, JournalOperation.SET_TRIAL_SYSTEM_ATTR}
+)
+
+
+class SyncAtTrialEnds(JournalFileBackend):
+    """optuna's journal file with fewer fsyncs: optuna syncs every record, ~35 per trial of a search
+    (one per parameter), which took 0.85 s of a default search's 100 trials; this one syncs the study's
+    and trials' creation and each trial's end. Writes are the same whole lines under optuna's lock,
+    so a process killed at any point (kill -9) leaves exactly what optuna's would: a record reaches
+    the operating system before ``append_logs`` returns; only a power loss can take the unsynced
+    tail of a running trial, which a resume fails anyway."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        """Append ``logs`` as lines; fsync unless they all belong to a running trial's details."""
+        if any(log.get("op_code") not in _UNSYNCED for log in logs):
+            super().append_logs(logs)
+            return
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        with get_lock_file(self._lock), open(self._file_path, "ab") as f:
+            f.write(text.encode("utf-8"))
 
 
 def fail_stale(study: optuna.Study, opened: OpenedStorage) -> int:
@@ -255,6 +284,7 @@ __all__ = [
     "OWNER_SUFFIX",
     "SQLITE_BUSY_S",
     "OpenedStorage",
+    "SyncAtTrialEnds",
     "break_stale_journal_lock",
     "check_rdb_url",
     "fail_stale",

@@ -3,9 +3,11 @@ MQA settings of a stage, the value reader of an encoding and the file-error help
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,11 +49,15 @@ class Slot:
     radices: tuple[int, ...]
     key_for: Callable[[tuple[int, ...]], str | None]
 
-    def keys(self) -> Iterator[tuple[tuple[int, ...], str | None]]:
-        """Every combination of dependency values (row-major) with its key."""
-        for flat in range(int(np.prod(self.radices, dtype=np.int64)) if self.radices else 1):
-            vals = tuple(int(v) for v in np.unravel_index(flat, self.radices)) if self.radices else ()
-            yield vals, self.key_for(vals)
+    def keys(self) -> list[tuple[tuple[int, ...], str | None]]:
+        """Every combination of dependency values (row-major) with its key; computed once per slot
+        (formatting the keys is most of what the budget checks and the predictor fit spend)."""
+        return self._keys
+
+    @cached_property
+    def _keys(self) -> list[tuple[tuple[int, ...], str | None]]:
+        combos = itertools.product(*map(range, self.radices)) if self.radices else [()]
+        return [(vals, self.key_for(vals)) for vals in combos]
 
 
 @dataclass(frozen=True)
