@@ -16,7 +16,6 @@ KNOWN = {
     frozenset({"nas.spec.blocks", "nas.spec.dsl"}),  # ArchSpec.arch formats itself with the DSL
     frozenset({"nas.data._load", "nas.data._store"}),  # a store reloads the data it was built from
     frozenset({"nas.latency._litert", "nas.latency._machine", "nas.latency._profile", "nas.latency._runtime"}),
-    frozenset({"nas.latency._fit", "nas.latency._predict", "nas.latency._store"}),
 }
 
 

@@ -31,6 +31,7 @@ from nas.latency._catalog import (
     user_tables_dir,
 )
 from nas.latency._fit import fit_models, fit_published, fit_table, fitted_device, refit_catalog
+from nas.latency._host_calibration import CalibrationRun, ensure_calibration
 from nas.latency._keys import arch_features, distinct_keys, key_ops, space_keys, zoo_keys
 from nas.latency._machine import HostCalibration, Machine, this_machine
 from nas.latency._predict import Prediction, Predictor, check_supported, load_predictor, predict
@@ -48,7 +49,7 @@ from nas.latency._profile import (
 from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
 from nas.latency._runtime import HostRuntime, host_runtime
-from nas.latency._store import CalibrationRun, ensure_calibration, load_table
+from nas.latency._store import load_table
 from nas.latency._table import (
     SOURCES,
     LatencyTable,

@@ -30,8 +30,7 @@ from nas.errors import ConfigError, NasError, SpecError
 from nas.inputs import as_error, check_output_dir, path_exists, read_json, read_text
 from nas.latency._bundle_entries import CALL_PROBE_KEY, PROBE_SHAPE, bundle_entries
 from nas.latency._bundle_runner import BUNDLE_FORMAT, RESULTS_MAGIC
-from nas.latency._catalog import Device
-from nas.latency._fit import unsupported_in
+from nas.latency._catalog import Device, unsupported_in
 from nas.latency._keys import check_key, is_model_key, key_features
 from nas.latency._profile import calibrate, export_key
 from nas.latency._table import (
