@@ -24,10 +24,10 @@ from nas.latency._machine import (
     table_sha256,
 )
 from nas.latency._predict import Predictor
-from nas.latency._profile import Timing, TimingConfig
 from nas.latency._runtime import HostRuntime, host_runtime
 from nas.latency._store import host_machine
 from nas.latency._table import LatencyTable, build_hint, read_table, table_paths
+from nas.latency._timing import Timing, TimingConfig
 from nas.spec import ArchSpec, arch_keys
 
 #: timing of the reference models of a calibration (seconds in all, not minutes)
