@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from nas.latency._build import BuildResult, build_table, roofline_table
 from nas.latency._bundle import import_results, make_bundle, read_model_latencies, read_results
+from nas.latency._calibration import Calibration, table_calibration
 from nas.latency._catalog import (
     HOST_TARGET,
     HOST_TARGETS,
@@ -31,24 +32,16 @@ from nas.latency._catalog import (
     user_tables_dir,
 )
 from nas.latency._fit import fit_models, fit_published, fit_table, fitted_device, refit_catalog
+from nas.latency._host_calibration import CalibrationRun, ensure_calibration
 from nas.latency._keys import arch_features, distinct_keys, key_ops, space_keys, zoo_keys
 from nas.latency._machine import HostCalibration, Machine, this_machine
+from nas.latency._onnxrt import time_onnx
 from nas.latency._predict import Prediction, Predictor, check_supported, load_predictor, predict
-from nas.latency._profile import (
-    Calibration,
-    ProfileResult,
-    Timing,
-    TimingConfig,
-    check_resumable,
-    interference_guard,
-    profile_host,
-    table_calibration,
-    time_onnx,
-)
+from nas.latency._profile import ProfileResult, check_resumable, profile_host
 from nas.latency._published import load_published, published_points
 from nas.latency._roofline import FitResult, fit_device_model, layer_ms
 from nas.latency._runtime import HostRuntime, host_runtime
-from nas.latency._store import CalibrationRun, ensure_calibration, load_table
+from nas.latency._store import load_table
 from nas.latency._table import (
     SOURCES,
     LatencyTable,
@@ -58,6 +51,7 @@ from nas.latency._table import (
     table_paths,
     write_table,
 )
+from nas.latency._timing import Timing, TimingConfig, interference_guard
 from nas.latency._validate import (
     ValidationReport,
     not_measurable_hint,

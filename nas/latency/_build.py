@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from nas.latency._catalog import Device
-from nas.latency._fit import unsupported_in
+from nas.latency._catalog import Device, unsupported_in
 from nas.latency._keys import distinct_keys, key_features, key_ops
 from nas.latency._roofline import layer_ms
 from nas.latency._table import LatencyTable, make_row, new_table, table_file, write_dir, write_table

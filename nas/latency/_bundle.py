@@ -30,10 +30,10 @@ from nas.errors import ConfigError, NasError, SpecError
 from nas.inputs import as_error, check_output_dir, path_exists, read_json, read_text
 from nas.latency._bundle_entries import CALL_PROBE_KEY, PROBE_SHAPE, bundle_entries
 from nas.latency._bundle_runner import BUNDLE_FORMAT, RESULTS_MAGIC
-from nas.latency._catalog import Device
-from nas.latency._fit import unsupported_in
-from nas.latency._keys import check_key, is_model_key, key_features
-from nas.latency._profile import calibrate, export_key
+from nas.latency._calibration import calibrate
+from nas.latency._catalog import Device, unsupported_in
+from nas.latency._keys import call_probe_module, check_key, is_model_key, key_features
+from nas.latency._onnxrt import export_key
 from nas.latency._table import (
     LatencyTable,
     make_row,
@@ -172,9 +172,8 @@ def _write_bundle(
     def export(key: str, path: Path) -> tuple[int, ...]:
         if key == CALL_PROBE_KEY:
             from nas.export.onnx import export_module
-            from nas.latency._profile import _call_probe
 
-            export_module(_call_probe(), PROBE_SHAPE, path, check=False)  # type: ignore[arg-type]
+            export_module(call_probe_module(), PROBE_SHAPE, path, check=False)
             return PROBE_SHAPE
         shape = export_key(key, path)
         if quant:

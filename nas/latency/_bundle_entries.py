@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.latency._catalog import Device
-from nas.latency._fit import unsupported_in
+from nas.latency._catalog import Device, unsupported_in
 from nas.latency._keys import is_model_key, key_features
 from nas.spec import ArchSpec
 

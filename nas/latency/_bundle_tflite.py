@@ -25,6 +25,7 @@ from nas.errors import ConfigError
 from nas.inputs import as_error, path_exists, read_json, read_text
 from nas.latency._bundle_entries import CALL_PROBE_KEY, PROBE_SHAPE, bundle_entries
 from nas.latency._catalog import Device
+from nas.latency._keys import call_probe_module
 from nas.spec import ArchSpec
 from nas.units import utc_timestamp
 
@@ -94,14 +95,13 @@ def make_tflite_bundle(
     """Write the bundle into the (new, empty) folder ``out``; returns (entries, skipped keys, quantized)."""
     from nas.export.tflite import export_module_tflite, require_litert
     from nas.latency._litert import export_key_tflite
-    from nas.latency._profile import _call_probe
 
     require_litert()
     int8 = device.dtype == "int8" if quantize is None else quantize
 
     def export(key: str, path: Path) -> tuple[int, ...]:
         if key == CALL_PROBE_KEY:
-            export_module_tflite(_call_probe(), PROBE_SHAPE, path, int8=int8, check=False)
+            export_module_tflite(call_probe_module(), PROBE_SHAPE, path, int8=int8, check=False)
             return PROBE_SHAPE
         return export_key_tflite(key, path, int8=int8)
 

@@ -112,6 +112,11 @@ class Device:
     fit: FitReport | None = None
 
 
+def unsupported_in(device: Device, features: set[str]) -> list[str]:
+    """The features in ``features`` that ``device`` cannot run."""
+    return [f for f in device.unsupported if f in features]
+
+
 HOST_TARGET = "host-cpu"
 #: the paper's CPU runtime on this machine: LiteRT (TFLite) with XNNPACK, INT8
 TFLITE_HOST_TARGET = "host-cpu-tflite-int8"
@@ -432,4 +437,5 @@ __all__ = [
     "load_catalog",
     "parse_catalog",
     "save_device",
+    "unsupported_in",
 ]

@@ -10,18 +10,13 @@ from pathlib import Path
 
 from nas.cost import ops_of
 from nas.errors import NasError
-from nas.latency._catalog import Device, FitReport, load_catalog, save_device
+from nas.latency._catalog import Device, FitReport, load_catalog, save_device, unsupported_in
 from nas.latency._keys import arch_features, key_features, key_ops
 from nas.latency._published import PUBLISHED_ROUNDING_STD_MS, published_points
 from nas.latency._roofline import FitResult, fit_device_model
 from nas.latency._table import LatencyTable
 from nas.spec import ArchSpec
 from nas.units import utc_now
-
-
-def unsupported_in(device: Device, features: set[str]) -> list[str]:
-    """The features in ``features`` that ``device`` cannot run."""
-    return [f for f in device.unsupported if f in features]
 
 
 def fit_published(device: Device) -> FitResult:
@@ -113,4 +108,4 @@ def refit_catalog(
     return out
 
 
-__all__ = ["fit_models", "fit_published", "fit_table", "fitted_device", "refit_catalog", "unsupported_in"]
+__all__ = ["fit_models", "fit_published", "fit_table", "fitted_device", "refit_catalog"]

@@ -1,6 +1,6 @@
 """Table keys: the layer keys of :mod:`nas.spec` (``uir_r1_a3_k5_s2_e4_c80@64x64x48``,
 ``head_c960_h1280_cls1000@7x7x128``) and what each one means for latency — its primitive ops, its
-typed table columns, the features a target may not support, the module that runs it alone — plus
+typed table columns, the features a target may not support, the module that runs it alone (and the call probe's) — plus
 the distinct keys of the zoo and of search spaces.
 """
 
@@ -132,6 +132,17 @@ def key_module(key: str) -> tuple[nn.Module, tuple[int, int, int, int]]:
     return module.eval(), (1, shape.c, shape.h, shape.w)
 
 
+def call_probe_module() -> nn.Module:
+    """A graph that does almost nothing: its run time is the per-call cost included in every entry."""
+    import torch
+
+    class AddOne(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 1.0
+
+    return AddOne()
+
+
 def zoo_keys(names: Iterable[str] | None = None) -> list[str]:
     """Distinct keys of zoo models (all of them by default), in first-seen order."""
     from nas.zoo import ZOO, get_spec
@@ -186,6 +197,7 @@ __all__ = [
     "KEY_COLUMNS",
     "MODEL_KIND",
     "arch_features",
+    "call_probe_module",
     "check_key",
     "distinct_keys",
     "is_model_key",

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from nas.latency._catalog import TFLITE_HOST_TARGET
-from nas.latency._keys import is_model_key, key_module
-from nas.latency._profile import Timing, TimingConfig, time_sessions
+from nas.latency._host import package_version
+from nas.latency._keys import call_probe_module, is_model_key, key_module
+from nas.latency._timing import Timing, TimingConfig, time_sessions
 
 
 def litert_runtime_name() -> str:
     """The runtime string of ``host-cpu-tflite-int8`` tables made here."""
-    from nas.latency._runtime import package_version
-
     return f"LiteRT {package_version('ai-edge-litert')} (XNNPACK, INT8)"
 
 
@@ -84,10 +83,9 @@ class LiteRtHost:
     def measure_call_ms(self, cfg: TimingConfig, workdir: Path) -> float:
         """Per-call cost of ``invoke`` on a trivial INT8 model (an add on 1×8×4×4)."""
         from nas.export.tflite import export_module_tflite
-        from nas.latency._profile import _call_probe
 
         path = workdir / "call_probe.tflite"
-        export_module_tflite(_call_probe(), (1, 8, 4, 4), path, int8=True, check=False)
+        export_module_tflite(call_probe_module(), (1, 8, 4, 4), path, int8=True, check=False)
         probe = TimingConfig(
             cfg.threads, max(cfg.runs, 200), cfg.sessions, max(cfg.warmup, 20), cfg.flush_mib, cfg.guard
         )

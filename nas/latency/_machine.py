@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +29,9 @@ import numpy as np
 from nas._io import write_text_atomic
 from nas.errors import ConfigError, NasError
 from nas.inputs import as_error, path_exists, read_json
+from nas.latency._calibration import space_members
 from nas.latency._catalog import TABLES_HINT
+from nas.latency._host import cpu_model
 from nas.latency._table import LatencyTable
 from nas.spec import ArchSpec, arch_keys, parse_arch
 from nas.units import utc_timestamp
@@ -66,20 +67,6 @@ class Machine:
     def meta(self) -> dict[str, str]:
         """Table metadata: ``machine`` (readable) and ``fingerprint``."""
         return {"machine": self.describe(), "fingerprint": self.fingerprint}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``, else what :mod:`platform` knows)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    name = " ".join(line.split(":", 1)[1].split())
-                    if name:
-                        return name[:120]
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def this_machine(runtime: str, threads: int) -> Machine:
@@ -197,8 +184,6 @@ def reference_models(table: LatencyTable, predict: Callable[[ArchSpec], float], 
     """Up to ``n`` whole models of the table (its calibration rows: the zoo and members of its spaces)
     whose every layer it has, spread over its latency range; members of its spaces first, models
     predicted slower than :data:`MAX_REFERENCE_MS` left out (unless nothing else is left)."""
-    from nas.latency._profile import space_members
-
     covered: list[tuple[float, ArchSpec]] = []
     for key in table.models.index:
         arch = parse_arch(str(key))
@@ -307,7 +292,6 @@ __all__ = [
     "apply_calibration",
     "calibrate_host",
     "calibration_file",
-    "cpu_model",
     "find_calibration",
     "fit_scale",
     "read_calibrations",

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nas.errors import NasError
-from nas.latency._catalog import Device
-from nas.latency._fit import unsupported_in
+from nas.latency._catalog import Device, unsupported_in
 from nas.latency._keys import key_features, key_ops, key_weight_bytes
 from nas.latency._roofline import layer_ms
 from nas.latency._table import LatencyTable, build_hint

@@ -1,20 +1,21 @@
-"""The runtimes that measure this machine: one per host target.
+"""The runtimes that measure this machine: one per host target, and which one measures a target.
 
-``host-cpu`` times FP32 onnxruntime graphs; ``host-cpu-tflite-int8`` times INT8 ``.tflite`` models in
-the LiteRT interpreter with XNNPACK (the paper's CPU runtime). Both export one table entry alone (a
-layer, or a whole model for an arch-string key), time it with the same :class:`TimingConfig`, guard
-and cache flushing, and know their per-call cost.
+``host-cpu`` times FP32 onnxruntime graphs (:mod:`nas.latency._onnxrt`); ``host-cpu-tflite-int8`` times
+INT8 ``.tflite`` models in the LiteRT interpreter with XNNPACK, the paper's CPU runtime
+(:mod:`nas.latency._litert`). Both export one table entry alone (a layer, or a whole model for an
+arch-string key), time it with the same :class:`TimingConfig`, guard and cache flushing, and know
+their per-call cost.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Protocol
 
 from nas.errors import NasError
 from nas.latency._catalog import HOST_TARGET, HOST_TARGETS, TFLITE_HOST_TARGET
-from nas.latency._profile import Timing, TimingConfig
+from nas.latency._onnxrt import OnnxRuntimeHost
+from nas.latency._timing import Timing, TimingConfig
 
 
 class HostRuntime(Protocol):
@@ -34,34 +35,6 @@ class HostRuntime(Protocol):
     def measure_call_ms(self, cfg: TimingConfig, workdir: Path) -> float:
         """The per-call cost included in every entry's measurement."""
         ...
-
-
-def package_version(name: str) -> str:
-    """Installed version of a distribution, or ``not installed`` (without importing it)."""
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-class OnnxRuntimeHost:
-    """FP32 onnxruntime, CPU execution provider (``host-cpu``)."""
-
-    target = HOST_TARGET
-    dtype = "fp32"
-
-    def runtime_name(self) -> str:
-        return f"onnxruntime {package_version('onnxruntime')} (CPUExecutionProvider)"
-
-    def measure_key(self, key: str, cfg: TimingConfig, workdir: Path) -> Timing:
-        from nas.latency._profile import measure_key
-
-        return measure_key(key, cfg, workdir)
-
-    def measure_call_ms(self, cfg: TimingConfig, workdir: Path) -> float:
-        from nas.latency._profile import measure_call_ms
-
-        return measure_call_ms(cfg, workdir)
 
 
 def host_runtime(target: str) -> HostRuntime:
@@ -88,4 +61,4 @@ def runtime_name_of(target: str) -> str:
     return OnnxRuntimeHost().runtime_name()
 
 
-__all__ = ["HostRuntime", "OnnxRuntimeHost", "host_runtime", "package_version", "runtime_name_of"]
+__all__ = ["HostRuntime", "host_runtime", "runtime_name_of"]

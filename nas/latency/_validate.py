@@ -18,9 +18,10 @@ from nas._io import write_atomic, write_text_atomic
 from nas._lock import owned_tempdir
 from nas.errors import NasError
 from nas.latency._catalog import HOST_TARGETS
+from nas.latency._onnxrt import export_key, time_onnx
 from nas.latency._predict import Predictor
-from nas.latency._profile import Timing, TimingConfig, export_key, time_onnx
 from nas.latency._published import published_points
+from nas.latency._timing import Timing, TimingConfig, interference_guard
 from nas.spec import ArchSpec, arch_keys
 
 
@@ -265,8 +266,6 @@ def validate_host(
 def _seed_guard(table: Any, cfg: TimingConfig) -> None:
     """A table profiled on this machine knows how fast the guard's reference graph ran there when it was
     quiet: starting from that, a machine busy from the start is seen as busy."""
-    from nas.latency._profile import interference_guard
-
     ref = table.meta.get("guard_ref_ms", "")
     if cfg.guard and ref and table.meta.get("calibration") == "native":
         guard = interference_guard(cfg)

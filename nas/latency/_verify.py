@@ -15,7 +15,7 @@ import pandas as pd
 from nas._io import write_text_atomic
 from nas._lock import owned_tempdir
 from nas.latency._catalog import HOST_TARGETS, get_device
-from nas.latency._profile import Timing, TimingConfig
+from nas.latency._timing import Timing, TimingConfig
 from nas.spec import ArchSpec, arch_keys
 
 #: timing of each verified model (as a calibration's reference models)

@@ -15,10 +15,11 @@ from nas.latency._bundle import BundleResult, make_bundle, read_model_latencies
 from nas.latency._catalog import HOST_TARGETS, Device, get_device, save_device
 from nas.latency._fit import fit_models, fit_table, fitted_device, refit_catalog
 from nas.latency._keys import distinct_keys
-from nas.latency._profile import ProfileResult, ProgressFn, TimingConfig, check_resumable, profile_host
+from nas.latency._profile import ProfileResult, ProgressFn, check_resumable, profile_host
 from nas.latency._roofline import FitResult
 from nas.latency._runtime import HostRuntime, host_runtime
 from nas.latency._table import find_table, read_table
+from nas.latency._timing import TimingConfig
 from nas.latency._validate import sample_archs
 from nas.spec import ArchSpec, arch_keys
 

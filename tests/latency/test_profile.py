@@ -12,7 +12,9 @@ from latency_helpers import TINY_CONV, FakeTimer, block_sum, fake_ms
 
 from nas.errors import NasError
 from nas.latency import TimingConfig, load_table, profile_host, read_table, time_onnx
-from nas.latency._profile import calibrate, export_key, host_cache_mib
+from nas.latency._calibration import calibrate
+from nas.latency._host import host_cache_mib
+from nas.latency._onnxrt import export_key
 from nas.latency._table import make_row, new_table
 from nas.spec import arch_keys, parse_arch
 from nas.zoo import get_spec
@@ -133,7 +135,7 @@ def test_kill_9_then_rerun_completes_without_duplicates(tmp_path):
 
 
 def test_interference_guard_retimes_disturbed_sessions():
-    from nas.latency._profile import InterferenceGuard
+    from nas.latency._timing import InterferenceGuard
 
     # reference-graph times: quiet (1.0), busy (1.8) around the first two attempts, quiet again
     probes = iter([1.0, 1.8, 1.8, 1.8, 1.0, 1.0, 1.0, 1.0])
@@ -155,7 +157,7 @@ def test_interference_guard_retimes_a_session_that_lost_the_cpu():
     does not show; its CPU time against the wall clock does."""
     import time
 
-    from nas.latency._profile import InterferenceGuard
+    from nas.latency._timing import InterferenceGuard
 
     # thread CPU clock readings around each attempt: 1 ms of CPU in a >= 20 ms session, then all of it
     cpu = iter([0.0, 0.001, 1.0, 2.0])
