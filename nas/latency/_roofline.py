@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from nas.cost import OP_CLASSES, Op
 from nas.errors import NasError
@@ -162,6 +161,8 @@ class _Problem:
         return np.concatenate([r, np.asarray(prior, dtype=float)])
 
     def solve(self, idx: np.ndarray, starts: list[np.ndarray]) -> np.ndarray:
+        from scipy.optimize import least_squares  # 0.4 s to import: only fits need it, not predictions
+
         lo, hi = self.bounds()
         best = None
         for x0 in starts:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from nas.model import Net
     from nas.space import SearchSpace
+    from nas.supernet._gaussian import ZenModules
     from nas.supernet._tunas import Controller
 
 #: Scores of a batch of architectures (TuNAS's per-step quality).
@@ -191,8 +192,8 @@ class ZenScore(_TorchProxy):
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        # the weight pool, the built modules and the worker threads are rebuilt where it is unpickled
-        return {k: v for k, v in self.__dict__.items() if k not in ("_chunks", "_blocks", "_workers", "_zen_inputs")}
+        # the weight pool, the kept modules and the worker threads are rebuilt where it is unpickled
+        return {k: v for k, v in self.__dict__.items() if k not in ("_pool", "_modules", "_workers", "_zen_inputs")}
 
     def _score_one(self, arch: ArchSpec) -> float:
         import torch
@@ -202,7 +203,7 @@ class ZenScore(_TorchProxy):
         out, mixed = self._forward_pair((first, second), (x, x + self.gamma * eps))
         with torch.no_grad():
             delta = torch.sum(torch.abs(out - mixed), dim=[1, 2, 3]).mean()
-            log_bn = _log_bn_scale(first, second)
+            log_bn = _log_bn_scale(self._kit().bns(first), self._kit().bns(second))
         if not torch.isfinite(delta) or delta <= 0:
             return -math.inf
         return float(torch.log(delta)) + log_bn
@@ -234,114 +235,41 @@ class ZenScore(_TorchProxy):
         futures = [workers.submit(_features, m, x) for m, x in zip(models, inputs, strict=True)]
         return [f.result() for f in futures]
 
-    def _gaussian_models(self, arch: ArchSpec) -> tuple[Net, Net]:
-        """Two copies of the network with Zen's initialisation and the same weights: conv/linear weights
-        N(0, 1), biases 0, BN affine (1, 0) with fresh running statistics, layer scales 1 (1e-5 when
-        trained, which would hide the residual branches from the proxy). The second copy's BatchNorms
-        have momentum 1, so its running variance is its pass's batch variance (see the class doc).
+    def _kit(self) -> ZenModules:
+        from nas.supernet._gaussian import ZenModules
 
-        Modules come from a cache of meta-device blocks keyed by (block spec, input shape), built
-        once and reused by every later candidate that has the block; every conv/linear weight is then
-        a *view* into one seeded Gaussian pool, filled in module order from its start, so each
-        candidate reads the same sequence of draws a fresh generator would give it — without drawing
-        tens of millions of numbers (a third of a default search's time) or building modules anew
-        (another third) per candidate.
-        """
+        if "_modules" not in self.__dict__:
+            self._modules = ZenModules()
+        return self._modules
+
+    def _draws(self, offset: int, n: int) -> torch.Tensor:
+        """Draws ``offset`` to ``offset + n`` of this estimator's Gaussian sequence (a view)."""
+        from nas.supernet._gaussian import GaussianPool
+
+        if "_pool" not in self.__dict__:
+            self._pool = GaussianPool(self.seed)
+        return self._pool.draws(offset, n)
+
+    def _gaussian_models(self, arch: ArchSpec) -> tuple[Net, Net]:
+        """Two copies of the network with Zen's initialisation and the same weights (see
+        :class:`nas.supernet._gaussian.ZenModules`); the second copy's BatchNorms have momentum 1,
+        so its running variance is its pass's batch variance (see the class doc). Modules are kept
+        from earlier candidates; every weight is a view into the seed's Gaussian pool, filled in
+        module order from its start, so each candidate reads the same draws whatever came before."""
         import torch
 
         from nas.model import Net
 
         small = ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1)
-        cache: _BlockCache = self.__dict__.setdefault("_blocks", _BlockCache())
-        build = cache.builder()  # one builder for both: each copy gets its own modules
+        kit = self._kit()
+        build = kit.builder()  # one builder for both: each copy gets its own modules
         with torch.device("meta"):
             first = Net(small, block_builder=build)
             second = Net(small, block_builder=build)
-        weights = self._fill(first, momentum=0.1)
-        self._fill(second, momentum=1.0, weights=weights)
+        self._draws(0, 1)  # the pool exists
+        weights = kit.fill(first, self._pool, None, momentum=0.1)
+        kit.fill(second, None, weights, momentum=1.0)
         return first, second
-
-    def _fill(self, model: Net, momentum: float, weights: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
-        """Give ``model`` Zen's parameters and fresh statistics; conv/linear weights from the pool in
-        module order, or ``weights`` (another copy's) when given. Returns the weights used.
-
-        A module kept from an earlier candidate already holds its constant parameters (ones, zeros:
-        nothing changes them) and real buffers, which are reset in place."""
-        import torch
-        from torch import nn
-
-        used: list[torch.Tensor] = []
-        offset = 0
-        for module in model.modules():
-            for name, p in module._parameters.items():
-                if p is None:
-                    continue
-                if name == "weight" and isinstance(module, (nn.Conv2d, nn.Linear)):
-                    if weights is None:
-                        value = self._draws(offset, p.numel()).view(p.shape)
-                        offset += p.numel()
-                    else:
-                        value = weights[len(used)]
-                    used.append(value)
-                elif not p.is_meta:
-                    continue
-                elif name == "weight" or name == "gamma":  # BN scale, layer scale
-                    value = torch.ones(p.shape)
-                else:  # biases
-                    value = torch.zeros(p.shape)
-                module._parameters[name] = nn.Parameter(value, requires_grad=False)
-            for name, b in module._buffers.items():
-                if b is None:
-                    continue
-                if b.is_meta:
-                    module._buffers[name] = torch.empty(b.shape, dtype=b.dtype)
-                module._buffers[name].fill_(1 if name == "running_var" else 0)  # type: ignore[union-attr]
-            if isinstance(module, nn.BatchNorm2d):
-                module.momentum = momentum
-        return used
-
-    def _draws(self, offset: int, n: int) -> torch.Tensor:
-        """Draws ``offset`` to ``offset + n`` of this estimator's Gaussian sequence: fixed-size chunks, each
-        from its own generator seeded by (seed, chunk index), so the values never depend on what was scored
-        before. Chunks are kept apart (a weight inside one chunk is a view, one across chunks a small copy):
-        growing one concatenated pool copied all of it each time a bigger candidate came."""
-        import torch
-
-        chunks: list[torch.Tensor] = self.__dict__.setdefault("_chunks", [])
-        first, last = offset // _POOL_CHUNK, (offset + n - 1) // _POOL_CHUNK
-        while len(chunks) <= last:
-            seed = int(np.random.SeedSequence([self.seed, len(chunks)]).generate_state(1)[0])
-            chunks.append(torch.randn(_POOL_CHUNK, generator=torch.Generator().manual_seed(seed)))
-        start = offset - first * _POOL_CHUNK
-        if first == last:
-            return chunks[first][start : start + n]
-        parts = [chunks[first][start:], *chunks[first + 1 : last], chunks[last][: offset + n - last * _POOL_CHUNK]]
-        return torch.cat(parts)
-
-
-class _BlockCache:
-    """Meta-device block modules by (block spec, input shape), reused from one network to the next
-    (their parameters and buffers are replaced each time, so nothing of an earlier candidate stays)."""
-
-    def __init__(self) -> None:
-        self._modules: dict[tuple[object, object], list[nn.Module]] = {}
-
-    def builder(self) -> Callable[[Any, Any], nn.Module]:
-        """A block builder for one candidate: the k-th request of a (spec, shape) gets the k-th module
-        kept for it (built on the meta device the first time), so no module appears twice in it."""
-        from nas.model import build_block
-
-        taken: dict[tuple[object, object], int] = {}
-
-        def build(spec: Any, inp: Any) -> nn.Module:
-            key = (spec, inp)
-            k = taken[key] = taken.get(key, -1) + 1
-            kept = self._modules.setdefault(key, [])
-            if k == len(kept):
-                kept.append(build_block(spec, inp))  # the caller's meta-device mode applies
-            return kept[k]
-
-        return build
 
 
 def _features(model: Net, x: torch.Tensor) -> torch.Tensor:
@@ -352,25 +280,17 @@ def _features(model: Net, x: torch.Tensor) -> torch.Tensor:
         return model.train().forward_features(x)
 
 
-def _log_bn_scale(first: Net, second: Net) -> float:
+def _log_bn_scale(first: Sequence[nn.BatchNorm2d], second: Sequence[nn.BatchNorm2d]) -> float:
     """Σ log sqrt(mean running variance) over the BatchNorms, as one network would hold them after
     the two passes: 0.9·(first's running variance) + 0.1·(second's batch variance)."""
     import torch
-    from torch import nn
 
     means = [
         torch.mean(0.9 * a.running_var + 0.1 * b.running_var)
-        for a, b in zip(first.modules(), second.modules(), strict=True)
-        if isinstance(a, nn.BatchNorm2d)
-        and isinstance(b, nn.BatchNorm2d)
-        and a.running_var is not None
-        and b.running_var is not None
+        for a, b in zip(first, second, strict=True)
+        if a.running_var is not None and b.running_var is not None
     ]
     return float(torch.log(torch.sqrt(torch.stack(means).double())).sum()) if means else 0.0
-
-
-#: Gaussian draws per chunk of the Zen-score weight pool (4 Mi floats, 16 MiB)
-_POOL_CHUNK = 2**22
 
 
 class NASWOT(_TorchProxy):
