@@ -13,7 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Cycles left, each inside one package, all through an import deferred into a function (the
 #: latency work untangles nas.latency's); the test fails when one disappears too, so the list only shrinks.
 KNOWN = {
-    frozenset({"nas.data._load", "nas.data._store"}),  # a store reloads the data it was built from
     frozenset({"nas.latency._litert", "nas.latency._machine", "nas.latency._profile", "nas.latency._runtime"}),
     frozenset({"nas.latency._fit", "nas.latency._predict", "nas.latency._store"}),
 }
