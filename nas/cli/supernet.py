@@ -11,7 +11,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas._io import write_atomic
 from nas.cli._common import UsageError, console, get_config, print_json
 from nas.inputs import check_output_file, check_seed
 from nas.supernet import TUNAS_BETA
@@ -438,7 +437,6 @@ def fit_predictor_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fit an accuracy predictor to a supernet's scores; use it as --estimator predictor:PRED."""
-    from nas.inputs import check_output_file
     from nas.supernet import check_fit_options, fit_predictor, load_supernet_estimator
 
     _set_threads(threads)
@@ -483,28 +481,15 @@ def extract(
     fmt: ExtractFormat = typer.Option(ExtractFormat.pt, "--format", "-f", case_sensitive=False, help="pt or onnx."),
 ) -> None:
     """Write a subnet with its inherited weights (BatchNorm recalibrated) as a state dict or ONNX."""
-    import torch
-
-    from nas.model import recalibrate_bn
-    from nas.supernet import FewShotEstimator, load_supernet_estimator
+    from nas.supernet import extract_subnet
 
     spec = resolve(arch)[0]
-    p = check_output_file(output, "--output")
-    est = load_supernet_estimator(checkpoint)
-    if isinstance(est, FewShotEstimator):
-        est = est.shot_for(spec)
-    model = recalibrate_bn(est.supernet.extract(spec), est.calib)
-    norm = est.supernet.normalize(spec)
-    if fmt is ExtractFormat.onnx:
-        from nas.export.onnx import export_onnx
-
-        r = export_onnx(norm, p, model=model)
+    out = extract_subnet(checkpoint, spec, output, fmt.value)
+    if out.onnx is not None:
+        r = out.onnx
         console.print(
             f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})"
         )
         return
-    obj = {"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"].get("mean"),
-           "std": est.meta["data"].get("std"), "state_dict": model.state_dict()}  # fmt: skip
-    write_atomic(p, lambda fh: torch.save(obj, fh), "give --output a writable path")
-    console.print(f"wrote {p}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
+    console.print(f"wrote {out.path}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
                   f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))")  # fmt: skip
