@@ -59,41 +59,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 BAD_OUTCOMES = ("internal", "traceback", "silent", "hang", "refused", "other", "noisy", "vague")
 
-TINY_SPACE = """
-name = "t-conv"
-resolution = 32
-num_classes = 10
-stem = "cn_r1_k3_s2_c8"
-head = "head_c32_h48"
-
-[fine]
-start_dw = [0, 3, 5]
-mid_dw = [0, 3, 5]
-expansion = [2, 4]
-
-[[stages]]
-kind = "fixed"
-blocks = ["cn_r1_k3_s1_c8"]
-
-[[stages]]
-kind = "fused"
-stride = 1
-channels = [8, 16]
-depth = [1, 2]
-expansion = 2
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [16, 24]
-depth = [1, 2]
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [24, 32]
-depth = [1, 3]
-"""
+#: The tiny conv space the fuzz tests use (t-conv, 32 px), shipped once in tests/.
+TINY_SPACE = (HERE.parent / "tests" / "tiny_conv_space.toml").read_text(encoding="utf-8")
 
 HYBRID_SPACE = (
     TINY_SPACE.replace('name = "t-conv"', 'name = "t-hybrid"')

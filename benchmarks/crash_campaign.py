@@ -41,34 +41,8 @@ from pathlib import Path
 from typing import Any
 
 EXE = shutil.which("mnv4-nas") or os.path.join(os.path.dirname(sys.executable), "mnv4-nas")
-TINY_SPACE = """
-name = "crash-tiny"
-resolution = 32
-num_classes = 10
-stem = "cn_r1_k3_s2_c8"
-head = "head_c32_h48"
-
-[fine]
-start_dw = [0, 3, 5]
-mid_dw = [0, 3, 5]
-expansion = [2, 4]
-
-[[stages]]
-kind = "fixed"
-blocks = ["cn_r1_k3_s1_c8"]
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [16, 24]
-depth = [1, 2]
-
-[[stages]]
-kind = "uib"
-stride = 2
-channels = [24, 32]
-depth = [1, 2]
-"""
+#: The tiny conv space the tests use (t-conv, 32 px), shipped once in tests/.
+TINY_SPACE = (Path(__file__).resolve().parents[1] / "tests" / "tiny_conv_space.toml").read_text(encoding="utf-8")
 TINY_ARCH = "res32|cn_r1_k3_s2_c8|er_r1_k3_s1_e2_c8|uir_r1_a3_k5_s2_e4_c16|uir_r1_a0_k3_s1_e2_c16|head_c32_h48_cls10"
 SEARCH_TRIALS = {"coarse": 20, "fine": 20}
 EPOCHS = 6  # supernet train / train: a few seconds each on builtin:20 at 32 px

@@ -10,14 +10,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Cycles left, each inside one package, all through an import deferred into a function; the test
-#: fails when one disappears too, so the list only shrinks.
-KNOWN = {
-    frozenset({"nas.spec.blocks", "nas.spec.dsl"}),  # ArchSpec.arch formats itself with the DSL
-    frozenset({"nas.data._load", "nas.data._store"}),  # a store reloads the data it was built from
-}
-
-
 def _modules() -> dict[str, Path]:
     mods = {}
     for p in (ROOT / "nas").rglob("*.py"):
@@ -114,9 +106,8 @@ def test_the_graph_sees_our_imports():
 
 
 def test_no_import_cycles_in_nas():
-    found = set(cycles(import_graph()))
-    assert found - KNOWN == set(), "import cycles: " + "; ".join(" ↔ ".join(sorted(c)) for c in found - KNOWN)
-    assert KNOWN - found == set(), "a known cycle is gone: drop it from KNOWN"
+    found = cycles(import_graph())
+    assert not found, "import cycles: " + "; ".join(" ↔ ".join(sorted(c)) for c in found)
 
 
 def test_search_and_supernet_have_no_cycles_at_all():

@@ -11,11 +11,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas._io import write_atomic
 from nas.cli._common import UsageError, console, get_config, print_json
-from nas.inputs import check_device, check_finite, check_name, check_output_file, check_seed
+from nas.inputs import check_output_file, check_seed
 from nas.supernet import TUNAS_BETA
-from nas.units import format_macs, parse_budget
+from nas.units import format_macs
 from nas.zoo import resolve
 
 app = typer.Typer(
@@ -171,124 +170,110 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a supernet; checkpoints every epoch and resumes after an interruption (also under torchrun)."""
-    from nas.data import is_store, load_training_data, open_store
-    from nas.space import coarse_space, load_space
-    from nas.supernet import TrainConfig, cost_function, train_supernet
+    from nas.supernet import SupernetTrainSettings, train_supernet_from_settings
     from nas.train import env_world_size
 
-    cfg_all = get_config(ctx)
-    sc = cfg_all.supernet
-    _check_train_options(space, data, out, lr, beta, target, seed, device, init_from)
-    _set_threads(threads)
-    sp = load_space(sc.space if space is None else space)
-    if phase is Phase.coarse:
-        sp = coarse_space(sp)
-    smp = sampler.value if sampler is not None else sc.sampler
-    if target is not None:
-        cost = Cost.latency
-    cost_fn = unit = None
-    if smp == "tunas":
-        cost_fn, unit = cost_function(cost.value, target)
-    elif target is not None or budget is not None:
-        raise UsageError("--target/--budget apply to --sampler tunas")
-    cfg = TrainConfig(
-        epochs=_given(epochs, sc.epochs), batch_size=_given(batch_size, sc.batch_size), lr=_given(lr, sc.lr), sampler=smp,
-        random_subnets=random_subnets, distill=distill, sandwich_ops=sandwich_ops.value,
-        kernel_transform=kernel_transform, cost=cost.value, target=target,
-        budget=parse_budget(budget, unit or "") if budget is not None else None, beta=beta,
-        seed=cfg_all.project.seed if seed is None else seed,
-    )  # fmt: skip
-    cfg.check()
-    data_spec = _given(data, sc.data)
-    # a distillation store fixes the resolution: its images were augmented and labelled at it
-    res = _given(resolution, open_store(data_spec).resolution if is_store(data_spec) else sc.resolution)
-    ckpt = Path(_given(out, sc.checkpoint))
-    if split is not None:
-        from nas.supernet import check_few_shot
+    config = get_config(ctx)
+    settings = SupernetTrainSettings(
+        space=space,
+        data=data,
+        epochs=epochs,
+        resolution=resolution,
+        out=out,
+        sampler=sampler.value if sampler is not None else None,
+        phase=phase.value,
+        split=split,
+        init_from=init_from,
+        batch_size=batch_size,
+        lr=lr,
+        random_subnets=random_subnets,
+        distill=distill,
+        sandwich_ops=sandwich_ops.value,
+        kernel_transform=kernel_transform,
+        cost=cost.value,
+        target=target,
+        budget=budget,
+        beta=beta,
+        seed=seed,
+        resume=resume,
+        threads=threads,
+        device=device,
+        max_steps=max_steps,
+    )
+    quiet = json_out or env_world_size() > 1 and _rank() != 0  # --json prints one JSON document; other ranks nothing
+    outcome = train_supernet_from_settings(settings, config, _TrainReporter(quiet))
+    if quiet and not json_out:
+        return
+    if outcome.few_shot is not None:
+        _print_few_shot(outcome, json_out)
+    else:
+        _print_trained(outcome, json_out)
 
-        if out is None:
-            ckpt = ckpt.with_suffix(".json")
-        shots = check_few_shot(sp, split, smp, ckpt)  # before the data loads
-    elif out is not None and Path(out).suffix.lower() == ".json":
-        raise UsageError(
-            f"--out: {out} is a .json path, which names a few-shot manifest; add --split DECISION or give a .pt path"
-        )
-    check_output_file(ckpt, "--out")
-    quiet = json_out or env_world_size() > 1 and _rank() != 0
-    source, held_out = load_training_data(data_spec, res, seed=cfg.seed)
-    if not quiet:
-        console.print(f"data: {source.describe()}")
-        kt = "; kernel transform" if cfg.kernel_transform else ""
-        console.print(
-            f"space: {sp}; sampler {cfg.sampler}{kt}; {cfg.epochs} epochs; batch {cfg.batch_size}; checkpoint {ckpt}"
-        )
-        if split is not None:
-            console.print(f"few-shot: {len(shots)} supernets: {', '.join(sh.label for sh in shots)}")
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}{task.fields[extra]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
-    )  # fmt: skip
-    tasks: dict[tuple[str, int], Any] = {}
-    shot: dict[str, Any] = {"label": "", "ckpt": ckpt}
 
-    def on_shot(k: int, n: int, label: str, path: Path) -> None:
-        shot.update(label=f"{label} ({k + 1}/{n}) ", ckpt=path)
+class _TrainReporter:
+    """``supernet train``'s output while it trains: the setup lines, a rich progress bar per epoch (and
+    shot), a line per finished epoch; nothing when ``quiet``."""
 
-    def on_step(s: dict[str, Any]) -> None:
-        e = (shot["label"], s["epoch"])
-        if e not in tasks:
-            tasks[e] = progress.add_task(
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}{task.fields[extra]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
+        )  # fmt: skip
+        self.tasks: dict[tuple[str, int], Any] = {}
+        self.label = ""
+        self.ckpt: Path | None = None
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            console.print(text)
+
+    def start(self, checkpoint: Path) -> None:
+        self.ckpt = checkpoint
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def shot(self, k: int, n: int, label: str, checkpoint: Path) -> None:
+        self.label, self.ckpt = f"{label} ({k + 1}/{n}) ", checkpoint
+
+    def step(self, s: dict[str, Any]) -> None:
+        e = (self.label, s["epoch"])
+        if e not in self.tasks:
+            self.tasks[e] = self.progress.add_task(
                 f"{e[0]}epoch {e[1] + 1}/{s['epochs']}", total=s["steps"], loss=0.0, acc=0.0, extra=""
             )
         extra = f" Q {s['quality']:.3f} T {s['cost']:.3g}" if "quality" in s else ""
-        progress.update(tasks[e], completed=s["step"] + 1, loss=s["loss"], acc=s["acc"], extra=extra)
+        self.progress.update(self.tasks[e], completed=s["step"] + 1, loss=s["loss"], acc=s["acc"], extra=extra)
 
-    def on_epoch(h: dict[str, Any]) -> None:
-        if quiet:  # --json prints one JSON document; other ranks print nothing
+    def epoch(self, h: dict[str, Any]) -> None:
+        if self.quiet:
             return
         evals = "  ".join(f"{k.removeprefix('val_acc_')} {v:.3f}" for k, v in h.items() if k.startswith("val_acc_"))
-        progress.console.print(
-            f"{shot['label']}epoch {h['epoch']}: loss {h['loss']:.3f}, train acc {h['train_acc']:.3f}, "
+        self.progress.console.print(
+            f"{self.label}epoch {h['epoch']}: loss {h['loss']:.3f}, train acc {h['train_acc']:.3f}, "
             f"{h['images_per_s']:.0f} images/s"
             + (f"; held-out acc: {evals}" if evals else "")
-            + f" — saved {shot['ckpt']}"
+            + f" — saved {self.ckpt}"
         )
 
-    run_kw: dict[str, Any] = dict(val_data=held_out, data_spec=data_spec, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device,
-                                  max_steps_per_epoch=max_steps, init_from=init_from)  # fmt: skip
-    if split is not None:
-        from nas.supernet import train_few_shot
 
-        with progress:
-            few = train_few_shot(sp, source, ckpt, cfg, split=split, on_shot=on_shot, **run_kw)
-        if not quiet or json_out:
-            _few_shot_summary(few, json_out, sp.phase == "coarse")
-        return
-    with progress:
-        result = train_supernet(sp, source, ckpt, cfg, cost_fn=cost_fn, **run_kw)
-    if quiet and not json_out:
-        return
-    summary: dict[str, Any] = {
-        "checkpoint": str(result.checkpoint),
-        "epochs_done": result.epochs_done,
-        "resumed_from_epoch": result.resumed_from,
-        "images_per_s": None if np.isnan(result.images_per_second) else round(result.images_per_second, 1),
-        "history": result.history,
-    }
-    if result.tunas is not None:
-        summary["tunas"] = {k: v for k, v in result.tunas.to_dict().items() if k != "history"}
-        summary["tunas"]["cost_unit"] = result.meta.get("cost_unit")
+def _print_trained(outcome: Any, json_out: bool) -> None:
+    """Print what one supernet training did (``outcome``: :class:`nas.supernet.SupernetTrainOutcome`)."""
+    summary = outcome.summary()
     if json_out:
         print_json(summary)
         return
+    result, ckpt = outcome.result, outcome.checkpoint
     if result.resumed_from >= result.epochs_done:
         console.print(
             f"{ckpt} already holds {result.epochs_done} finished epochs; nothing to do (raise --epochs to go on)"
         )
     else:
         console.print(f"done: {result.epochs_done} epochs, {summary['images_per_s']} images/s; checkpoint {ckpt}")
-    console.print(_next_hint(ckpt, sp.phase == "coarse"))
+    console.print(_next_hint(ckpt, outcome.coarse))
     if result.tunas is not None:
         t = result.tunas
         console.print(
@@ -298,48 +283,17 @@ def train(
         typer.echo(t.arch.arch)
 
 
-def _given(value: Any, default: Any) -> Any:
-    """``value`` unless the option was not given (None): 0 or "" is checked, never the default."""
-    return default if value is None else value
-
-
-def _check_train_options(space: str | None, data: str | None, out: str | None, lr: float | None, beta: float,
-                         target: str | None, seed: int | None, device: str | None, init_from: str | None) -> None:  # fmt: skip
-    """Options of ``supernet train`` in range before the space or the data load."""
-    for name, v in (("--space", space), ("--data", data), ("--target", target), ("--init-from", init_from)):
-        if v is not None:
-            check_name(v, name)
-    if out is not None:
-        check_output_file(out, "--out")
-    if lr is not None:
-        check_finite(lr, "--lr", lo=0, lo_open=True, hi=10)
-    check_finite(beta, "--beta", hi=0)
-    if seed is not None:
-        check_seed(seed)
-    if device is not None:
-        check_device(device)
-
-
-def _few_shot_summary(few: Any, json_out: bool, coarse: bool) -> None:
-    """Print what :func:`nas.supernet.train_few_shot` did (``few`` is its result)."""
-    rate = few.images_per_second
-    summary = {
-        "manifest": str(few.manifest),
-        "split": few.split,
-        "images_per_s": None if np.isnan(rate) else round(rate, 1),
-        "shots": [
-            {"shot": v, "checkpoint": str(r.checkpoint), "epochs_done": r.epochs_done, "resumed_from_epoch": r.resumed_from,
-             "images_per_s": None if np.isnan(r.images_per_second) else round(r.images_per_second, 1)}
-            for v, r in few.shots.items()
-        ],
-    }  # fmt: skip
+def _print_few_shot(outcome: Any, json_out: bool) -> None:
+    """Print what a few-shot training did (``outcome``: :class:`nas.supernet.SupernetTrainOutcome`)."""
+    summary = outcome.summary()
     if json_out:
         print_json(summary)
         return
+    few = outcome.few_shot
     for s in summary["shots"]:
         console.print(f"  {s['shot']}: {s['epochs_done']} epochs, {s['images_per_s']} images/s; {s['checkpoint']}")
     console.print(f"done: {len(few.shots)} shots; manifest {few.manifest}")
-    console.print(_next_hint(few.manifest, coarse))
+    console.print(_next_hint(few.manifest, outcome.coarse))
 
 
 def _next_hint(ckpt: Path, coarse: bool) -> str:
@@ -483,7 +437,6 @@ def fit_predictor_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fit an accuracy predictor to a supernet's scores; use it as --estimator predictor:PRED."""
-    from nas.inputs import check_output_file
     from nas.supernet import check_fit_options, fit_predictor, load_supernet_estimator
 
     _set_threads(threads)
@@ -528,28 +481,15 @@ def extract(
     fmt: ExtractFormat = typer.Option(ExtractFormat.pt, "--format", "-f", case_sensitive=False, help="pt or onnx."),
 ) -> None:
     """Write a subnet with its inherited weights (BatchNorm recalibrated) as a state dict or ONNX."""
-    import torch
-
-    from nas.model import recalibrate_bn
-    from nas.supernet import FewShotEstimator, load_supernet_estimator
+    from nas.supernet import extract_subnet
 
     spec = resolve(arch)[0]
-    p = check_output_file(output, "--output")
-    est = load_supernet_estimator(checkpoint)
-    if isinstance(est, FewShotEstimator):
-        est = est.shot_for(spec)
-    model = recalibrate_bn(est.supernet.extract(spec), est.calib)
-    norm = est.supernet.normalize(spec)
-    if fmt is ExtractFormat.onnx:
-        from nas.export.onnx import export_onnx
-
-        r = export_onnx(norm, p, model=model)
+    out = extract_subnet(checkpoint, spec, output, fmt.value)
+    if out.onnx is not None:
+        r = out.onnx
         console.print(
             f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})"
         )
         return
-    obj = {"arch": norm.arch, "classes": est.meta["classes"], "mean": est.meta["data"].get("mean"),
-           "std": est.meta["data"].get("std"), "state_dict": model.state_dict()}  # fmt: skip
-    write_atomic(p, lambda fh: torch.save(obj, fh), "give --output a writable path")
-    console.print(f"wrote {p}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
+    console.print(f"wrote {out.path}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
                   f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))")  # fmt: skip

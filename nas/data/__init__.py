@@ -33,10 +33,10 @@ from nas.data._builtin import (
 )
 from nas.data._dataset import DataError, Dataset, batches, make_dataset, resize_uint8, stats, stratified_split
 from nas.data._files import IMAGE_EXTENSIONS, load_folder, load_npz
-from nas.data._load import load_data, load_training_data
+from nas.data._load import load_data, load_training_data, open_store
 from nas.data._mix import MixedSource, data_record, mix_stores, open_distill_stores, parse_store_arg
 from nas.data._source import Batch, DatasetSource, TrainSource
-from nas.data._store import DistillStore, StoreError, data_identity, is_store, open_store, seeded_rng
+from nas.data._store import DistillStore, StoreError, data_identity, is_store, seeded_rng
 from nas.data._store_write import StoreWriter
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""``load_data``: one entry point for ``builtin[:N]``, ``.npz`` files, image folders and distillation stores."""
+"""``load_data``: one entry point for ``builtin[:N]``, ``.npz`` files, image folders and distillation stores
+(``open_store``: a store that reloads its source data with ``load_data``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ from nas.data._builtin import BUILTIN_TRAIN_PER_CLASS, load_builtin
 from nas.data._dataset import DataError, Dataset
 from nas.data._files import load_folder, load_npz
 from nas.data._source import DatasetSource, TrainSource
-from nas.data._store import DistillStore, StoreError, is_store, open_store
+from nas.data._store import BUFFER_SHARDS, DistillStore, StoreError, is_store
 from nas.inputs import as_error, regular_file
+
+
+def open_store(path: str | Path, *, buffer_shards: int = BUFFER_SHARDS) -> DistillStore:
+    """A finished distillation store (one-line :class:`StoreError` if missing, unfinished, empty or malformed);
+    it reloads the data it was built from with :func:`load_data`."""
+    return DistillStore(path, load_source=load_data, buffer_shards=buffer_shards)
 
 
 def _check_resolution(store: DistillStore, resolution: int) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.data._load import open_store
 from nas.data._source import Batch, TrainSource
-from nas.data._store import DistillStore, StoreError, open_store, seeded_rng
+from nas.data._store import DistillStore, StoreError, seeded_rng
 from nas.errors import NasError
 from nas.inputs import check_finite
 

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -228,6 +228,13 @@ def load_shard(path: Path, name: str) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------------------------
 
 
+class SourceLoader(Protocol):
+    """How a store reloads the data set it was built from (:func:`nas.data.load_data`, which
+    :func:`nas.data.open_store` passes in)."""
+
+    def __call__(self, spec: str, resolution: int, *, val_fraction: float, seed: int) -> Dataset: ...
+
+
 class DistillStore:
     """A finished distillation store read as a :class:`~nas.data.TrainSource` (see the module docstring).
 
@@ -235,9 +242,10 @@ class DistillStore:
     groups of ``buffer_shards`` shards are loaded and their examples shuffled together. With
     ``world > 1``, rank ``r`` takes every ``world``-th example of that one sequence, so ranks read
     disjoint examples, ``train_size() // world`` each (every rank reads every shard).
+    :meth:`source_data` reloads the data set the store was built from with ``load_source``.
     """
 
-    def __init__(self, path: str | Path, *, buffer_shards: int = BUFFER_SHARDS):
+    def __init__(self, path: str | Path, *, load_source: SourceLoader, buffer_shards: int = BUFFER_SHARDS):
         self.path = Path(path).expanduser()
         if not self.path.is_dir():
             raise StoreError(f"{self.path}: no such distillation store (a folder written by 'mnv4-nas distill-data')")
@@ -261,6 +269,7 @@ class DistillStore:
         self.manifest = m
         self.buffer_shards = max(1, int(buffer_shards))
         self._verified: set[int] = set()
+        self._load_source = load_source
         self._source: Dataset | None = None
 
     def _parse_settings(self, where: str) -> None:
@@ -363,11 +372,9 @@ class DistillStore:
         """The data set the store was built from (its held-out split is the store's), reloaded and
         checked to be unchanged."""
         if self._source is None:
-            from nas.data._load import load_data
-
             d = self.data_info
             try:
-                ds = load_data(str(d["spec"]), self.resolution, val_fraction=float(d["val_fraction"]),
+                ds = self._load_source(str(d["spec"]), self.resolution, val_fraction=float(d["val_fraction"]),
                                seed=int(d["split_seed"]))  # fmt: skip
             except (NasError, KeyError, TypeError, ValueError) as exc:
                 raise StoreError(f"{self.path}: cannot reload the data it was built from ({exc})") from None
@@ -394,11 +401,6 @@ def rebatch(chunks: Iterator[tuple[torch.Tensor, ...]], batch_size: int) -> Iter
         for s in range(0, stop, batch_size):
             yield Batch(x[s : s + batch_size].float().div_(255.0), y[s : s + batch_size], p[s : s + batch_size])
         held, have = ([(x[stop:], y[stop:], p[stop:])], have - stop) if have > stop else ([], 0)
-
-
-def open_store(path: str | Path, *, buffer_shards: int = BUFFER_SHARDS) -> DistillStore:
-    """A finished distillation store (one-line :class:`StoreError` if missing, unfinished, empty or malformed)."""
-    return DistillStore(path, buffer_shards=buffer_shards)
 
 
 def shard_files(folder: Path) -> list[Path]:

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import ClassVar, NamedTuple, Union
 
 from nas.errors import SpecError
+from nas.spec._format import format_arch
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "relu6", "gelu")
 STRIDES: tuple[int, ...] = (1, 2)
@@ -419,8 +420,6 @@ class ArchSpec:
     @cached_property
     def arch(self) -> str:
         """Canonical DSL string (see :mod:`nas.spec.dsl`)."""
-        from nas.spec.dsl import format_arch
-
         return format_arch(self)
 
     def __str__(self) -> str:

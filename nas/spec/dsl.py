@@ -17,46 +17,29 @@ the offending token. ``format_block(parse_block(s)) == s`` for every canonical b
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from nas.errors import SpecError
-from nas.spec.blocks import (
-    MAX_BLOCKS,
-    ArchSpec,
-    BlockSpec,
-    ConvSpec,
-    DSConvSpec,
-    FusedIBSpec,
-    HeadSpec,
-    MHSASpec,
-    MQASpec,
-    Shape,
-    UIBSpec,
+from nas.spec._format import (
+    ACT_TOKENS,
+    KINDS,
+    MAX_DIGITS,
+    Kind,
+    format_arch,
+    format_block,
+    format_head,
+    parse_int,
 )
+from nas.spec.blocks import BLOCK_TYPES, MAX_BLOCKS, ArchSpec, BlockSpec, ConvSpec, HeadSpec, MHSASpec, MQASpec, Shape
 
-_ACT_TOKENS = {"re": "relu", "r6": "relu6", "ge": "gelu"}
-_ACT_NAMES = {v: k for k, v in _ACT_TOKENS.items()}
 _NUM_TOKEN = re.compile(r"([a-z]+)([0-9]+(?:\.[0-9]+)?)")
 #: Longest arch string accepted (a MobileNetV4 arch string is 0.4 to 1.3 kB).
 MAX_ARCH_CHARS = 2**20
-#: Most digits in one number of a token (larger values are out of every range anyway).
-_MAX_DIGITS = 9
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Spec class of each block kind (``Kind.spec_kind`` → class).
+_SPEC_CLASSES: dict[str, type] = {t.kind: t for t in BLOCK_TYPES}  # type: ignore[attr-defined]
 
-
-def _int(v: str) -> int:
-    if "." in v:
-        raise ValueError("an integer")
-    if len(v) > _MAX_DIGITS:
-        raise ValueError(f"a number of at most {_MAX_DIGITS} digits")
-    return int(v)
-
-
-def _float(v: str) -> float:
-    if len(v) > 2 * _MAX_DIGITS + 1:
-        raise ValueError(f"a number of at most {_MAX_DIGITS} digits")
-    return float(v)
+#: Block kinds the DSL knows, by their timm letters.
+BLOCK_KINDS: tuple[str, ...] = tuple(KINDS)
 
 
 def _clip(text: str, n: int = 80) -> str:
@@ -64,150 +47,11 @@ def _clip(text: str, n: int = 80) -> str:
     return text if len(text) <= n else f"{text[: n // 2]}…{text[-n // 4 :]}"
 
 
-def _kernel(v: str) -> int | None:
-    k = _int(v)
-    return None if k == 0 else k
-
-
-def _fmt_num(v: float | int) -> str:
-    f = float(v)
-    return str(int(f)) if f.is_integer() else repr(f)
-
-
-def _fmt_kernel(v: int | None) -> str:
-    return "0" if v is None else str(v)
-
-
-@dataclass(frozen=True)
-class _Num:
-    """A numeric token: ``letter`` + number, mapped to ``field``."""
-
-    letter: str
-    field: str
-    parse: Callable[[str], object]
-    fmt: Callable[[object], str]
-    default: object = None  # None → required; otherwise omitted from the canonical form when equal
-
-    @property
-    def required(self) -> bool:
-        return self.default is None
-
-
-def _req(letter: str, name: str, kind: str = "int") -> _Num:
-    if kind == "kernel":
-        return _Num(letter, name, _kernel, _fmt_kernel)  # type: ignore[arg-type]
-    if kind == "float":
-        return _Num(letter, name, _float, _fmt_num)  # type: ignore[arg-type]
-    return _Num(letter, name, _int, str)
-
-
-def _opt(letter: str, name: str, default: int) -> _Num:
-    return _Num(letter, name, _int, str, default)
-
-
-@dataclass(frozen=True)
-class _Kind:
-    """DSL description of one block kind: its class, numeric tokens in canonical order and flags."""
-
-    cls: type
-    nums: tuple[_Num, ...]
-    flags: dict[str, tuple[str, object]]  # token → (field, value when present)
-    has_act: bool
-    fixed: dict[str, object]  # field values implied by the kind name (ds vs dsa)
-
-
-_KINDS: dict[str, _Kind] = {
-    "cn": _Kind(ConvSpec, (_req("k", "kernel"), _req("s", "stride"), _req("c", "out_channels")), {}, True, {}),
-    "er": _Kind(
-        FusedIBSpec,
-        (_req("k", "kernel"), _req("s", "stride"), _req("e", "expansion", "float"), _req("c", "out_channels")),
-        {"noskip": ("skip", False)},
-        True,
-        {},
-    ),
-    "uir": _Kind(
-        UIBSpec,
-        (
-            _req("a", "start_dw_kernel", "kernel"),
-            _req("k", "mid_dw_kernel", "kernel"),
-            _req("s", "stride"),
-            _req("e", "expansion", "float"),
-            _req("c", "out_channels"),
-        ),
-        {"sa": ("stride_on", "start"), "ls": ("layer_scale", True), "noskip": ("skip", False)},
-        True,
-        {},
-    ),
-    "ds": _Kind(
-        DSConvSpec,
-        (_req("k", "kernel"), _req("s", "stride"), _req("c", "out_channels")),
-        {"noskip": ("skip", False)},
-        True,
-        {"pw_act": False},
-    ),
-    "dsa": _Kind(
-        DSConvSpec, (_req("k", "kernel"), _req("s", "stride"), _req("c", "out_channels")), {}, True, {"pw_act": True}
-    ),
-}
-for _name, _cls in (("mqa", MQASpec), ("mha", MHSASpec)):
-    _KINDS[_name] = _Kind(
-        _cls,
-        (
-            _req("k", "dw_kernel"),
-            _req("h", "heads"),
-            _req("s", "stride"),
-            _opt("v", "kv_stride", 1),
-            _req("d", "key_dim"),
-            _req("c", "out_channels"),
-            _Num("dv", "value_dim", _int, str, -1),  # omitted when equal to key_dim (see format)
-            _opt("q", "query_stride", 1),
-        ),
-        {"ls": ("layer_scale", True), "noskip": ("skip", False)},
-        False,
-        {},
-    )
-
-#: Block kinds the DSL knows, by their timm letters.
-BLOCK_KINDS: tuple[str, ...] = tuple(_KINDS)
-
-
-def _kind_name(spec: BlockSpec) -> str:
-    if isinstance(spec, DSConvSpec):
-        return "dsa" if spec.pw_act else "ds"
-    return spec.kind
-
-
-def _allowed(kind: _Kind) -> str:
+def _allowed(kind: Kind) -> str:
     parts = ["r"] + [n.letter for n in kind.nums] + list(kind.flags)
     if kind.has_act:
         parts.append("n{re,r6,ge}")
     return ", ".join(parts)
-
-
-def format_block(spec: BlockSpec) -> str:
-    """Canonical DSL string of one block (always ``r1``)."""
-    name = _kind_name(spec)
-    kind = _KINDS[name]
-    toks = [name, "r1"]
-    for num in kind.nums:
-        value = getattr(spec, num.field)
-        if num.field == "value_dim":
-            if value == spec.key_dim:  # type: ignore[union-attr]
-                continue
-        elif not num.required and value == num.default:
-            continue
-        toks.append(num.letter + num.fmt(value))
-    for tok, (fname, present) in kind.flags.items():
-        if fname == "stride_on":
-            # Only a non-default placement is written (stride on start while a middle DW exists).
-            if spec.stride == 2 and spec.stride_on == "start" and spec.mid_dw_kernel is not None:  # type: ignore[union-attr]
-                toks.append(tok)
-        elif getattr(spec, fname) == present:
-            toks.append(tok)
-    act = getattr(spec, "activation", "relu")
-    if kind.has_act and act != "relu":
-        toks.append("n" + _ACT_NAMES[act])
-    return "_".join(toks)
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -229,9 +73,9 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
     toks = _split(text, "block")
     shown = _clip(text)
     name = toks[0]
-    if name not in _KINDS:
-        raise SpecError(f"block {shown!r}: unknown block kind {name!r} (allowed: {', '.join(_KINDS)})")
-    kind = _KINDS[name]
+    if name not in KINDS:
+        raise SpecError(f"block {shown!r}: unknown block kind {name!r} (allowed: {', '.join(KINDS)})")
+    kind = KINDS[name]
     by_letter = {n.letter: n for n in kind.nums}
     values: dict[str, object] = dict(kind.fixed)
     seen: set[str] = set()
@@ -242,9 +86,9 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
             key = tok
             fname, present = kind.flags[tok]
             values[fname] = present
-        elif kind.has_act and tok.startswith("n") and tok[1:] in _ACT_TOKENS:
+        elif kind.has_act and tok.startswith("n") and tok[1:] in ACT_TOKENS:
             key = "n"
-            values["activation"] = _ACT_TOKENS[tok[1:]]
+            values["activation"] = ACT_TOKENS[tok[1:]]
         else:
             m = _NUM_TOKEN.fullmatch(tok)
             letter = m.group(1) if m else None
@@ -259,7 +103,7 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
             raw = m.group(2)
             try:
                 if key == "r":
-                    repeat = _int(raw)
+                    repeat = parse_int(raw)
                 elif key == "e":
                     if name == "cn" and float(raw) == 1.0:  # timm writes cn_…_e1_…: accepted, ignored
                         pass
@@ -281,14 +125,15 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
     for num in kind.nums:
         if num.required and num.field not in values:
             raise SpecError(f"block {shown!r}: missing token {num.letter!r} ({num.field})")
-    if issubclass(kind.cls, (MQASpec, MHSASpec)):
+    cls = _SPEC_CLASSES[kind.spec_kind]
+    if issubclass(cls, (MQASpec, MHSASpec)):
         stride = values.pop("stride")
         if stride != 1:
             raise SpecError(
                 f"block {shown!r}: {name}: stride must be one of 1 (got {stride}); attention keeps the resolution"
             )
     try:
-        first = kind.cls(**values)
+        first = cls(**values)
     except SpecError as exc:
         raise SpecError(f"block {shown!r}: {exc}") from None
     if repeat == 1:
@@ -297,7 +142,7 @@ def parse_blocks(text: str) -> tuple[BlockSpec, ...]:
     if "stride" in rest_values:
         rest_values["stride"] = 1
         rest_values.pop("stride_on", None)
-    rest = kind.cls(**rest_values)
+    rest = cls(**rest_values)
     return (first,) + (rest,) * (repeat - 1)
 
 
@@ -307,19 +152,6 @@ def parse_block(text: str) -> BlockSpec:
     if len(blocks) != 1:
         raise SpecError(f"block {_clip(text)!r}: expected a single block (r1); use parse_blocks for repeats")
     return blocks[0]
-
-
-def format_head(head: HeadSpec, num_classes: int) -> str:
-    """Canonical head string, e.g. ``head_c960_h1280_cls1000``."""
-    toks = ["head"]
-    if head.conv_channels:
-        toks.append(f"c{head.conv_channels}")
-    if head.hidden_channels:
-        toks.append(f"h{head.hidden_channels}")
-    toks.append(f"cls{num_classes}")
-    if head.activation != "relu":
-        toks.append("n" + _ACT_NAMES[head.activation])
-    return "_".join(toks)
 
 
 def parse_head(text: str) -> tuple[HeadSpec, int]:
@@ -332,12 +164,12 @@ def parse_head(text: str) -> tuple[HeadSpec, int]:
     classes: int | None = None
     seen: set[str] = set()
     for tok in toks[1:]:
-        if tok.startswith("n") and tok[1:] in _ACT_TOKENS:
+        if tok.startswith("n") and tok[1:] in ACT_TOKENS:
             key = "n"
-            values["activation"] = _ACT_TOKENS[tok[1:]]
+            values["activation"] = ACT_TOKENS[tok[1:]]
         else:
             m = _NUM_TOKEN.fullmatch(tok)
-            if m is None or m.group(1) not in ("c", "h", "cls") or "." in m.group(2) or len(m.group(2)) > _MAX_DIGITS:
+            if m is None or m.group(1) not in ("c", "h", "cls") or "." in m.group(2) or len(m.group(2)) > MAX_DIGITS:
                 raise SpecError(
                     f"head {shown!r}: unknown token {_clip(tok, 40)!r} (allowed: c<conv>, h<hidden>, cls<classes>, n<act>)"
                 )
@@ -355,14 +187,6 @@ def parse_head(text: str) -> tuple[HeadSpec, int]:
         return HeadSpec(**values), classes  # type: ignore[arg-type]
     except SpecError as exc:
         raise SpecError(f"head {shown!r}: {exc}") from None
-
-
-def format_arch(arch: ArchSpec) -> str:
-    """Canonical architecture string (``res…|stem|blocks…|head…``)."""
-    parts = [f"res{arch.resolution}", format_block(arch.stem)]
-    parts += [format_block(b) for b in arch.blocks]
-    parts.append(format_head(arch.head, arch.num_classes))
-    return "|".join(parts)
 
 
 def parse_arch(text: str) -> ArchSpec:
@@ -428,3 +252,20 @@ def parse_key(key: str) -> tuple[BlockSpec | tuple[HeadSpec, int], Shape]:
     if text.startswith("head"):
         return parse_head(text), shape
     return parse_block(text), shape
+
+
+__all__ = [
+    "BLOCK_KINDS",
+    "MAX_ARCH_CHARS",
+    "arch_keys",
+    "block_key",
+    "format_arch",
+    "format_block",
+    "format_head",
+    "head_key",
+    "parse_arch",
+    "parse_block",
+    "parse_blocks",
+    "parse_head",
+    "parse_key",
+]
