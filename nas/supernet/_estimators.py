@@ -198,12 +198,12 @@ class ZenScore(_TorchProxy):
     def _score_one(self, arch: ArchSpec) -> float:
         import torch
 
-        first, second = self._gaussian_models(arch)
+        (first, second), (bns_first, bns_second) = self._gaussian_models(arch)
         x, eps = self._inputs_once()
         out, mixed = self._forward_pair((first, second), (x, x + self.gamma * eps))
         with torch.no_grad():
             delta = torch.sum(torch.abs(out - mixed), dim=[1, 2, 3]).mean()
-            log_bn = _log_bn_scale(self._kit().bns(first), self._kit().bns(second))
+            log_bn = _log_bn_scale(bns_first, bns_second)
         if not torch.isfinite(delta) or delta <= 0:
             return -math.inf
         return float(torch.log(delta)) + log_bn
@@ -228,10 +228,10 @@ class ZenScore(_TorchProxy):
                 return [_features(m, x) for m, x in zip(models, inputs, strict=True)]
         workers = self.__dict__.get("_workers")
         if workers is None:
-            from concurrent.futures import ThreadPoolExecutor
+            from nas._threads import idle_pool
 
             # torch's thread count is per thread: each worker sets its own once
-            workers = self._workers = ThreadPoolExecutor(2, initializer=torch.set_num_threads, initargs=(threads // 2,))
+            workers = self._workers = idle_pool(2, torch.set_num_threads, (threads // 2,))
         futures = [workers.submit(_features, m, x) for m, x in zip(models, inputs, strict=True)]
         return [f.result() for f in futures]
 
@@ -250,26 +250,24 @@ class ZenScore(_TorchProxy):
             self._pool = GaussianPool(self.seed)
         return self._pool.draws(offset, n)
 
-    def _gaussian_models(self, arch: ArchSpec) -> tuple[Net, Net]:
+    def _gaussian_models(self, arch: ArchSpec) -> tuple[tuple[Net, Net], tuple[list[nn.BatchNorm2d], ...]]:
         """Two copies of the network with Zen's initialisation and the same weights (see
-        :class:`nas.supernet._gaussian.ZenModules`); the second copy's BatchNorms have momentum 1,
-        so its running variance is its pass's batch variance (see the class doc). Modules are kept
-        from earlier candidates; every weight is a view into the seed's Gaussian pool, filled in
-        module order from its start, so each candidate reads the same draws whatever came before."""
+        :mod:`nas.supernet._gaussian`), and their BatchNorms; the second copy's BatchNorms have
+        momentum 1, so its running variance is its pass's batch variance (see the class doc).
+        Modules are kept from earlier candidates; every weight is a view into the seed's Gaussian
+        pool, filled in module order from its start, so each candidate reads the same draws
+        whatever came before."""
         import torch
 
         from nas.model import Net
 
         small = ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1)
-        kit = self._kit()
-        build = kit.builder()  # one builder for both: each copy gets its own modules
         with torch.device("meta"):
-            first = Net(small, block_builder=build)
-            second = Net(small, block_builder=build)
+            first = Net(small, block_builder=self._kit().builder())
         self._draws(0, 1)  # the pool exists
-        weights = kit.fill(first, self._pool, None, momentum=0.1)
-        kit.fill(second, None, weights, momentum=1.0)
-        return first, second
+        bns_first = self._kit().fill(first, self._pool)
+        second, bns_second = self._kit().twin(first)
+        return (first, second), (bns_first, bns_second)
 
 
 def _features(model: Net, x: torch.Tensor) -> torch.Tensor:

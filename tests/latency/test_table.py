@@ -87,6 +87,49 @@ def test_bad_tables_are_rejected(tmp_path, mutate, msg):
         read_table(p)
 
 
+def _coerced_only(path):
+    """What read_table gives when every numeric column is coerced from its strings (no C-reader hint)."""
+    from nas.latency._table import _check_rows, _coerce, parse_table_text
+
+    _, df = parse_table_text(path.read_text(), str(path))
+    return _coerce(df, _check_rows(df, str(path)))
+
+
+@pytest.mark.parametrize(
+    "cell_from, cell_to",
+    [
+        (",3\n", ", 3\n"),  # an integer with a space
+        (",3\n", ",\n"),  # an empty count
+        (",0.1,", ",nan,"),  # std_ms written as nan
+        (",0.1,", ", ,"),  # std_ms blank but for a space
+        (",3\n", ",3.0\n"),  # a whole number written as a float
+        (",3\n", ",1e400\n"),  # a count that overflows
+        (",3\n", ",12345678901234567890123\n"),  # too many digits
+        (",3\n", ",three\n"),
+        (",3\n", ",nan\n"),
+        (",3\n", ",-0\n"),
+        (",0.5,", ",0x10,"),
+    ],
+)
+def test_the_fast_number_reader_agrees_with_coercing_the_strings(tmp_path, cell_from, cell_to):
+    """read_table parses numbers with pandas' C reader and falls back to coercing strings where a cell
+    is odd: same table, or the same one-line error naming the cell, either way."""
+    keys = zoo_keys(["mobilenet-v1"])[:2]
+    p = write_table(
+        new_table({"target": "t", "source": "profiled"}, [make_row(k, "fp32", 0.5, 0.1, 3) for k in keys]),
+        tmp_path / "t.csv",
+    )
+    p.write_text(p.read_text().replace(cell_from, cell_to, 1))
+    try:
+        expected = _coerced_only(p)
+    except ConfigError as exc:
+        with pytest.raises(ConfigError) as got:
+            read_table(p)
+        assert str(got.value) == str(exc)
+    else:
+        pd.testing.assert_frame_equal(read_table(p).df, expected)
+
+
 def test_duplicate_keys_rejected():
     key = zoo_keys(["mobilenet-v1"])[0]
     with pytest.raises(ConfigError, match="duplicate key"):

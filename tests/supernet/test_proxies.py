@@ -92,9 +92,11 @@ def test_zen_reuses_modules_without_carrying_state(archs):
     a1 = z._score_one(archs[0])
     z._score_one(archs[1])
     assert z._score_one(archs[0]) == a1 == ZenScore(32, seed=2, threads=1)._score_one(archs[0])
-    first, second = z._gaussian_models(archs[1])
+    (first, second), (bns_first, bns_second) = z._gaussian_models(archs[1])
     mods = [id(m) for net in (first, second) for m in net.blocks]
     assert len(mods) == len(set(mods))
+    assert not {id(b) for b in bns_first} & {id(b) for b in bns_second}
+    assert all(a.weight is b.weight for a, b in zip(bns_first, bns_second, strict=True))
 
 
 def test_zen_is_picklable_after_scoring(archs):
