@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
 def _modules() -> dict[str, Path]:
     mods = {}
     for p in (ROOT / "nas").rglob("*.py"):

@@ -145,4 +145,13 @@ def build_model(arch: ArchSpec, *, seed: int = 0, dropout: float = 0.0) -> Net:
     return init_weights(Net(arch, dropout), seed)  # type: ignore[return-value]
 
 
-__all__ = ["BlockBuilder", "Net", "build_block", "build_model", "init_weights", "random_batches", "recalibrate_bn", "register_block"]
+__all__ = [
+    "BlockBuilder",
+    "Net",
+    "build_block",
+    "build_model",
+    "init_weights",
+    "random_batches",
+    "recalibrate_bn",
+    "register_block",
+]
