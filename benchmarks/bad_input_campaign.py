@@ -79,10 +79,14 @@ kv_stride = 1
 )
 
 #: A member of TINY_SPACE (the largest) and an every-block-kind tiny arch (for ONNX export).
-MEMBER = ("res32|cn_r1_k3_s2_c8|cn_r1_k3_s1_c8|er_r1_k3_s1_e2_c16|er_r1_k3_s1_e2_c16|uir_r1_a5_k5_s2_e4_c24|"
-          "uir_r1_a5_k5_s1_e4_c24|uir_r1_a5_k5_s2_e4_c32|uir_r1_a5_k5_s1_e4_c32|uir_r1_a5_k5_s1_e4_c32|head_c32_h48_cls10")  # fmt: skip
-TINY = ("res32|cn_r1_k3_s2_c8|er_r1_k3_s1_e2_c8|uir_r1_a3_k5_s2_e4_c16|uir_r1_a0_k3_s1_e2_c16_ls|mqa_r1_k3_h2_s1_v2_d8_c16_ls|"
-        "ds_r1_k3_s2_c24|uir_r1_a3_k3_s2_e3_c32_nge|head_c64_h96_cls10")  # fmt: skip
+MEMBER = (
+    "res32|cn_r1_k3_s2_c8|cn_r1_k3_s1_c8|er_r1_k3_s1_e2_c16|er_r1_k3_s1_e2_c16|uir_r1_a5_k5_s2_e4_c24|"
+    "uir_r1_a5_k5_s1_e4_c24|uir_r1_a5_k5_s2_e4_c32|uir_r1_a5_k5_s1_e4_c32|uir_r1_a5_k5_s1_e4_c32|head_c32_h48_cls10"
+)
+TINY = (
+    "res32|cn_r1_k3_s2_c8|er_r1_k3_s1_e2_c8|uir_r1_a3_k5_s2_e4_c16|uir_r1_a0_k3_s1_e2_c16_ls|mqa_r1_k3_h2_s1_v2_d8_c16_ls|"
+    "ds_r1_k3_s2_c24|uir_r1_a3_k3_s2_e3_c32_nge|head_c64_h96_cls10"
+)
 KEYS = ("cn_r1_k3_s2_c8@32x32x3", "cn_r1_k3_s1_c8@16x16x8", "er_r1_k3_s1_e2_c16@16x16x8")
 
 
@@ -133,8 +137,15 @@ class Work:
         for d in (self.bad, self.run, self.out, self.cfg, self.tabs):
             d.mkdir(parents=True, exist_ok=True)
         self.full: Path | None = None
-        self.env = {**os.environ, "PYTHONPATH": str(code), "MNV4NAS_CACHE": str(root / "cache"), "COLUMNS": "200",
-                    "PYTHONWARNINGS": "ignore", "RAY_ADDRESS": "", "TERM": "dumb"}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(code),
+            "MNV4NAS_CACHE": str(root / "cache"),
+            "COLUMNS": "200",
+            "PYTHONWARNINGS": "ignore",
+            "RAY_ADDRESS": "",
+            "TERM": "dumb",
+        }
         self.env.pop("MNV4NAS_DEBUG", None)
         self.env.pop("MNV4NAS_TEST_POSTGRES_URL", None)
         self.write_config(self.run / "nas.toml", {})
@@ -169,8 +180,14 @@ class Work:
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run the code root's CLI for setup (must succeed)."""
-        p = subprocess.run([sys.executable, "-c", _boot(self.mem), *args], cwd=self.run, env=self.env,
-                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        p = subprocess.run(
+            [sys.executable, "-c", _boot(self.mem), *args],
+            cwd=self.run,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if p.returncode != 0:
             raise SystemExit(f"setup failed: mnv4-nas {' '.join(args)}\n{p.stderr}")
         return p
@@ -199,8 +216,10 @@ class RawToml:
 
 def _boot(mem_gib: float) -> str:
     limit = int(mem_gib * 2**30)
-    return (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
-            "sys.argv[0] = 'mnv4-nas'; from nas.cli import entry; entry()")  # fmt: skip
+    return (
+        f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+        "sys.argv[0] = 'mnv4-nas'; from nas.cli import entry; entry()"
+    )
 
 
 def _png(width: int, height: int) -> bytes:
@@ -258,8 +277,17 @@ def make_fixtures(w: Work) -> dict[str, str]:
     put("nan.json", '{"resolution": NaN, "stem": "cn_r1_k3_s2_c8", "blocks": [], "head": "head_cls10"}')
     put("huge.txt", b"x" * (70 * 2**20))
     put("layers.txt", "res224|cn_r1_k3_s2_c32|" + "|".join(["uir_r64_a3_k3_s1_e4_c32"] * 20_000) + "|head_cls10")
-    put("blocks5k.json", json.dumps({"resolution": 224, "stem": "cn_r1_k3_s2_c32", "head": "head_cls10",
-                                      "blocks": ["uir_r1_a3_k3_s1_e4_c32"] * 5000}))  # fmt: skip
+    put(
+        "blocks5k.json",
+        json.dumps(
+            {
+                "resolution": 224,
+                "stem": "cn_r1_k3_s2_c32",
+                "head": "head_cls10",
+                "blocks": ["uir_r1_a3_k3_s1_e4_c32"] * 5000,
+            }
+        ),
+    )
     f["regular"] = put("afile", "just a file\n")
     (w.root / "existing_dir").mkdir(exist_ok=True)
     (w.root / "existing_dir" / "keep.txt").write_text("keep")
@@ -292,13 +320,27 @@ def make_fixtures(w: Work) -> dict[str, str]:
     np.savez(bad / "fivedim.npz", images=x[None], labels=y)
     np.savez(bad / "bigclassnames.npz", images=x, labels=y, classes=np.array(["a"]))
     _npz_huge_header(bad / "hugeshape.npz")
-    for n in ("truncated", "object", "nanfloat", "oneclass", "neglabels", "floatlabels", "empty_images", "fivedim",
-              "bigclassnames", "hugeshape"):  # fmt: skip
+    for n in (
+        "truncated",
+        "object",
+        "nanfloat",
+        "oneclass",
+        "neglabels",
+        "floatlabels",
+        "empty_images",
+        "fivedim",
+        "bigclassnames",
+        "hugeshape",
+    ):
         f[f"{n}.npz"] = str(bad / f"{n}.npz")
     from PIL import Image
 
-    for root, extra in (("imgs", None), ("bomb", ("c0", "huge.png", _png(40_000, 40_000))),
-                        ("garbage_png", ("c0", "x.png", b"not a png")), ("trunc_png", ("c1", "t.png", None))):  # fmt: skip
+    for root, extra in (
+        ("imgs", None),
+        ("bomb", ("c0", "huge.png", _png(40_000, 40_000))),
+        ("garbage_png", ("c0", "x.png", b"not a png")),
+        ("trunc_png", ("c1", "t.png", None)),
+    ):
         for c in ("c0", "c1"):
             d = bad / root / c
             d.mkdir(parents=True, exist_ok=True)
@@ -327,8 +369,13 @@ def make_fixtures(w: Work) -> dict[str, str]:
     put("results_inf_std.csv", f"key,latency_ms,std_ms\n{KEYS[0]},0.1,inf\n")
     models = ["mnv4-conv-small", "mnv4-conv-medium", "mnv4-conv-large", "mnv4-hybrid-medium", "mnv4-hybrid-large"]
     put("models.csv", "model_or_spec,latency_ms\n" + "".join(f"{m},{1 + i}\n" for i, m in enumerate(models)))
-    put("models_long.csv", "model_or_spec,latency_ms\n" + f"{f['conv-small']},1.0\n" + f"{f['hybrid-large']},5.0\n"
-        + "".join(f"{m},{2 + i}\n" for i, m in enumerate(models[1:4])))  # fmt: skip
+    put(
+        "models_long.csv",
+        "model_or_spec,latency_ms\n"
+        + f"{f['conv-small']},1.0\n"
+        + f"{f['hybrid-large']},5.0\n"
+        + "".join(f"{m},{2 + i}\n" for i, m in enumerate(models[1:4])),
+    )
     put("models_nan.csv", "model_or_spec,latency_ms\nmnv4-conv-small,nan\n")
     put("models_fifo.csv", f"model_or_spec,latency_ms\n{f['fifo.json']},1.0\nmnv4-conv-medium,2\n")
     put("models_one.csv", "model_or_spec,latency_ms\nmnv4-conv-small,1.0\n")
@@ -339,12 +386,48 @@ def make_fixtures(w: Work) -> dict[str, str]:
     f["catalog"] = (shipped / "devices.toml").read_text()
     # checkpoints and manifests
     ck = w.root / "ck.pt"
-    w.cli("supernet", "train", "--space", f["space"], "--data", "builtin:4", "--epochs", "1", "--batch-size", "8",
-          "--max-steps", "1", "--resolution", "32", "--out", str(ck), "--json")  # fmt: skip
+    w.cli(
+        "supernet",
+        "train",
+        "--space",
+        f["space"],
+        "--data",
+        "builtin:4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        "--resolution",
+        "32",
+        "--out",
+        str(ck),
+        "--json",
+    )
     f["ck"] = str(ck)
     fs = w.root / "fs" / "few.json"
-    w.cli("supernet", "train", "--space", f["space"], "--data", "builtin:4", "--epochs", "1", "--batch-size", "8",
-          "--max-steps", "1", "--resolution", "32", "--out", str(fs), "--split", "stage1.channels", "--json")  # fmt: skip
+    w.cli(
+        "supernet",
+        "train",
+        "--space",
+        f["space"],
+        "--data",
+        "builtin:4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        "--resolution",
+        "32",
+        "--out",
+        str(fs),
+        "--split",
+        "stage1.channels",
+        "--json",
+    )
     f["manifest"] = str(fs)
     _checkpoints(w, f, ck, torch)
     _manifests(w, f, fs)
@@ -358,8 +441,14 @@ TRAIN_ARCH = "res32|cn_r1_k3_s2_c8|uir_r1_a3_k3_s2_e2_c16|uir_r1_a0_k3_s2_e2_c24
 
 def _has_command(w: Work, name: str) -> bool:
     """Whether the code root's CLI has ``name`` (the campaign also runs against older checkouts)."""
-    p = subprocess.run([sys.executable, "-c", _boot(w.mem), "--help"], cwd=w.run, env=w.env, capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-c", _boot(w.mem), "--help"],
+        cwd=w.run,
+        env=w.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return f" {name} " in p.stdout or f"│ {name}" in p.stdout
 
 
@@ -368,8 +457,21 @@ def _training_fixtures(w: Work, f: dict[str, str]) -> None:
     if not (_has_command(w, "train") and _has_command(w, "distill-data")):
         return
     run, store = w.root / "trained", w.root / "store"
-    w.cli("train", TRAIN_ARCH, "--data", "builtin:4", "--epochs", "1", "--batch-size", "8", "--max-steps", "1",
-          "--out", str(run), "--json")  # fmt: skip
+    w.cli(
+        "train",
+        TRAIN_ARCH,
+        "--data",
+        "builtin:4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        "--out",
+        str(run),
+        "--json",
+    )
     w.cli("distill-data", "--teacher", str(run), "--data", "builtin:4", "--aug", "none", "--out", str(store), "--json")
     f["trained"], f["store"] = str(run), str(store)
     d = w.root / "broken"
@@ -499,16 +601,51 @@ def build_cases(w: Work, f: dict[str, str]) -> list[Case]:
     """Every case (ids are unique)."""
     cases: list[Case] = []
 
-    def add(id: str, klass: str, surface: str, argv: list[str], expect: str = "error", needle: str | None = None,
-            timeout: float | None = None, config: str | None = None) -> None:  # fmt: skip
+    def add(
+        id: str,
+        klass: str,
+        surface: str,
+        argv: list[str],
+        expect: str = "error",
+        needle: str | None = None,
+        timeout: float | None = None,
+        config: str | None = None,
+    ) -> None:
         cases.append(Case(id, klass, surface, argv, expect, needle, timeout, config))
 
     o = lambda name: str(w.out / name)  # noqa: E731 - a per-case output path
     space = f["space"]
-    search = ["search", "--target", "pixel6-cpu", "--budget", "5ms", "--space", space, "--estimator", "params",
-              "--fallback", "roofline", "--json"]  # fmt: skip
-    train = ["supernet", "train", "--space", space, "--data", "builtin:4", "--epochs", "1", "--batch-size", "8",
-             "--max-steps", "1", "--resolution", "32", "--json"]  # fmt: skip
+    search = [
+        "search",
+        "--target",
+        "pixel6-cpu",
+        "--budget",
+        "5ms",
+        "--space",
+        space,
+        "--estimator",
+        "params",
+        "--fallback",
+        "roofline",
+        "--json",
+    ]
+    train = [
+        "supernet",
+        "train",
+        "--space",
+        space,
+        "--data",
+        "builtin:4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        "--resolution",
+        "32",
+        "--json",
+    ]
     _file_cases(add, w, f, o, search, train)
     _arch_cases(add, w, f, o)
     _output_cases(add, w, f, o, search, train)
@@ -561,11 +698,20 @@ def _file_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str],
             add(f"{name}:{kind}", "bad-file", name, argv(_bad(f, kind, "toml"), i))
         ok = "ok" if kind == "empty" else "error"  # an empty config file is a valid one (all defaults)
         add(f"config:{kind}", "bad-file", "--config", ["space", "list"], expect=ok, config=_bad(f, kind, "toml"))
-        add(f"import:{kind}", "bad-file", "latency import", ["latency", "import", _bad(f, kind, "csv"), "--target", "s23-gpu"],
-            config=w.tables_config(f"import-{kind}", {}))  # fmt: skip
-        add(f"from-models:{kind}", "bad-file", "import --from-models",
+        add(
+            f"import:{kind}",
+            "bad-file",
+            "latency import",
+            ["latency", "import", _bad(f, kind, "csv"), "--target", "s23-gpu"],
+            config=w.tables_config(f"import-{kind}", {}),
+        )
+        add(
+            f"from-models:{kind}",
+            "bad-file",
+            "import --from-models",
             ["latency", "import", "--from-models", _bad(f, kind, "csv"), "--target", "s23-gpu"],
-            config=w.tables_config(f"fm-{kind}", {}))  # fmt: skip
+            config=w.tables_config(f"fm-{kind}", {}),
+        )
         for sfx in ("pt", "json"):
             p = _bad(f, kind, sfx)
             if sfx == "json" and kind in ("devzero", "devnull"):
@@ -578,8 +724,19 @@ def _file_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str],
                 "supernet extract",
                 ["supernet", "extract", p, MEMBER, "-o", o(f"x-{kind}-{sfx}.pt")],
             )
-            add(f"estimator:{kind}.{sfx}", "bad-file", "search --estimator supernet:",
-                [*_replace(search, "--estimator", f"supernet:{p}"), "--trials", "2", "--one-stage", "--out", o(f"est-{kind}-{sfx}")])  # fmt: skip
+            add(
+                f"estimator:{kind}.{sfx}",
+                "bad-file",
+                "search --estimator supernet:",
+                [
+                    *_replace(search, "--estimator", f"supernet:{p}"),
+                    "--trials",
+                    "2",
+                    "--one-stage",
+                    "--out",
+                    o(f"est-{kind}-{sfx}"),
+                ],
+            )
         add(
             f"init-from:{kind}",
             "bad-file",
@@ -592,10 +749,18 @@ def _file_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str],
             "train --data",
             [*_replace(train, "--data", _bad(f, kind, "npz")), "--out", o(f"data-{kind}.pt")],
         )
-    for kind, path in (("deep", f["deep.json"]), ("deepobj", f["deepobj.json"]), ("bigint", f["bigint.json"]),
-                       ("deep-toml", f["deep.toml"]), ("bigint-toml", f["bigint.toml"]), ("bigint-txt", f["bigint.txt"]),
-                       ("nan", f["nan.json"]), ("huge", f["huge.txt"]), ("layers-1.28M", f["layers.txt"]),
-                       ("blocks-5k", f["blocks5k.json"])):  # fmt: skip
+    for kind, path in (
+        ("deep", f["deep.json"]),
+        ("deepobj", f["deepobj.json"]),
+        ("bigint", f["bigint.json"]),
+        ("deep-toml", f["deep.toml"]),
+        ("bigint-toml", f["bigint.toml"]),
+        ("bigint-txt", f["bigint.txt"]),
+        ("nan", f["nan.json"]),
+        ("huge", f["huge.txt"]),
+        ("layers-1.28M", f["layers.txt"]),
+        ("blocks-5k", f["blocks5k.json"]),
+    ):
         add(f"show:{kind}", "size-depth", "show", ["show", path])
         add(
             f"predict--spec:{kind}",
@@ -678,15 +843,35 @@ def _arch_cases(add: Any, w: Work, f: dict[str, str], o: Any) -> None:
         ["supernet", "extract", f["ck"], padded, "-o", o("long-x.pt")],
         expect="ok",
     )
-    add("long:sample--coarse", "arch-length", "space sample --coarse",
-        ["space", "sample", f["space"], "--stage", "fine", "--coarse", padded, "--n", "1"], expect="ok")  # fmt: skip
-    add("long:from-models", "arch-length", "import --from-models",
-        ["latency", "import", "--from-models", f["models_long.csv"], "--target", "s23-gpu"], expect="ok",
-        config=w.tables_config("fm-long", {}))  # fmt: skip
-    add("long:profile--model", "arch-length", "profile --model",
-        ["latency", "profile", "--model", small, "--target", "pixel6-cpu"], needle="host-cpu")  # fmt: skip
-    add("long:bundle--model", "arch-length", "bundle --model",
-        ["latency", "bundle", "--target", "s23-gpu", "--model", small, "-o", f["existing_dir"]], needle="existing_dir")  # fmt: skip
+    add(
+        "long:sample--coarse",
+        "arch-length",
+        "space sample --coarse",
+        ["space", "sample", f["space"], "--stage", "fine", "--coarse", padded, "--n", "1"],
+        expect="ok",
+    )
+    add(
+        "long:from-models",
+        "arch-length",
+        "import --from-models",
+        ["latency", "import", "--from-models", f["models_long.csv"], "--target", "s23-gpu"],
+        expect="ok",
+        config=w.tables_config("fm-long", {}),
+    )
+    add(
+        "long:profile--model",
+        "arch-length",
+        "profile --model",
+        ["latency", "profile", "--model", small, "--target", "pixel6-cpu"],
+        needle="host-cpu",
+    )
+    add(
+        "long:bundle--model",
+        "arch-length",
+        "bundle --model",
+        ["latency", "bundle", "--target", "s23-gpu", "--model", small, "-o", f["existing_dir"]],
+        needle="existing_dir",
+    )
     nl = small.replace("|uir", "\n|uir", 1)
     add("newline:show", "arch-newline", "show", ["show", nl])
     add(
@@ -721,21 +906,32 @@ def _arch_cases(add: Any, w: Work, f: dict[str, str], o: Any) -> None:
         ["show", "res224|cn_r1_k3_s2_c32|" + "|".join(["uir_r1_a3_k3_s1_e4_c32"] * 3000) + "|head_cls10"],
     )
     for name, text in (
-        ("empty", ""), ("blank", "   "), ("pipe", "|"), ("res-only", "res224|"), ("no-head", "res224|cn_r1_k3_s2_c32|uir_r1_a3_k3_s2_e4_c64"),
-        ("double-pipe", "res224|cn_r1_k3_s2_c32||head_cls10"), ("neg", "res224|cn_r1_k3_s2_c-32|head_cls10"),
+        ("empty", ""),
+        ("blank", "   "),
+        ("pipe", "|"),
+        ("res-only", "res224|"),
+        ("no-head", "res224|cn_r1_k3_s2_c32|uir_r1_a3_k3_s2_e4_c64"),
+        ("double-pipe", "res224|cn_r1_k3_s2_c32||head_cls10"),
+        ("neg", "res224|cn_r1_k3_s2_c-32|head_cls10"),
         ("res-digits", "res" + "2" * 5000 + "|cn_r1_k3_s2_c32|head_cls10"),
         ("cls-digits", "res224|cn_r1_k3_s2_c32|head_cls" + "1" * 5000),
         ("chan-digits", "res224|cn_r1_k3_s2_c" + "3" * 5000 + "|head_cls10"),
         ("head-c-digits", "res224|cn_r1_k3_s2_c32|head_c" + "9" * 5000 + "_cls10"),
-        ("res0", "res0|cn_r1_k3_s2_c32|head_cls10"), ("cls0", "res224|cn_r1_k3_s2_c32|head_cls0"),
-        ("float-res", "res224.5|cn_r1_k3_s2_c32|head_cls10"), ("exp-nan", "res224|cn_r1_k3_s2_c32|er_r1_k3_s1_enan_c32|head_cls10"),
+        ("res0", "res0|cn_r1_k3_s2_c32|head_cls10"),
+        ("cls0", "res224|cn_r1_k3_s2_c32|head_cls0"),
+        ("float-res", "res224.5|cn_r1_k3_s2_c32|head_cls10"),
+        ("exp-nan", "res224|cn_r1_k3_s2_c32|er_r1_k3_s1_enan_c32|head_cls10"),
         ("exp-huge", "res224|cn_r1_k3_s2_c32|er_r1_k3_s1_e1" + "0" * 400 + "_c32|head_cls10"),
-        ("unicode-digit", "res２２４|cn_r1_k3_s2_c32|head_cls10"), ("r0", "res224|cn_r0_k3_s2_c32|head_cls10"),
-        ("r1000", "res224|cn_r1_k3_s2_c32|uir_r1000_a3_k3_s1_e4_c32|head_cls10"), ("kernel-99", "res224|cn_r1_k99_s2_c32|head_cls10"),
-        ("stride-9", "res224|cn_r1_k3_s9_c32|head_cls10"), ("res-huge", "res999999|cn_r1_k3_s2_c32|head_cls10"),
+        ("unicode-digit", "res２２４|cn_r1_k3_s2_c32|head_cls10"),
+        ("r0", "res224|cn_r0_k3_s2_c32|head_cls10"),
+        ("r1000", "res224|cn_r1_k3_s2_c32|uir_r1000_a3_k3_s1_e4_c32|head_cls10"),
+        ("kernel-99", "res224|cn_r1_k99_s2_c32|head_cls10"),
+        ("stride-9", "res224|cn_r1_k3_s9_c32|head_cls10"),
+        ("res-huge", "res999999|cn_r1_k3_s2_c32|head_cls10"),
         ("tiny-res", "res1|cn_r1_k3_s2_c32|uir_r1_a3_k3_s2_e4_c64|uir_r1_a3_k3_s2_e4_c64|head_cls10"),
-        ("nul-like", "res224|cn_r1_k3_s2_c32\x7f|head_cls10"), ("emoji", "res224|cn_r1_k3_s2_c32|🙂|head_cls10"),
-    ):  # fmt: skip
+        ("nul-like", "res224|cn_r1_k3_s2_c32\x7f|head_cls10"),
+        ("emoji", "res224|cn_r1_k3_s2_c32|🙂|head_cls10"),
+    ):
         expect = "any" if name in ("unicode-digit",) else "error"
         add(f"arch:{name}", "arch-malformed", "show", ["show", text], expect=expect)
     add("arch:zoo-typo", "arch-malformed", "show", ["show", "mnv4-conv-smal"])
@@ -752,8 +948,15 @@ def _output_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
     """Output paths: an existing directory, under a regular file, in an unwritable or full place."""
     under = f["regular"] + "/x"
     long_name = str(w.out / ("n" * 300))
-    places = {"existing-dir": f["existing_dir"], "under-file": under, "sys": "/sys/mnv4nas-x", "proc": "/proc/mnv4nas-x",
-              "devfull": "/dev/full", "name-too-long": long_name, "empty": ""}  # fmt: skip
+    places = {
+        "existing-dir": f["existing_dir"],
+        "under-file": under,
+        "sys": "/sys/mnv4nas-x",
+        "proc": "/proc/mnv4nas-x",
+        "devfull": "/dev/full",
+        "name-too-long": long_name,
+        "empty": "",
+    }
     if w.full is not None:
         places["enospc"] = str(w.full / "deep" / "x")
     for name, p in places.items():
@@ -804,10 +1007,22 @@ def _output_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
         )
         ok = "ok" if name == "existing-dir" else "error"
         if name != "empty":  # tables_dir = "" is the shipped folder: never written by the campaign
-            add(f"tables-dir:{name}", "output-path", "latency build (tables_dir)", ["latency", "build", "--target", "s23-gpu"],
-                expect=ok, config=w.config(f"tdir-{name}", {"latency": {"tables_dir": p}}))  # fmt: skip
-        add(f"output-dir:{name}", "output-path", "latency validate (output_dir)", ["latency", "validate", "--published", "--target", "pixel6-cpu"],
-            expect=ok, config=w.config(f"odir-{name}", {"project": {"output_dir": p}}))  # fmt: skip
+            add(
+                f"tables-dir:{name}",
+                "output-path",
+                "latency build (tables_dir)",
+                ["latency", "build", "--target", "s23-gpu"],
+                expect=ok,
+                config=w.config(f"tdir-{name}", {"latency": {"tables_dir": p}}),
+            )
+        add(
+            f"output-dir:{name}",
+            "output-path",
+            "latency validate (output_dir)",
+            ["latency", "validate", "--published", "--target", "pixel6-cpu"],
+            expect=ok,
+            config=w.config(f"odir-{name}", {"project": {"output_dir": p}}),
+        )
     add(
         "export-o:new-nested",
         "valid",
@@ -841,29 +1056,48 @@ def _option_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
     """Numeric and named options that reach a library."""
     one = ["--trials", "2", "--one-stage"]
     for name, extra in (
-        ("trials0-one-stage", ["--trials", "0", "--one-stage"]), ("trials-neg", ["--trials", "-3", "--one-stage"]),
-        ("trials0-two-stage", ["--trials", "0"]), ("coarse-trials0", ["--coarse-trials", "0", "--fine-trials", "2"]),
-        ("fine-trials0", ["--coarse-trials", "2", "--fine-trials", "0"]), ("coarse-trials-neg", ["--coarse-trials", "-1", "--fine-trials", "2"]),
-        ("seed-neg", [*one, "--seed", "-1"]), ("seed-2^32", [*one, "--seed", str(2**32)]), ("seed-huge", [*one, "--seed", "9" * 30]),
+        ("trials0-one-stage", ["--trials", "0", "--one-stage"]),
+        ("trials-neg", ["--trials", "-3", "--one-stage"]),
+        ("trials0-two-stage", ["--trials", "0"]),
+        ("coarse-trials0", ["--coarse-trials", "0", "--fine-trials", "2"]),
+        ("fine-trials0", ["--coarse-trials", "2", "--fine-trials", "0"]),
+        ("coarse-trials-neg", ["--coarse-trials", "-1", "--fine-trials", "2"]),
+        ("seed-neg", [*one, "--seed", "-1"]),
+        ("seed-2^32", [*one, "--seed", str(2**32)]),
+        ("seed-huge", [*one, "--seed", "9" * 30]),
         ("coarse-top0", ["--coarse-trials", "2", "--fine-trials", "2", "--coarse-top", "0"]),
-        ("workers0", [*one, "--workers", "0"]), ("beta-nan", [*one, "--beta", "nan"]), ("beta-inf", [*one, "--beta", "inf"]),
-        ("beta-neginf", [*one, "--beta", "-inf"]), ("beta-pos", [*one, "--beta", "0.5"]), ("beta-zero", [*one, "--beta", "0"]),
-        ("engine-bogus", [*one, "--engine", "bogus"]), ("engine-tunas-params", [*one, "--engine", "tunas"]),
+        ("workers0", [*one, "--workers", "0"]),
+        ("beta-nan", [*one, "--beta", "nan"]),
+        ("beta-inf", [*one, "--beta", "inf"]),
+        ("beta-neginf", [*one, "--beta", "-inf"]),
+        ("beta-pos", [*one, "--beta", "0.5"]),
+        ("beta-zero", [*one, "--beta", "0"]),
+        ("engine-bogus", [*one, "--engine", "bogus"]),
+        ("engine-tunas-params", [*one, "--engine", "tunas"]),
         ("fallback-bogus", [*one, "--fallback", "bogus"]),
-        ("storage-sqlite-memory", [*one, "--storage", "sqlite://"]), ("storage-text-file", [*one, "--storage", f["regular"]]),
-        ("storage-dir", [*one, "--storage", f["existing_dir"]]), ("storage-binary", [*one, "--storage", f["binary.json"]]),
-        ("storage-fifo", [*one, "--storage", f["fifo.txt"]]), ("storage-bogus-scheme", [*one, "--storage", "bogus://x"]),
-        ("storage-pg-refused", [*one, "--storage", "postgresql://127.0.0.1:1/x"]), ("storage-devnull", [*one, "--storage", "/dev/null"]),
+        ("storage-sqlite-memory", [*one, "--storage", "sqlite://"]),
+        ("storage-text-file", [*one, "--storage", f["regular"]]),
+        ("storage-dir", [*one, "--storage", f["existing_dir"]]),
+        ("storage-binary", [*one, "--storage", f["binary.json"]]),
+        ("storage-fifo", [*one, "--storage", f["fifo.txt"]]),
+        ("storage-bogus-scheme", [*one, "--storage", "bogus://x"]),
+        ("storage-pg-refused", [*one, "--storage", "postgresql://127.0.0.1:1/x"]),
+        ("storage-devnull", [*one, "--storage", "/dev/null"]),
         ("storage-under-file", [*one, "--storage", f["regular"] + "/j.journal"]),
-        ("ray-client", [*one, "--ray-address", "ray://127.0.0.1:1"]), ("ray-auto", [*one, "--ray-address", "auto"]),
+        ("ray-client", [*one, "--ray-address", "ray://127.0.0.1:1"]),
+        ("ray-auto", [*one, "--ray-address", "auto"]),
         ("ray-bogus", [*one, "--ray-address", "bogus:://x"]),
-        ("estimator-empty", [*one, "--estimator", ""]), ("estimator-bogus", [*one, "--estimator", "bogus"]),
-        ("estimator-zen-res0", [*one, "--estimator", "zen@0"]), ("estimator-zen-resnan", [*one, "--estimator", "zen@nan"]),
-        ("estimator-zen-res-neg", [*one, "--estimator", "zen@-5"]), ("estimator-zen-res-huge", [*one, "--estimator", "zen@100000"]),
-        ("estimator-params-arg", [*one, "--estimator", "params@3"]), ("estimator-supernet-empty", [*one, "--estimator", "supernet:"]),
+        ("estimator-empty", [*one, "--estimator", ""]),
+        ("estimator-bogus", [*one, "--estimator", "bogus"]),
+        ("estimator-zen-res0", [*one, "--estimator", "zen@0"]),
+        ("estimator-zen-resnan", [*one, "--estimator", "zen@nan"]),
+        ("estimator-zen-res-neg", [*one, "--estimator", "zen@-5"]),
+        ("estimator-zen-res-huge", [*one, "--estimator", "zen@100000"]),
+        ("estimator-params-arg", [*one, "--estimator", "params@3"]),
+        ("estimator-supernet-empty", [*one, "--estimator", "supernet:"]),
         ("coarse-estimator-empty", ["--coarse-trials", "2", "--fine-trials", "2", "--coarse-estimator", ""]),
         ("study-empty", [*one, "--study", ""]),
-    ):  # fmt: skip
+    ):
         add(f"search:{name}", "option", "search", [*search, *extra, "--out", o(f"s-{name}")])
     add("search:valid", "valid", "search", [*search, *one, "--out", o("s-valid")], expect="ok")
     add(
@@ -873,8 +1107,18 @@ def _option_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
         [*search, "--coarse-trials", "2", "--fine-trials", "2", "--out", o("s-valid2")],
         expect="ok",
     )
-    for name, b in (("empty", ""), ("zero", "0ms"), ("neg", "-1ms"), ("nan", "nanms"), ("inf", "infms"), ("1e999", "1e999ms"),
-                    ("no-unit", "4"), ("parsecs", "4 parsecs"), ("tiny", "1e-300ms"), ("digits", "9" * 5000 + "ms")):  # fmt: skip
+    for name, b in (
+        ("empty", ""),
+        ("zero", "0ms"),
+        ("neg", "-1ms"),
+        ("nan", "nanms"),
+        ("inf", "infms"),
+        ("1e999", "1e999ms"),
+        ("no-unit", "4"),
+        ("parsecs", "4 parsecs"),
+        ("tiny", "1e-300ms"),
+        ("digits", "9" * 5000 + "ms"),
+    ):
         add(
             f"budget:{name}",
             "option",
@@ -909,9 +1153,15 @@ def _option_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
         [*train, "--sampler", "tunas", "--target", "", "--out", o("tt.pt")],
     )
     # export
-    for name, extra in (("opset1000", ["--opset", "1000"]), ("opset16", ["--opset", "16"]), ("opset-neg", ["--opset", "-1"]),
-                        ("opset-huge", ["--opset", "9" * 25]), ("opset24", ["--opset", "24"]), ("format-bogus", ["--format", "bogus"]),
-                        ("onnx-stdout", ["-o", "-"])):  # fmt: skip
+    for name, extra in (
+        ("opset1000", ["--opset", "1000"]),
+        ("opset16", ["--opset", "16"]),
+        ("opset-neg", ["--opset", "-1"]),
+        ("opset-huge", ["--opset", "9" * 25]),
+        ("opset24", ["--opset", "24"]),
+        ("format-bogus", ["--format", "bogus"]),
+        ("onnx-stdout", ["-o", "-"]),
+    ):
         fmt = [] if name == "format-bogus" else ["-f", "onnx"]
         add(
             f"export:{name}",
@@ -927,17 +1177,34 @@ def _option_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
         expect="ok",
     )
     # space sample
-    for name, extra in (("n0", ["--n", "0"]), ("seed-neg", ["--seed", "-1"]), ("seed-huge", ["--seed", "9" * 30]),
-                        ("stage-bogus", ["--stage", "bogus"]), ("coarse-with-joint", ["--coarse", "mnv4-conv-small"])):  # fmt: skip
-        add(f"sample:{name}", "option", "space sample", ["space", "sample", f["space"], *extra],
-            expect="any" if name == "coarse-with-joint" else "error")  # fmt: skip
+    for name, extra in (
+        ("n0", ["--n", "0"]),
+        ("seed-neg", ["--seed", "-1"]),
+        ("seed-huge", ["--seed", "9" * 30]),
+        ("stage-bogus", ["--stage", "bogus"]),
+        ("coarse-with-joint", ["--coarse", "mnv4-conv-small"]),
+    ):
+        add(
+            f"sample:{name}",
+            "option",
+            "space sample",
+            ["space", "sample", f["space"], *extra],
+            expect="any" if name == "coarse-with-joint" else "error",
+        )
     add(
         "sample:valid", "valid", "space sample", ["space", "sample", f["space"], "--n", "2", "--seed", "3"], expect="ok"
     )
     # latency
-    for name, extra in (("calib-neg", ["--calib", "-1"]), ("threads0", ["--threads", "0"]), ("runs0", ["--runs", "0"]),
-                        ("sessions0", ["--sessions", "0"]), ("runs-neg", ["--runs", "-5"]), ("target-other", ["--target", "pixel6-cpu"]),
-                        ("seed-neg", ["--seed", "-1", "--space", f["space"]]), ("nothing", ["--no-zoo"])):  # fmt: skip
+    for name, extra in (
+        ("calib-neg", ["--calib", "-1"]),
+        ("threads0", ["--threads", "0"]),
+        ("runs0", ["--runs", "0"]),
+        ("sessions0", ["--sessions", "0"]),
+        ("runs-neg", ["--runs", "-5"]),
+        ("target-other", ["--target", "pixel6-cpu"]),
+        ("seed-neg", ["--seed", "-1", "--space", f["space"]]),
+        ("nothing", ["--no-zoo"]),
+    ):
         add(
             f"profile:{name}",
             "option",
@@ -945,9 +1212,14 @@ def _option_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
             ["latency", "profile", *extra],
             config=w.tables_config(f"prof-{name}", {}),
         )
-    for name, extra in (("archs0", ["--archs", "0"]), ("archs-neg", ["--archs", "-2"]), ("threads0", ["--threads", "0", "--archs", "1"]),
-                        ("runs0", ["--runs", "0", "--archs", "1"]), ("seed-neg", ["--seed", "-1", "--archs", "1"]),
-                        ("published-unknown", ["--published", "--target", "pixel99"])):  # fmt: skip
+    for name, extra in (
+        ("archs0", ["--archs", "0"]),
+        ("archs-neg", ["--archs", "-2"]),
+        ("threads0", ["--threads", "0", "--archs", "1"]),
+        ("runs0", ["--runs", "0", "--archs", "1"]),
+        ("seed-neg", ["--seed", "-1", "--archs", "1"]),
+        ("published-unknown", ["--published", "--target", "pixel99"]),
+    ):
         add(f"validate:{name}", "option", "latency validate", ["latency", "validate", *extra])
     add(
         "validate:published-ok",
@@ -957,19 +1229,47 @@ def _option_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
         expect="ok",
     )
     for name, v in (("neg", "-1"), ("nan", "nan"), ("inf", "inf"), ("zero", "0")):
-        add(f"cache-mib:{name}", "option", "latency import --cache-mib",
-            ["latency", "import", f["results.csv"], "--target", "s23-gpu", "--cache-mib", v], expect="any" if name == "zero" else "error",
-            config=w.tables_config(f"cm-{name}", {}))  # fmt: skip
-    add("import:valid", "valid", "latency import", ["latency", "import", f["results.csv"], "--target", "s23-gpu"], expect="ok",
-        config=w.tables_config("import-valid", {}))  # fmt: skip
+        add(
+            f"cache-mib:{name}",
+            "option",
+            "latency import --cache-mib",
+            ["latency", "import", f["results.csv"], "--target", "s23-gpu", "--cache-mib", v],
+            expect="any" if name == "zero" else "error",
+            config=w.tables_config(f"cm-{name}", {}),
+        )
+    add(
+        "import:valid",
+        "valid",
+        "latency import",
+        ["latency", "import", f["results.csv"], "--target", "s23-gpu"],
+        expect="ok",
+        config=w.tables_config("import-valid", {}),
+    )
     for name in ("nan", "neg_n", "bigint", "unknown", "badshape", "dup", "quote", "inf_std"):
-        add(f"import:{name}", "csv", "latency import", ["latency", "import", f[f"results_{name}.csv"], "--target", "s23-gpu"],
-            config=w.tables_config(f"import-{name}", {}))  # fmt: skip
-    add("from-models:valid", "valid", "import --from-models", ["latency", "import", "--from-models", f["models.csv"], "--target", "s23-gpu"],
-        expect="ok", config=w.tables_config("fm-valid", {}))  # fmt: skip
+        add(
+            f"import:{name}",
+            "csv",
+            "latency import",
+            ["latency", "import", f[f"results_{name}.csv"], "--target", "s23-gpu"],
+            config=w.tables_config(f"import-{name}", {}),
+        )
+    add(
+        "from-models:valid",
+        "valid",
+        "import --from-models",
+        ["latency", "import", "--from-models", f["models.csv"], "--target", "s23-gpu"],
+        expect="ok",
+        config=w.tables_config("fm-valid", {}),
+    )
     for name in ("nan", "fifo", "one", "nl"):
-        add(f"from-models-csv:{name}", "csv", "import --from-models", ["latency", "import", "--from-models", f[f"models_{name}.csv"], "--target", "s23-gpu"],
-            config=w.tables_config(f"fm-{name}", {}), timeout=30)  # fmt: skip
+        add(
+            f"from-models-csv:{name}",
+            "csv",
+            "import --from-models",
+            ["latency", "import", "--from-models", f[f"models_{name}.csv"], "--target", "s23-gpu"],
+            config=w.tables_config(f"fm-{name}", {}),
+            timeout=30,
+        )
     add(
         "predict:both",
         "option",
@@ -994,23 +1294,51 @@ def _option_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
     add("build:nothing", "option", "latency build", ["latency", "build"])
     # supernet train options
     for name, extra in (
-        ("lr0", ["--lr", "0"]), ("lr-neg", ["--lr", "-1"]), ("lr-nan", ["--lr", "nan"]), ("lr-inf", ["--lr", "inf"]),
-        ("lr-1e309", ["--lr", "1e309"]), ("lr-huge", ["--lr", "1e30"]), ("beta-nan", ["--beta", "nan"]), ("beta-inf", ["--beta", "inf"]),
-        ("beta-neginf", ["--beta", "-inf"]), ("beta-pos", ["--beta", "0.5"]), ("data-empty", ["--data", ""]),
-        ("data-blank", ["--data", " "]), ("data-builtin0", ["--data", "builtin:0"]), ("data-builtin-huge", ["--data", "builtin:" + "9" * 5000]),
-        ("data-builtin-neg", ["--data", "builtin:-1"]), ("epochs0", ["--epochs", "0"]), ("batch1", ["--batch-size", "1"]),
-        ("resolution0", ["--resolution", "0"]), ("resolution-huge", ["--resolution", "99999"]), ("seed-neg", ["--seed", "-1"]),
-        ("seed-huge", ["--seed", "9" * 30]), ("seed-2^64", ["--seed", str(2**64)]), ("threads0", ["--threads", "0"]), ("threads-neg", ["--threads", "-2"]),
-        ("device-cuda", ["--device", "cuda"]), ("device-cuda0", ["--device", "cuda:0"]), ("device-cuda-x", ["--device", "cuda:x"]),
-        ("device-tpu9", ["--device", "tpu9"]), ("device-empty", ["--device", ""]), ("device-mps", ["--device", "mps"]),
-        ("device-meta", ["--device", "meta"]), ("random-subnets-neg", ["--random-subnets", "-1"]),
-        ("uniform-0-subnets", ["--sampler", "uniform", "--random-subnets", "0"]), ("budget-without-tunas", ["--budget", "5ms"]),
-        ("tunas-budget-nan", ["--sampler", "tunas", "--budget", "nan"]), ("tunas-budget-zero", ["--sampler", "tunas", "--budget", "0"]),
-        ("tunas-budget-inf", ["--sampler", "tunas", "--budget", "inf"]), ("tunas-budget-empty", ["--sampler", "tunas", "--budget", ""]),
-        ("tunas-latency-no-target", ["--sampler", "tunas", "--cost", "latency"]), ("split-bogus", ["--split", "bogus"]),
-        ("split-empty", ["--split", ""]), ("split-pt", ["--split", "stage1.channels"]), ("phase-bogus", ["--phase", "bogus"]),
+        ("lr0", ["--lr", "0"]),
+        ("lr-neg", ["--lr", "-1"]),
+        ("lr-nan", ["--lr", "nan"]),
+        ("lr-inf", ["--lr", "inf"]),
+        ("lr-1e309", ["--lr", "1e309"]),
+        ("lr-huge", ["--lr", "1e30"]),
+        ("beta-nan", ["--beta", "nan"]),
+        ("beta-inf", ["--beta", "inf"]),
+        ("beta-neginf", ["--beta", "-inf"]),
+        ("beta-pos", ["--beta", "0.5"]),
+        ("data-empty", ["--data", ""]),
+        ("data-blank", ["--data", " "]),
+        ("data-builtin0", ["--data", "builtin:0"]),
+        ("data-builtin-huge", ["--data", "builtin:" + "9" * 5000]),
+        ("data-builtin-neg", ["--data", "builtin:-1"]),
+        ("epochs0", ["--epochs", "0"]),
+        ("batch1", ["--batch-size", "1"]),
+        ("resolution0", ["--resolution", "0"]),
+        ("resolution-huge", ["--resolution", "99999"]),
+        ("seed-neg", ["--seed", "-1"]),
+        ("seed-huge", ["--seed", "9" * 30]),
+        ("seed-2^64", ["--seed", str(2**64)]),
+        ("threads0", ["--threads", "0"]),
+        ("threads-neg", ["--threads", "-2"]),
+        ("device-cuda", ["--device", "cuda"]),
+        ("device-cuda0", ["--device", "cuda:0"]),
+        ("device-cuda-x", ["--device", "cuda:x"]),
+        ("device-tpu9", ["--device", "tpu9"]),
+        ("device-empty", ["--device", ""]),
+        ("device-mps", ["--device", "mps"]),
+        ("device-meta", ["--device", "meta"]),
+        ("random-subnets-neg", ["--random-subnets", "-1"]),
+        ("uniform-0-subnets", ["--sampler", "uniform", "--random-subnets", "0"]),
+        ("budget-without-tunas", ["--budget", "5ms"]),
+        ("tunas-budget-nan", ["--sampler", "tunas", "--budget", "nan"]),
+        ("tunas-budget-zero", ["--sampler", "tunas", "--budget", "0"]),
+        ("tunas-budget-inf", ["--sampler", "tunas", "--budget", "inf"]),
+        ("tunas-budget-empty", ["--sampler", "tunas", "--budget", ""]),
+        ("tunas-latency-no-target", ["--sampler", "tunas", "--cost", "latency"]),
+        ("split-bogus", ["--split", "bogus"]),
+        ("split-empty", ["--split", ""]),
+        ("split-pt", ["--split", "stage1.channels"]),
+        ("phase-bogus", ["--phase", "bogus"]),
         ("max-steps0", ["--max-steps", "0"]),
-    ):  # fmt: skip
+    ):
         add(f"train:{name}", "option", "supernet train", [*train, *extra, "--out", o(f"tr-{name}.pt")])
     add("train:valid", "valid", "supernet train", [*train, "--out", o("tr-valid.pt")], expect="ok")
     add(
@@ -1042,40 +1370,95 @@ def _config_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str
     no_target = [a for a in search if a not in ("--target", "pixel6-cpu", "--budget", "5ms")]
     cfg_search = [*no_target, "--out"]
     validate = ["latency", "validate", "--target", "host-cpu", "--archs", "1", "--space", f["space"]]
-    train_cfg = ["supernet", "train", "--space", f["space"], "--epochs", "1", "--batch-size", "8", "--max-steps", "1",
-                 "--resolution", "32", "--json", "--out"]  # fmt: skip
+    train_cfg = [
+        "supernet",
+        "train",
+        "--space",
+        f["space"],
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        "--resolution",
+        "32",
+        "--json",
+        "--out",
+    ]
     for name, sections, argv in (
         ("seed-neg", {"project": {"seed": -1}}, sample),
-        ("seed-huge", {"project": {"seed": RawToml("9" * 18)}}, [*search, "--trials", "2", "--one-stage", "--out", o("c-seed-huge")]),
-        ("seed-digits", {"project": {"seed": RawToml("9" * 5000)}}, sample), ("seed-float", {"project": {"seed": 1.5}}, sample),
-        ("output-dir-empty", {"project": {"output_dir": ""}}, ["latency", "validate", "--published", "--target", "pixel6-cpu"]),
+        (
+            "seed-huge",
+            {"project": {"seed": RawToml("9" * 18)}},
+            [*search, "--trials", "2", "--one-stage", "--out", o("c-seed-huge")],
+        ),
+        ("seed-digits", {"project": {"seed": RawToml("9" * 5000)}}, sample),
+        ("seed-float", {"project": {"seed": 1.5}}, sample),
+        (
+            "output-dir-empty",
+            {"project": {"output_dir": ""}},
+            ["latency", "validate", "--published", "--target", "pixel6-cpu"],
+        ),
         ("trials0", {"search": {"trials": 0}}, [*search, "--one-stage", "--out", o("c-trials0")]),
         ("coarse-trials-neg", {"search": {"coarse_trials": -1}}, [*search, "--out", o("c-ct-neg")]),
         ("budget-empty", {"search": {"budget": "", "target": "pixel6-cpu"}}, [*cfg_search, o("c-budget-empty")]),
         ("budget-nan", {"search": {"budget": "nanms", "target": "pixel6-cpu"}}, [*cfg_search, o("c-budget-nan")]),
         ("target-empty", {"search": {"target": "", "budget": "5ms"}}, [*cfg_search, o("c-target-empty")]),
         ("target-empty-predict", {"search": {"target": ""}}, ["latency", "predict", "--model", "mnv4-conv-small"]),
-        ("estimator-empty", {"search": {"estimator": ""}}, [*[a for a in search if a not in ("--estimator", "params")], "--trials", "2", "--one-stage", "--out", o("c-est")]),
+        (
+            "estimator-empty",
+            {"search": {"estimator": ""}},
+            [
+                *[a for a in search if a not in ("--estimator", "params")],
+                "--trials",
+                "2",
+                "--one-stage",
+                "--out",
+                o("c-est"),
+            ],
+        ),
         ("tunas-steps0", {"search": {"tunas_steps": 0}}, ["space", "list"]),
-        ("threads0", {"latency": {"threads": 0}}, validate), ("runs0", {"latency": {"runs": 0}}, validate),
-        ("sessions0", {"latency": {"sessions": 0}}, validate), ("warmup-neg", {"latency": {"warmup": -1}}, validate),
-        ("flush-nan", {"latency": {"flush_mib": float("nan")}}, validate), ("guard-nan", {"latency": {"guard": float("nan")}}, validate),
-        ("guard-neg", {"latency": {"guard": -1.0}}, validate), ("guard-inf", {"latency": {"guard": float("inf")}}, validate),
+        ("threads0", {"latency": {"threads": 0}}, validate),
+        ("runs0", {"latency": {"runs": 0}}, validate),
+        ("sessions0", {"latency": {"sessions": 0}}, validate),
+        ("warmup-neg", {"latency": {"warmup": -1}}, validate),
+        ("flush-nan", {"latency": {"flush_mib": float("nan")}}, validate),
+        ("guard-nan", {"latency": {"guard": float("nan")}}, validate),
+        ("guard-neg", {"latency": {"guard": -1.0}}, validate),
+        ("guard-inf", {"latency": {"guard": float("inf")}}, validate),
         ("tables-dir-file", {"latency": {"tables_dir": f["regular"]}}, ["latency", "targets"]),
         ("tables-dir-fifo", {"latency": {"tables_dir": f["fifo.csv"]}}, ["latency", "targets"]),
         ("lr0", {"supernet": {"lr": 0.0, "data": "builtin:4"}}, [*train_cfg, o("c-lr0.pt")]),
         ("lr-nan", {"supernet": {"lr": float("nan"), "data": "builtin:4"}}, [*train_cfg, o("c-lrnan.pt")]),
         ("lr-inf", {"supernet": {"lr": float("inf"), "data": "builtin:4"}}, [*train_cfg, o("c-lrinf.pt")]),
-        ("epochs0", {"supernet": {"epochs": 0, "data": "builtin:4"}}, [a for a in train_cfg if a not in ("--epochs", "1")] + [o("c-ep0.pt")]),
-        ("batch0", {"supernet": {"batch_size": 0, "data": "builtin:4"}}, [a for a in train_cfg if a not in ("--batch-size", "8")] + [o("c-b0.pt")]),
-        ("resolution0", {"supernet": {"resolution": 0, "data": "builtin:4"}}, [a for a in train_cfg if a not in ("--resolution", "32")] + [o("c-r0.pt")]),
+        (
+            "epochs0",
+            {"supernet": {"epochs": 0, "data": "builtin:4"}},
+            [a for a in train_cfg if a not in ("--epochs", "1")] + [o("c-ep0.pt")],
+        ),
+        (
+            "batch0",
+            {"supernet": {"batch_size": 0, "data": "builtin:4"}},
+            [a for a in train_cfg if a not in ("--batch-size", "8")] + [o("c-b0.pt")],
+        ),
+        (
+            "resolution0",
+            {"supernet": {"resolution": 0, "data": "builtin:4"}},
+            [a for a in train_cfg if a not in ("--resolution", "32")] + [o("c-r0.pt")],
+        ),
         ("data-empty", {"supernet": {"data": ""}}, [*train_cfg, o("c-data.pt")]),
-        ("space-empty", {"supernet": {"space": "", "data": "builtin:4"}}, ["supernet", "train", "--data", "builtin:4", "--max-steps", "1", "--out", o("c-sp.pt")]),
+        (
+            "space-empty",
+            {"supernet": {"space": "", "data": "builtin:4"}},
+            ["supernet", "train", "--data", "builtin:4", "--max-steps", "1", "--out", o("c-sp.pt")],
+        ),
         ("checkpoint-empty", {"supernet": {"checkpoint": "", "data": "builtin:4"}}, [*train_cfg[:-1]]),
         ("sampler-bogus", {"supernet": {"sampler": "bogus", "data": "builtin:4"}}, [*train_cfg, o("c-smp.pt")]),
-        ("unknown-key", {"search": {"trails": 3}}, ["space", "list"]), ("unknown-section", {"serach": {"trials": 3}}, ["space", "list"]),
+        ("unknown-key", {"search": {"trails": 3}}, ["space", "list"]),
+        ("unknown-section", {"serach": {"trials": 3}}, ["space", "list"]),
         ("wrong-type", {"search": {"trials": "3"}}, ["space", "list"]),
-    ):  # fmt: skip
+    ):
         add(f"nas.toml:{name}", "config", f"nas.toml {name}", argv, config=w.config(f"c-{name}", sections))
     add(
         "nas.toml:valid", "valid", "nas.toml", sample, expect="ok", config=w.config("c-valid", {"project": {"seed": 7}})
@@ -1093,9 +1476,15 @@ def _table_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str]
         "--one-stage",
     ]
     tsearch = [a for a in tsearch if a not in ("--fallback", "roofline")]
-    for key, values in (("overhead_ms", ("nan", "-1", "inf", "-inf", "1e309", "abc")), ("context_scale", ("nan", "-1", "0", "inf")),
-                        ("cache_ms_per_mib", ("nan", "-1", "inf")), ("cache_mib", ("nan", "-1")), ("call_ms", ("nan", "inf", "-1")),
-                        ("threads", ("abc",)), ("schema", ("9" * 5000,))):  # fmt: skip
+    for key, values in (
+        ("overhead_ms", ("nan", "-1", "inf", "-inf", "1e309", "abc")),
+        ("context_scale", ("nan", "-1", "0", "inf")),
+        ("cache_ms_per_mib", ("nan", "-1", "inf")),
+        ("cache_mib", ("nan", "-1")),
+        ("call_ms", ("nan", "inf", "-1")),
+        ("threads", ("abc",)),
+        ("schema", ("9" * 5000,)),
+    ):
         for v in values:
             text = re.sub(rf"^# {key}: .*$", f"# {key}: {v}", table, flags=re.M)
             if f"# {key}:" not in text:
@@ -1122,12 +1511,20 @@ def _table_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str]
 
     cols = lines[body_at].strip().split(",")
     for name, text in (
-        ("latency-nan", with_cell(cols.index("latency_ms"), "nan")), ("latency-neg", with_cell(cols.index("latency_ms"), "-1")),
-        ("latency-digits", with_cell(cols.index("latency_ms"), "9" * 5000)), ("weight-bytes-abc", with_cell(cols.index("weight_bytes"), "abc")),
-        ("in-h-digits", with_cell(cols.index("in_h"), "9" * 5000)), ("weight-bytes-neg", with_cell(cols.index("weight_bytes"), "-99999999")),
-        ("no-header", "".join(lines[body_at:])), ("binary", None), ("nonutf8", None), ("quote", table + '"unterminated,\n'),
-        ("empty", ""), ("dup-key", table + lines[body_at + 1]), ("extra-col", table.replace("key,kind", "key,zzz,kind", 1)),
-    ):  # fmt: skip
+        ("latency-nan", with_cell(cols.index("latency_ms"), "nan")),
+        ("latency-neg", with_cell(cols.index("latency_ms"), "-1")),
+        ("latency-digits", with_cell(cols.index("latency_ms"), "9" * 5000)),
+        ("weight-bytes-abc", with_cell(cols.index("weight_bytes"), "abc")),
+        ("in-h-digits", with_cell(cols.index("in_h"), "9" * 5000)),
+        ("weight-bytes-neg", with_cell(cols.index("weight_bytes"), "-99999999")),
+        ("no-header", "".join(lines[body_at:])),
+        ("binary", None),
+        ("nonutf8", None),
+        ("quote", table + '"unterminated,\n'),
+        ("empty", ""),
+        ("dup-key", table + lines[body_at + 1]),
+        ("extra-col", table.replace("key,kind", "key,zzz,kind", 1)),
+    ):
         content: str | bytes = (
             text if text is not None else (bytes(range(256)) * 64 if name == "binary" else b"\xff\xfe" + table.encode())
         )
@@ -1173,17 +1570,38 @@ def _table_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str]
         return head + section + "\n" + block + sep + tail
 
     for name, text in (
-        ("peak-nan", sub(dev, "peak_gmacs", "nan")), ("fixed-neg", sub(dev, "fixed_ms", "-1.0")), ("overhead-inf", sub(dev, "op_overhead_ms", "inf")),
-        ("eff-zero", sub(dev, "eff_dwconv", "0.0")), ("eff-huge", sub(dev, "eff_conv", "1e308")), ("bw-digits", sub(dev, "bandwidth_gbs", "9" * 5000)),
-        ("ridge-nan", sub("[devices.pixel6-cpu]", "ridge_point_ref", "nan")), ("ridge-inf", sub("[devices.pixel6-cpu]", "ridge_point_ref", "inf")),
-        ("fit-n-abc", sub(fit, "n", '"abc"')), ("fit-n-nan", sub(fit, "n", "nan")), ("fit-n-neg", sub(fit, "n", "-3")),
-        ("fit-mape-abc", sub(fit, "mape_pct", '"x"')), ("fit-mape-nan", sub(fit, "mape_pct", "nan")), ("fit-loo-abc", sub(fit, "loo_mape_pct", '"x"')),
-        ("fit-loo-inf", sub(fit, "loo_mape_pct", "inf")), ("fit-not-table", cat.replace(fit, "[devices.pixel6-cpu.fitx]")),
-        ("class-missing", cat.replace('class = "cpu"\ndtype = "int8"\nruntime = "TFLite XNNPACK (INT8, fastest core)"\ndescription = "Google Pixel 6 CPU"', 'dtype = "int8"\nruntime = "x"', 1)),
-        ("devices-list", "schema = 1\ndevices = [1, 2]\n"), ("schema-str", cat.replace("schema = 1", 'schema = "1"')),
-        ("empty", ""), ("binary", None), ("deep", "schema = 1\nx = " + "[" * 100_000 + "]" * 100_000), ("unsupported-str", sub("[devices.pixel6-cpu]", "unsupported", '"attention"')),
+        ("peak-nan", sub(dev, "peak_gmacs", "nan")),
+        ("fixed-neg", sub(dev, "fixed_ms", "-1.0")),
+        ("overhead-inf", sub(dev, "op_overhead_ms", "inf")),
+        ("eff-zero", sub(dev, "eff_dwconv", "0.0")),
+        ("eff-huge", sub(dev, "eff_conv", "1e308")),
+        ("bw-digits", sub(dev, "bandwidth_gbs", "9" * 5000)),
+        ("ridge-nan", sub("[devices.pixel6-cpu]", "ridge_point_ref", "nan")),
+        ("ridge-inf", sub("[devices.pixel6-cpu]", "ridge_point_ref", "inf")),
+        ("fit-n-abc", sub(fit, "n", '"abc"')),
+        ("fit-n-nan", sub(fit, "n", "nan")),
+        ("fit-n-neg", sub(fit, "n", "-3")),
+        ("fit-mape-abc", sub(fit, "mape_pct", '"x"')),
+        ("fit-mape-nan", sub(fit, "mape_pct", "nan")),
+        ("fit-loo-abc", sub(fit, "loo_mape_pct", '"x"')),
+        ("fit-loo-inf", sub(fit, "loo_mape_pct", "inf")),
+        ("fit-not-table", cat.replace(fit, "[devices.pixel6-cpu.fitx]")),
+        (
+            "class-missing",
+            cat.replace(
+                'class = "cpu"\ndtype = "int8"\nruntime = "TFLite XNNPACK (INT8, fastest core)"\ndescription = "Google Pixel 6 CPU"',
+                'dtype = "int8"\nruntime = "x"',
+                1,
+            ),
+        ),
+        ("devices-list", "schema = 1\ndevices = [1, 2]\n"),
+        ("schema-str", cat.replace("schema = 1", 'schema = "1"')),
+        ("empty", ""),
+        ("binary", None),
+        ("deep", "schema = 1\nx = " + "[" * 100_000 + "]" * 100_000),
+        ("unsupported-str", sub("[devices.pixel6-cpu]", "unsupported", '"attention"')),
         ("free-many", sub("[devices.pixel6-cpu]", "free", '["peak_gmacs", "peak_gmacs"]')),
-    ):  # fmt: skip
+    ):
         content = text if text is not None else bytes(range(256)) * 64
         cfg = w.tables_config(f"cat-{name}", {"devices.toml": content})
         add(f"catalog:{name}", "catalog", "latency targets", ["latency", "targets"], config=cfg)
@@ -1289,8 +1707,18 @@ def _checkpoint_cases(add: Any, w: Work, f: dict[str, str], o: Any, train: list[
 
 def _data_cases(add: Any, w: Work, f: dict[str, str], o: Any, train: list[str]) -> None:
     """Training data: .npz files and image folders."""
-    for name in ("truncated", "object", "nanfloat", "oneclass", "neglabels", "floatlabels", "empty_images", "fivedim",
-                 "bigclassnames", "hugeshape"):  # fmt: skip
+    for name in (
+        "truncated",
+        "object",
+        "nanfloat",
+        "oneclass",
+        "neglabels",
+        "floatlabels",
+        "empty_images",
+        "fivedim",
+        "bigclassnames",
+        "hugeshape",
+    ):
         add(
             f"npz:{name}",
             "data",
@@ -1335,16 +1763,31 @@ def _training_cases(add: Any, w: Work, f: dict[str, str], o: Any) -> None:
         "1",
         "--json",
     ]
-    for opt, values in (("--epochs", ["0", "-1", "1e3", "abc"]), ("--lr", ["0", "-1", "inf", "nan", "1e9"]),
-                        ("--batch-size", ["0", "1", "-8"]), ("--warmup", ["1", "-0.1", "nan"]),
-                        ("--label-smoothing", ["1", "-0.1", "inf"]), ("--ema-decay", ["0", "1", "nan"]),
-                        ("--weight-decay", ["-1", "inf"]), ("--grad-clip", ["-1", "nan"]), ("--aug", ["bogus", ""]),
-                        ("--amp", ["bf16", "fp16", "bogus"]), ("--device", ["cuda", "tpu9", "cuda:7", ""]),
-                        ("--resolution", ["4", "5000", "0"]), ("--seed", ["-1", "99999999999"]),
-                        ("--threads", ["0", "-2"]), ("--optimizer", ["adam", ""])):  # fmt: skip
+    for opt, values in (
+        ("--epochs", ["0", "-1", "1e3", "abc"]),
+        ("--lr", ["0", "-1", "inf", "nan", "1e9"]),
+        ("--batch-size", ["0", "1", "-8"]),
+        ("--warmup", ["1", "-0.1", "nan"]),
+        ("--label-smoothing", ["1", "-0.1", "inf"]),
+        ("--ema-decay", ["0", "1", "nan"]),
+        ("--weight-decay", ["-1", "inf"]),
+        ("--grad-clip", ["-1", "nan"]),
+        ("--aug", ["bogus", ""]),
+        ("--amp", ["bf16", "fp16", "bogus"]),
+        ("--device", ["cuda", "tpu9", "cuda:7", ""]),
+        ("--resolution", ["4", "5000", "0"]),
+        ("--seed", ["-1", "99999999999"]),
+        ("--threads", ["0", "-2"]),
+        ("--optimizer", ["adam", ""]),
+    ):
         for v in values:
-            add(f"train-cmd:{opt}={v}", "train-option", f"train {opt}", [*base, opt, v, "--out", o(f"t-{opt}-{v}")],
-                needle=opt)  # fmt: skip
+            add(
+                f"train-cmd:{opt}={v}",
+                "train-option",
+                f"train {opt}",
+                [*base, opt, v, "--out", o(f"t-{opt}-{v}")],
+                needle=opt,
+            )
     for kind in ("fifo", "dir", "missing", "devzero"):
         data = "/dev/zero" if kind == "devzero" else f[f"{kind}.npz"]
         add(
@@ -1357,21 +1800,60 @@ def _training_cases(add: Any, w: Work, f: dict[str, str], o: Any) -> None:
     add("train-cmd:out-file", "output-path", "train --out", [*base, "--out", f["trained"] + "/run.json"])
     add("train-cmd:out-under-file", "output-path", "train --out", [*base, "--out", f["trained"] + "/run.json/x"])
     long_arch = f["conv-small"].replace("res224", "res32").replace("cls1000", "cls10")  # ~480 characters
-    add("train-cmd:long-arch", "valid", "train ARCH", [*_swap(base, TRAIN_ARCH, long_arch), "--out", o("t-long")],
-        expect="ok")  # fmt: skip
+    add(
+        "train-cmd:long-arch",
+        "valid",
+        "train ARCH",
+        [*_swap(base, TRAIN_ARCH, long_arch), "--out", o("t-long")],
+        expect="ok",
+    )
     dbase = ["train", TRAIN_ARCH, "--epochs", "1", "--batch-size", "8", "--max-steps", "1", "--json"]
-    for v in ("{s}:-1", "{s}:abc", "{s}:0", "{s}:nan", "{s}:inf", "{s}:", "", "{missing}", "{truncated}",
-              "{noshards}", "{badmanifest}", "{dir}"):  # fmt: skip
-        arg = v.format(s=f["store"], missing=w.p("nostore"), truncated=f["store_truncated"],
-                       noshards=f["store_noshards"], badmanifest=f["store_badmanifest"], dir=f["run_empty"])  # fmt: skip
+    for v in (
+        "{s}:-1",
+        "{s}:abc",
+        "{s}:0",
+        "{s}:nan",
+        "{s}:inf",
+        "{s}:",
+        "",
+        "{missing}",
+        "{truncated}",
+        "{noshards}",
+        "{badmanifest}",
+        "{dir}",
+    ):
+        arg = v.format(
+            s=f["store"],
+            missing=w.p("nostore"),
+            truncated=f["store_truncated"],
+            noshards=f["store_noshards"],
+            badmanifest=f["store_badmanifest"],
+            dir=f["run_empty"],
+        )
         add(f"train-cmd:distill={v}", "store", "train --distill", [*dbase, "--distill", arg, "--out", o(f"tdist-{v}")])
-    add("train-cmd:distill+data", "store", "train --distill", [*dbase, "--distill", f["store"], "--data", "builtin:4",
-                                                           "--out", o("tdist-data")])  # fmt: skip
-    add("train-cmd:distill-valid", "valid", "train --distill", [*dbase, "--distill", f["store"], "--out", o("tdist-ok")],
-        expect="ok")  # fmt: skip
-    for name, teacher in (("fifo", f["fifo.json"]), ("missing", w.p("none.onnx")), ("garbage-onnx", f["garbage.onnx"]),
-                          ("garbage-st", f["garbage.safetensors"]), ("garbage-pt", f["garbage_ckpt.pt"]),
-                          ("empty-dir", f["run_empty"]), ("supernet-x", "supernet:x"), ("bin", w.p("m.bin"))):  # fmt: skip
+    add(
+        "train-cmd:distill+data",
+        "store",
+        "train --distill",
+        [*dbase, "--distill", f["store"], "--data", "builtin:4", "--out", o("tdist-data")],
+    )
+    add(
+        "train-cmd:distill-valid",
+        "valid",
+        "train --distill",
+        [*dbase, "--distill", f["store"], "--out", o("tdist-ok")],
+        expect="ok",
+    )
+    for name, teacher in (
+        ("fifo", f["fifo.json"]),
+        ("missing", w.p("none.onnx")),
+        ("garbage-onnx", f["garbage.onnx"]),
+        ("garbage-st", f["garbage.safetensors"]),
+        ("garbage-pt", f["garbage_ckpt.pt"]),
+        ("empty-dir", f["run_empty"]),
+        ("supernet-x", "supernet:x"),
+        ("bin", w.p("m.bin")),
+    ):
         add(
             f"train-cmd:teacher-{name}",
             "teacher",
@@ -1379,24 +1861,49 @@ def _training_cases(add: Any, w: Work, f: dict[str, str], o: Any) -> None:
             [*base, "--teacher", teacher, "--out", o(f"tt-{name}")],
         )
     ebase = ["eval", f["trained"], "--data", "builtin:4", "--json"]
-    for name, weights in (("fifo", f["fifo.json"]), ("missing", w.p("nothing")), ("garbage-st", f["garbage.safetensors"]),
-                          ("garbage-pt", f["garbage_ckpt.pt"]), ("empty-dir", f["run_empty"]), ("devzero", "/dev/zero")):  # fmt: skip
+    for name, weights in (
+        ("fifo", f["fifo.json"]),
+        ("missing", w.p("nothing")),
+        ("garbage-st", f["garbage.safetensors"]),
+        ("garbage-pt", f["garbage_ckpt.pt"]),
+        ("empty-dir", f["run_empty"]),
+        ("devzero", "/dev/zero"),
+    ):
         add(
             f"eval-cmd:weights-{name}",
             "weights",
             "eval WEIGHTS",
             [*_swap(ebase, f["trained"], weights), "--out", o(f"e-{name}")],
         )
-    for opt, v in (("--batch-size", "0"), ("--split", "test"), ("--data", ""), ("--data", f["oneclass.npz"]),
-                   ("--device", "cuda"), ("--threads", "0")):  # fmt: skip
+    for opt, v in (
+        ("--batch-size", "0"),
+        ("--split", "test"),
+        ("--data", ""),
+        ("--data", f["oneclass.npz"]),
+        ("--device", "cuda"),
+        ("--threads", "0"),
+    ):
         argv = _replace(ebase, opt, v) if opt in ebase else [*ebase, opt, v]
         add(f"eval-cmd:{opt}={v[-20:]}", "eval-option", f"eval {opt}", [*argv, "--out", o(f"e-{opt}-{v[-6:]}")])
     xbase = ["distill-data", "--teacher", f["trained"], "--data", "builtin:4", "--aug", "none", "--json"]
-    for opt, v in (("--replicas", "0"), ("--replicas", "-1"), ("--shard-size", "0"), ("--batch-size", "0"),
-                   ("--val-fraction", "0"), ("--val-fraction", "1"), ("--val-fraction", "nan"), ("--aug", "bogus"),
-                   ("--resolution", "16"), ("--seed", "-1"), ("--teacher-mean", "1,2"), ("--teacher-norm", "bogus"),
-                   ("--data", f["store"]), ("--data", ""), ("--teacher", f["garbage.onnx"]),
-                   ("--teacher", f["fifo.json"])):  # fmt: skip
+    for opt, v in (
+        ("--replicas", "0"),
+        ("--replicas", "-1"),
+        ("--shard-size", "0"),
+        ("--batch-size", "0"),
+        ("--val-fraction", "0"),
+        ("--val-fraction", "1"),
+        ("--val-fraction", "nan"),
+        ("--aug", "bogus"),
+        ("--resolution", "16"),
+        ("--seed", "-1"),
+        ("--teacher-mean", "1,2"),
+        ("--teacher-norm", "bogus"),
+        ("--data", f["store"]),
+        ("--data", ""),
+        ("--teacher", f["garbage.onnx"]),
+        ("--teacher", f["fifo.json"]),
+    ):
         argv = _replace(xbase, opt, v) if opt in xbase else [*xbase, opt, v]
         add(
             f"distill-data:{opt}={v[-24:]}",
@@ -1404,8 +1911,12 @@ def _training_cases(add: Any, w: Work, f: dict[str, str], o: Any) -> None:
             f"distill-data {opt}",
             [*argv, "--out", o(f"x-{opt}-{v[-8:]}")],
         )
-    add("distill-data:out-store-other-aug", "store", "distill-data --out",
-        [*_swap(xbase, "none", "mixup"), "--out", f["store"]])  # fmt: skip
+    add(
+        "distill-data:out-store-other-aug",
+        "store",
+        "distill-data --out",
+        [*_swap(xbase, "none", "mixup"), "--out", f["store"]],
+    )
 
 
 def _space_cases(add: Any, w: Work, f: dict[str, str], o: Any, search: list[str], train: list[str]) -> None:
@@ -1457,9 +1968,17 @@ def run_case(w: Work, case: Case, timeout: float) -> Outcome:
     """Run one case in a fresh process group; kill the group at the timeout."""
     argv = ([f"--config={case.config}"] if case.config else []) + case.argv
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", _boot(w.mem), *argv], cwd=w.run, env=w.env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _boot(w.mem), *argv],
+        cwd=w.run,
+        env=w.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     timed_out = False
     try:
         _, err = proc.communicate(timeout=case.timeout or (min(timeout, 20.0) if _fifo(case) else timeout))
@@ -1470,8 +1989,22 @@ def run_case(w: Work, case: Case, timeout: float) -> Outcome:
     return _outcome(case, None if timed_out else proc.returncode, err, timed_out, time.monotonic() - t0)
 
 
-_PREIMPORT = ("numpy", "pandas", "torch", "optuna", "onnx", "onnxruntime", "PIL.Image", "nas.cli", "nas.latency",
-              "nas.supernet", "nas.search", "nas.export.onnx", "nas.model", "nas.data")  # fmt: skip
+_PREIMPORT = (
+    "numpy",
+    "pandas",
+    "torch",
+    "optuna",
+    "onnx",
+    "onnxruntime",
+    "PIL.Image",
+    "nas.cli",
+    "nas.latency",
+    "nas.supernet",
+    "nas.search",
+    "nas.export.onnx",
+    "nas.model",
+    "nas.data",
+)
 
 
 def run_forked(w: Work, cases: list[Case], jobs: int, timeout: float, on_done: Any) -> list[Outcome]:
@@ -1600,9 +2133,13 @@ def report(results: list[Outcome], out: Path, code: Path, seconds: float) -> dic
     for r in results:
         by_class[r.klass][r.outcome] += 1
     order = ["clean", "ok", *BAD_OUTCOMES]
-    summary = {"code_root": str(code), "tried": len(results), "seconds": round(seconds, 1),
-               "counts": {k: counts.get(k, 0) for k in order},
-               "by_class": {k: dict(v) for k, v in sorted(by_class.items())}}  # fmt: skip
+    summary = {
+        "code_root": str(code),
+        "tried": len(results),
+        "seconds": round(seconds, 1),
+        "counts": {k: counts.get(k, 0) for k in order},
+        "by_class": {k: dict(v) for k, v in sorted(by_class.items())},
+    }
     print(f"\ncode root {code}: {len(results)} cases in {seconds:.0f} s")
     print("  ".join(f"{k} {counts.get(k, 0)}" for k in order))
     print(f"\n{'class':<16}" + "".join(f"{k:>10}" for k in order))

@@ -79,8 +79,20 @@ def train(spec: str, out: Path, epochs: int, seed: int, log: Path, data: list[st
     """One ``mnv4-nas train`` (skipped when ``out`` already holds the finished run)."""
     have = done_training(out)
     if have is None:
-        cli("train", spec, *data, "--epochs", str(epochs), "--seed", str(seed), "--threads", str(threads),
-            "--out", str(out), log=log)  # fmt: skip
+        cli(
+            "train",
+            spec,
+            *data,
+            "--epochs",
+            str(epochs),
+            "--seed",
+            str(seed),
+            "--threads",
+            str(threads),
+            "--out",
+            str(out),
+            log=log,
+        )
         have = done_training(out)
         assert have is not None, out
     return have
@@ -108,8 +120,16 @@ def _model_facts(spec: str, target: str) -> dict[str, Any]:
 
 
 def _train_data(args: argparse.Namespace) -> list[str]:
-    return ["--data", args.data, "--resolution", str(args.resolution), "--batch-size", str(args.batch_size),
-            "--lr", str(args.lr)]  # fmt: skip
+    return [
+        "--data",
+        args.data,
+        "--resolution",
+        str(args.resolution),
+        "--batch-size",
+        str(args.batch_size),
+        "--lr",
+        str(args.lr),
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,8 +146,25 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     space = args.space or args.reference
     ckpt = out / "supernet.pt"
     if not ckpt.is_file() or not (out / "supernet.done").is_file():
-        cli("supernet", "train", "--space", space, "--data", args.data, "--resolution", str(args.resolution),
-            "--lr", str(args.lr), "--epochs", str(args.supernet_epochs), "--threads", str(args.threads), "--out", str(ckpt), log=log)  # fmt: skip
+        cli(
+            "supernet",
+            "train",
+            "--space",
+            space,
+            "--data",
+            args.data,
+            "--resolution",
+            str(args.resolution),
+            "--lr",
+            str(args.lr),
+            "--epochs",
+            str(args.supernet_epochs),
+            "--threads",
+            str(args.threads),
+            "--out",
+            str(ckpt),
+            log=log,
+        )
         (out / "supernet.done").write_text("")
     found_dir = out / "search"
     best = found_dir / "best.json"
@@ -135,21 +172,64 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
         trials = ["--trials", str(args.trials)] if args.trials else []
         # torch's CPU threads for the estimator (OMP_NUM_THREADS is read when torch starts)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        cli("search", "--space", space, "--target", args.target, "--budget", budget, "--estimator",
-            f"supernet:{ckpt}", "--out", str(found_dir), "--seed", "0", *trials, log=log)  # fmt: skip
+        cli(
+            "search",
+            "--space",
+            space,
+            "--target",
+            args.target,
+            "--budget",
+            budget,
+            "--estimator",
+            f"supernet:{ckpt}",
+            "--out",
+            str(found_dir),
+            "--seed",
+            "0",
+            *trials,
+            log=log,
+        )
     models = {"found": str(best), args.reference: args.reference}
     rows = []
     for label, spec in models.items():
-        runs = [train(spec, out / f"train-{label.replace('/', '_')}-s{s}", args.epochs, s, log, _train_data(args),
-                      args.threads) for s in range(args.seeds)]  # fmt: skip
+        runs = [
+            train(
+                spec,
+                out / f"train-{label.replace('/', '_')}-s{s}",
+                args.epochs,
+                s,
+                log,
+                _train_data(args),
+                args.threads,
+            )
+            for s in range(args.seeds)
+        ]
         accs = [_acc(r) for r in runs]
         m, sd = _mean_sd(accs)
         facts = _model_facts(spec, args.target)
-        rows.append({"model": label, "top1_mean": m, "top1_sd": sd, "top1_seeds": accs, **facts,
-                     "train_images_per_s": statistics.median(r["results"]["images_per_s"] for r in runs)})  # fmt: skip
-    summary = {"experiment": "search", "target": args.target, "budget_ms": ref["latency_ms"], "space": space,
-               "data": args.data, "resolution": args.resolution, "epochs": args.epochs, "seeds": args.seeds, "lr": args.lr,
-               "supernet_epochs": args.supernet_epochs, "rows": rows}  # fmt: skip
+        rows.append(
+            {
+                "model": label,
+                "top1_mean": m,
+                "top1_sd": sd,
+                "top1_seeds": accs,
+                **facts,
+                "train_images_per_s": statistics.median(r["results"]["images_per_s"] for r in runs),
+            }
+        )
+    summary = {
+        "experiment": "search",
+        "target": args.target,
+        "budget_ms": ref["latency_ms"],
+        "space": space,
+        "data": args.data,
+        "resolution": args.resolution,
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+        "lr": args.lr,
+        "supernet_epochs": args.supernet_epochs,
+        "rows": rows,
+    }
     _write(out, summary, _search_table(summary))
     return summary
 
@@ -165,8 +245,10 @@ def _search_table(s: dict[str, Any]) -> str:
     ]
     for r in s["rows"]:
         seeds = ", ".join(f"{100 * a:.2f}" for a in r["top1_seeds"])
-        lines.append(f"| {r['model']} | {100 * r['top1_mean']:.2f} ± {100 * r['top1_sd']:.2f} | {seeds} | "
-                     f"{r['latency_ms']:.3f} | {r['params'] / 1e6:.2f} M | {r['macs'] / 1e6:.0f} M |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {100 * r['top1_mean']:.2f} ± {100 * r['top1_sd']:.2f} | {seeds} | "
+            f"{r['latency_ms']:.3f} | {r['params'] / 1e6:.2f} M | {r['macs'] / 1e6:.0f} M |"
+        )
     return "\n".join(lines)
 
 
@@ -179,9 +261,24 @@ def _store(out: Path, teacher: Path, aug: str, args: argparse.Namespace, log: Pa
     summary = out / f"store-{aug}.json"
     if summary.is_file():
         return dict(json.loads(summary.read_text()))
-    doc = cli("distill-data", "--teacher", str(teacher), "--data", args.data, "--resolution", str(args.resolution),
-              "--aug", aug, "--replicas", str(args.replicas), "--out", str(out / f"store-{aug}"),
-              "--threads", str(args.threads), log=log)  # fmt: skip
+    doc = cli(
+        "distill-data",
+        "--teacher",
+        str(teacher),
+        "--data",
+        args.data,
+        "--resolution",
+        str(args.resolution),
+        "--aug",
+        aug,
+        "--replicas",
+        str(args.replicas),
+        "--out",
+        str(out / f"store-{aug}"),
+        "--threads",
+        str(args.threads),
+        log=log,
+    )
     summary.write_text(json.dumps(doc, indent=1))
     return doc
 
@@ -198,14 +295,32 @@ def run_distill(args: argparse.Namespace) -> dict[str, Any]:
         stores["mixup"] = _store(out, teacher, "mixup", args, log)
     arms: dict[str, tuple[list[str], int]] = {
         "hard labels": (data, args.replicas * args.epochs),
-        "distilled (D1)": (["--distill", str(out / "store-inception-randaug"), "--batch-size", str(args.batch_size),
-                            "--lr", str(args.lr)], args.epochs),
-    }  # fmt: skip
+        "distilled (D1)": (
+            [
+                "--distill",
+                str(out / "store-inception-randaug"),
+                "--batch-size",
+                str(args.batch_size),
+                "--lr",
+                str(args.lr),
+            ],
+            args.epochs,
+        ),
+    }
     if args.mix:
-        arms["distilled (D1 + D2, 1:1)"] = (["--distill", f"{out / 'store-inception-randaug'}:1", "--distill",
-                                             f"{out / 'store-mixup'}:1", "--batch-size", str(args.batch_size),
-                                             "--lr", str(args.lr)],
-                                            max(1, args.epochs // 2))  # fmt: skip
+        arms["distilled (D1 + D2, 1:1)"] = (
+            [
+                "--distill",
+                f"{out / 'store-inception-randaug'}:1",
+                "--distill",
+                f"{out / 'store-mixup'}:1",
+                "--batch-size",
+                str(args.batch_size),
+                "--lr",
+                str(args.lr),
+            ],
+            max(1, args.epochs // 2),
+        )
     slugs = {"hard labels": "hard", "distilled (D1)": "d1", "distilled (D1 + D2, 1:1)": "d1d2"}
     rows = []
     for label, (src, epochs) in arms.items():
@@ -215,8 +330,20 @@ def run_distill(args: argparse.Namespace) -> dict[str, Any]:
             folder = out / f"student-{slug}-s{s}"
             have = done_training(folder)
             if have is None:
-                cli("train", args.student, *src, "--epochs", str(epochs), "--seed", str(s), "--threads",
-                    str(args.threads), "--out", str(folder), log=log)  # fmt: skip
+                cli(
+                    "train",
+                    args.student,
+                    *src,
+                    "--epochs",
+                    str(epochs),
+                    "--seed",
+                    str(s),
+                    "--threads",
+                    str(args.threads),
+                    "--out",
+                    str(folder),
+                    log=log,
+                )
                 have = done_training(folder)
             assert have is not None
             runs.append(have)
@@ -224,15 +351,34 @@ def run_distill(args: argparse.Namespace) -> dict[str, Any]:
         m, sd = _mean_sd(accs)
         res0 = runs[0]["results"]
         images = round(res0["images_per_s"] * res0["seconds"])  # the same number of steps in every arm
-        rows.append({"arm": label, "epochs": epochs, "top1_mean": m, "top1_sd": sd, "top1_seeds": accs,
-                     "images_seen": images,
-                     "train_s": statistics.median(r["results"]["seconds"] for r in runs)})  # fmt: skip
-    summary = {"experiment": "distill", "teacher": args.teacher, "teacher_top1": _acc(t_run),
-               "teacher_epochs": args.teacher_epochs, "student": args.student, "data": args.data, "lr": args.lr,
-               "resolution": args.resolution, "replicas": args.replicas, "seeds": args.seeds,
-               "stores": {k: {f: v.get(f) for f in ("examples", "bytes", "seconds", "images_per_s", "total_wall_s")}
-                          for k, v in stores.items()},
-               "rows": rows}  # fmt: skip
+        rows.append(
+            {
+                "arm": label,
+                "epochs": epochs,
+                "top1_mean": m,
+                "top1_sd": sd,
+                "top1_seeds": accs,
+                "images_seen": images,
+                "train_s": statistics.median(r["results"]["seconds"] for r in runs),
+            }
+        )
+    summary = {
+        "experiment": "distill",
+        "teacher": args.teacher,
+        "teacher_top1": _acc(t_run),
+        "teacher_epochs": args.teacher_epochs,
+        "student": args.student,
+        "data": args.data,
+        "lr": args.lr,
+        "resolution": args.resolution,
+        "replicas": args.replicas,
+        "seeds": args.seeds,
+        "stores": {
+            k: {f: v.get(f) for f in ("examples", "bytes", "seconds", "images_per_s", "total_wall_s")}
+            for k, v in stores.items()
+        },
+        "rows": rows,
+    }
     _write(out, summary, _distill_table(summary))
     return summary
 
@@ -249,12 +395,16 @@ def _distill_table(s: dict[str, Any]) -> str:
     ]
     for r in s["rows"]:
         seeds = ", ".join(f"{100 * a:.2f}" for a in r["top1_seeds"])
-        lines.append(f"| {r['arm']} | {r['epochs']} | {r['images_seen']} | {100 * r['top1_mean']:.2f} ± {100 * r['top1_sd']:.2f} | "
-                     f"{100 * (r['top1_mean'] - base):+.2f} | {seeds} | {r['train_s']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {r['arm']} | {r['epochs']} | {r['images_seen']} | {100 * r['top1_mean']:.2f} ± {100 * r['top1_sd']:.2f} | "
+            f"{100 * (r['top1_mean'] - base):+.2f} | {seeds} | {r['train_s']:.0f} |"
+        )
     lines.append("")
     for k, v in s["stores"].items():
-        lines.append(f"store {k}: {v['examples']} examples, {v['bytes'] / 2**20:.1f} MiB, built in "
-                     f"{v['total_wall_s']:.0f} s ({v['images_per_s']:.0f} images/s)")  # fmt: skip
+        lines.append(
+            f"store {k}: {v['examples']} examples, {v['bytes'] / 2**20:.1f} MiB, built in "
+            f"{v['total_wall_s']:.0f} s ({v['images_per_s']:.0f} images/s)"
+        )
     return "\n".join(lines)
 
 

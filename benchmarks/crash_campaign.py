@@ -83,8 +83,9 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], kill_after: float | No
     """Run ``argv`` in its own process group; SIGKILL the group after ``kill_after`` seconds."""
     t0 = time.monotonic()
     with open(log, "w") as err:
-        proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
         try:
             proc.wait(timeout=kill_after)
             killed = False
@@ -137,8 +138,13 @@ def _last_line(text: str) -> str:
 
 def leftovers(folder: Path, tmp: Path) -> list[str]:
     """Temporary files under ``folder``, and anything named ``mnv4nas-*`` in the commands' temp dir."""
-    left = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".tmp")
-            or re.search(r"\.lock[0-9a-f-]*\.rename$", p.name) or p.name.endswith(".journal.lock")]  # fmt: skip
+    left = [
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.name.endswith(".tmp")
+        or re.search(r"\.lock[0-9a-f-]*\.rename$", p.name)
+        or p.name.endswith(".journal.lock")
+    ]
     return left + [f"$TMPDIR/{p.name}" for p in tmp.iterdir() if p.name.startswith("mnv4nas-")]
 
 
@@ -146,9 +152,27 @@ def leftovers(folder: Path, tmp: Path) -> list[str]:
 
 
 def search_argv(out: Path) -> list[str]:
-    return [EXE, "search", "--space", "mnv4-conv-small", "--estimator", "params", "--target", "pixel8-edgetpu",
-            "--budget", "0.72ms", "--coarse-trials", str(SEARCH_TRIALS["coarse"]), "--fine-trials",
-            str(SEARCH_TRIALS["fine"]), "--seed", "0", "--out", str(out / "run"), "--json"]  # fmt: skip
+    return [
+        EXE,
+        "search",
+        "--space",
+        "mnv4-conv-small",
+        "--estimator",
+        "params",
+        "--target",
+        "pixel8-edgetpu",
+        "--budget",
+        "0.72ms",
+        "--coarse-trials",
+        str(SEARCH_TRIALS["coarse"]),
+        "--fine-trials",
+        str(SEARCH_TRIALS["fine"]),
+        "--seed",
+        "0",
+        "--out",
+        str(out / "run"),
+        "--json",
+    ]
 
 
 def search_snapshot(folder: Path) -> dict[tuple[str, int], Any]:
@@ -224,15 +248,28 @@ def _config(folder: Path) -> Path:
         tables.mkdir(exist_ok=True)
         shutil.copy(data_dir("latency_tables") / "devices.toml", tables / "devices.toml")
         (folder / "tiny.toml").write_text(TINY_SPACE)
-        cfg.write_text(f'[project]\noutput_dir = "{folder / "results"}"\nseed = 0\n'
-                       f'[latency]\ntables_dir = "{tables}"\nruns = 3\nsessions = 1\nwarmup = 1\nguard = 0\n')  # fmt: skip
+        cfg.write_text(
+            f'[project]\noutput_dir = "{folder / "results"}"\nseed = 0\n'
+            f'[latency]\ntables_dir = "{tables}"\nruns = 3\nsessions = 1\nwarmup = 1\nguard = 0\n'
+        )
     return cfg
 
 
 def profile_argv(folder: Path) -> list[str]:
     cfg = _config(folder)
-    return [EXE, "--config", str(cfg), "latency", "profile", "--space", str(folder / "tiny.toml"), "--no-zoo",
-            "--calib", "3", "--json"]  # fmt: skip
+    return [
+        EXE,
+        "--config",
+        str(cfg),
+        "latency",
+        "profile",
+        "--space",
+        str(folder / "tiny.toml"),
+        "--no-zoo",
+        "--calib",
+        "3",
+        "--json",
+    ]
 
 
 def profile_snapshot(folder: Path) -> dict[str, Any]:
@@ -282,9 +319,30 @@ def profile_check(folder: Path, ref: Path, snaps: list[dict[str, Any]]) -> Count
 
 def supernet_argv(folder: Path) -> list[str]:
     _config(folder)
-    return [EXE, "supernet", "train", "--space", str(folder / "tiny.toml"), "--data", "builtin:20", "--epochs", str(EPOCHS),
-            "--resolution", "32", "--batch-size", "32", "--threads", "1", "--seed", "0", "--device", "cpu",
-            "--out", str(folder / "sn.pt"), "--json"]  # fmt: skip
+    return [
+        EXE,
+        "supernet",
+        "train",
+        "--space",
+        str(folder / "tiny.toml"),
+        "--data",
+        "builtin:20",
+        "--epochs",
+        str(EPOCHS),
+        "--resolution",
+        "32",
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(folder / "sn.pt"),
+        "--json",
+    ]
 
 
 def _torch_state(path: Path) -> tuple[int | None, dict[str, Any] | None]:
@@ -345,8 +403,26 @@ def supernet_check(folder: Path, ref: Path, snaps: list[Any]) -> Counts:
 
 def train_argv(folder: Path) -> list[str]:
     _config(folder)
-    return [EXE, "train", TINY_ARCH, "--data", "builtin:20", "--epochs", str(EPOCHS), "--batch-size", "32", "--threads", "1",
-            "--seed", "0", "--device", "cpu", "--out", str(folder / "train"), "--json"]  # fmt: skip
+    return [
+        EXE,
+        "train",
+        TINY_ARCH,
+        "--data",
+        "builtin:20",
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(folder / "train"),
+        "--json",
+    ]
 
 
 def train_snapshot(folder: Path) -> Any:
@@ -376,8 +452,9 @@ def train_check(folder: Path, ref: Path, snaps: list[Any]) -> Counts:
     except (OSError, ValueError, KeyError) as exc:
         c.lost += 1
         c.notes.append(f"metrics.csv unreadable ({type(exc).__name__})")
-    c.changed += _weights_differ(_safetensors(folder / "train" / "model.safetensors"),
-                                 _safetensors(ref / "train" / "model.safetensors"))  # fmt: skip
+    c.changed += _weights_differ(
+        _safetensors(folder / "train" / "model.safetensors"), _safetensors(ref / "train" / "model.safetensors")
+    )
     if c.changed:
         c.notes.append("weights differ from the uninterrupted run")
     return c
@@ -387,11 +464,36 @@ def distill_argv(folder: Path) -> list[str]:
     cfg = _config(folder)
     teacher = folder / "teacher.onnx"
     if not teacher.exists():
-        subprocess.run([EXE, "--config", str(cfg), "export", TINY_ARCH, "--format", "onnx", "-o", str(teacher)],
-                       check=True, capture_output=True)  # fmt: skip
-    return [EXE, "--config", str(cfg), "distill-data", "--teacher", str(teacher), "--teacher-norm", "data", "--data",
-            "builtin:20", "--replicas", "2", "--shard-size", "32", "--batch-size", "16", "--seed", "0", "--threads",
-            "1", "--out", str(folder / "store"), "--json"]  # fmt: skip
+        subprocess.run(
+            [EXE, "--config", str(cfg), "export", TINY_ARCH, "--format", "onnx", "-o", str(teacher)],
+            check=True,
+            capture_output=True,
+        )
+    return [
+        EXE,
+        "--config",
+        str(cfg),
+        "distill-data",
+        "--teacher",
+        str(teacher),
+        "--teacher-norm",
+        "data",
+        "--data",
+        "builtin:20",
+        "--replicas",
+        "2",
+        "--shard-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+        "--out",
+        str(folder / "store"),
+        "--json",
+    ]
 
 
 def distill_snapshot(folder: Path) -> dict[str, Any]:
@@ -476,8 +578,19 @@ def main() -> None:
                 t = _run(search_argv(work / "crashed"), work / "crashed", case.env, None, work / "rerun.log")
                 extra = f"rerun of the finished search {t.seconds:.1f} s (first run {stats['reference_s']:.1f} s)"
             notes = "; ".join([*counts.notes, *(f"left: {x}" for x in left[:3]), extra])
-            rows.append((case.name, str(stats["kills"]), str(counts.lost), str(counts.duplicated), str(counts.changed),
-                         str(stats["waits"]), str(len(left)), f"{stats['reference_s']:.0f}", notes.strip("; ")))  # fmt: skip
+            rows.append(
+                (
+                    case.name,
+                    str(stats["kills"]),
+                    str(counts.lost),
+                    str(counts.duplicated),
+                    str(counts.changed),
+                    str(stats["waits"]),
+                    str(len(left)),
+                    f"{stats['reference_s']:.0f}",
+                    notes.strip("; "),
+                )
+            )
             print(f"{case.name}: done", file=sys.stderr, flush=True)
     finally:
         if args.keep is None:

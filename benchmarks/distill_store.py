@@ -79,15 +79,29 @@ def main() -> None:
         aug_rate = rate(lambda b: aug(b, 0), x)
         teacher_rate = rate(teacher.probs, x)
         out = args.out or Path(tmp) / "store"
-        s = build_store(teacher, data, out, aug=args.aug, replicas=args.replicas, seed=0, batch_size=args.batch_size,
-                        data_spec=args.data)  # fmt: skip
+        s = build_store(
+            teacher,
+            data,
+            out,
+            aug=args.aug,
+            replicas=args.replicas,
+            seed=0,
+            batch_size=args.batch_size,
+            data_spec=args.data,
+        )
         reading = read_rate(out)
-    print(f"teacher {args.model} ({args.teacher}, {args.threads} thread(s)), {args.aug} x {args.replicas}, "
-          f"{data.describe()}")  # fmt: skip
-    print(f"{'examples':>9} {'shards':>6} {'wall s':>7} {'img/s':>7} {'aug img/s':>10} {'teacher img/s':>14} "
-          f"{'MiB':>7} {'B/example':>10} {'read img/s':>11}")  # fmt: skip
-    print(f"{s.examples:>9} {s.shards:>6} {s.seconds:>7.2f} {s.images_per_s or 0:>7.0f} {aug_rate:>10.0f} "
-          f"{teacher_rate:>14.0f} {s.bytes / 2**20:>7.2f} {s.bytes / s.examples:>10.0f} {reading:>11.0f}")  # fmt: skip
+    print(
+        f"teacher {args.model} ({args.teacher}, {args.threads} thread(s)), {args.aug} x {args.replicas}, "
+        f"{data.describe()}"
+    )
+    print(
+        f"{'examples':>9} {'shards':>6} {'wall s':>7} {'img/s':>7} {'aug img/s':>10} {'teacher img/s':>14} "
+        f"{'MiB':>7} {'B/example':>10} {'read img/s':>11}"
+    )
+    print(
+        f"{s.examples:>9} {s.shards:>6} {s.seconds:>7.2f} {s.images_per_s or 0:>7.0f} {aug_rate:>10.0f} "
+        f"{teacher_rate:>14.0f} {s.bytes / 2**20:>7.2f} {s.bytes / s.examples:>10.0f} {reading:>11.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     est = SupernetEstimator(ckpt)
     space = est.search_space
     n_cal = sum(len(b) for b in est.calib)
-    console.print(f"supernet {ckpt}: {space}, {est.meta['resolution']} px; BatchNorm on {n_cal} images, "
-                  f"{len(est.data.val_y)} held-out images; torch threads {a.threads}; load {os.getloadavg()}")  # fmt: skip
+    console.print(
+        f"supernet {ckpt}: {space}, {est.meta['resolution']} px; BatchNorm on {n_cal} images, "
+        f"{len(est.data.val_y)} held-out images; torch threads {a.threads}; load {os.getloadavg()}"
+    )
     variants = {"zen": make_estimator("zen").score, **_supernet_variants(est)}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
     wall: dict[str, list[float]] = {k: [] for k in variants}
@@ -132,16 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("supernet, one per call", "supernet, batched", "supernet, batched, sharing only"):
             diffs.append(float(np.abs(got[name] - before).max()))
             differ += int(np.sum(got[name] != before))
-        console.print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{k} {cpu[k][-1]:.3f}" for k in variants)
-                      + " CPU s/candidate")  # fmt: skip
+        console.print(
+            f"round {r + 1}/{a.rounds}: " + ", ".join(f"{k} {cpu[k][-1]:.3f}" for k in variants) + " CPU s/candidate"
+        )
 
     t = time.perf_counter()
     pred = fit_predictor(est, a.predictor_n, seed=1)
     fit_s = time.perf_counter() - t
     vecs = sample_vectors(space, np.random.default_rng(2), a.predictor_archs)
     members = [decode(space, v) for v in vecs]
-    for name, fn in (("predictor (ArchSpec in, encoding included)", lambda: pred.score(members)),
-                     ("predictor (encodings in)", lambda: pred.score_encoded(vecs))):  # fmt: skip
+    for name, fn in (
+        ("predictor (ArchSpec in, encoding included)", lambda: pred.score(members)),
+        ("predictor (encodings in)", lambda: pred.score_encoded(vecs)),
+    ):
         cpu[name], wall[name] = [], []
         for _ in range(5):
             _, c, w = _timed(fn)
@@ -149,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             wall[name].append(w / len(vecs))
 
     base = statistics.median(cpu["supernet, before (one at a time, NCHW)"])
-    table = Table(title=f"candidates per second ({a.archs} members × {a.rounds} rounds; predictor: "
-                        f"{a.predictor_archs} members × 5; torch threads {a.threads})")  # fmt: skip
+    table = Table(
+        title=f"candidates per second ({a.archs} members × {a.rounds} rounds; predictor: "
+        f"{a.predictor_archs} members × 5; torch threads {a.threads})"
+    )
     for col in ("estimator", "CPU s / candidate", "candidates / CPU s", "candidates / s (wall)", "vs before (CPU)"):
         table.add_column(col, justify="left" if col == "estimator" else "right")
     rows = {}
@@ -160,16 +167,32 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(name, f"{c:.4g}", f"{1 / c:,.1f}", f"{1 / w:,.1f}", f"{base / c:.2f}x")
     console.print(table)
     held = pred.record["fit"]["heldout"]
-    console.print(f"accuracies after vs before: largest difference {max(diffs):.4f}, {differ} of "
-                  f"{3 * a.rounds * a.archs} (member, variant) pairs differ at all")  # fmt: skip
-    console.print(f"predictor: fitted on {pred.record['fit']['n']} members in {fit_s:.0f} s (scoring included); held-out "
-                  f"Kendall τ {held['kendall_tau']}, RMSE {held['rmse']:.4f}; load {os.getloadavg()}")  # fmt: skip
+    console.print(
+        f"accuracies after vs before: largest difference {max(diffs):.4f}, {differ} of "
+        f"{3 * a.rounds * a.archs} (member, variant) pairs differ at all"
+    )
+    console.print(
+        f"predictor: fitted on {pred.record['fit']['n']} members in {fit_s:.0f} s (scoring included); held-out "
+        f"Kendall τ {held['kendall_tau']}, RMSE {held['rmse']:.4f}; load {os.getloadavg()}"
+    )
     if a.json:
-        Path(a.json).write_text(json.dumps({"checkpoint": str(ckpt), "threads": a.threads, "archs": a.archs,
-                                            "rounds": a.rounds, "calibration_images": n_cal,
-                                            "heldout_images": len(est.data.val_y), "rows": rows,
-                                            "max_abs_accuracy_difference": max(diffs), "differing": differ,
-                                            "predictor_fit": pred.record["fit"]}, indent=2))  # fmt: skip
+        Path(a.json).write_text(
+            json.dumps(
+                {
+                    "checkpoint": str(ckpt),
+                    "threads": a.threads,
+                    "archs": a.archs,
+                    "rounds": a.rounds,
+                    "calibration_images": n_cal,
+                    "heldout_images": len(est.data.val_y),
+                    "rows": rows,
+                    "max_abs_accuracy_difference": max(diffs),
+                    "differing": differ,
+                    "predictor_fit": pred.record["fit"],
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

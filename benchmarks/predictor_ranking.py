@@ -95,8 +95,16 @@ class _Scored:
         return np.asarray([self.known[a.arch] for a in archs])
 
 
-def _evolve(space: SearchSpace, score_vecs: Callable[[np.ndarray], np.ndarray], macs_budget: float, seconds: float,
-            batch: int, rng: np.random.Generator, population: int = 64, tournament: int = 8) -> dict:  # fmt: skip
+def _evolve(
+    space: SearchSpace,
+    score_vecs: Callable[[np.ndarray], np.ndarray],
+    macs_budget: float,
+    seconds: float,
+    batch: int,
+    rng: np.random.Generator,
+    population: int = 64,
+    tournament: int = 8,
+) -> dict:
     """Aging evolution on canonical encodings under a MACs limit for ``seconds`` of wall time."""
     feats = Features(space)
     radix = np.asarray([d.radix for d in feats.decisions])
@@ -130,8 +138,12 @@ def _evolve(space: SearchSpace, score_vecs: Callable[[np.ndarray], np.ndarray], 
             if s > best[0]:
                 best = (float(s), v)
         pop = pop[-population:]
-    return {"evaluations": len(seen), "best_score": best[0], "best": None if best[1] is None else decode(space, best[1]),
-            "exhausted": stale >= 50}  # fmt: skip
+    return {
+        "evaluations": len(seen),
+        "best_score": best[0],
+        "best": None if best[1] is None else decode(space, best[1]),
+        "exhausted": stale >= 50,
+    }
 
 
 def _search(a: argparse.Namespace, est, pred_model: str, macs_budget: float, truth_ctx: dict) -> dict:
@@ -144,23 +156,46 @@ def _search(a: argparse.Namespace, est, pred_model: str, macs_budget: float, tru
     t0 = time.perf_counter()
     pred = fit_predictor(est, n_fit, model=pred_model, seed=a.seed + 8)
     fit_s = time.perf_counter() - t0
-    pr = _evolve(space, pred.score_encoded, macs_budget, max(0.0, a.search_seconds - fit_s), 1024,
-                 np.random.default_rng(a.seed + 9))  # fmt: skip
+    pr = _evolve(
+        space,
+        pred.score_encoded,
+        macs_budget,
+        max(0.0, a.search_seconds - fit_s),
+        1024,
+        np.random.default_rng(a.seed + 9),
+    )
     pr["seconds"] = time.perf_counter() - t0
-    out = {"macs_budget": macs_budget, "seconds": a.search_seconds,
-           "supernet": {"evaluations": sn["evaluations"], "best_score": sn["best_score"], "exhausted": sn["exhausted"],
-                        "arch": sn["best"].arch, "wall_s": sn["seconds"]},
-           "predictor": {"model": pred_model, "fit_members": pred.record["fit"]["n"], "fit_s": fit_s,
-                         "evaluations": pr["evaluations"], "best_predicted": pr["best_score"],
-                         "exhausted": pr["exhausted"], "arch": pr["best"].arch, "wall_s": pr["seconds"]}}  # fmt: skip
+    out = {
+        "macs_budget": macs_budget,
+        "seconds": a.search_seconds,
+        "supernet": {
+            "evaluations": sn["evaluations"],
+            "best_score": sn["best_score"],
+            "exhausted": sn["exhausted"],
+            "arch": sn["best"].arch,
+            "wall_s": sn["seconds"],
+        },
+        "predictor": {
+            "model": pred_model,
+            "fit_members": pred.record["fit"]["n"],
+            "fit_s": fit_s,
+            "evaluations": pr["evaluations"],
+            "best_predicted": pr["best_score"],
+            "exhausted": pr["exhausted"],
+            "arch": pr["best"].arch,
+            "wall_s": pr["seconds"],
+        },
+    }
     out["predictor"]["supernet_score"] = float(est.score([pr["best"]])[0])
     for side in ("supernet", "predictor"):  # a pick among the run's archs has its stand-alone truth already
         known = truth_ctx["known"].get(out[side]["arch"])
         out[side]["standalone_known"] = None if known is None else float(known)
     if a.train_picks:
         for side, arch in (("supernet", sn["best"]), ("predictor", pr["best"])):
-            accs = [train_one(arch.arch, *truth_ctx["data"], *truth_ctx["recipe"], sd)[truth_ctx["metric"]]
-                    for sd in truth_ctx["seeds"]]  # fmt: skip
+            accs = [
+                train_one(arch.arch, *truth_ctx["data"], *truth_ctx["recipe"], sd)[truth_ctx["metric"]]
+                for sd in truth_ctx["seeds"]
+            ]
             out[side]["standalone"] = {"mean": float(np.mean(accs)), "per_seed": accs}
     return out
 
@@ -187,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     est = load_supernet_estimator(ckpt, data=test or data)
     space = est.search_space
     archs = [parse_arch(s) for s in arch_strs]
-    console.print(f"[bold]{run}[/bold]: {space}, {len(archs)} archs, truth = mean of {n_seeds} seeds ({metric}); "
-                  f"supernet {ckpt.name} ({est.meta['epochs_done']} epochs)")  # fmt: skip
+    console.print(
+        f"[bold]{run}[/bold]: {space}, {len(archs)} archs, truth = mean of {n_seeds} seeds ({metric}); "
+        f"supernet {ckpt.name} ({est.meta['epochs_done']} epochs)"
+    )
 
     # 1. one scoring pass, one predictor per model
     sample = sample_distinct(space, np.random.default_rng(a.seed), a.n)
@@ -205,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     sn_scores = est.score(archs)
     macs = Features(space).costs(Features(space).encode(archs))[0]
     recorded = np.asarray([float(r["supernet_acc"]) for r in rows])
-    columns = {"supernet (recorded in ranking.csv)": recorded, "supernet (rescored, batched)": sn_scores,
-               "MAC count": macs}  # fmt: skip
+    columns = {
+        "supernet (recorded in ranking.csv)": recorded,
+        "supernet (rescored, batched)": sn_scores,
+        "MAC count": macs,
+    }
     rates = {"supernet (batched)": sn_rate}
     for model, pred in preds.items():
         columns[f"predictor {model} ({len(sample)} members)"] = pred.score(archs)
@@ -226,24 +266,42 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     for model, pred in preds.items():
         h = pred.record["fit"]["heldout"]
-        console.print(f"predictor {model}: held-out fit on {h['n_test']} of {pred.record['fit']['n']} members: "
-                      f"τ {h['kendall_tau']}, ρ {h['spearman_rho']}, RMSE {h['rmse']:.4f}")  # fmt: skip
+        console.print(
+            f"predictor {model}: held-out fit on {h['n_test']} of {pred.record['fit']['n']} members: "
+            f"τ {h['kendall_tau']}, ρ {h['spearman_rho']}, RMSE {h['rmse']:.4f}"
+        )
     console.print("candidates/s: " + ", ".join(f"{k} {v:,.1f}" for k, v in rates.items()))
-    out = {"run": str(run), "space": space.name, "phase": space.phase, "n": len(sample), "truth_seeds": seeds,
-           "metric": metric, "kendall_tau": {k: v[0] for k, v in results.items()},
-           "spearman_rho": {k: v[1] for k, v in results.items()}, "candidates_per_s": rates,
-           "predictor_fit": {m: p.record["fit"] for m, p in preds.items()},
-           "max_abs_rescore_difference": float(np.abs(sn_scores - recorded).max())}  # fmt: skip
+    out = {
+        "run": str(run),
+        "space": space.name,
+        "phase": space.phase,
+        "n": len(sample),
+        "truth_seeds": seeds,
+        "metric": metric,
+        "kendall_tau": {k: v[0] for k, v in results.items()},
+        "spearman_rho": {k: v[1] for k, v in results.items()},
+        "candidates_per_s": rates,
+        "predictor_fit": {m: p.record["fit"] for m, p in preds.items()},
+        "max_abs_rescore_difference": float(np.abs(sn_scores - recorded).max()),
+    }
 
     # 4. equal-time search
     if a.search_seconds > 0:
         macs_budget = a.macs_budget or float(np.median(macs))
-        ctx = {"data": (data, test), "recipe": (budget["epochs"], budget["batch_size"], budget["lr"]),
-               "seeds": seeds, "metric": metric, "known": dict(zip(arch_strs, truth, strict=True))}  # fmt: skip
+        ctx = {
+            "data": (data, test),
+            "recipe": (budget["epochs"], budget["batch_size"], budget["lr"]),
+            "seeds": seeds,
+            "metric": metric,
+            "known": dict(zip(arch_strs, truth, strict=True)),
+        }
         out["search"] = s = _search(a, est, a.model[0], macs_budget, ctx)
         for side in ("supernet", "predictor"):
-            console.print(f"search with the {side} ({a.search_seconds:.0f} s, MACs ≤ {macs_budget:,.0f}): "
-                          + json.dumps({k: v for k, v in s[side].items() if k != "arch"}) + f"\n  pick {s[side]['arch']}")  # fmt: skip
+            console.print(
+                f"search with the {side} ({a.search_seconds:.0f} s, MACs ≤ {macs_budget:,.0f}): "
+                + json.dumps({k: v for k, v in s[side].items() if k != "arch"})
+                + f"\n  pick {s[side]['arch']}"
+            )
     (run / "predictor-ranking.json").write_text(json.dumps(out, indent=2))
     console.print(f"wrote {run / 'predictor-ranking.json'}")
     return 0

@@ -63,9 +63,11 @@ def stand_alone_truth(run: Path, archs: list[str], n_seeds: int, cache: Path) ->
             row.append(hit[metric])
         rows.append(row)
     if missing:
-        raise SystemExit(f"--seeds: {cache} lacks {len(missing)} of the {len(seeds) * len(archs)} "
-                         f"trainings (seeds {sorted(set(missing))}) with the run's budget; add them with "
-                         f"supernet_ranking.py --standalone-only --standalone-seeds {n_seeds}")  # fmt: skip
+        raise SystemExit(
+            f"--seeds: {cache} lacks {len(missing)} of the {len(seeds) * len(archs)} "
+            f"trainings (seeds {sorted(set(missing))}) with the run's budget; add them with "
+            f"supernet_ranking.py --standalone-only --standalone-seeds {n_seeds}"
+        )
     return np.asarray(rows, dtype=float), seeds, metric
 
 
@@ -126,7 +128,7 @@ def rescore(run: Path, n_seeds: int, cache: Path | None = None) -> dict:
             "acc_min": float(truth.min()),
             "acc_max": float(truth.max()),
             "spread_points": float(100 * (truth.max() - truth.min())),
-        },  # fmt: skip
+        },
         "perfect_estimator_ceiling": ceiling,
         "perfect_estimator_ceiling_own_noise": own,
         "kendall_tau": {k: v[0] for k, v in results.items()},

@@ -97,13 +97,17 @@ def main() -> None:
             walls[name].append(wall)
             firsts[name].append(first)
             cpus[name].append(cpu)
-            print(f"run {i + 1} {name:8s}: wall {wall:6.1f} s   first output {first:5.2f} s   CPU {cpu:6.1f} s   {best}",
-                  flush=True)  # fmt: skip
+            print(
+                f"run {i + 1} {name:8s}: wall {wall:6.1f} s   first output {first:5.2f} s   CPU {cpu:6.1f} s   {best}",
+                flush=True,
+            )
     load_after = os.getloadavg()
     for name in roots:
-        print(f"{name}: median wall time {statistics.median(walls[name]):.1f} s (goal <= 15 s); median first "
-              f"output {statistics.median(firsts[name]):.2f} s (goal <= 3 s); median CPU {statistics.median(cpus[name]):.1f} s; "
-              f"{len(walls[name])} run(s)")  # fmt: skip
+        print(
+            f"{name}: median wall time {statistics.median(walls[name]):.1f} s (goal <= 15 s); median first "
+            f"output {statistics.median(firsts[name]):.2f} s (goal <= 3 s); median CPU {statistics.median(cpus[name]):.1f} s; "
+            f"{len(walls[name])} run(s)"
+        )
     if args.baseline_root:
         ratio = statistics.median(walls["baseline"]) / statistics.median(walls["this"])
         cpu_ratio = statistics.median(cpus["baseline"]) / statistics.median(cpus["this"])

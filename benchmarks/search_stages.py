@@ -30,11 +30,21 @@ def main() -> None:
     for seed in args.seeds:
         for mode in results:
             with tempfile.TemporaryDirectory() as d:
-                out = run_search(SearchSettings(
-                    targets=[args.target], budgets=[args.budget], space=args.space, estimator=args.estimator,
-                    one_stage=mode == "one-stage", trials=args.trials, coarse_trials=n_coarse,
-                    fine_trials=args.trials - n_coarse, seed=seed, out=Path(d) / "run", references=False,
-                ))  # fmt: skip
+                out = run_search(
+                    SearchSettings(
+                        targets=[args.target],
+                        budgets=[args.budget],
+                        space=args.space,
+                        estimator=args.estimator,
+                        one_stage=mode == "one-stage",
+                        trials=args.trials,
+                        coarse_trials=n_coarse,
+                        fine_trials=args.trials - n_coarse,
+                        seed=seed,
+                        out=Path(d) / "run",
+                        references=False,
+                    )
+                )
             results[mode].append(out.best_score)
             print(f"seed {seed}  {mode:9s}  best {out.best_score:9.3f}  at {out.best_latency_ms[args.target]:.3f} ms")
     for mode, scores in results.items():

@@ -54,25 +54,43 @@ def main() -> None:
                 continue
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory() as d:
-                out = run_search(SearchSettings(
-                    targets=[target], budgets=[f"{budget:.6f}ms"], space=space_name, estimator=args.estimator,
-                    coarse_trials=args.coarse_trials, fine_trials=args.fine_trials, seed=args.seed,
-                    out=Path(d) / "run", references=False,
-                ))  # fmt: skip
+                out = run_search(
+                    SearchSettings(
+                        targets=[target],
+                        budgets=[f"{budget:.6f}ms"],
+                        space=space_name,
+                        estimator=args.estimator,
+                        coarse_trials=args.coarse_trials,
+                        fine_trials=args.fine_trials,
+                        seed=args.seed,
+                        out=Path(d) / "run",
+                        references=False,
+                    )
+                )
             row = {
-                "space": space_name, "reference": ref_name, "target": target, "budget_ms": budget,
-                "reference_score": ref_score, "found_score": out.best_score,
-                "found_latency_ms": out.best_latency_ms[target], "beats_reference": out.best_score >= ref_score,
-                "seconds": time.perf_counter() - t0, "found_arch": out.best.arch,
-            }  # fmt: skip
+                "space": space_name,
+                "reference": ref_name,
+                "target": target,
+                "budget_ms": budget,
+                "reference_score": ref_score,
+                "found_score": out.best_score,
+                "found_latency_ms": out.best_latency_ms[target],
+                "beats_reference": out.best_score >= ref_score,
+                "seconds": time.perf_counter() - t0,
+                "found_arch": out.best.arch,
+            }
             rows.append(row)
             pd.DataFrame(rows).to_csv(args.csv, index=False)
-            print(f"{space_name:20s} {target:15s} budget {budget:8.3f} ms  ref {ref_score:9.3f}  found {out.best_score:9.3f} "
-                  f"at {row['found_latency_ms']:8.3f} ms  {'BEATS' if row['beats_reference'] else 'below'}  ({row['seconds']:.0f} s)")  # fmt: skip
+            print(
+                f"{space_name:20s} {target:15s} budget {budget:8.3f} ms  ref {ref_score:9.3f}  found {out.best_score:9.3f} "
+                f"at {row['found_latency_ms']:8.3f} ms  {'BEATS' if row['beats_reference'] else 'below'}  ({row['seconds']:.0f} s)"
+            )
     df = pd.DataFrame(rows)
     if not df.empty:
-        print(f"\nbeats or matches the reference in {int(df['beats_reference'].sum())}/{len(df)} (space, target) pairs; "
-              f"all found architectures within budget: {bool((df['found_latency_ms'] <= df['budget_ms'] + 1e-9).all())}")  # fmt: skip
+        print(
+            f"\nbeats or matches the reference in {int(df['beats_reference'].sum())}/{len(df)} (space, target) pairs; "
+            f"all found architectures within budget: {bool((df['found_latency_ms'] <= df['budget_ms'] + 1e-9).all())}"
+        )
         print(df.pivot(index="space", columns="target", values="beats_reference").to_string())
 
 

@@ -239,8 +239,9 @@ def test_data(data: Dataset, data_spec: str, per_class: int) -> Dataset | None:
     return dataclasses.replace(data, val_x=torch.from_numpy(x), val_y=torch.from_numpy(y).long())
 
 
-def train_one(arch_s: str, data: Dataset, test: Dataset | None, epochs: int, batch_size: int, lr: float,
-               seed: int) -> dict:  # fmt: skip
+def train_one(
+    arch_s: str, data: Dataset, test: Dataset | None, epochs: int, batch_size: int, lr: float, seed: int
+) -> dict:
     """One stand-alone training; the caller adds the budget key."""
     arch = parse_arch(arch_s)
     model = build_model(arch, seed=seed)
@@ -252,8 +253,15 @@ def train_one(arch_s: str, data: Dataset, test: Dataset | None, epochs: int, bat
         device="cpu",
     )
     test_acc = {} if test is None else {"test_acc": standalone_accuracy(model, test)}
-    return {"arch": arch_s, "val_acc": r["val_acc"], **test_acc, "seconds": r["seconds"],
-            "images_per_s": r["images_per_s"], "params": count_params(arch), "macs": count_macs(arch)}  # fmt: skip
+    return {
+        "arch": arch_s,
+        "val_acc": r["val_acc"],
+        **test_acc,
+        "seconds": r["seconds"],
+        "images_per_s": r["images_per_s"],
+        "params": count_params(arch),
+        "macs": count_macs(arch),
+    }
 
 
 _WORKER_DATA: tuple[Dataset, Dataset | None] | None = None  # set once per worker process by _worker_init
@@ -271,15 +279,24 @@ def _worker_train(arch_s: str, epochs: int, batch_size: int, lr: float, seed: in
     return train_one(arch_s, *_WORKER_DATA, epochs, batch_size, lr, seed)
 
 
-def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Dataset | None, seeds: list[int],
-                cache: Path) -> dict[tuple[str, int], dict]:  # fmt: skip
+def _standalone(
+    a: argparse.Namespace, archs: list[str], data: Dataset, test: Dataset | None, seeds: list[int], cache: Path
+) -> dict[tuple[str, int], dict]:
     """Train every (arch, seed) not yet in ``cache`` with the benchmark's budget; all rows by key."""
     done = read_lines(cache)
 
     def key(sd: int) -> dict:
         test = {"test_per_class": a.test_per_class} if a.test_per_class > 0 else {}  # older caches have none
-        return {"epochs": a.standalone_epochs, "batch_size": a.batch_size, "lr": a.lr, "data": a.data,
-                "resolution": a.resolution, "seed": sd, "recipe": "adamw-cosine-zero-classifier", **test}  # fmt: skip
+        return {
+            "epochs": a.standalone_epochs,
+            "batch_size": a.batch_size,
+            "lr": a.lr,
+            "data": a.data,
+            "resolution": a.resolution,
+            "seed": sd,
+            "recipe": "adamw-cosine-zero-classifier",
+            **test,
+        }
 
     todo = [(s, sd) for sd in seeds for s in archs if done.get((s, sd), {}).get("budget") != key(sd)]
     console.print(f"stand-alone: {len(todo)} of {len(archs) * len(seeds)} trainings to run, {a.jobs} at a time")
@@ -289,8 +306,12 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Da
         row["budget"] = key(sd)
         _append_line(cache, row)
         done[(s, sd)] = row
-        console.print(f"  stand-alone {i}/{len(todo)} (seed {sd}): acc {row['val_acc']:.3f}" + (f" (test {row['test_acc']:.3f})" if "test_acc" in row else "") + f", {row['macs'] / 1e6:.1f} M MACs, "
-                      f"{row['images_per_s']:.0f} img/s, {row['seconds']:.0f} s; {time.perf_counter() - t0:.0f} s so far")  # fmt: skip
+        console.print(
+            f"  stand-alone {i}/{len(todo)} (seed {sd}): acc {row['val_acc']:.3f}"
+            + (f" (test {row['test_acc']:.3f})" if "test_acc" in row else "")
+            + f", {row['macs'] / 1e6:.1f} M MACs, "
+            f"{row['images_per_s']:.0f} img/s, {row['seconds']:.0f} s; {time.perf_counter() - t0:.0f} s so far"
+        )
 
     args = (a.standalone_epochs, a.batch_size, a.lr)
     if a.jobs <= 1:
@@ -308,14 +329,22 @@ def _standalone(a: argparse.Namespace, archs: list[str], data: Dataset, test: Da
     return done
 
 
-def _finetuned(sn: SupernetEstimator | FewShotEstimator, arch, data: Dataset, scored: Dataset,
-               a: argparse.Namespace) -> float:  # fmt: skip
+def _finetuned(
+    sn: SupernetEstimator | FewShotEstimator, arch, data: Dataset, scored: Dataset, a: argparse.Namespace
+) -> float:
     """Held-out accuracy of ``arch`` after ``--finetune-epochs`` of training from the inherited weights
     (half the peak learning rate, no warm-up, classifier kept), BatchNorm recalibrated as for the supernet score."""
     shot = sn.shot_for(arch) if isinstance(sn, FewShotEstimator) else sn
     model = shot.supernet.extract(arch)
-    cfg = Recipe(epochs=a.finetune_epochs, batch_size=a.batch_size, lr=a.lr / 2, seed=a.seed, lr_warmup=0.0, ema=False,
-                 zero_head=False)  # fmt: skip
+    cfg = Recipe(
+        epochs=a.finetune_epochs,
+        batch_size=a.batch_size,
+        lr=a.lr / 2,
+        seed=a.seed,
+        lr_warmup=0.0,
+        ema=False,
+        zero_head=False,
+    )
     fit_model(model, DatasetSource(data), None, cfg, device="cpu")
     return standalone_accuracy(model, scored, sn.calib)
 
@@ -341,8 +370,12 @@ def seed_noise(per_seed: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def draw_summary(taus: Sequence[float], rhos: Sequence[float]) -> dict:
     """Mean τ / ρ over simulated draws and the 5th-95th percentile of τ."""
-    return {"tau": float(np.mean(taus)), "rho": float(np.mean(rhos)),
-            "tau_p5": float(np.percentile(taus, 5)), "tau_p95": float(np.percentile(taus, 95))}  # fmt: skip
+    return {
+        "tau": float(np.mean(taus)),
+        "rho": float(np.mean(rhos)),
+        "tau_p5": float(np.percentile(taus, 5)),
+        "tau_p95": float(np.percentile(taus, 95)),
+    }
 
 
 def perfect_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict:
@@ -357,8 +390,11 @@ def perfect_ceiling(per_seed: np.ndarray, seed: int, draws: int = 2000) -> dict:
     mu = rng.normal(0.0, np.sqrt(signal), (draws, n_archs))
     seen = mu + rng.normal(0.0, np.sqrt(noise / n_seeds), (draws, n_archs))
     taus, rhos = zip(*(corr(m, o) for m, o in zip(mu, seen, strict=True)), strict=True)
-    return {**draw_summary(taus, rhos), "seed_noise_sd_points": float(100 * np.sqrt(noise)),
-            "arch_sd_points": float(100 * np.sqrt(signal))}  # fmt: skip
+    return {
+        **draw_summary(taus, rhos),
+        "seed_noise_sd_points": float(100 * np.sqrt(noise)),
+        "arch_sd_points": float(100 * np.sqrt(signal)),
+    }
 
 
 def corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -383,10 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data(a.data, a.resolution, seed=a.seed)
     test = test_data(data, a.data, a.test_per_class)
     scored = test or data  # the split every model and estimator is scored on
-    console.print(f"[bold]ranking benchmark[/bold]: space {space}, {data.describe()}, {a.archs} archs"
-                  + ("" if test is None else f"; scored on {len(test.val_y)} fresh test images"))  # fmt: skip
-    console.print(f"supernet: {a.sampler}, {a.supernet_epochs} epochs; stand-alone: {a.standalone_epochs} epochs each; "
-                  f"batch {a.batch_size}, AdamW lr {a.lr}; torch threads {torch.get_num_threads()}")  # fmt: skip
+    console.print(
+        f"[bold]ranking benchmark[/bold]: space {space}, {data.describe()}, {a.archs} archs"
+        + ("" if test is None else f"; scored on {len(test.val_y)} fresh test images")
+    )
+    console.print(
+        f"supernet: {a.sampler}, {a.supernet_epochs} epochs; stand-alone: {a.standalone_epochs} epochs each; "
+        f"batch {a.batch_size}, AdamW lr {a.lr}; torch threads {torch.get_num_threads()}"
+    )
 
     # 1. architectures
     archs = _sample_archs(space, a.archs, a.seed + 1, out / "archs.json")
@@ -403,14 +443,27 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. supernet
     distill = a.sampler == "sandwich" and not a.no_distill
-    cfg = TrainConfig(epochs=a.supernet_epochs, batch_size=a.batch_size, lr=a.lr, sampler=a.sampler, seed=a.seed,
-                      eval_every=5, random_subnets=a.random_subnets, distill=not a.no_distill,
-                      sandwich_ops=a.sandwich_ops, kernel_transform=a.kernel_transform)  # fmt: skip
+    cfg = TrainConfig(
+        epochs=a.supernet_epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        sampler=a.sampler,
+        seed=a.seed,
+        eval_every=5,
+        random_subnets=a.random_subnets,
+        distill=not a.no_distill,
+        sandwich_ops=a.sandwich_ops,
+        kernel_transform=a.kernel_transform,
+    )
     t0 = time.perf_counter()
-    train_kw = dict(data_spec=a.data, split_seed=a.seed, on_epoch=lambda h: console.print(
-        f"  supernet epoch {h['epoch']}: loss {h['loss']:.3f} train acc {h['train_acc']:.3f} "
-        f"{h['images_per_s']:.0f} img/s" + "".join(f" {k} {v:.3f}" for k, v in h.items() if k.startswith("val_acc"))
-    ))  # fmt: skip
+    train_kw = dict(
+        data_spec=a.data,
+        split_seed=a.seed,
+        on_epoch=lambda h: console.print(
+            f"  supernet epoch {h['epoch']}: loss {h['loss']:.3f} train acc {h['train_acc']:.3f} "
+            f"{h['images_per_s']:.0f} img/s" + "".join(f" {k} {v:.3f}" for k, v in h.items() if k.startswith("val_acc"))
+        ),
+    )
     if a.split:
         ckpt = out / "supernet.json"
         init_from = None
@@ -422,8 +475,16 @@ def main(argv: list[str] | None = None) -> int:
             ).epochs_done  # what the shots start from, if it already held more
             a.compare_supernet.append(str(init_from))
             cfg = dataclasses.replace(cfg, lr=a.shot_lr or a.lr)
-        few = train_few_shot(space, data, ckpt, cfg, split=a.split, init_from=init_from, **train_kw,
-                             on_shot=lambda k, n, label, p: console.print(f"shot {k + 1}/{n}: {label} -> {p}"))  # fmt: skip
+        few = train_few_shot(
+            space,
+            data,
+            ckpt,
+            cfg,
+            split=a.split,
+            init_from=init_from,
+            **train_kw,
+            on_shot=lambda k, n, label, p: console.print(f"shot {k + 1}/{n}: {label} -> {p}"),
+        )
         shot_results = list(few.shots.values())
     else:
         ckpt = out / "supernet.pt"
@@ -432,8 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     sn_epochs = min(r.epochs_done for r in shot_results)
     # The shots train one after the other, so the few-shot rate is the mean over all their epochs.
     sn_ips = float(np.mean([h["images_per_s"] for h in sn_hist]))
-    console.print(f"supernet: {sn_epochs} epochs ({time.perf_counter() - t0:.0f} s this run), {sn_ips:.0f} images/s"
-                  + (f", {len(shot_results)} shots on {a.split}" if a.split else ""))  # fmt: skip
+    console.print(
+        f"supernet: {sn_epochs} epochs ({time.perf_counter() - t0:.0f} s this run), {sn_ips:.0f} images/s"
+        + (f", {len(shot_results)} shots on {a.split}" if a.split else "")
+    )
 
     # 4. estimators
     archs_spec = [parse_arch(s) for s in archs]
@@ -473,10 +536,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"supernet_acc[{name}]": float(o_sn[len(rows)]),
                 f"supernet_macs[{name}]": float(o_comb[len(rows)]),
             }
-        rows.append({"arch": s, "standalone_acc": acc, "supernet_acc": sc,
-                     "supernet_macs": float(combined_scores[len(rows)]), **extra, f"{proxy.name}": px, "log10_params": pr,
-                     "macs": done[(s, seeds[0])]["macs"], "params": done[(s, seeds[0])]["params"],
-                     **{f"standalone_acc_seed{sd}": float(per_seed[k][len(rows)]) for k, sd in enumerate(seeds)}})  # fmt: skip
+        rows.append(
+            {
+                "arch": s,
+                "standalone_acc": acc,
+                "supernet_acc": sc,
+                "supernet_macs": float(combined_scores[len(rows)]),
+                **extra,
+                f"{proxy.name}": px,
+                "log10_params": pr,
+                "macs": done[(s, seeds[0])]["macs"],
+                "params": done[(s, seeds[0])]["params"],
+                **{f"standalone_acc_seed{sd}": float(per_seed[k][len(rows)]) for k, sd in enumerate(seeds)},
+            }
+        )
     with open(out / "ranking.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -534,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
             "acc_max": float(truth.max()),
             "spread_points": float(100 * (truth.max() - truth.min())),
             "images_per_s": sa_ips,
-        },  # fmt: skip
+        },
         "supernet": {
             "sampler": a.sampler,
             "epochs": sn_epochs,
@@ -550,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             "subnets_per_step": sn_hist[-1]["subnets_per_step"],
             "seconds_per_arch_estimate": sn_seconds,
             "bn_calibration_images": sum(len(b) for b in sn.calib),
-        },  # fmt: skip
+        },
         "finetune": None
         if ft_scores is None
         else {"epochs": a.finetune_epochs, "lr": a.lr / 2, "seconds_per_arch": ft_seconds},
@@ -564,8 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    table = Table(title=f"ranking vs stand-alone training ({len(archs)} archs, accuracy spread "
-                        f"{summary['standalone']['spread_points']:.1f} points)")  # fmt: skip
+    table = Table(
+        title=f"ranking vs stand-alone training ({len(archs)} archs, accuracy spread "
+        f"{summary['standalone']['spread_points']:.1f} points)"
+    )
     for col in ("estimator", "Kendall τ", "Spearman ρ", "s / arch"):
         table.add_column(col, justify="right" if col != "estimator" else "left")
     recipe = a.sampler + (", no distillation" if a.sampler == "sandwich" and not distill else "")
@@ -573,8 +648,12 @@ def main(argv: list[str] | None = None) -> int:
     recipe += ", kernel transform" if a.kernel_transform else ""
     recipe += f", {len(shot_results)} shots on {a.split}" if a.split else ""
     recipe += f" after {a.init_epochs} one-shot ep" if a.split and a.init_epochs else ""
-    table.add_row(f"supernet ({recipe}, {sn_epochs} ep)", f"{results['supernet'][0]:.3f}",
-                  f"{results['supernet'][1]:.3f}", f"{sn_seconds:.2f}")  # fmt: skip
+    table.add_row(
+        f"supernet ({recipe}, {sn_epochs} ep)",
+        f"{results['supernet'][0]:.3f}",
+        f"{results['supernet'][1]:.3f}",
+        f"{sn_seconds:.2f}",
+    )
     if ft_scores is not None:
         r = results[f"supernet + {a.finetune_epochs}-epoch fine-tune"]
         table.add_row(
@@ -586,8 +665,12 @@ def main(argv: list[str] | None = None) -> int:
     r = results["supernet + MACs (mean rank)"]
     table.add_row("supernet + MACs (mean rank)", f"{r[0]:.3f}", f"{r[1]:.3f}", f"{sn_seconds:.2f}")
     r = results["supernet+macs estimator"]
-    table.add_row(f"supernet+macs:CKPT ({combined.n_ref}-member reference)", f"{r[0]:.3f}", f"{r[1]:.3f}",
-                  f"{combined_seconds / len(archs):.2f}")  # fmt: skip
+    table.add_row(
+        f"supernet+macs:CKPT ({combined.n_ref}-member reference)",
+        f"{r[0]:.3f}",
+        f"{r[1]:.3f}",
+        f"{combined_seconds / len(archs):.2f}",
+    )
     for key in compared_rows:
         table.add_row(key, f"{results[key][0]:.3f}", f"{results[key][1]:.3f}", "")
     if len(seeds) > 1:
@@ -597,16 +680,27 @@ def main(argv: list[str] | None = None) -> int:
         r = results["stand-alone, seed vs seed on the held-out split"]
         table.add_row(f"  the same, scored on the {len(data.val_y)} held-out images", f"{r[0]:.3f}", f"{r[1]:.3f}", "")
     if ceiling is not None:
-        table.add_row(f"a perfect estimator vs the {len(seeds)}-seed mean (simulated; 5-95%: "
-                      f"{ceiling['tau_p5']:.2f}-{ceiling['tau_p95']:.2f})", f"{ceiling['tau']:.3f}", f"{ceiling['rho']:.3f}", "")  # fmt: skip
+        table.add_row(
+            f"a perfect estimator vs the {len(seeds)}-seed mean (simulated; 5-95%: "
+            f"{ceiling['tau_p5']:.2f}-{ceiling['tau_p95']:.2f})",
+            f"{ceiling['tau']:.3f}",
+            f"{ceiling['rho']:.3f}",
+            "",
+        )
     if "stand-alone, half vs half" in results:
         r = results["stand-alone, half vs half"]
-        table.add_row(f"stand-alone, mean of {len(seeds) // 2} seeds vs the other {len(seeds) - len(seeds) // 2}",
-                      f"{r[0]:.3f}", f"{r[1]:.3f}", "")  # fmt: skip
+        table.add_row(
+            f"stand-alone, mean of {len(seeds) // 2} seeds vs the other {len(seeds) - len(seeds) // 2}",
+            f"{r[0]:.3f}",
+            f"{r[1]:.3f}",
+            "",
+        )
     console.print(table)
-    console.print(f"stand-alone accuracy {truth.min():.3f}-{truth.max():.3f}; training throughput: supernet "
-                  f"{sn_ips:.0f} images/s ({summary['supernet']['subnets_per_step']} subnets/step), stand-alone "
-                  f"{sa_ips:.0f} images/s (mean over archs); wrote {out / 'ranking.csv'} and {out / 'summary.json'}")  # fmt: skip
+    console.print(
+        f"stand-alone accuracy {truth.min():.3f}-{truth.max():.3f}; training throughput: supernet "
+        f"{sn_ips:.0f} images/s ({summary['supernet']['subnets_per_step']} subnets/step), stand-alone "
+        f"{sa_ips:.0f} images/s (mean over archs); wrote {out / 'ranking.csv'} and {out / 'summary.json'}"
+    )
     return 0
 
 

@@ -83,9 +83,13 @@ def path_exists(path: str | Path) -> bool:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):  # fmt: skip
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -200,8 +204,15 @@ def _no_constant(name: str) -> Any:
     raise _ConstantError(f"{name} is not a number JSON allows")
 
 
-def check_finite(value: float, name: str, *, lo: float | None = None, hi: float | None = None,
-                 lo_open: bool = False, hi_open: bool = False) -> float:  # fmt: skip
+def check_finite(
+    value: float,
+    name: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     """``value`` as a float if finite and within [lo, hi] (``lo_open``/``hi_open``: exclusive);
     else an :class:`InputError` naming ``name`` (e.g. ``--lr`` or ``latency.guard``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -45,8 +45,12 @@ _JSONISH = st.recursive(
 
 
 @FUZZ
-@given(st.one_of(st.text(alphabet='[]{}":,0123456789.eE-+ntruefalsNIiy \n', max_size=300),
-                 st.integers(1, 200).map(lambda n: "[" * n + "]" * n)))  # fmt: skip
+@given(
+    st.one_of(
+        st.text(alphabet='[]{}":,0123456789.eE-+ntruefalsNIiy \n', max_size=300),
+        st.integers(1, 200).map(lambda n: "[" * n + "]" * n),
+    )
+)
 def test_json_text(text):
     try:
         json_loads(text, "f.json", max_depth=64)
@@ -55,8 +59,12 @@ def test_json_text(text):
 
 
 @FUZZ
-@given(st.one_of(st.text(alphabet='[]{}"=,.0123456789abnief-+\n #', max_size=300),
-                 st.integers(1, 200).map(lambda n: "a = " + "[" * n + "]" * n)))  # fmt: skip
+@given(
+    st.one_of(
+        st.text(alphabet='[]{}"=,.0123456789abnief-+\n #', max_size=300),
+        st.integers(1, 200).map(lambda n: "a = " + "[" * n + "]" * n),
+    )
+)
 def test_toml_text(text):
     try:
         toml_loads(text, "f.toml", max_depth=64)
@@ -65,8 +73,12 @@ def test_toml_text(text):
 
 
 def test_deep_and_huge_documents_are_one_line_errors():
-    for loads, text in ((json_loads, "[" * 100_000 + "]" * 100_000), (json_loads, "9" * 5000),
-                        (toml_loads, "a = " + "[" * 100_000 + "]" * 100_000), (toml_loads, "a = " + "9" * 5000)):  # fmt: skip
+    for loads, text in (
+        (json_loads, "[" * 100_000 + "]" * 100_000),
+        (json_loads, "9" * 5000),
+        (toml_loads, "a = " + "[" * 100_000 + "]" * 100_000),
+        (toml_loads, "a = " + "9" * 5000),
+    ):
         with pytest.raises(InputError, match="nested deeper|too many digits") as exc:
             loads(text, "f")
         _one_line(exc.value)
@@ -145,8 +157,13 @@ def test_read_text_refuses_without_reading(tmp_path, kind):
 def test_output_paths(tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")
-    for path, msg in ((tmp_path, "is a directory"), (f / "x.json", "not a folder"), ("", "empty path"),
-                      ("/dev/null", "not a regular file"), (tmp_path / ("n" * 300), "longer than 255")):  # fmt: skip
+    for path, msg in (
+        (tmp_path, "is a directory"),
+        (f / "x.json", "not a folder"),
+        ("", "empty path"),
+        ("/dev/null", "not a regular file"),
+        (tmp_path / ("n" * 300), "longer than 255"),
+    ):
         with pytest.raises(InputError, match=msg):
             check_output_file(path, "-o")
     with pytest.raises(InputError, match="not a folder"):
@@ -161,7 +178,9 @@ def test_output_paths(tmp_path):
 # the config loader
 # ------------------------------------------------------------------------------------------------
 
-_CONFIG_KEYS = [(sec, key) for sec, fields in tomllib.loads("""
+_CONFIG_KEYS = [
+    (sec, key)
+    for sec, fields in tomllib.loads("""
 [project]
 output_dir = 1
 seed = 1
@@ -191,9 +210,17 @@ batch_size = 1
 lr = 1
 sampler = 1
 checkpoint = 1
-""").items() for key in fields]  # fmt: skip
-_CONFIG_VALUES = st.one_of(st.integers(-5, 5), st.integers(-(2**70), 2**70), st.floats(allow_subnormal=False), st.sampled_from(["", " ", "x", "4ms"]),
-                           st.booleans(), st.lists(st.integers(), max_size=2))  # fmt: skip
+""").items()
+    for key in fields
+]
+_CONFIG_VALUES = st.one_of(
+    st.integers(-5, 5),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_subnormal=False),
+    st.sampled_from(["", " ", "x", "4ms"]),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
 
 
 @FUZZ

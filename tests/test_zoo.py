@@ -9,10 +9,18 @@ from nas.zoo import PUBLISHED_NAMES, ZOO, get_spec, zoo_names
 
 def test_zoo_has_every_required_model():
     required = {
-        "mnv4-conv-small": 224, "mnv4-conv-medium": 256, "mnv4-conv-large": 384, "mnv4-hybrid-medium": 256,
-        "mnv4-hybrid-medium-paper": 256, "mnv4-hybrid-large": 384, "mobilenet-v1": 224, "mobilenet-v2-050": 224,
-        "mobilenet-v2-100": 224, "mobilenet-v2-150": 224, "mobilenet-v2-200": 224,
-    }  # fmt: skip
+        "mnv4-conv-small": 224,
+        "mnv4-conv-medium": 256,
+        "mnv4-conv-large": 384,
+        "mnv4-hybrid-medium": 256,
+        "mnv4-hybrid-medium-paper": 256,
+        "mnv4-hybrid-large": 384,
+        "mobilenet-v1": 224,
+        "mobilenet-v2-050": 224,
+        "mobilenet-v2-100": 224,
+        "mobilenet-v2-150": 224,
+        "mobilenet-v2-200": 224,
+    }
     assert {n: get_spec(n).resolution for n in zoo_names()} == required
     assert set(PUBLISHED_NAMES) <= set(ZOO)
 

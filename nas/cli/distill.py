@@ -78,7 +78,7 @@ def distill_data(
         "--teacher-norm",
         case_sensitive=False,
         help="ONNX teacher input normalisation: imagenet (most published models), data (this data's statistics, as models exported by mnv4-nas expect) or none ([0, 1] images).",
-    ),  # fmt: skip
+    ),
     teacher_mean: str | None = typer.Option(
         None, "--teacher-mean", metavar="R,G,B", help="ONNX teacher: explicit per-channel mean (with --teacher-std)."
     ),
@@ -122,21 +122,43 @@ def distill_data(
     normalize_onnx(tch, teacher_norm.value, teacher_mean, teacher_std, ds)
     check_teacher(tch, ds)
     if names is not None and tuple(names) != ds.classes:
-        raise UsageError(f"--teacher {teacher}: its classes ({', '.join(names[:4])}, …) differ from the data's "
-                         f"({', '.join(ds.classes[:4])}, …) in name or order")  # fmt: skip
+        raise UsageError(
+            f"--teacher {teacher}: its classes ({', '.join(names[:4])}, …) differ from the data's "
+            f"({', '.join(ds.classes[:4])}, …) in name or order"
+        )
     if not json_out:
         console.print(f"data: {ds.describe()}")
         console.print(f"teacher: {teacher} ({tch.num_classes} classes); {aug.value} x {replicas} replicas -> {out}")
-    summary = _build(build_store, tch, ds, out, json_out, aug=aug.value, replicas=replicas, seed=seed,
-                     shard_size=shard_size, batch_size=batch_size, data_spec=data, val_fraction=val_fraction,
-                     split_seed=seed)  # fmt: skip
+    summary = _build(
+        build_store,
+        tch,
+        ds,
+        out,
+        json_out,
+        aug=aug.value,
+        replicas=replicas,
+        seed=seed,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        data_spec=data,
+        val_fraction=val_fraction,
+        split_seed=seed,
+    )
     _print_summary(summary, json_out)
 
 
 def _build(build_store: Any, tch: Any, ds: Any, out: str, quiet: bool, **kw: Any) -> Any:
     """``build_store`` with a progress bar, started at the first report (an early error prints no empty bar)."""
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, disable=quiet, transient=False)  # fmt: skip
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
     task: list[Any] = []
 
     def on_progress(p: Any) -> None:

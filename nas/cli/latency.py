@@ -99,9 +99,17 @@ def targets(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", h
         t.add_column(col, no_wrap=col != "runtime")
     for r in rows:
         t.add_row(
-            r["target"], r["class"], r["dtype"], r["runtime"], ",".join(r["unsupported"]) or "-",
-            r["source"] or "none", str(r["entries"]), r["fit_data"] or "-", _fmt(r["fit_mape_pct"]), _fmt(r["loo_mape_pct"]),
-        )  # fmt: skip
+            r["target"],
+            r["class"],
+            r["dtype"],
+            r["runtime"],
+            ",".join(r["unsupported"]) or "-",
+            r["source"] or "none",
+            str(r["entries"]),
+            r["fit_data"] or "-",
+            _fmt(r["fit_mape_pct"]),
+            _fmt(r["loo_mape_pct"]),
+        )
     console.print(t)
 
 
@@ -208,9 +216,13 @@ def fit(
     for r in rows:
         cv = "" if r["cv"] in ("loo", "none") else f" ({r['cv']})"
         t.add_row(
-            r["target"], ", ".join(r["free"]), str(r["n"]), _fmt(r["fit_mape_pct"]),
-            _fmt(r["loo_mape_pct"]) + cv, f"{r['ridge_point']:.1f}",
-        )  # fmt: skip
+            r["target"],
+            ", ".join(r["free"]),
+            str(r["n"]),
+            _fmt(r["fit_mape_pct"]),
+            _fmt(r["loo_mape_pct"]) + cv,
+            f"{r['ridge_point']:.1f}",
+        )
     console.print(t)
     for p in rebuilt:
         console.print(f"rebuilt {p}")
@@ -422,8 +434,14 @@ def import_(
         check_finite(cache_mib, "--cache-mib", lo=0)
     if results is not None:
         path, table = import_results(dev, results, tdir, cache_mib)
-        out = {"target": target, "path": str(path), "source": "imported", "entries": len(table), "models": len(table.models),
-               "overhead_ms": table.overhead_ms}  # fmt: skip
+        out = {
+            "target": target,
+            "path": str(path),
+            "source": "imported",
+            "entries": len(table),
+            "models": len(table.models),
+            "overhead_ms": table.overhead_ms,
+        }
         _print_import_calibration(table, out, json_out)
         return
     assert from_models is not None
@@ -607,9 +625,15 @@ def device_add(
     from nas.latency import add_device
 
     dev, path = add_device(
-        check_name(name, "NAME"), device_class, dtype, runtime, _tables_dir(ctx),
-        description=description, unsupported=unsupported, like=like,
-    )  # fmt: skip
+        check_name(name, "NAME"),
+        device_class,
+        dtype,
+        runtime,
+        _tables_dir(ctx),
+        description=description,
+        unsupported=unsupported,
+        like=like,
+    )
     out = {
         "target": dev.name,
         "class": dev.device_class,

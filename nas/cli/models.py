@@ -122,15 +122,33 @@ def show(
     table = Table(
         title=f"{name} — {arch.resolution}px, {format_count(count_params(arch))} params, {format_macs(count_macs(arch))} MACs"
     )
-    cols = [("#", "right"), ("input", "right"), ("block", "left"), ("k1/k2", "center"), ("exp", "right"),
-            ("out", "right"), ("s", "right"), ("params", "right"), ("MACs", "right"), ("", "left")]  # fmt: skip
+    cols = [
+        ("#", "right"),
+        ("input", "right"),
+        ("block", "left"),
+        ("k1/k2", "center"),
+        ("exp", "right"),
+        ("out", "right"),
+        ("s", "right"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("", "left"),
+    ]
     for col, justify in cols:
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
         table.add_row(
-            str(r["index"]), str(r["input"]), str(r["block"]), str(r["kernels"]), str(r["expansion"]),
-            str(r["out_channels"]), str(r["stride"]), format_count(int(r["params"])), format_macs(int(r["macs"])), str(r["extra"]),
-        )  # fmt: skip
+            str(r["index"]),
+            str(r["input"]),
+            str(r["block"]),
+            str(r["kernels"]),
+            str(r["expansion"]),
+            str(r["out_channels"]),
+            str(r["stride"]),
+            format_count(int(r["params"])),
+            format_macs(int(r["macs"])),
+            str(r["extra"]),
+        )
     console.print(table)
 
 

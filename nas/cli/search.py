@@ -157,8 +157,22 @@ def search(
 ) -> None:
     """Search for the best architecture within a latency budget on one or more targets."""
     cfg = get_config(ctx)
-    _check_options(target, budget, trials, coarse_trials, fine_trials, coarse_top, seed, beta, estimator,
-                   coarse_estimator, study, storage, ray_address, out)  # fmt: skip
+    _check_options(
+        target,
+        budget,
+        trials,
+        coarse_trials,
+        fine_trials,
+        coarse_top,
+        seed,
+        beta,
+        estimator,
+        coarse_estimator,
+        study,
+        storage,
+        ray_address,
+        out,
+    )
     targets = list(target or [])
     budgets = list(budget or [])
     if not targets and not budgets:
@@ -174,8 +188,11 @@ def search(
         n_coarse, n_fine = max(1, round(trials * 0.4)), max(1, trials - round(trials * 0.4))
     s = cfg.search
     # TuNAS counts controller steps (one sampled architecture each); it needs more than TPE needs trials.
-    d_trials, d_coarse, d_fine = (s.tunas_steps, s.tunas_coarse_steps, s.tunas_fine_steps) if engine == "tunas" else (
-        s.trials, s.coarse_trials, s.fine_trials)  # fmt: skip
+    d_trials, d_coarse, d_fine = (
+        (s.tunas_steps, s.tunas_coarse_steps, s.tunas_fine_steps)
+        if engine == "tunas"
+        else (s.trials, s.coarse_trials, s.fine_trials)
+    )
     tdir = tables_dir_of(ctx)
     settings = SearchSettings(
         targets=targets,
@@ -214,8 +231,14 @@ def search(
         rep.stop()
     report = _verify(outcome, tdir, json_out) if verify else None
     if json_out:
-        extra = {} if report is None else {"verify": report.rows.to_dict("records"),
-                                           "verify_bundles": {t: str(p) for t, p in report.bundles.items()}}  # fmt: skip
+        extra = (
+            {}
+            if report is None
+            else {
+                "verify": report.rows.to_dict("records"),
+                "verify_bundles": {t: str(p) for t, p in report.bundles.items()},
+            }
+        )
         print_json({**outcome_json(outcome), **extra})
         return
     _print_outcome(outcome, settings)
@@ -243,8 +266,15 @@ def _print_verify(report: Any) -> None:
         for r in report.rows.itertuples(index=False):
             kept = "yes" if r.within_budget_measured else "[red]NO[/red]"
             busy = " (machine busy)" if r.disturbed else ""
-            table.add_row(r.pick, r.target, fmt_ms(r.predicted_ms), fmt_ms(r.measured_ms) + busy,
-                          f"{r.error_pct:+.1f}", f"{r.budget_ms:g}", kept)  # fmt: skip
+            table.add_row(
+                r.pick,
+                r.target,
+                fmt_ms(r.predicted_ms),
+                fmt_ms(r.measured_ms) + busy,
+                f"{r.error_pct:+.1f}",
+                f"{r.budget_ms:g}",
+                kept,
+            )
         console.print(table)
         console.print(f"wrote {report.csv}")
     for target, path in report.bundles.items():
@@ -255,10 +285,21 @@ def _print_verify(report: Any) -> None:
 
 
 def _check_options(
-    target: list[str] | None, budget: list[str] | None, trials: int | None, coarse_trials: int | None,
-    fine_trials: int | None, coarse_top: int, seed: int | None, beta: float, estimator: str | None,
-    coarse_estimator: str | None, study: str | None, storage: str | None, ray_address: str | None, out: Path | None,
-) -> None:  # fmt: skip
+    target: list[str] | None,
+    budget: list[str] | None,
+    trials: int | None,
+    coarse_trials: int | None,
+    fine_trials: int | None,
+    coarse_top: int,
+    seed: int | None,
+    beta: float,
+    estimator: str | None,
+    coarse_estimator: str | None,
+    study: str | None,
+    storage: str | None,
+    ray_address: str | None,
+    out: Path | None,
+) -> None:
     """Every option in range before any work starts: 0 or "" never means the default."""
     for t in target or []:
         check_name(t, "--target")

@@ -67,9 +67,13 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         table.add_column(col, no_wrap=col != "description")
     for r in rows:
         table.add_row(
-            r["name"], str(r["resolution"]), r["reference"] or "-", str(r["searchable_stages"]),
-            f"{r['log10_size']:.1f}", r["description"],
-        )  # fmt: skip
+            r["name"],
+            str(r["resolution"]),
+            r["reference"] or "-",
+            str(r["searchable_stages"]),
+            f"{r['log10_size']:.1f}",
+            r["description"],
+        )
     console.print(table)
 
 

@@ -217,10 +217,16 @@ class _TrainReporter:
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}{task.fields[extra]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
-        )  # fmt: skip
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        )
         self.tasks: dict[tuple[str, int], Any] = {}
         self.label = ""
         self.ckpt: Path | None = None
@@ -327,8 +333,10 @@ def info(
         if json_out:
             print_json({**m, "shot_meta": [load_checkpoint(p)["meta"] if Path(p).exists() else None for p in paths]})
             return
-        console.print(f"[bold]{checkpoint}[/bold]: few-shot supernet of {space_from_meta(m['space'])}, "
-                      f"{len(paths)} shots on {m['split']}")  # fmt: skip
+        console.print(
+            f"[bold]{checkpoint}[/bold]: few-shot supernet of {space_from_meta(m['space'])}, "
+            f"{len(paths)} shots on {m['split']}"
+        )
         for s, p in zip(m["shots"], paths, strict=True):
             console.print(f"\n[bold]shot {s['label']}[/bold]")
             if Path(p).exists():
@@ -443,21 +451,36 @@ def fit_predictor_cmd(
     check_fit_options(n, holdout, model.value)
     path = check_output_file(out, "--out")
     est = load_supernet_estimator(checkpoint)
-    progress = Progress(TextColumn("[bold]scoring with the supernet"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=json_out)  # fmt: skip
+    progress = Progress(
+        TextColumn("[bold]scoring with the supernet"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=json_out,
+    )
     with progress:
         task = progress.add_task("score", total=None)
-        pred = fit_predictor(est, n, model=model.value, holdout=holdout, seed=seed,
-                             progress=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+        pred = fit_predictor(
+            est,
+            n,
+            model=model.value,
+            holdout=holdout,
+            seed=seed,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     pred.save(path)
     fit = pred.record["fit"]
     if json_out:
         print_json({"predictor": str(path), "estimator": pred.name, "meaning": pred.meaning, "fit": fit})
         return
     h = fit["heldout"]
-    console.print(f"scored {fit['n']} members in {fit['scoring_seconds']:.0f} s ({fit['n'] / fit['scoring_seconds']:.2f}/s); "
-                  f"{fit['model']} fitted on {h['n_train']}, on the {h['n_test']} held out: Kendall τ {_tau_text(h['kendall_tau'])}, "
-                  f"Spearman ρ {_tau_text(h['spearman_rho'])}, RMSE {h['rmse']:.4f} (refitted on all {fit['n']})")  # fmt: skip
+    console.print(
+        f"scored {fit['n']} members in {fit['scoring_seconds']:.0f} s ({fit['n'] / fit['scoring_seconds']:.2f}/s); "
+        f"{fit['model']} fitted on {h['n_train']}, on the {h['n_test']} held out: Kendall τ {_tau_text(h['kendall_tau'])}, "
+        f"Spearman ρ {_tau_text(h['spearman_rho'])}, RMSE {h['rmse']:.4f} (refitted on all {fit['n']})"
+    )
     console.print(f"wrote {path}; next: mnv4-nas search --target TARGET --budget BUDGET --estimator predictor:{path}")
 
 
@@ -491,5 +514,7 @@ def extract(
             f"wrote {r.path} (input {'x'.join(map(str, r.input_shape))}, max |ort - torch| = {r.max_abs_diff:.2e})"
         )
         return
-    console.print(f"wrote {out.path}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
-                  f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))")  # fmt: skip
+    console.print(
+        f"wrote {out.path}: {{arch, classes, mean, std, state_dict}} (torch.load(..., weights_only=True); "
+        f"nas.build_model(parse_arch(arch)).load_state_dict(state_dict))"
+    )

@@ -69,10 +69,21 @@ def _recipe(cfg: Config, given: dict[str, Any]) -> Any:
     from nas.train import Recipe
 
     tc = cfg.train
-    defaults: dict[str, Any] = {"epochs": tc.epochs, "batch_size": tc.batch_size, "optimizer": tc.optimizer, "lr": tc.lr,
-                "weight_decay": tc.weight_decay, "lr_warmup": tc.warmup, "label_smoothing": tc.label_smoothing,
-                "grad_clip": tc.grad_clip, "ema": tc.ema, "ema_decay": tc.ema_decay, "augment": tc.aug,
-                "amp": tc.amp, "seed": cfg.project.seed}  # fmt: skip
+    defaults: dict[str, Any] = {
+        "epochs": tc.epochs,
+        "batch_size": tc.batch_size,
+        "optimizer": tc.optimizer,
+        "lr": tc.lr,
+        "weight_decay": tc.weight_decay,
+        "lr_warmup": tc.warmup,
+        "label_smoothing": tc.label_smoothing,
+        "grad_clip": tc.grad_clip,
+        "ema": tc.ema,
+        "ema_decay": tc.ema_decay,
+        "augment": tc.aug,
+        "amp": tc.amp,
+        "seed": cfg.project.seed,
+    }
     values = {k: (given[k] if given.get(k) is not None else v) for k, v in defaults.items()}
     recipe = Recipe(**values)
 
@@ -89,10 +100,16 @@ def _recipe(cfg: Config, given: dict[str, Any]) -> Any:
 def _progress(quiet: bool, world: int, batch: int) -> tuple[Progress, Any, Any]:
     """A rich progress bar per epoch; (progress, on_step, on_epoch) for :func:`nas.train.train`."""
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f} {task.fields[rate]:.0f} img/s"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
-    )  # fmt: skip
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
     tasks: dict[int, Any] = {}
     started: dict[int, float] = {}
 
@@ -202,10 +219,21 @@ def train(
     spec, name = resolve(arch)
     if distill and (data is not None or teacher is not None):
         raise UsageError("--distill learns from the stores' teacher and their source data; drop --data/--teacher")
-    given = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer.value if optimizer else None, "lr": lr,
-             "weight_decay": weight_decay, "lr_warmup": warmup, "label_smoothing": label_smoothing,
-             "grad_clip": grad_clip, "ema": ema, "ema_decay": ema_decay, "augment": aug if aug is not None else ("flip" if distill else None),
-             "amp": amp, "seed": seed}  # fmt: skip
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer.value if optimizer else None,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "lr_warmup": warmup,
+        "label_smoothing": label_smoothing,
+        "grad_clip": grad_clip,
+        "ema": ema,
+        "ema_decay": ema_decay,
+        "augment": aug if aug is not None else ("flip" if distill else None),
+        "amp": amp,
+        "seed": seed,
+    }
     recipe = _recipe(cfg, given)
     amp_dtype(recipe, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")), "--amp")
     res = check_int(resolution if resolution is not None else cfg.train.resolution, "--resolution", lo=8, hi=1024)
@@ -227,20 +255,43 @@ def train(
             console.print(f"teacher (online): {teacher} ({online.num_classes} classes)")
         console.print(f"arch: {name} ({spec.arch if len(spec.arch) <= 160 else spec.arch[:157] + '…'})")
         ema_note = f"EMA {recipe.ema_decay}" if recipe.ema else "no EMA"
-        console.print(f"recipe: {recipe.optimizer} lr {recipe.lr:g}, {recipe.epochs} epochs × batch {recipe.batch_size}"
-                      f" × {world} process(es), {recipe.augment}, label smoothing {recipe.label_smoothing:g}, {ema_note}")  # fmt: skip
+        console.print(
+            f"recipe: {recipe.optimizer} lr {recipe.lr:g}, {recipe.epochs} epochs × batch {recipe.batch_size}"
+            f" × {world} process(es), {recipe.augment}, label smoothing {recipe.label_smoothing:g}, {ema_note}"
+        )
         console.print(f"output: {out_dir} (rerun with --out {out_dir} to resume)")
     progress, on_step, on_epoch = _progress(quiet, world, recipe.batch_size)
     with progress:
-        run = run_training(spec, source, val, recipe, out_dir, device=device, resume=resume, name=name, data_info=data_info,
-                           teacher=online, on_step=on_step, on_epoch=on_epoch, max_steps_per_epoch=max_steps)  # fmt: skip
+        run = run_training(
+            spec,
+            source,
+            val,
+            recipe,
+            out_dir,
+            device=device,
+            resume=resume,
+            name=name,
+            data_info=data_info,
+            teacher=online,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            max_steps_per_epoch=max_steps,
+        )
     if (quiet and not json_out) or (world > 1 and _rank() != 0):  # one report, from rank 0
         return
     _report(run, json_out)
 
 
-def _online_teacher(text: str, val: Any, device: str | None, threads: int | None, norm: str, mean: str | None,
-                    std: str | None, output: str) -> Any:  # fmt: skip
+def _online_teacher(
+    text: str,
+    val: Any,
+    device: str | None,
+    threads: int | None,
+    norm: str,
+    mean: str | None,
+    std: str | None,
+    output: str,
+) -> Any:
     """The ``--teacher`` of an online distillation, checked against the data's classes."""
     from nas.supernet import NORMS, normalize_onnx, open_teacher, parse_teacher
 
@@ -251,8 +302,10 @@ def _online_teacher(text: str, val: Any, device: str | None, threads: int | None
     t, names = open_teacher(parse_teacher(text), resolution=None, output=output, device=device, threads=threads)
     normalize_onnx(t, norm, mean, std, val)
     if t.num_classes != val.num_classes or (names is not None and tuple(names) != val.classes):
-        raise UsageError(f"--teacher {text}: {t.num_classes} classes, but the data has {val.num_classes} "
-                         f"({_names(val.classes)}) — a teacher must know the data's classes in the data's order")  # fmt: skip
+        raise UsageError(
+            f"--teacher {text}: {t.num_classes} classes, but the data has {val.num_classes} "
+            f"({_names(val.classes)}) — a teacher must know the data's classes in the data's order"
+        )
     return t
 
 
@@ -260,9 +313,17 @@ def _report(run: Any, json_out: bool) -> None:
     """The result of :func:`nas.train.train` as one JSON object or a table."""
     r = run.results
     if json_out:
-        print_json({"out": str(run.out), "arch": run.spec.arch, "epochs_done": run.epochs_done,
-                    "resumed_from_epoch": run.resumed_from, "results": r, "files": {k: str(p) for k, p in run.files.items()},
-                    "history": run.history})  # fmt: skip
+        print_json(
+            {
+                "out": str(run.out),
+                "arch": run.spec.arch,
+                "epochs_done": run.epochs_done,
+                "resumed_from_epoch": run.resumed_from,
+                "results": r,
+                "files": {k: str(p) for k, p in run.files.items()},
+                "history": run.history,
+            }
+        )
         return
     if run.resumed_from >= run.epochs_done:
         console.print(
@@ -327,16 +388,24 @@ def eval_(
         seed=int(how.get("split_seed", cfg.project.seed)),
     )
     if ds.classes != tm.classes:
-        raise UsageError(f"--data {data}: {ds.num_classes} classes ({_names(ds.classes)}) but {tm.path} was trained on "
-                         f"{tm.num_classes} ({_names(tm.classes)})")  # fmt: skip
+        raise UsageError(
+            f"--data {data}: {ds.num_classes} classes ({_names(ds.classes)}) but {tm.path} was trained on "
+            f"{tm.num_classes} ({_names(tm.classes)})"
+        )
     x, y = (ds.val_x, ds.val_y) if split is Split.val else (ds.train_x, ds.train_y)
     if len(y) == 0:
         raise UsageError(f"--data {data}: the {split.value} split holds no images")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     r = evaluate(tm.model.to(dev), x, y, tm.mean, tm.std, num_classes=tm.num_classes, batch_size=batch_size, device=dev)
     title = f"{name} on {ds.source} ({split.value}, {len(y)} images): top-1 {100 * r.top1:.2f} %"
-    info = {"weights": str(tm.path), "weights_kind": tm.weights, "arch": tm.spec.arch, "data": data,
-            "split": split.value, "resolution": tm.resolution}  # fmt: skip
+    info = {
+        "weights": str(tm.path),
+        "weights_kind": tm.weights,
+        "arch": tm.spec.arch,
+        "data": data,
+        "split": split.value,
+        "resolution": tm.resolution,
+    }
     files = write_eval(r, out_dir, tm.classes, title, info)
     if json_out:
         print_json(

@@ -13,8 +13,17 @@ from nas._io import write_atomic
 from nas.data._dataset import Dataset, make_dataset
 
 BUILTIN_CLASSES: tuple[str, ...] = (
-    "disk", "ring", "square", "frame", "triangle", "plus", "cross", "hstripes", "vstripes", "checker",
-)  # fmt: skip
+    "disk",
+    "ring",
+    "square",
+    "frame",
+    "triangle",
+    "plus",
+    "cross",
+    "hstripes",
+    "vstripes",
+    "checker",
+)
 BUILTIN_TRAIN_PER_CLASS = 1000
 BUILTIN_VAL_PER_CLASS = 200
 BUILTIN_SEED = 20240417
@@ -52,9 +61,17 @@ def _f32(*arrays: np.ndarray) -> list[np.ndarray]:
     return [a.astype(np.float32) for a in arrays]
 
 
-def render_shapes(n_per_class: int, resolution: int, seed: int, *, contrast: tuple[float, ...] = (0.3, 0.45, 0.6),
-                  strokes: int = 1, noise: tuple[float, float] = (0.01, 0.05), texture: tuple[float, float] = (0.02, 0.1),
-                  scale: tuple[float, float] = (0.3, 0.6)) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def render_shapes(
+    n_per_class: int,
+    resolution: int,
+    seed: int,
+    *,
+    contrast: tuple[float, ...] = (0.3, 0.45, 0.6),
+    strokes: int = 1,
+    noise: tuple[float, float] = (0.01, 0.05),
+    texture: tuple[float, float] = (0.02, 0.1),
+    scale: tuple[float, float] = (0.3, 0.6),
+) -> tuple[np.ndarray, np.ndarray]:
     """``n_per_class`` images of each built-in class (uint8 N×3×R×R, labels), deterministic in ``seed``.
 
     Random parameters are drawn before rendering and do not depend on ``resolution``, so the same
@@ -111,10 +128,16 @@ def render_shapes(n_per_class: int, resolution: int, seed: int, *, contrast: tup
         for c in np.unique(lab):
             sel = lab == c
             mask[sel] = _shape_mask(int(c), u[sel], v[sel])
-        tex = np.sin(gx[None] * np.pi * tex_f[sl, 0, 0, None, None] + gy[None] * np.pi * tex_f[sl, 0, 1, None, None]
-                     + tex_p[sl, 0, None, None])  # fmt: skip
-        tex2 = np.sin(gx[None] * np.pi * tex_f[sl, 1, 0, None, None] - gy[None] * np.pi * tex_f[sl, 1, 1, None, None]
-                      + tex_p[sl, 1, None, None])  # fmt: skip
+        tex = np.sin(
+            gx[None] * np.pi * tex_f[sl, 0, 0, None, None]
+            + gy[None] * np.pi * tex_f[sl, 0, 1, None, None]
+            + tex_p[sl, 0, None, None]
+        )
+        tex2 = np.sin(
+            gx[None] * np.pi * tex_f[sl, 1, 0, None, None]
+            - gy[None] * np.pi * tex_f[sl, 1, 1, None, None]
+            + tex_p[sl, 1, None, None]
+        )
         img = bg[sl, :, None, None] + tex_a[sl, :, None, None] * (tex[:, None] + tex2[:, None]) / 2
         img = img * (1 - mask[:, None]) + fg[sl, :, None, None] * mask[:, None]
         for j in range(n_strokes):
@@ -167,6 +190,13 @@ def load_builtin(resolution: int, train_per_class: int = BUILTIN_TRAIN_PER_CLASS
         tx, ty = render_cached(train_per_class, resolution, BUILTIN_SEED)
         vx, vy = render_cached(builtin_val_per_class(train_per_class), resolution, BUILTIN_SEED + 1)
         src = "builtin" if train_per_class == BUILTIN_TRAIN_PER_CLASS else f"builtin:{train_per_class}"
-        _BUILTIN_CACHE[key] = make_dataset(src, BUILTIN_CLASSES, resolution, torch.from_numpy(tx), torch.from_numpy(ty),
-                                    torch.from_numpy(vx), torch.from_numpy(vy))  # fmt: skip
+        _BUILTIN_CACHE[key] = make_dataset(
+            src,
+            BUILTIN_CLASSES,
+            resolution,
+            torch.from_numpy(tx),
+            torch.from_numpy(ty),
+            torch.from_numpy(vx),
+            torch.from_numpy(vy),
+        )
     return _BUILTIN_CACHE[key]

@@ -56,8 +56,15 @@ def stats(x: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, flo
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)  # type: ignore[return-value]
 
 
-def make_dataset(source: str, classes: tuple[str, ...], res: int, tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor,
-          vy: torch.Tensor) -> Dataset:  # fmt: skip
+def make_dataset(
+    source: str,
+    classes: tuple[str, ...],
+    res: int,
+    tx: torch.Tensor,
+    ty: torch.Tensor,
+    vx: torch.Tensor,
+    vy: torch.Tensor,
+) -> Dataset:
     mean, std = stats(tx)
     return Dataset(source, classes, res, tx.contiguous(), ty.long(), vx.contiguous(), vy.long(), mean, std)
 

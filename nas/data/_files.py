@@ -37,12 +37,24 @@ def _images_in(d: Path) -> list[Path]:
     return files
 
 
-def _read_folder(root: Path, resolution: int, classes: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:  # fmt: skip
+def _read_folder(
+    root: Path, resolution: int, classes: tuple[str, ...] | None = None
+) -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     # Everything a broken or hostile image file makes PIL raise (a decompression bomb included).
-    bad_image = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
-                 struct.error, EOFError, IndexError, zlib.error, MemoryError)  # fmt: skip
+    bad_image = (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        struct.error,
+        EOFError,
+        IndexError,
+        zlib.error,
+        MemoryError,
+    )
 
     dirs = _class_dirs(root)
     names = tuple(d.name for d in dirs)
@@ -144,8 +156,10 @@ def _check_members(path: Path) -> None:
                     )
                 nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
                 if nbytes > min(info.file_size, MAX_ARRAY_BYTES):
-                    raise DataError(f"{path}: array {name!r} declares shape {shape} ({nbytes} bytes) but its "
-                                    f"member holds {info.file_size} bytes")  # fmt: skip
+                    raise DataError(
+                        f"{path}: array {name!r} declares shape {shape} ({nbytes} bytes) but its "
+                        f"member holds {info.file_size} bytes"
+                    )
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error) as exc:
         msg = " ".join(str(exc).split())[:160]
         raise DataError(f"{path}: cannot read .npz ({type(exc).__name__}: {msg})") from None

@@ -23,8 +23,10 @@ def open_store(path: str | Path, *, buffer_shards: int = BUFFER_SHARDS) -> Disti
 
 def _check_resolution(store: DistillStore, resolution: int) -> None:
     if resolution != store.resolution:
-        raise StoreError(f"{store.path}: the store holds {store.resolution} px images; --resolution {resolution} differs "
-                         f"(use --resolution {store.resolution})")  # fmt: skip
+        raise StoreError(
+            f"{store.path}: the store holds {store.resolution} px images; --resolution {resolution} differs "
+            f"(use --resolution {store.resolution})"
+        )
 
 
 def load_data(spec: str, resolution: int, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:

@@ -73,11 +73,13 @@ class _Reader:
             c = next(self.chunks, None)
             if c is None:
                 if self.cycle and not self.read:
-                    raise StoreError(f"{self.store.path}: {self.store.examples} examples cannot be shared by "
-                                     f"{self.world} processes")  # fmt: skip
+                    raise StoreError(
+                        f"{self.store.path}: {self.store.examples} examples cannot be shared by {self.world} processes"
+                    )
                 self.read = 0
-                self.chunks = self.store.stream(int(seeded_rng(self.seed, self.salt, self.cycle).integers(2**62)),
-                                                rank=self.rank, world=self.world)  # fmt: skip
+                self.chunks = self.store.stream(
+                    int(seeded_rng(self.seed, self.salt, self.cycle).integers(2**62)), rank=self.rank, world=self.world
+                )
                 self.cycle += 1
                 continue
             self.held.append(c)
@@ -108,8 +110,10 @@ class MixedSource:
                     f"{s.path}: its classes differ from {first.path}'s; stores in a mix must share classes"
                 )
             if s.resolution != first.resolution:
-                raise StoreError(f"{s.path}: {s.resolution} px images, {first.path} has {first.resolution} px; "
-                                 "stores in a mix must share the resolution")  # fmt: skip
+                raise StoreError(
+                    f"{s.path}: {s.resolution} px images, {first.path} has {first.resolution} px; "
+                    "stores in a mix must share the resolution"
+                )
         m = np.array([s.mean for s in self.stores])
         sd = np.array([s.std for s in self.stores])
         mean = self.weights @ m
@@ -150,8 +154,10 @@ class MixedSource:
             yield Batch(x[perm].float().div_(255.0), y[perm], p[perm])
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": "distill-mix",
-                "stores": [{"ratio": float(r), **s.identity()} for s, r in zip(self.stores, self.ratios)]}  # fmt: skip
+        return {
+            "kind": "distill-mix",
+            "stores": [{"ratio": float(r), **s.identity()} for s, r in zip(self.stores, self.ratios)],
+        }
 
     def describe(self) -> str:
         parts = ", ".join(f"{s.path} ({w:.3g})" for s, w in zip(self.stores, self.weights))
@@ -187,8 +193,12 @@ def open_distill_stores(
     # The spec is constant: a store is identified by its shards' hashes (source.identity()), not where it lies.
     first = stores[0][0]
     src = first.data_info  # held-out split of the first store's source data
-    info = {"spec": "distill", "stores": [{"path": str(Path(p).resolve()), "ratio": r} for p, r in parsed],
-            "val_fraction": src["val_fraction"], "split_seed": src["split_seed"]}  # fmt: skip
+    info = {
+        "spec": "distill",
+        "stores": [{"path": str(Path(p).resolve()), "ratio": r} for p, r in parsed],
+        "val_fraction": src["val_fraction"],
+        "split_seed": src["split_seed"],
+    }
     return source, first.source_data(), info
 
 

@@ -119,8 +119,13 @@ class ShardRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"index": self.index, "file": self.file, "examples": self.examples, "bytes": self.bytes,
-                "sha256": self.sha256}  # fmt: skip
+        return {
+            "index": self.index,
+            "file": self.file,
+            "examples": self.examples,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
 
 
 def _field(d: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -141,8 +146,13 @@ def _triple(d: dict[str, Any], key: str, where: str, positive: bool) -> tuple[fl
 
 def _shard_record(d: Any, where: str) -> ShardRecord:
     i = _field(d, "index", int, where)
-    rec = ShardRecord(i, _field(d, "file", str, where), _field(d, "examples", int, where),
-                      _field(d, "bytes", int, where), _field(d, "sha256", str, where))  # fmt: skip
+    rec = ShardRecord(
+        i,
+        _field(d, "file", str, where),
+        _field(d, "examples", int, where),
+        _field(d, "bytes", int, where),
+        _field(d, "sha256", str, where),
+    )
     if rec.file != shard_name(i) or rec.examples < 1 or not re.fullmatch(r"[0-9a-f]{64}", rec.sha256):
         raise StoreError(f"{where}: shard entry {i} is malformed (file {rec.file!r}, {rec.examples} examples)")
     return rec
@@ -187,11 +197,17 @@ def is_store(path: str | Path) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
-def check_shard(t: dict[str, torch.Tensor], n: int, num_classes: int, resolution: int, replicas: int,
-                train_images: int, name: str) -> None:  # fmt: skip
+def check_shard(
+    t: dict[str, torch.Tensor], n: int, num_classes: int, resolution: int, replicas: int, train_images: int, name: str
+) -> None:
     """Raise :class:`StoreError` naming ``name`` unless ``t`` holds ``n`` valid examples."""
-    want = {"images": ((n, 3, resolution, resolution), torch.uint8), "probs": ((n, num_classes), PROBS_DTYPE),
-            "labels": ((n,), torch.int64), "index": ((n,), torch.int64), "replica": ((n,), torch.int64)}  # fmt: skip
+    want = {
+        "images": ((n, 3, resolution, resolution), torch.uint8),
+        "probs": ((n, num_classes), PROBS_DTYPE),
+        "labels": ((n,), torch.int64),
+        "index": ((n,), torch.int64),
+        "replica": ((n,), torch.int64),
+    }
     if set(t) != set(want):
         raise StoreError(f"{name}: corrupt shard (tensors {sorted(t)}, expected {sorted(want)})")
     for k, (shape, dtype) in want.items():
@@ -256,8 +272,10 @@ class DistillStore:
         shards = finished_shards(m, where)
         n_planned = _field(m, "num_shards", int, where)
         if not _field(m, "complete", bool, where) or len(shards) < n_planned:
-            raise StoreError(f"{self.path}: the build is not finished ({len(shards)} of {n_planned} shards); rerun "
-                             "'mnv4-nas distill-data' with the same options to finish it")  # fmt: skip
+            raise StoreError(
+                f"{self.path}: the build is not finished ({len(shards)} of {n_planned} shards); rerun "
+                "'mnv4-nas distill-data' with the same options to finish it"
+            )
         if not shards or n_planned == 0:
             raise StoreError(f"{self.path}: the store holds no examples")
         if sorted(shards) != list(range(n_planned)):
@@ -365,8 +383,11 @@ class DistillStore:
             sel = torch.from_numpy(perm[(glob % world == rank) & (glob < limit)])
             pos += n
             if len(sel):
-                yield (torch.cat([p["images"] for p in parts])[sel], torch.cat([p["labels"] for p in parts])[sel],
-                       torch.cat([p["probs"] for p in parts])[sel].float())  # fmt: skip
+                yield (
+                    torch.cat([p["images"] for p in parts])[sel],
+                    torch.cat([p["labels"] for p in parts])[sel],
+                    torch.cat([p["probs"] for p in parts])[sel].float(),
+                )
 
     def source_data(self) -> Dataset:
         """The data set the store was built from (its held-out split is the store's), reloaded and
@@ -374,13 +395,16 @@ class DistillStore:
         if self._source is None:
             d = self.data_info
             try:
-                ds = self._load_source(str(d["spec"]), self.resolution, val_fraction=float(d["val_fraction"]),
-                               seed=int(d["split_seed"]))  # fmt: skip
+                ds = self._load_source(
+                    str(d["spec"]), self.resolution, val_fraction=float(d["val_fraction"]), seed=int(d["split_seed"])
+                )
             except (NasError, KeyError, TypeError, ValueError) as exc:
                 raise StoreError(f"{self.path}: cannot reload the data it was built from ({exc})") from None
             if list(ds.classes) != list(self.classes) or data_fingerprint(ds) != d.get("fingerprint"):
-                raise StoreError(f"{self.path}: the data it was built from ({d['spec']}) has changed since "
-                                 "(its training images differ)")  # fmt: skip
+                raise StoreError(
+                    f"{self.path}: the data it was built from ({d['spec']}) has changed since "
+                    "(its training images differ)"
+                )
             self._source = ds
         return self._source
 

@@ -42,8 +42,15 @@ _TEMP_RE = re.compile(r"\.(manifest\.json|shard-\d{5,}\.safetensors)\.\d+\.tmp")
 _HINT = "choose a writable --out"
 
 #: settings key -> the option that sets it (named in the error when a resumed build differs)
-_OPTIONS = {"teacher": "--teacher", "data": "--data", "aug": "--aug", "replicas": "--replicas", "seed": "--seed",
-            "shard_size": "--shard-size", "batch_size": "--batch-size"}  # fmt: skip
+_OPTIONS = {
+    "teacher": "--teacher",
+    "data": "--data",
+    "aug": "--aug",
+    "replicas": "--replicas",
+    "seed": "--seed",
+    "shard_size": "--shard-size",
+    "batch_size": "--batch-size",
+}
 
 
 def _short(v: Any, n: int = 48) -> str:
@@ -120,11 +127,21 @@ class StoreWriter:
         else:
             others = [e.name for e in self.path.iterdir() if not _TEMP_RE.fullmatch(e.name)]
             if others:
-                raise StoreError(f"--out {self.path}: the folder holds other files ({_short(', '.join(sorted(others)))}) "
-                                 "and no distillation store; give a new or empty folder")  # fmt: skip
-            self._manifest = {"format": FORMAT, "version": VERSION, "settings": self.settings,
-                              "examples": self.examples, "num_shards": self.num_shards, "complete": False,
-                              "shards": [], "build": {}, "created": utc_timestamp()}  # fmt: skip
+                raise StoreError(
+                    f"--out {self.path}: the folder holds other files ({_short(', '.join(sorted(others)))}) "
+                    "and no distillation store; give a new or empty folder"
+                )
+            self._manifest = {
+                "format": FORMAT,
+                "version": VERSION,
+                "settings": self.settings,
+                "examples": self.examples,
+                "num_shards": self.num_shards,
+                "complete": False,
+                "shards": [],
+                "build": {},
+                "created": utc_timestamp(),
+            }
         for e in self.path.iterdir():
             if _TEMP_RE.fullmatch(e.name):
                 e.unlink(missing_ok=True)
@@ -136,16 +153,20 @@ class StoreWriter:
         where = str(self.path / MANIFEST)
         diff = settings_difference(m["settings"], self.settings)
         if diff is not None:
-            raise StoreError(f"--out {self.path}: this store was built with another {diff}; rerun with its "
-                             "settings or choose another --out")  # fmt: skip
+            raise StoreError(
+                f"--out {self.path}: this store was built with another {diff}; rerun with its "
+                "settings or choose another --out"
+            )
         if m.get("examples") != self.examples or m.get("num_shards") != self.num_shards:
             raise StoreError(f"{where}: fields 'examples'/'num_shards' do not match its settings")
         self.done = finished_shards(m, where)
         for rec in self.done.values():
             p = self.path / rec.file
             if not p.is_file() or p.stat().st_size != rec.bytes:
-                raise StoreError(f"{self.path}: finished shard {rec.file} is missing or changed; nothing was rewritten "
-                                 "(restore it, or build the store again in another --out)")  # fmt: skip
+                raise StoreError(
+                    f"{self.path}: finished shard {rec.file} is missing or changed; nothing was rewritten "
+                    "(restore it, or build the store again in another --out)"
+                )
         b = m.get("build")
         if not isinstance(b, dict):
             b = {}
@@ -213,8 +234,12 @@ class StoreWriter:
         images = self._prior_images + self.built
         m["shards"] = [self.done[k].to_dict() for k in sorted(self.done)]
         m["complete"] = self.complete
-        m["build"] = {"wall_s": round(wall, 3), "images_built": images, "sessions": self._sessions,
-                      "images_per_s": round(images / wall, 1) if wall > 0 and images else None}  # fmt: skip
+        m["build"] = {
+            "wall_s": round(wall, 3),
+            "images_built": images,
+            "sessions": self._sessions,
+            "images_per_s": round(images / wall, 1) if wall > 0 and images else None,
+        }
         m["updated"] = utc_timestamp()
         write_text_atomic(self.path / MANIFEST, json.dumps(m, indent=1, allow_nan=False) + "\n", _HINT)
 

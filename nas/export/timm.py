@@ -45,26 +45,31 @@ class TimmArch:
         args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
         stages = "\n".join(f"    {list(stage)!r}," for stage in self.stages)
         res = self.resolution
-        return "\n".join([
-            "import torch",
-            "from timm.layers import get_act_layer",
-            "from timm.models._efficientnet_builder import decode_arch_def",
-            f"from timm.models.{module} import {self.model_class}",
-            "stages = [",
-            stages,
-            "]",
-            f"model = {self.model_class}(",
-            f"    decode_arch_def(stages), round_chs_fn=lambda c: c, act_layer=get_act_layer({self.kwargs['act_layer']!r}),",
-            f"    {args},",
-            ").eval()",
-            "with torch.no_grad():",
-            f"    logits = model(torch.randn(1, 3, {res}, {res}))",
-            f"assert logits.shape == (1, {self.kwargs['num_classes']}), logits.shape",
-            "n_params = sum(p.numel() for p in model.parameters())",
-            *([f"assert n_params == {self.params}, f'{{n_params}} parameters; mnv4-nas builds {self.params}'"]
-              if self.params is not None else []),
-            "print(n_params, 'parameters; logits', tuple(logits.shape))",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                "import torch",
+                "from timm.layers import get_act_layer",
+                "from timm.models._efficientnet_builder import decode_arch_def",
+                f"from timm.models.{module} import {self.model_class}",
+                "stages = [",
+                stages,
+                "]",
+                f"model = {self.model_class}(",
+                f"    decode_arch_def(stages), round_chs_fn=lambda c: c, act_layer=get_act_layer({self.kwargs['act_layer']!r}),",
+                f"    {args},",
+                ").eval()",
+                "with torch.no_grad():",
+                f"    logits = model(torch.randn(1, 3, {res}, {res}))",
+                f"assert logits.shape == (1, {self.kwargs['num_classes']}), logits.shape",
+                "n_params = sum(p.numel() for p in model.parameters())",
+                *(
+                    [f"assert n_params == {self.params}, f'{{n_params}} parameters; mnv4-nas builds {self.params}'"]
+                    if self.params is not None
+                    else []
+                ),
+                "print(n_params, 'parameters; logits', tuple(logits.shape))",
+            ]
+        )
 
 
 #: how snippet lines start in the text form, and how to run them

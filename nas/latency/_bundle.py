@@ -155,8 +155,10 @@ def make_bundle(
             return BundleResult(out, n, skipped, quant)
         return _write_bundle(device, keys, out, models, quantize, progress)
     except OSError as exc:  # a full disk or a folder that turned unwritable midway
-        raise NasError(f"cannot write the bundle to {out} ({exc.strerror or type(exc).__name__}); "
-                       "give --output a writable folder with room") from None  # fmt: skip
+        raise NasError(
+            f"cannot write the bundle to {out} ({exc.strerror or type(exc).__name__}); "
+            "give --output a writable folder with room"
+        ) from None
 
 
 def _write_bundle(

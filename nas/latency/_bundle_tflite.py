@@ -106,8 +106,14 @@ def make_tflite_bundle(
         return export_key_tflite(key, path, int8=int8)
 
     entries, skipped = bundle_entries(device, keys, models, out, ".tflite", export, progress)
-    manifest = {"format": TFLITE_BUNDLE_FORMAT, "target": device.name, "dtype": device.dtype, "quantized": int8,
-                "created": utc_timestamp(), "entries": entries}  # fmt: skip
+    manifest = {
+        "format": TFLITE_BUNDLE_FORMAT,
+        "target": device.name,
+        "dtype": device.dtype,
+        "quantized": int8,
+        "created": utc_timestamp(),
+        "entries": entries,
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     (out / "files.txt").write_text("".join(f"{e['file']}\t{e['key'][:40]}\n" for e in entries), encoding="utf-8")
     runner = out / "run_benchmark.sh"

@@ -402,14 +402,28 @@ def add_device(
         raise ConfigError(f"device add: target {name!r} exists already (see `mnv4-nas latency targets`)")
     if like is not None and like not in catalog:
         raise ConfigError(f"device add: --like {like!r} is not a known target (known: {', '.join(catalog)})")
-    entry = {"class": device_class, "dtype": dtype, "runtime": runtime, "description": description,
-             "unsupported": list(unsupported)}  # fmt: skip
+    entry = {
+        "class": device_class,
+        "dtype": dtype,
+        "runtime": runtime,
+        "description": description,
+        "unsupported": list(unsupported),
+    }
     dev = _entry(name, entry, "device add")  # validates class, dtype, unsupported
     same = [d for d in catalog.values() if d.device_class == device_class]
     base = catalog[like] if like else next((d for d in same if d.dtype == dtype), same[0] if same else None)
     if base is not None:
-        dev = Device(dev.name, dev.device_class, dev.dtype, dev.runtime, dev.description, dev.unsupported,
-                     base.ridge_point_ref, base.free, base.model)  # fmt: skip
+        dev = Device(
+            dev.name,
+            dev.device_class,
+            dev.dtype,
+            dev.runtime,
+            dev.description,
+            dev.unsupported,
+            base.ridge_point_ref,
+            base.free,
+            base.model,
+        )
     return dev, save_device(dev, tables_dir)
 
 

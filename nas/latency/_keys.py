@@ -19,10 +19,27 @@ if TYPE_CHECKING:
 
 #: Typed key columns of a table, in file order (0 = not applicable / absent).
 KEY_COLUMNS: tuple[str, ...] = (
-    "kind", "in_h", "in_w", "in_c", "out_c", "stride", "stride_on", "kernel", "start_dw_kernel", "mid_dw_kernel",
-    "expanded_c", "hidden_c", "heads", "key_dim", "value_dim", "kv_stride", "query_stride", "activation",
-    "layer_scale", "residual",
-)  # fmt: skip
+    "kind",
+    "in_h",
+    "in_w",
+    "in_c",
+    "out_c",
+    "stride",
+    "stride_on",
+    "kernel",
+    "start_dw_kernel",
+    "mid_dw_kernel",
+    "expanded_c",
+    "hidden_c",
+    "heads",
+    "key_dim",
+    "value_dim",
+    "kv_stride",
+    "query_stride",
+    "activation",
+    "layer_scale",
+    "residual",
+)
 MODEL_KIND = "model"
 
 

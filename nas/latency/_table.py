@@ -45,17 +45,55 @@ SOURCES: tuple[str, ...] = ("profiled", "imported", "roofline-fit")
 VALUE_COLUMNS: tuple[str, ...] = ("macs", "weight_bytes", "latency_ms", "std_ms", "n")
 COLUMNS: tuple[str, ...] = ("key", *KEY_COLUMNS, *VALUE_COLUMNS)
 _INT_COLUMNS = {
-    "in_h", "in_w", "in_c", "out_c", "stride", "kernel", "start_dw_kernel", "mid_dw_kernel", "expanded_c",
-    "hidden_c", "heads", "key_dim", "value_dim", "kv_stride", "query_stride", "macs", "weight_bytes", "n",
-}  # fmt: skip
+    "in_h",
+    "in_w",
+    "in_c",
+    "out_c",
+    "stride",
+    "kernel",
+    "start_dw_kernel",
+    "mid_dw_kernel",
+    "expanded_c",
+    "hidden_c",
+    "heads",
+    "key_dim",
+    "value_dim",
+    "kv_stride",
+    "query_stride",
+    "macs",
+    "weight_bytes",
+    "n",
+}
 _STR_COLUMNS = {"key", "kind", "stride_on", "activation"}
 _BOOL_COLUMNS = {"layer_scale", "residual"}
 #: Metadata keys in file order (others follow alphabetically).
 META_ORDER: tuple[str, ...] = (
-    "schema", "target", "source", "runtime", "dtype", "threads", "runs", "sessions", "warmup", "spaces",
-    "machine", "fingerprint", "created", "updated", "loadavg", "guard", "guard_retries", "guard_ref_ms", "call_ms", "context_scale", "overhead_ms",
-    "cache_mib", "cache_ms_per_mib", "device_model", "note",
-)  # fmt: skip
+    "schema",
+    "target",
+    "source",
+    "runtime",
+    "dtype",
+    "threads",
+    "runs",
+    "sessions",
+    "warmup",
+    "spaces",
+    "machine",
+    "fingerprint",
+    "created",
+    "updated",
+    "loadavg",
+    "guard",
+    "guard_retries",
+    "guard_ref_ms",
+    "call_ms",
+    "context_scale",
+    "overhead_ms",
+    "cache_mib",
+    "cache_ms_per_mib",
+    "device_model",
+    "note",
+)
 TABLE_MAGIC = "# mnv4-nas latency table"
 #: Numeric metadata: name → (lowest value, whether it is excluded, whether +inf is allowed). NaN never is.
 META_RANGES: dict[str, tuple[float, bool, bool]] = {
@@ -212,8 +250,9 @@ def _meta_number(meta: Mapping[str, str], name: str, default: float, source: str
     ok = not math.isnan(v) and (v > lo if lo_open else v >= lo) and (inf_ok or math.isfinite(v))
     if not ok:
         rel = ">" if lo_open else ">="
-        raise ConfigError(f"{source}: metadata {name!r} must be a {'' if inf_ok else 'finite '}number {rel} {lo:g} "
-                          f"(got {raw[:40]!r})")  # fmt: skip
+        raise ConfigError(
+            f"{source}: metadata {name!r} must be a {'' if inf_ok else 'finite '}number {rel} {lo:g} (got {raw[:40]!r})"
+        )
     return v
 
 

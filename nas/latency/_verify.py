@@ -75,13 +75,21 @@ def verify_picks(
                 predicted = predictor.predict_keys(arch_keys(arch))[0]
                 t = measure(target, arch, cfg, work)
                 budget = float(budgets_ms[target])
-                rows.append({
-                    "pick": label, "target": target, "predicted_ms": predicted, "measured_ms": t.median_ms,
-                    "error_pct": (predicted / t.median_ms - 1) * 100, "budget_ms": budget,
-                    "within_budget_predicted": predicted <= budget, "within_budget_measured": t.median_ms <= budget,
-                    "disturbed": t.disturbed, "calibration": predictor.table.meta.get("calibration", ""),
-                    "arch": arch.arch,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "pick": label,
+                        "target": target,
+                        "predicted_ms": predicted,
+                        "measured_ms": t.median_ms,
+                        "error_pct": (predicted / t.median_ms - 1) * 100,
+                        "budget_ms": budget,
+                        "within_budget_predicted": predicted <= budget,
+                        "within_budget_measured": t.median_ms <= budget,
+                        "disturbed": t.disturbed,
+                        "calibration": predictor.table.meta.get("calibration", ""),
+                        "arch": arch.arch,
+                    }
+                )
     if progress is not None:
         progress(total, total, "")
     df = pd.DataFrame(rows, columns=_COLUMNS)
@@ -98,9 +106,18 @@ def verify_picks(
 
 
 _COLUMNS = [
-    "pick", "target", "predicted_ms", "measured_ms", "error_pct", "budget_ms", "within_budget_predicted",
-    "within_budget_measured", "disturbed", "calibration", "arch",
-]  # fmt: skip
+    "pick",
+    "target",
+    "predicted_ms",
+    "measured_ms",
+    "error_pct",
+    "budget_ms",
+    "within_budget_predicted",
+    "within_budget_measured",
+    "disturbed",
+    "calibration",
+    "arch",
+]
 
 
 def _default_bundle_format() -> str:

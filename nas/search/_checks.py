@@ -53,8 +53,10 @@ def check_ray_address(address: str) -> str:
                 f"--ray-address {address}: a ray:// address needs Ray's client extra (pip install 'ray[client]')"
             )
     elif address == "auto" and not os.environ.get("RAY_ADDRESS") and not _local_cluster():
-        raise NasError("--ray-address auto: no running Ray cluster on this machine (start one with `ray start --head`, "
-                       "or use --workers N for a local one)")  # fmt: skip
+        raise NasError(
+            "--ray-address auto: no running Ray cluster on this machine (start one with `ray start --head`, "
+            "or use --workers N for a local one)"
+        )
     elif "://" in address:
         raise NasError(f"--ray-address {address!r}: give ray://HOST:PORT, HOST:PORT or auto")
     return address

@@ -26,9 +26,26 @@ def request(settings: SearchSettings, catalog: dict[str, Any]) -> dict[str, Any]
     supernet checkpoint, every target's latency table) enter with their size and mtime."""
     from nas.latency import find_table
 
-    names = ("targets", "budgets", "space", "estimator", "coarse_estimator", "one_stage", "trials", "coarse_trials",
-             "fine_trials", "coarse_top", "pareto", "seed", "study", "fallback", "tables_dir", "engine", "beta",
-             "references")  # fmt: skip
+    names = (
+        "targets",
+        "budgets",
+        "space",
+        "estimator",
+        "coarse_estimator",
+        "one_stage",
+        "trials",
+        "coarse_trials",
+        "fine_trials",
+        "coarse_top",
+        "pareto",
+        "seed",
+        "study",
+        "fallback",
+        "tables_dir",
+        "engine",
+        "beta",
+        "references",
+    )
     req: dict[str, Any] = {n: getattr(settings, n) for n in names}
     # a hash, not the URL: run.json must not keep a database password
     req["storage"] = None if settings.storage is None else hashlib.sha256(settings.storage.encode()).hexdigest()[:16]
@@ -41,23 +58,37 @@ def request(settings: SearchSettings, catalog: dict[str, Any]) -> dict[str, Any]
     return normalized(req)
 
 
-def finished_record(settings: SearchSettings, plan: Plan, outcome: SearchOutcome, info: dict[str, Any],
-              best_stages: list[str] | None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+def finished_record(
+    settings: SearchSettings,
+    plan: Plan,
+    outcome: SearchOutcome,
+    info: dict[str, Any],
+    best_stages: list[str] | None,
+    **extra: Any,
+) -> dict[str, Any]:
     """The ``finished`` entry of run.json: the request, and what rebuilding the outcome needs."""
-    return normalized({
-        "request": request(settings, plan.catalog),
-        "info": info,
-        "references": [{"name": r.name, "score": r.score, "latency_ms": r.latency_ms} for r in outcome.references],
-        "best_stages": best_stages,
-        "best": {"arch": outcome.best.arch, "score": outcome.best_score},
-        "all_latency_ms": outcome.all_latency_ms,
-        "trials_sha256": sha256_file(outcome.out_dir / "trials.csv"),
-        **extra,
-    })  # fmt: skip
+    return normalized(
+        {
+            "request": request(settings, plan.catalog),
+            "info": info,
+            "references": [{"name": r.name, "score": r.score, "latency_ms": r.latency_ms} for r in outcome.references],
+            "best_stages": best_stages,
+            "best": {"arch": outcome.best.arch, "score": outcome.best_score},
+            "all_latency_ms": outcome.all_latency_ms,
+            "trials_sha256": sha256_file(outcome.out_dir / "trials.csv"),
+            **extra,
+        }
+    )
 
 
-def rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor],
-                      catalog: dict[str, Any], rep: Reporter) -> SearchOutcome | None:  # fmt: skip
+def rewrite_finished(
+    run: RunDir,
+    settings: SearchSettings,
+    budgets: list[TargetBudget],
+    predictors: dict[str, LatencyPredictor],
+    catalog: dict[str, Any],
+    rep: Reporter,
+) -> SearchOutcome | None:
     """The outcome of a finished run asked for again with the same request, from its record: the trials
     from the optuna storage (TuNAS: its trials.csv, checked against the recorded hash), the rest from
     run.json; the result files are rewritten only when one is missing or was written from other trials.
@@ -77,17 +108,28 @@ def rewrite_finished(run: RunDir, settings: SearchSettings, budgets: list[Target
     if trials is None:
         return None
     refs = [Reference(r["name"], get_spec(r["name"]), r["score"], r["latency_ms"]) for r in rec["references"]]
-    rep.note(f"{run.path}: this search is finished ({len(trials)} trials); results from its record "
-             "(raise the trial counts to search on)")  # fmt: skip
+    rep.note(
+        f"{run.path}: this search is finished ({len(trials)} trials); results from its record "
+        "(raise the trial counts to search on)"
+    )
     text = trials.to_csv(index=False)
     if all((run.path / n).is_file() for n in RESULT_FILES) and sha256_text(text) == rec.get("trials_sha256"):
         # The files were written from these very trials: rebuild the outcome, rewrite nothing.
         best = (parse_arch(rec["best"]["arch"]), float(rec["best"]["score"]))
         everywhere = {t: (v[0], v[1]) for t, v in rec["all_latency_ms"].items()}
         return make_outcome(run.path, trials, evaluator, best, everywhere, rec["info"], refs, rec["best_stages"])
-    outcome = write_results(run.path, trials, evaluator, all_targets=list(catalog), settings=rec["info"],
-                            references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
-                            chosen=chosen, stages=rec["best_stages"])  # fmt: skip
+    outcome = write_results(
+        run.path,
+        trials,
+        evaluator,
+        all_targets=list(catalog),
+        settings=rec["info"],
+        references=refs,
+        fallback=settings.fallback,
+        tables_dir=settings.tables_dir,
+        chosen=chosen,
+        stages=rec["best_stages"],
+    )
     fresh = {
         **rec,
         "best": {"arch": outcome.best.arch, "score": outcome.best_score},

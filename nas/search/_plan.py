@@ -119,8 +119,13 @@ class Plan:
     data: dict[str, Any] | None
 
 
-def make_plan(settings: SearchSettings, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor], catalog: dict[str, Any],
-          rep: Reporter) -> Plan:  # fmt: skip
+def make_plan(
+    settings: SearchSettings,
+    budgets: list[TargetBudget],
+    predictors: dict[str, LatencyPredictor],
+    catalog: dict[str, Any],
+    rep: Reporter,
+) -> Plan:
     """Build the estimators, choose and check the space (everything that may refuse before a trial)."""
     from nas.supernet import make_estimator
 
@@ -160,16 +165,30 @@ def make_plan(settings: SearchSettings, budgets: list[TargetBudget], predictors:
     multi = multi_objective(Evaluator(predictors, budgets, None), settings.pareto)
     evaluator = Evaluator(predictors, budgets, estimator, score_infeasible=multi)
     coarse_ev = evaluator if coarse_est is None else Evaluator(predictors, budgets, coarse_est, score_infeasible=multi)
-    return Plan(space, space_note, estimator, coarse_est, evaluator, coarse_ev, multi, predictors, catalog, mins,
-                 identity(settings, budgets, space, estimator.name), estimator_data(estimator))  # fmt: skip
+    return Plan(
+        space,
+        space_note,
+        estimator,
+        coarse_est,
+        evaluator,
+        coarse_ev,
+        multi,
+        predictors,
+        catalog,
+        mins,
+        identity(settings, budgets, space, estimator.name),
+        estimator_data(estimator),
+    )
 
 
 def coarse_note(coarse_est: AccuracyEstimator | None) -> str:
     """What the summary adds to the estimator's meaning when the coarse stage had its own."""
     if coarse_est is None:
         return ""
-    return (f"; the coarse stage was scored by `{coarse_est.name}` ({coarse_est.meaning}), so best and Pareto "
-            "front come from the fine stage")  # fmt: skip
+    return (
+        f"; the coarse stage was scored by `{coarse_est.name}` ({coarse_est.meaning}), so best and Pareto "
+        "front come from the fine stage"
+    )
 
 
 __all__ = [

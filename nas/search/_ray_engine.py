@@ -115,8 +115,17 @@ class RayEngine(OptunaEngine):
 
     name = "ray"
 
-    def __init__(self, opened: OpenedStorage, *, study_base: str, multi: bool, reporter: Reporter, workers: int,
-                 address: str | None, run_dir: Path) -> None:  # fmt: skip
+    def __init__(
+        self,
+        opened: OpenedStorage,
+        *,
+        study_base: str,
+        multi: bool,
+        reporter: Reporter,
+        workers: int,
+        address: str | None,
+        run_dir: Path,
+    ) -> None:
         super().__init__(opened, study_base=study_base, multi=multi, reporter=reporter)
         self.workers, self.address, self.run_dir = workers, address, run_dir
 
@@ -128,9 +137,16 @@ class RayEngine(OptunaEngine):
             self.reporter.trial_done(stage.label, bool(r.get("feasible")), r.get("score"))
 
         return run_ray(
-            spec, stage.evaluator, self.opened, multi=self.multi, seed=stage.seed, workers=self.workers,
-            address=self.address, run_dir=self.run_dir, on_trial=on_trial,
-        )  # fmt: skip
+            spec,
+            stage.evaluator,
+            self.opened,
+            multi=self.multi,
+            seed=stage.seed,
+            workers=self.workers,
+            address=self.address,
+            run_dir=self.run_dir,
+            on_trial=on_trial,
+        )
 
 
 __all__ = ["RayEngine", "run_ray"]

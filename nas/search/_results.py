@@ -145,8 +145,15 @@ def _draw_references(
     return outside
 
 
-def _plot(path: Path, trials: pd.DataFrame, pareto: pd.DataFrame, evaluator: Evaluator, refs: list[Reference],
-          best: ArchSpec, estimator_name: str) -> None:  # fmt: skip
+def _plot(
+    path: Path,
+    trials: pd.DataFrame,
+    pareto: pd.DataFrame,
+    evaluator: Evaluator,
+    refs: list[Reference],
+    best: ArchSpec,
+    estimator_name: str,
+) -> None:
     import matplotlib.pyplot as plt
 
     fig = pareto_figure(trials, pareto, evaluator, refs, best, estimator_name)
@@ -156,8 +163,14 @@ def _plot(path: Path, trials: pd.DataFrame, pareto: pd.DataFrame, evaluator: Eva
     write_atomic(path, lambda fh: fh.write(buf.getvalue()), OUT_HINT)
 
 
-def pareto_figure(trials: pd.DataFrame, pareto: pd.DataFrame, evaluator: Evaluator, refs: list[Reference],
-                  best: ArchSpec, estimator_name: str) -> Any:  # fmt: skip
+def pareto_figure(
+    trials: pd.DataFrame,
+    pareto: pd.DataFrame,
+    evaluator: Evaluator,
+    refs: list[Reference],
+    best: ArchSpec,
+    estimator_name: str,
+) -> Any:
     """``pareto.png``'s figure: score vs latency per searched target. The axes follow the trials (and
     the budget when it is near them); zoo models beyond them sit at the edge and are listed below."""
     import matplotlib
@@ -180,8 +193,16 @@ def pareto_figure(trials: pd.DataFrame, pareto: pd.DataFrame, evaluator: Evaluat
             ax.step(p[col], p["score"], where="post", color="k", lw=1.2, label="Pareto front")
         best_row = trials[trials["arch"] == best.arch]
         if not best_row.empty:
-            ax.scatter(best_row[col].iloc[:1], best_row["score"].iloc[:1], marker="D", s=60, color="tab:green",
-                       edgecolor="k", zorder=6, label="best")  # fmt: skip
+            ax.scatter(
+                best_row[col].iloc[:1],
+                best_row["score"].iloc[:1],
+                marker="D",
+                s=60,
+                color="tab:green",
+                edgecolor="k",
+                zorder=6,
+                label="best",
+            )
         xs = scored[col].tolist() or [b.budget_ms]
         # A budget far beyond the trials (a slack target of a universal search) would squeeze them.
         near = b.budget_ms <= max(xs) + 0.5 * (max(xs) - min(xs))
@@ -194,8 +215,15 @@ def pareto_figure(trials: pd.DataFrame, pareto: pd.DataFrame, evaluator: Evaluat
             ax.plot([], [], color="r", ls="--", lw=1, label=f"budget {b.text} (beyond the axes →)")
         outside = _draw_references(ax, refs, b.target, xlim, ylim)
         if outside:
-            ax.scatter([], [], marker="*", s=110, facecolor="none", edgecolor="tab:orange",
-                       label="zoo model off the axes (at the edge)")  # fmt: skip
+            ax.scatter(
+                [],
+                [],
+                marker="*",
+                s=110,
+                facecolor="none",
+                edgecolor="tab:orange",
+                label="zoo model off the axes (at the edge)",
+            )
             ax.text(0.0, -0.14, "off the axes:\n" + "\n".join(outside), transform=ax.transAxes, fontsize=8, va="top")
         ax.set_xlabel(f"latency on {b.target} (ms)")
         ax.set_ylabel(f"score ({_short_estimator(estimator_name)})")
@@ -266,18 +294,33 @@ def write_results(
 RESULT_FILES = ("best.json", "best.timm.txt", "trials.csv", "pareto.csv", "pareto.png", "summary.md")
 
 
-def make_outcome(out_dir: Path, trials: pd.DataFrame, evaluator: Evaluator, best: tuple[ArchSpec, float],
-                 everywhere: dict[str, tuple[float | None, str]], settings: dict[str, Any],
-                 references: list[Reference], stages: Collection[str] | None = None) -> SearchOutcome:  # fmt: skip
+def make_outcome(
+    out_dir: Path,
+    trials: pd.DataFrame,
+    evaluator: Evaluator,
+    best: tuple[ArchSpec, float],
+    everywhere: dict[str, tuple[float | None, str]],
+    settings: dict[str, Any],
+    references: list[Reference],
+    stages: Collection[str] | None = None,
+) -> SearchOutcome:
     """The outcome of written results (what :func:`write_results` returns; a finished run's rerun
     rebuilds it from its record without rewriting the files)."""
     candidates = trials if stages is None else trials[trials["stage"].isin(list(stages))]
     arch, score = best
     return SearchOutcome(
-        out_dir, arch, score, evaluator.latencies(arch), everywhere, trials, pareto_frame(candidates, evaluator),
-        settings["estimator"], {b.target: b.budget_ms for b in evaluator.budgets}, references,
+        out_dir,
+        arch,
+        score,
+        evaluator.latencies(arch),
+        everywhere,
+        trials,
+        pareto_frame(candidates, evaluator),
+        settings["estimator"],
+        {b.target: b.budget_ms for b in evaluator.budgets},
+        references,
         settings.get("estimator_data"),
-    )  # fmt: skip
+    )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -315,8 +358,13 @@ def _summary(o: SearchOutcome, evaluator: Evaluator, settings: dict[str, Any]) -
     for t, (ms, prov) in o.all_latency_ms.items():
         lines.append(f"| {t} | {_fmt(ms)} | {budgets.get(t, '')} | {prov} |")
     if o.references:
-        lines += ["", "## Reference models (same estimator, same tables)", "", "| model | score | " + " | ".join(budgets) + " |",
-                  "|---|---|" + "---|" * len(budgets)]  # fmt: skip
+        lines += [
+            "",
+            "## Reference models (same estimator, same tables)",
+            "",
+            "| model | score | " + " | ".join(budgets) + " |",
+            "|---|---|" + "---|" * len(budgets),
+        ]
         for r in o.references:
             lats = " | ".join(_fmt(r.latency_ms.get(t)) for t in budgets)
             lines.append(f"| {r.name} | {_fmt(r.score, 4)} | {lats} |")

@@ -79,20 +79,34 @@ def _run_record(settings: SearchSettings, plan: Plan, run: RunDir, **extra: Any)
     }
 
 
-def _optuna_engine(settings: SearchSettings, plan: Plan, run: RunDir, opened: OpenedStorage, study_base: str,
-                  rep: Reporter) -> OptunaEngine:  # fmt: skip
+def _optuna_engine(
+    settings: SearchSettings, plan: Plan, run: RunDir, opened: OpenedStorage, study_base: str, rep: Reporter
+) -> OptunaEngine:
     """The local optuna engine, or the Ray one when ``--workers``/``--ray-address`` ask for it."""
     if settings.workers or settings.ray_address:
         from nas.search._ray_engine import RayEngine
 
-        return RayEngine(opened, study_base=study_base, multi=plan.multi, reporter=rep, workers=settings.workers or 1,
-                         address=settings.ray_address, run_dir=run.path)  # fmt: skip
+        return RayEngine(
+            opened,
+            study_base=study_base,
+            multi=plan.multi,
+            reporter=rep,
+            workers=settings.workers or 1,
+            address=settings.ray_address,
+            run_dir=run.path,
+        )
     return OptunaEngine(opened, study_base=study_base, multi=plan.multi, reporter=rep)
 
 
 def _flow(settings: SearchSettings) -> Flow:
-    return Flow(settings.one_stage, settings.trials, settings.coarse_trials, settings.fine_trials, settings.coarse_top,
-                settings.seed)  # fmt: skip
+    return Flow(
+        settings.one_stage,
+        settings.trials,
+        settings.coarse_trials,
+        settings.fine_trials,
+        settings.coarse_top,
+        settings.seed,
+    )
 
 
 def _run_stages(engine: Engine, plan: Plan, settings: SearchSettings) -> list[StageRun]:
@@ -145,9 +159,16 @@ def _run_optuna(settings: SearchSettings, plan: Plan, run: RunDir, rep: Reporter
         # Two estimators score on two scales: the coarse stage only chooses the bases the fine stage refines.
         fine_only = None if plan.coarse_est is None else [r.stage.label for r in runs if r.stage.label != "coarse"]
         outcome = write_results(
-            out, _records_frame(runs, evaluator), evaluator, all_targets=list(plan.catalog), settings=info,
-            references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir, stages=fine_only,
-        )  # fmt: skip
+            out,
+            _records_frame(runs, evaluator),
+            evaluator,
+            all_targets=list(plan.catalog),
+            settings=info,
+            references=refs,
+            fallback=settings.fallback,
+            tables_dir=settings.tables_dir,
+            stages=fine_only,
+        )
         short = [f"{r.stage.label} {n}/{r.stage.n_trials}" for r in runs if (n := r.n_complete()) < r.stage.n_trials]
     finally:
         opened.close()
@@ -180,8 +201,11 @@ def _run_tunas(settings: SearchSettings, plan: Plan, run: RunDir, rep: Reporter)
     trials, arch, score = engine.finish(runs, plan.estimator, separate_coarse=plan.coarse_est is not None)
     record["tunas"] = engine.details
     _note_over_budget(evaluator, arch, rep)
-    steps = (f"{settings.trials} one-stage steps" if settings.one_stage
-             else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine steps")  # fmt: skip
+    steps = (
+        f"{settings.trials} one-stage steps"
+        if settings.one_stage
+        else f"{settings.coarse_trials} coarse + {settings.fine_trials} fine steps"
+    )
     info = {
         "space": plan.space.name,
         "space_note": plan.space_note,
@@ -198,9 +222,18 @@ def _run_tunas(settings: SearchSettings, plan: Plan, run: RunDir, rep: Reporter)
         "estimator_data": plan.data,
     }
     refs = references(plan.estimator, plan.predictors) if settings.references else []
-    outcome = write_results(run.path, trials, evaluator, all_targets=list(plan.catalog), settings=info,
-                            references=refs, fallback=settings.fallback, tables_dir=settings.tables_dir,
-                            chosen=(arch, score), stages=[RESCORED])  # fmt: skip
+    outcome = write_results(
+        run.path,
+        trials,
+        evaluator,
+        all_targets=list(plan.catalog),
+        settings=info,
+        references=refs,
+        fallback=settings.fallback,
+        tables_dir=settings.tables_dir,
+        chosen=(arch, score),
+        stages=[RESCORED],
+    )
     record["finished"] = finished_record(
         settings, plan, outcome, info, [RESCORED], chosen={"arch": arch.arch, "score": score}
     )
@@ -212,9 +245,11 @@ def _note_over_budget(evaluator: Evaluator, arch: ArchSpec, rep: Reporter) -> No
     """Say so when TuNAS's pick exceeds a budget (its absolute reward allows that)."""
     over = [b for b in evaluator.budgets if evaluator.latencies(arch)[b.target] > b.budget_ms]
     if over:
-        rep.note("TuNAS's most likely architecture is over budget on " + ", ".join(
-            f"{b.target} ({evaluator.latencies(arch)[b.target]:.3g} ms > {b.text})" for b in over
-        ) + ": the absolute reward only penalises the distance to T0; more steps or a more negative --beta tighten it")  # fmt: skip
+        rep.note(
+            "TuNAS's most likely architecture is over budget on "
+            + ", ".join(f"{b.target} ({evaluator.latencies(arch)[b.target]:.3g} ms > {b.text})" for b in over)
+            + ": the absolute reward only penalises the distance to T0; more steps or a more negative --beta tighten it"
+        )
 
 
 def outcome_json(outcome: SearchOutcome) -> dict[str, Any]:

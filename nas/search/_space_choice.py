@@ -80,8 +80,9 @@ def _fitting_spaces(space: SearchSpace, b: TargetBudget, pred: LatencyPredictor,
     return fits
 
 
-def check_space(space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor], *,
-                two_stage: bool = False) -> dict[str, float]:  # fmt: skip
+def check_space(
+    space: SearchSpace, budgets: list[TargetBudget], predictors: dict[str, LatencyPredictor], *, two_stage: bool = False
+) -> dict[str, float]:
     """Refuse hardware the space cannot run on, and budgets that the search cannot meet, before any
     trial: no member of the space reaches them, or (``two_stage``) no member of its coarse stage does —
     the coarse stage fixes every block to an IB, so its smallest latency lies above the space's.

@@ -55,8 +55,9 @@ def trials_frame(studies: Sequence[tuple[str, Any, Any]], evaluator: Evaluator) 
     return pd.DataFrame(rows, columns=cols)
 
 
-def trial_row(label: str, number: int, state: str, arch: ArchSpec, score: float | None,
-              evaluator: Evaluator) -> dict[str, Any]:  # fmt: skip
+def trial_row(
+    label: str, number: int, state: str, arch: ArchSpec, score: float | None, evaluator: Evaluator
+) -> dict[str, Any]:
     """One ``trials.csv`` row: stage, trial, state, within budget, score, params, MACs, latency per target, arch."""
     lat = evaluator.latencies(arch)
     row: dict[str, Any] = {

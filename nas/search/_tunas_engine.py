@@ -58,8 +58,9 @@ def _controller_for(estimator: TunasEstimator, space: SearchSpace) -> Controller
     return moved
 
 
-def _rescore(rows: list[TrialRecord], estimator: AccuracyEstimator, evaluator: Evaluator, k: int,
-             reporter: Reporter) -> list[TrialRecord]:  # fmt: skip
+def _rescore(
+    rows: list[TrialRecord], estimator: AccuracyEstimator, evaluator: Evaluator, k: int, reporter: Reporter
+) -> list[TrialRecord]:
     """Full-estimator rows for the ``k`` distinct within-budget samples with the best mean one-batch score."""
     frame = pd.DataFrame(rows)
     ok = frame[frame["feasible"]] if not frame.empty else frame
@@ -140,12 +141,28 @@ class TunasEngine:
             self.reporter.trial_done(label, row["feasible"], row["score"])
 
         self.reporter.stage_start(label, stage.n_trials, 0)
-        res = tunas_search(stage.space, est, [first, *fns[1:]], [b.budget_ms for b in self.evaluator.budgets],
-                           steps=stage.n_trials, beta=self.beta, seed=stage.seed, controller=controller,
-                           progress=progress)  # fmt: skip
+        res = tunas_search(
+            stage.space,
+            est,
+            [first, *fns[1:]],
+            [b.budget_ms for b in self.evaluator.budgets],
+            steps=stage.n_trials,
+            beta=self.beta,
+            seed=stage.seed,
+            controller=controller,
+            progress=progress,
+        )
         self.reporter.stage_end(label)
-        self.details["stages"].append({"stage": label, "arch": res.arch.arch, "score": res.score, "reward": res.reward,
-                                       "latency_ms": res.latency_ms, "probabilities": res.probabilities})  # fmt: skip
+        self.details["stages"].append(
+            {
+                "stage": label,
+                "arch": res.arch.arch,
+                "score": res.score,
+                "reward": res.reward,
+                "latency_ms": res.latency_ms,
+                "probabilities": res.probabilities,
+            }
+        )
         return TunasStageRun(stage, rows, res)
 
     def fine_bases(self, coarse: StageRun, k: int) -> list[ArchSpec]:
@@ -153,8 +170,9 @@ class TunasEngine:
         assert isinstance(coarse, TunasStageRun)
         return [coarse.result.arch]
 
-    def finish(self, runs: Sequence[StageRun], estimator: AccuracyEstimator,
-               separate_coarse: bool) -> tuple[pd.DataFrame, ArchSpec, float]:  # fmt: skip
+    def finish(
+        self, runs: Sequence[StageRun], estimator: AccuracyEstimator, separate_coarse: bool
+    ) -> tuple[pd.DataFrame, ArchSpec, float]:
         """The trials table (every stage's samples, then the ``rescored`` rows), the reported
         architecture (the last stage's most likely one) and its score. ``separate_coarse``: the
         coarse stage had its own estimator, whose one-batch scores are on another scale, so only the

@@ -130,8 +130,14 @@ class Attention:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``attention`` table of the space schema."""
-        return {"slots": self.slots, "heads": self.heads, "key_dim": self.key_dim, "value_dim": self.value_dim,
-                "kv_stride": self.kv_stride, "dw_kernel": self.dw_kernel}  # fmt: skip
+        return {
+            "slots": self.slots,
+            "heads": self.heads,
+            "key_dim": self.key_dim,
+            "value_dim": self.value_dim,
+            "kv_stride": self.kv_stride,
+            "dw_kernel": self.dw_kernel,
+        }
 
 
 class Values:

@@ -114,9 +114,19 @@ class SearchSpace:
 # ----------------------------------------------------------------------------------------------
 
 _TOP_KEYS = {
-    "name", "description", "reference", "resolution", "num_classes", "activation", "layer_scale",
-    "stem", "head", "coarse", "fine", "stages",
-}  # fmt: skip
+    "name",
+    "description",
+    "reference",
+    "resolution",
+    "num_classes",
+    "activation",
+    "layer_scale",
+    "stem",
+    "head",
+    "coarse",
+    "fine",
+    "stages",
+}
 
 
 def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
@@ -167,8 +177,11 @@ def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 16 or not math.isfinite(e):
             raise ctx.fail("fine.expansion", f"{e!r} not allowed (allowed: numbers in (0, 16])")
     if coarse_block.start not in start_dw or coarse_block.mid not in mid_dw:
-        raise ctx.fail("coarse.block", f"{coarse_block.label}: its kernels must be among the fine stage's "
-                       f"(start_dw {[k or 0 for k in start_dw]}, mid_dw {[k or 0 for k in mid_dw]})")  # fmt: skip
+        raise ctx.fail(
+            "coarse.block",
+            f"{coarse_block.label}: its kernels must be among the fine stage's "
+            f"(start_dw {[k or 0 for k in start_dw]}, mid_dw {[k or 0 for k in mid_dw]})",
+        )
     if not any(a is not None or k is not None for a in start_dw for k in mid_dw):
         raise ctx.fail("fine", "no variant has a depthwise conv, so no stage can downsample (allowed: add 3 or 5)")
     raw_stages = ctx.get(data, "stages", "")

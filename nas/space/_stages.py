@@ -265,8 +265,13 @@ class FixedStage:
 
     def describe(self) -> dict[str, Any]:
         """Its blocks."""
-        return {"stride": "-", "channels": "-", "depth": len(self.blocks), "attention": "-",
-                "blocks": [format_block(b) for b in self.blocks]}  # fmt: skip
+        return {
+            "stride": "-",
+            "channels": "-",
+            "depth": len(self.blocks),
+            "attention": "-",
+            "blocks": [format_block(b) for b in self.blocks],
+        }
 
 
 def _shape_slot(space: SearchSpace, name: str, b: BlockSpec, shapes: tuple[Shape, ...], dep: int | None) -> Slot:
@@ -303,8 +308,9 @@ class _Searchable(ABC):
         stride = ctx.get(t, "stride", where)
         if isinstance(stride, bool) or stride not in (1, 2):
             raise ctx.fail(f"{where}stride", f"must be one of 1, 2 (got {stride!r})")
-        channels = ctx.int_list(ctx.get(t, "channels", where), f"{where}channels", 8, 16384, mult=8,
-                                what="multiples of 8")  # fmt: skip
+        channels = ctx.int_list(
+            ctx.get(t, "channels", where), f"{where}channels", 8, 16384, mult=8, what="multiples of 8"
+        )
         depth = ctx.int_list(ctx.get(t, "depth", where), f"{where}depth", 1, 64, what="integers in [1, 64]")
         return stride, channels, depth
 
@@ -398,8 +404,16 @@ class _Searchable(ABC):
             out.append(Slot(f"stage{i}.block{j}", deps, tuple(space.decisions[x].radix for x in deps), key_for))
         return out + self.extra_slots(space, i, out_geo, d_dep), out_geo
 
-    def _block_key(self, space: SearchSpace, j: int, raw: tuple[int | None, ...], depths: tuple[int, ...],
-                   geo: Geometry, out_geo: Geometry, vals: tuple[int, ...]) -> str | None:  # fmt: skip
+    def _block_key(
+        self,
+        space: SearchSpace,
+        j: int,
+        raw: tuple[int | None, ...],
+        depths: tuple[int, ...],
+        geo: Geometry,
+        out_geo: Geometry,
+        vals: tuple[int, ...],
+    ) -> str | None:
         it = iter(vals)
         prev, ci, di, vi = (next(it) if r is not None else 0 for r in raw)
         c = out_geo.channels[ci]
@@ -436,12 +450,20 @@ class _Searchable(ABC):
         return out + self.extra_positions(space, i, channels, (hs, ws)), Geometry(hs, ws, channels)
 
     @abstractmethod
-    def position(self, space: SearchSpace, key: str, j: int, channels: tuple[int, ...], j_in: tuple[int, ...],
-                 hw: tuple[int, int]) -> Position:  # fmt: skip
+    def position(
+        self,
+        space: SearchSpace,
+        key: str,
+        j: int,
+        channels: tuple[int, ...],
+        j_in: tuple[int, ...],
+        hw: tuple[int, int],
+    ) -> Position:
         """Storage position of block index ``j``."""
 
-    def extra_positions(self, space: SearchSpace, i: int, channels: tuple[int, ...],
-                        hw: tuple[int, int]) -> list[Position]:  # fmt: skip
+    def extra_positions(
+        self, space: SearchSpace, i: int, channels: tuple[int, ...], hw: tuple[int, int]
+    ) -> list[Position]:
         """Positions beside the block indices (none by default)."""
         return []
 
@@ -547,14 +569,22 @@ class FusedStage(_Searchable):
                 raise enc.fail(f"stage {i}: block {j} is not the stage's FusedIB")
         enc.put("depth", i, -1, space.widths(i)[1], len(run), "depth")
 
-    def position(self, space: SearchSpace, key: str, j: int, channels: tuple[int, ...], j_in: tuple[int, ...],
-                 hw: tuple[int, int]) -> Position:  # fmt: skip
+    def position(
+        self,
+        space: SearchSpace,
+        key: str,
+        j: int,
+        channels: tuple[int, ...],
+        j_in: tuple[int, ...],
+        hw: tuple[int, int],
+    ) -> Position:
         """The widest FusedIB; variants at the extreme widths."""
         stride = self.stride if j == 0 else 1
         variants = tuple(
             (FusedIBSpec(c, self.kernel, stride, self.expansion, space.activation), Shape(*hw, ci))
-            for c in (min(channels), max(channels)) for ci in (min(j_in), max(j_in))
-        )  # fmt: skip
+            for c in (min(channels), max(channels))
+            for ci in (min(j_in), max(j_in))
+        )
         storage = FusedIBSpec(max(channels), self.kernel, 1, self.expansion, space.activation)
         return Position(key, storage, Shape(*hw, max(j_in)), variants)
 
@@ -592,8 +622,11 @@ def _parse_attention(ctx: Ctx, a: Any, where: str, depth: tuple[int, ...]) -> At
     )
     if attn.slots > max(depth) - 1:
         # an MQA never precedes a stage's first block, so a stage of at most D blocks has D - 1 slots
-        raise ctx.fail(f"{where}attention.slots", f"{attn.slots} exceeds the {max(depth) - 1} MQA position(s) of a stage "
-                       f"of at most {max(depth)} blocks (an MQA never precedes the first; allowed: 1 to {max(depth) - 1})")  # fmt: skip
+        raise ctx.fail(
+            f"{where}attention.slots",
+            f"{attn.slots} exceeds the {max(depth) - 1} MQA position(s) of a stage "
+            f"of at most {max(depth)} blocks (an MQA never precedes the first; allowed: 1 to {max(depth) - 1})",
+        )
     return attn
 
 
@@ -714,8 +747,9 @@ class UIBStage(_Searchable):
         if prev_mqa:
             raise enc.fail(f"stage {i}: ends with an MQA block")
 
-    def _encode_mqa(self, space: SearchSpace, i: int, b: MQASpec, c: int, u: int, d: int, refused: bool,
-                    enc: Encoder) -> None:  # fmt: skip
+    def _encode_mqa(
+        self, space: SearchSpace, i: int, b: MQASpec, c: int, u: int, d: int, refused: bool, enc: Encoder
+    ) -> None:
         if refused or self.attention is None:
             raise enc.fail(f"stage {i}: Mobile MQA not allowed before UIB {u}")
         if b != self.attention.block(c, space.layer_scale):
@@ -758,8 +792,15 @@ class UIBStage(_Searchable):
             out.append(Slot(f"stage{i}.mqa{s}", deps, tuple(space.decisions[x].radix for x in deps), key_for))
         return out
 
-    def _mqa_key(self, space: SearchSpace, s: int, raw: tuple[int | None, ...], depths: tuple[int, ...],
-                 geo: Geometry, vals: tuple[int, ...]) -> str | None:  # fmt: skip
+    def _mqa_key(
+        self,
+        space: SearchSpace,
+        s: int,
+        raw: tuple[int | None, ...],
+        depths: tuple[int, ...],
+        geo: Geometry,
+        vals: tuple[int, ...],
+    ) -> str | None:
         assert self.attention is not None
         it = iter(vals)
         ci, di, on = (next(it) if r is not None else 0 for r in raw)
@@ -768,28 +809,46 @@ class UIBStage(_Searchable):
         c = geo.channels[ci]
         return block_key(self.attention.block(c, space.layer_scale), Shape(geo.h, geo.w, c))
 
-    def position(self, space: SearchSpace, key: str, j: int, channels: tuple[int, ...], j_in: tuple[int, ...],
-                 hw: tuple[int, int]) -> Position:  # fmt: skip
+    def position(
+        self,
+        space: SearchSpace,
+        key: str,
+        j: int,
+        channels: tuple[int, ...],
+        j_in: tuple[int, ...],
+        hw: tuple[int, int],
+    ) -> Position:
         """A UIB whose hidden width and kernels cover every variant (and the coarse block) at the
         widest width; variants at the extreme widths."""
         stride = self.stride if j == 0 else 1
         choices = set(space.block_choices(j == 0 and self.stride == 2)) | {space.coarse_block}
         variants = tuple(
             (ch.block(c, stride, space.activation, space.layer_scale), Shape(*hw, ci))
-            for ch in choices for c in (min(channels), max(channels)) for ci in (min(j_in), max(j_in))
-        )  # fmt: skip
+            for ch in choices
+            for c in (min(channels), max(channels))
+            for ci in (min(j_in), max(j_in))
+        )
         starts = [c.start for c in choices if c.start is not None]
         mids = [c.mid for c in choices if c.mid is not None]
         exp = max(c.expansion for c in choices)
         mid_c = max(make_divisible(ci * c.expansion) for c in choices for ci in j_in)
         # The storage's expansion is chosen so that its hidden width covers every variant.
         exp_storage = max(exp, mid_c / max(j_in))
-        storage = UIBSpec(max(channels), max(starts, default=None), max(mids, default=None), exp_storage,
-                          1, None, space.activation, space.layer_scale)  # fmt: skip
+        storage = UIBSpec(
+            max(channels),
+            max(starts, default=None),
+            max(mids, default=None),
+            exp_storage,
+            1,
+            None,
+            space.activation,
+            space.layer_scale,
+        )
         return Position(key, storage, Shape(*hw, max(j_in)), variants)
 
-    def extra_positions(self, space: SearchSpace, i: int, channels: tuple[int, ...],
-                        hw: tuple[int, int]) -> list[Position]:  # fmt: skip
+    def extra_positions(
+        self, space: SearchSpace, i: int, channels: tuple[int, ...], hw: tuple[int, int]
+    ) -> list[Position]:
         """One position per MQA slot, stored at the widest width."""
         if self.attention is None:
             return []

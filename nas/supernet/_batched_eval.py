@@ -86,9 +86,19 @@ class SubnetScorer:
     """Held-out accuracy (fraction in [0, 1]) of subnets of ``supernet``, BatchNorm recalibrated on
     ``calib`` (see the module docstring). Call it with a list of members; the order is kept."""
 
-    def __init__(self, supernet: Supernet, data: Dataset, calib: Sequence[torch.Tensor],
-                 device: str | torch.device = "cpu", *, channels_last: bool = True, fold_bn: bool = True,
-                 group: int = GROUP, eval_batch: int = EVAL_BATCH, cache_bytes: int = CACHE_BYTES) -> None:  # fmt: skip
+    def __init__(
+        self,
+        supernet: Supernet,
+        data: Dataset,
+        calib: Sequence[torch.Tensor],
+        device: str | torch.device = "cpu",
+        *,
+        channels_last: bool = True,
+        fold_bn: bool = True,
+        group: int = GROUP,
+        eval_batch: int = EVAL_BATCH,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
         self.supernet, self.data, self.device = supernet, data, device
         self.channels_last, self.fold_bn, self.group = channels_last, fold_bn, group
         self.eval_batch, self.cache_bytes = eval_batch, cache_bytes

@@ -30,9 +30,14 @@ CHECKPOINT_FORMAT = "mnv4-nas-supernet"
 CHECKPOINT_VERSION = 1
 
 
-def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, torch.Tensor],
-                    optimizer: dict[str, Any] | None, controller: dict[str, Any] | None,
-                    scaler: dict[str, Any] | None = None) -> Path:  # fmt: skip
+def save_checkpoint(
+    path: str | Path,
+    meta: dict[str, Any],
+    model: dict[str, torch.Tensor],
+    optimizer: dict[str, Any] | None,
+    controller: dict[str, Any] | None,
+    scaler: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint atomically (temp file, fsync, rename, fsync the folder)."""
     state = {"model": model, "optimizer": optimizer, "controller": controller, "scaler": scaler}
     return write_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, meta, state, OUT_HINT)
@@ -64,8 +69,10 @@ def _meta_problem(m: Any) -> str | None:
     if sp.get("phase", "joint") not in PHASES:
         return f"space.phase must be one of {', '.join(PHASES)}"
     fw = sp.get("fixed_widths")
-    if fw is not None and not (isinstance(fw, list) and all(w is None or (isinstance(w, list) and len(w) == 2 and
-                                                                          all(_int(x, 1, 2**20) for x in w)) for w in fw)):  # fmt: skip
+    if fw is not None and not (
+        isinstance(fw, list)
+        and all(w is None or (isinstance(w, list) and len(w) == 2 and all(_int(x, 1, 2**20) for x in w)) for w in fw)
+    ):
         return "space.fixed_widths must be null or a list of [channels, depth] pairs"
     checks = {
         "resolution": _int(m.get("resolution"), 1, 4096),
@@ -73,17 +80,26 @@ def _meta_problem(m: Any) -> str | None:
         "epochs_done": _int(m.get("epochs_done"), 0, 10**9),
         "history": isinstance(m.get("history"), list) and all(isinstance(h, dict) for h in m["history"]),
         "world_size": _int(m.get("world_size", 1), 1, 10**6),
-        "init_from": m.get("init_from") is None or (isinstance(m["init_from"], dict) and isinstance(m["init_from"].get("checkpoint"), str)),
+        "init_from": m.get("init_from") is None
+        or (isinstance(m["init_from"], dict) and isinstance(m["init_from"].get("checkpoint"), str)),
         "budget": m.get("budget") is None or _num(m["budget"]),
-    }  # fmt: skip
+    }
     if bad := next((k for k, ok in checks.items() if not ok), None):
         return f"{bad} is missing or out of range (got {str(m.get(bad))[:40]!r})"
     classes = m.get("classes")
-    if not (isinstance(classes, list) and len(classes) == m["num_classes"] and all(isinstance(c, str) for c in classes)):  # fmt: skip
+    if not (
+        isinstance(classes, list) and len(classes) == m["num_classes"] and all(isinstance(c, str) for c in classes)
+    ):
         return "classes must be a list of num_classes names"
     d = m.get("data")
-    if not (isinstance(d, dict) and isinstance(d.get("spec"), str) and d["spec"].strip() and _num(d.get("val_fraction"))
-            and 0 < d["val_fraction"] < 1 and _int(d.get("split_seed"), 0, MAX_SEED)):  # fmt: skip
+    if not (
+        isinstance(d, dict)
+        and isinstance(d.get("spec"), str)
+        and d["spec"].strip()
+        and _num(d.get("val_fraction"))
+        and 0 < d["val_fraction"] < 1
+        and _int(d.get("split_seed"), 0, MAX_SEED)
+    ):
         return "data must hold spec, val_fraction in (0, 1) and split_seed"
     for k in ("mean", "std"):
         if k in d and not (isinstance(d[k], list) and len(d[k]) == 3 and all(_num(x) for x in d[k])):

@@ -215,7 +215,8 @@ class ZenScore(_TorchProxy):
 
         if "_zen_inputs" not in self.__dict__:
             x, eps = self._inputs(2)
-            self._zen_inputs = tuple(t.contiguous(memory_format=torch.channels_last) for t in (x, eps))
+            cl = torch.channels_last
+            self._zen_inputs = (x.contiguous(memory_format=cl), eps.contiguous(memory_format=cl))
         return self._zen_inputs
 
     def _forward_pair(self, models: tuple[Net, Net], inputs: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:

@@ -15,8 +15,9 @@ from nas.spec import ArchSpec
 from nas.supernet._supernet import Supernet
 
 
-def calibration_batches(data: Dataset, n_batches: int = 8, batch_size: int = 64, seed: int = 0,
-                        device: str | torch.device = "cpu") -> list[torch.Tensor]:  # fmt: skip
+def calibration_batches(
+    data: Dataset, n_batches: int = 8, batch_size: int = 64, seed: int = 0, device: str | torch.device = "cpu"
+) -> list[torch.Tensor]:
     """Fixed training images (no augmentation) for BatchNorm recalibration: ``n_batches`` × ``batch_size``."""
     g = torch.Generator().manual_seed(seed)
     n = min(len(data.train_y), n_batches * batch_size)
@@ -25,8 +26,9 @@ def calibration_batches(data: Dataset, n_batches: int = 8, batch_size: int = 64,
     return [x[i : i + batch_size].to(device) for i in range(0, n, batch_size)]
 
 
-def source_calibration_batches(source: TrainSource, n_batches: int = 8, batch_size: int = 64, seed: int = 0,
-                               device: str | torch.device = "cpu") -> list[torch.Tensor]:  # fmt: skip
+def source_calibration_batches(
+    source: TrainSource, n_batches: int = 8, batch_size: int = 64, seed: int = 0, device: str | torch.device = "cpu"
+) -> list[torch.Tensor]:
     """:func:`calibration_batches` from any training source: its first ``n_batches`` batches in the order
     ``seed`` fixes (un-augmented, normalised with its statistics; smaller batches when it is small)."""
     bs = max(2, min(batch_size, source.train_size()))
@@ -42,8 +44,13 @@ def source_calibration_batches(source: TrainSource, n_batches: int = 8, batch_si
 
 
 @torch.no_grad()
-def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Dataset, split: str = "val", batch_size: int = 500,
-             device: str | torch.device = "cpu") -> float:  # fmt: skip
+def accuracy(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    data: Dataset,
+    split: str = "val",
+    batch_size: int = 500,
+    device: str | torch.device = "cpu",
+) -> float:
     """Top-1 accuracy (fraction) of ``model`` (already in eval mode) on a split."""
     correct = total = 0
     for x, y in batches(data, split, batch_size):
@@ -53,8 +60,9 @@ def accuracy(model: Callable[[torch.Tensor], torch.Tensor], data: Dataset, split
     return correct / max(1, total)
 
 
-def standalone_accuracy(model: nn.Module, data: Dataset, calib: list[torch.Tensor] | None = None,
-                        device: str | torch.device = "cpu") -> float:  # fmt: skip
+def standalone_accuracy(
+    model: nn.Module, data: Dataset, calib: list[torch.Tensor] | None = None, device: str | torch.device = "cpu"
+) -> float:
     """Held-out accuracy of a model; with ``calib`` its BatchNorm statistics are re-estimated first."""
     model = model.to(device)
     if calib is not None:
@@ -62,8 +70,9 @@ def standalone_accuracy(model: nn.Module, data: Dataset, calib: list[torch.Tenso
     return accuracy(model.eval(), data, "val", device=device)
 
 
-def subnet_accuracy(supernet: Supernet, arch: ArchSpec, data: Dataset, calib: list[torch.Tensor],
-                    device: str | torch.device = "cpu") -> float:  # fmt: skip
+def subnet_accuracy(
+    supernet: Supernet, arch: ArchSpec, data: Dataset, calib: list[torch.Tensor], device: str | torch.device = "cpu"
+) -> float:
     """Held-out accuracy of the subnet ``arch`` inherited from ``supernet``, BatchNorm recalibrated on ``calib``."""
     return standalone_accuracy(supernet.extract(arch), data, calib, device)
 
@@ -73,8 +82,14 @@ class BatchQuality:
     batch-statistics mode (running statistics untouched). Cycles through a seeded shuffle of the
     held-out split."""
 
-    def __init__(self, supernet: Supernet, data: Dataset, batch_size: int = 256, seed: int = 0,
-                 device: str | torch.device = "cpu") -> None:  # fmt: skip
+    def __init__(
+        self,
+        supernet: Supernet,
+        data: Dataset,
+        batch_size: int = 256,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
         self.supernet, self.data, self.batch_size, self.device = supernet, data, batch_size, device
         self.reseed(seed)
 
@@ -92,10 +107,12 @@ class BatchQuality:
             except StopIteration:
                 order = torch.randperm(len(self.data.val_y), generator=self._gen)
                 self._it = (
-                    (self.data.normalize(self.data.val_x[order[i : i + self.batch_size]]),
-                     self.data.val_y[order[i : i + self.batch_size]])
+                    (
+                        self.data.normalize(self.data.val_x[order[i : i + self.batch_size]]),
+                        self.data.val_y[order[i : i + self.batch_size]],
+                    )
                     for i in range(0, len(order), self.batch_size)
-                )  # fmt: skip
+                )
         raise RuntimeError("empty held-out split")  # pragma: no cover
 
     @torch.no_grad()

@@ -113,10 +113,21 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise NasError(f"{p}: few-shot manifest version {m.get('version')!r}; this mnv4-nas reads {MANIFEST_VERSION}")
     shots = m.get("shots")
     sp = m.get("space")
-    if not (isinstance(m.get("split"), str) and isinstance(sp, dict) and isinstance(sp.get("definition"), dict)
-            and sp.get("phase", "joint") in PHASES and isinstance(shots, list) and shots
-            and all(isinstance(s, dict) and isinstance(s.get("label"), str) and isinstance(s.get("checkpoint"), str)
-                    and "/" not in s["checkpoint"] for s in shots)):  # fmt: skip
+    if not (
+        isinstance(m.get("split"), str)
+        and isinstance(sp, dict)
+        and isinstance(sp.get("definition"), dict)
+        and sp.get("phase", "joint") in PHASES
+        and isinstance(shots, list)
+        and shots
+        and all(
+            isinstance(s, dict)
+            and isinstance(s.get("label"), str)
+            and isinstance(s.get("checkpoint"), str)
+            and "/" not in s["checkpoint"]
+            for s in shots
+        )
+    ):
         raise NasError(
             f"{p}: malformed few-shot manifest (needs split, space and shots with label and checkpoint file names)"
         )
@@ -152,8 +163,10 @@ def check_few_shot(space: SearchSpace, split: str, sampler: str, manifest: str |
     """The shots of ``split`` after checking the settings of a few-shot training (one-line NasError
     naming the option otherwise): a ``.json`` manifest path, a sampler without a controller."""
     if sampler == "tunas":
-        raise NasError("--split: few-shot supernets train with --sampler sandwich or uniform, not tunas (a TuNAS "
-                       "controller learns one distribution over the whole space)")  # fmt: skip
+        raise NasError(
+            "--split: few-shot supernets train with --sampler sandwich or uniform, not tunas (a TuNAS "
+            "controller learns one distribution over the whole space)"
+        )
     if not is_few_shot(manifest):
         raise NasError(f"--out: a few-shot supernet (--split) is a .json manifest; got {manifest}")
     return split_space(space, split)
@@ -190,7 +203,7 @@ def train_few_shot(
         "shots": [
             {"label": sh.label, "options": dict(sh.options), "checkpoint": shot_path(path, sh.label).name}
             for sh in shots
-        ],  # fmt: skip
+        ],
     }
     given = train_kwargs.pop("init_from", None)
     init_from, start = given, None  # the checkpoint unstarted shots begin from, and its record in the manifest
@@ -199,8 +212,10 @@ def train_few_shot(
     if path.exists() and resume:
         have = read_manifest(path)
         if have["split"] != split or have["space"] != want["space"]:
-            raise NasError(f"{path} is a few-shot supernet of another space or split ({have['split']}); "
-                           "give another --out or remove it")  # fmt: skip
+            raise NasError(
+                f"{path} is a few-shot supernet of another space or split ({have['split']}); "
+                "give another --out or remove it"
+            )
         if "init_from" in have:
             recorded, known = have["init_from"], True
         else:  # a manifest from before starts were recorded there: a begun shot's checkpoint tells
@@ -211,13 +226,17 @@ def train_few_shot(
             if not all(shot_path(path, sh.label).exists() for sh in shots):
                 now = init_record(init_from, load_init(init_from, data, space)["meta"])
                 if init_id({"init_from": now}) != init_id({"init_from": recorded}):
-                    raise NasError(f"{path}: its shots started from {init_from} at {recorded['epochs_done']} epochs, and "
-                                   f"that file now holds another supernet ({now['epochs_done']} epochs); restore it, "
-                                   "or pass --no-resume to start over")  # fmt: skip
+                    raise NasError(
+                        f"{path}: its shots started from {init_from} at {recorded['epochs_done']} epochs, and "
+                        f"that file now holds another supernet ({now['epochs_done']} epochs); restore it, "
+                        "or pass --no-resume to start over"
+                    )
         elif known and init_id({"init_from": start}) != init_id({"init_from": recorded}):
             was = f"started from {recorded['checkpoint']}" if recorded else "trained without --init-from"
-            raise NasError(f"{path} is a few-shot supernet {was}; resume it with the same --init-from or none, "
-                           "pass --no-resume to start over, or give another --out")  # fmt: skip
+            raise NasError(
+                f"{path} is a few-shot supernet {was}; resume it with the same --init-from or none, "
+                "pass --no-resume to start over, or give another --out"
+            )
     want["init_from"] = start  # None: trained from scratch
     if init_distributed(train_kwargs.get("device")).is_main:  # under torchrun, rank 0 writes
         write_text_atomic(path, json.dumps(want, indent=1), OUT_HINT)
@@ -246,8 +265,9 @@ class FewShotEstimator(CachedEstimator):
         for s in m["shots"]:
             ck = self.path.parent / s["checkpoint"]
             if not ck.exists():
-                raise NasError(f"{self.path}: shot {s['label']} has no checkpoint {ck} "
-                               "(rerun the training command to finish it)")  # fmt: skip
+                raise NasError(
+                    f"{self.path}: shot {s['label']} has no checkpoint {ck} (rerun the training command to finish it)"
+                )
             est = SupernetEstimator(ck, data=data, threads=threads)
             data = est.data  # every shot trained on the same data: load it once
             self.shots[s["label"]] = est
@@ -256,8 +276,9 @@ class FewShotEstimator(CachedEstimator):
         self.data = first.data
         self.calib = first.calib  # every shot recalibrates on these same images
         parent = space_from_meta(m["space"])
-        self._space = dataclasses.replace(parent, resolution=first.search_space.resolution,
-                                          num_classes=first.search_space.num_classes)  # fmt: skip
+        self._space = dataclasses.replace(
+            parent, resolution=first.search_space.resolution, num_classes=first.search_space.num_classes
+        )
         # membership is decided at the training resolution, which may differ from the space's own
         self._train_space = training_space(self._space, first.supernet.resolution, first.supernet.num_classes)
         self._decisions = split_decisions(self._space, self.split)

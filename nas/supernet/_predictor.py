@@ -162,8 +162,9 @@ class Features:
                 return False
         return pos == len(blocks)
 
-    def _put_stage(self, vec: np.ndarray, i: int, st: Stage, c_idx: int, variants: list[int],
-                   mqa_before: list[int]) -> bool:  # fmt: skip
+    def _put_stage(
+        self, vec: np.ndarray, i: int, st: Stage, c_idx: int, variants: list[int], mqa_before: list[int]
+    ) -> bool:
         depths = self.space.widths(i)[1]
         d = len(variants)
         if d not in depths:
@@ -263,8 +264,15 @@ class _Ridge:
         """Penalty by 5-fold cross-validation over a log grid, then the fit on all rows."""
         alphas = 10.0 ** np.arange(-3, 4)
         folds = rng.permutation(len(y)) % min(5, len(y))
-        errs = [np.mean([np.mean((_ridge(x[folds != f], y[folds != f], a).predict(x[folds == f]) - y[folds == f]) ** 2)
-                         for f in np.unique(folds)]) for a in alphas]  # fmt: skip
+        errs = [
+            np.mean(
+                [
+                    np.mean((_ridge(x[folds != f], y[folds != f], a).predict(x[folds == f]) - y[folds == f]) ** 2)
+                    for f in np.unique(folds)
+                ]
+            )
+            for a in alphas
+        ]
         return _ridge(x, y, float(alphas[int(np.argmin(errs))]))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -316,8 +324,10 @@ class _MLP:
         sizes = [x.shape[1], *cls.HIDDEN, 1]
         params = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-            params += [(torch.randn(a, b, generator=g) * math.sqrt(2.0 / a)).requires_grad_(),
-                       torch.zeros(b, requires_grad=True)]  # fmt: skip
+            params += [
+                (torch.randn(a, b, generator=g) * math.sqrt(2.0 / a)).requires_grad_(),
+                torch.zeros(b, requires_grad=True),
+            ]
         opt = torch.optim.AdamW(params, lr=cls.LR, weight_decay=cls.DECAY)
         best, kept = math.inf, [p.detach().clone() for p in params]
         for step in range(cls.STEPS):
@@ -343,8 +353,11 @@ class _MLP:
         return out / len(self.nets)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "hidden": [len(b) for _, b in self.nets[0][:-1]],
-                "nets": [[{"weight": w.tolist(), "bias": b.tolist()} for w, b in layers] for layers in self.nets]}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "hidden": [len(b) for _, b in self.nets[0][:-1]],
+            "nets": [[{"weight": w.tolist(), "bias": b.tolist()} for w, b in layers] for layers in self.nets],
+        }
 
 
 def _forward_torch(params: list[Any], x: Any) -> Any:
@@ -388,8 +401,14 @@ def _fmt(x: float | None) -> str:
 class Predictor:
     """A fitted accuracy predictor; an :class:`~nas.supernet.AccuracyEstimator` (module docstring)."""
 
-    def __init__(self, space: SearchSpace, model: _Model, scaling: _Scaling, record: dict[str, Any],
-                 path: str | Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        space: SearchSpace,
+        model: _Model,
+        scaling: _Scaling,
+        record: dict[str, Any],
+        path: str | Path | None = None,
+    ) -> None:
         self.features = Features(space)
         self.model, self.scaling, self.record = model, scaling, record
         self.path = None if path is None else Path(path)
@@ -464,8 +483,15 @@ class Predictor:
 # ----------------------------------------------------------------------------------------------
 
 
-def fit_predictor(estimator: ScoredSpace, n: int, *, model: str = "ridge", holdout: float = 0.2, seed: int = 0,
-                  progress: Callable[[int, int], None] | None = None) -> Predictor:  # fmt: skip
+def fit_predictor(
+    estimator: ScoredSpace,
+    n: int,
+    *,
+    model: str = "ridge",
+    holdout: float = 0.2,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Predictor:
     """Sample ``n`` distinct members of ``estimator``'s space (fewer if it has fewer), score them with
     it, fit ``model`` on all but a random ``holdout`` share, report that share's fit, refit on all."""
     check_fit_options(n, holdout, model)
@@ -474,8 +500,10 @@ def fit_predictor(estimator: ScoredSpace, n: int, *, model: str = "ridge", holdo
     archs = sample_distinct(space, rng, n)
     n_test = round(holdout * len(archs))
     if len(archs) < MIN_MEMBERS or n_test < MIN_HELDOUT:
-        raise NasError(f"--n/--holdout: {len(archs)} members with {n_test} held out; a fit needs at least "
-                       f"{MIN_MEMBERS} members and {MIN_HELDOUT} held out")  # fmt: skip
+        raise NasError(
+            f"--n/--holdout: {len(archs)} members with {n_test} held out; a fit needs at least "
+            f"{MIN_MEMBERS} members and {MIN_HELDOUT} held out"
+        )
     t0 = time.perf_counter()
     y = np.empty(len(archs))
     for s in range(0, len(archs), _CHUNK):
@@ -484,8 +512,10 @@ def fit_predictor(estimator: ScoredSpace, n: int, *, model: str = "ridge", holdo
             progress(min(s + _CHUNK, len(archs)), len(archs))
     seconds = time.perf_counter() - t0
     if np.ptp(y) == 0:
-        raise NasError(f"{estimator.name} gave all {len(y)} sampled members the same score ({y[0]:.4f}): nothing to "
-                       "fit (train the supernet longer)")  # fmt: skip
+        raise NasError(
+            f"{estimator.name} gave all {len(y)} sampled members the same score ({y[0]:.4f}): nothing to "
+            "fit (train the supernet longer)"
+        )
     feats = Features(space)
     x = feats(feats.encode(archs))
     order = rng.permutation(len(archs))
@@ -502,7 +532,7 @@ def fit_predictor(estimator: ScoredSpace, n: int, *, model: str = "ridge", holdo
             "created": meta.get("created"),
             "epochs": meta.get("epochs_done"),
             "meaning": estimator.meaning,
-        },  # fmt: skip
+        },
         "fit": {
             "n": len(archs),
             "requested": n,
@@ -513,7 +543,7 @@ def fit_predictor(estimator: ScoredSpace, n: int, *, model: str = "ridge", holdo
             "scores": {"min": float(y.min()), "max": float(y.max()), "mean": float(y.mean())},
             "scoring_seconds": round(seconds, 3),
             "final_fit": "all members",
-        },  # fmt: skip
+        },
         "samples": [[a.arch, float(v)] for a, v in zip(archs, y, strict=True)],
     }
     return Predictor(space, final, scaling, record)
@@ -562,8 +592,10 @@ def load_predictor(path: str | Path) -> Predictor:
     feats = Features(space)
     want = [{"name": d.name, "choices": [str(c) for c in d.choices]} for d in feats.decisions]
     if doc.get("decisions") != want:
-        raise InputError(f"{src}: field decisions: not the decisions of the recorded space {space.name} "
-                         "(fitted on another version of it?)")  # fmt: skip
+        raise InputError(
+            f"{src}: field decisions: not the decisions of the recorded space {space.name} "
+            "(fitted on another version of it?)"
+        )
     f = _get(doc, "features", dict, src)
     if _get(f, "columns", list, src, "features.columns") != feats.names:
         raise InputError(f"{src}: field features.columns: not the feature columns of space {space.name}")
@@ -619,8 +651,11 @@ def _array(value: Any, shape: tuple[int, ...], src: str, name: str) -> np.ndarra
 def _model(m: dict[str, Any], dim: int, src: str) -> _Model:
     kind = m.get("kind")
     if kind == "ridge":
-        return _Ridge(_array(m.get("weight"), (dim,), src, "model.weight"), _number(m.get("bias"), src, "model.bias"),
-                      _number(m.get("alpha"), src, "model.alpha"))  # fmt: skip
+        return _Ridge(
+            _array(m.get("weight"), (dim,), src, "model.weight"),
+            _number(m.get("bias"), src, "model.bias"),
+            _number(m.get("alpha"), src, "model.alpha"),
+        )
     if kind != "mlp":
         raise InputError(f"{src}: field model.kind must be one of {', '.join(MODELS)} (got {kind!r})")
     nets = _get(m, "nets", list, src, "model.nets")
@@ -642,8 +677,12 @@ def _layers(layers: Any, dim: int, src: str, where: str) -> list[tuple[np.ndarra
         cols = 1 if j == len(layers) - 1 else (len(first) if isinstance(first, list) else 0)
         if cols < 1:
             raise InputError(f"{src}: field {name}.weight must be an array of rows")
-        out.append((_array(layer["weight"], (width, cols), src, f"{name}.weight"),
-                    _array(layer.get("bias"), (cols,), src, f"{name}.bias")))  # fmt: skip
+        out.append(
+            (
+                _array(layer["weight"], (width, cols), src, f"{name}.weight"),
+                _array(layer.get("bias"), (cols,), src, f"{name}.bias"),
+            )
+        )
         width = cols
     return out
 
@@ -673,5 +712,13 @@ def make_predictor_estimator(arg: str | None) -> Predictor:
     return load_predictor(arg)
 
 
-__all__ = ["MODELS", "Features", "Predictor", "check_fit_options", "fit_predictor", "fit_quality", "load_predictor",
-           "make_predictor_estimator"]  # fmt: skip
+__all__ = [
+    "MODELS",
+    "Features",
+    "Predictor",
+    "check_fit_options",
+    "fit_predictor",
+    "fit_quality",
+    "load_predictor",
+    "make_predictor_estimator",
+]

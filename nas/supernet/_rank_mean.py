@@ -70,8 +70,14 @@ class RankMean:
 class SupernetMacsEstimator(CachedEstimator):
     """Supernet accuracy and MAC count combined by their mean rank in a reference sample (module docstring)."""
 
-    def __init__(self, path: str | Path, *, n_ref: int = DEFAULT_REFERENCE, seed: int = 0,
-                 supernet: SupernetEstimator | FewShotEstimator | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        n_ref: int = DEFAULT_REFERENCE,
+        seed: int = 0,
+        supernet: SupernetEstimator | FewShotEstimator | None = None,
+    ) -> None:
         super().__init__()
         if n_ref < 2:
             raise NasError(f"supernet+macs: the reference sample needs at least 2 members (got {n_ref})")

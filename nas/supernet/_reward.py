@@ -11,8 +11,9 @@ import numpy as np
 TUNAS_BETA = -0.1
 
 
-def abs_reward(quality: np.ndarray, costs: Sequence[np.ndarray], targets: Sequence[float],
-               betas: Sequence[float]) -> np.ndarray:  # fmt: skip
+def abs_reward(
+    quality: np.ndarray, costs: Sequence[np.ndarray], targets: Sequence[float], betas: Sequence[float]
+) -> np.ndarray:
     """TuNAS absolute-value reward ``Q + Σ β_i·|T_i/T0_i − 1|`` (vectorised over architectures)."""
     r = np.asarray(quality, dtype=np.float64).copy()
     for t, t0, b in zip(costs, targets, betas, strict=True):

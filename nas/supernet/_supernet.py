@@ -167,8 +167,10 @@ def check_inheritable(own: Mapping[str, torch.Tensor], state: Mapping[str, torch
                 continue
             raise NasError(f"--init-from: {source} has no {name}: a supernet of a space that does not contain this one")
         if src.dim() != t.dim() or any(s < d for s, d in zip(src.shape, t.shape)):
-            raise NasError(f"--init-from: {source} holds {name} as {tuple(src.shape)}, smaller than {tuple(t.shape)}: "
-                           "a supernet of a space that does not contain this one")  # fmt: skip
+            raise NasError(
+                f"--init-from: {source} holds {name} as {tuple(src.shape)}, smaller than {tuple(t.shape)}: "
+                "a supernet of a space that does not contain this one"
+            )
 
 
 class Supernet(nn.Module):
@@ -180,8 +182,15 @@ class Supernet(nn.Module):
     is accepted by :meth:`forward` and :meth:`extract`.
     """
 
-    def __init__(self, space: SearchSpace, *, resolution: int | None = None, num_classes: int | None = None,
-                 seed: int = 0, kernel_transform: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        resolution: int | None = None,
+        num_classes: int | None = None,
+        seed: int = 0,
+        kernel_transform: bool = False,
+    ) -> None:
         super().__init__()
         self.search_space = space
         self.space = training_space(space, resolution or space.resolution, num_classes or space.num_classes)
@@ -305,8 +314,9 @@ class Supernet(nn.Module):
             k = _centre_kernel(t.shape, big[name].shape) if self.kernel_transform else None
             if k is not None:
                 s = (s.reshape(-1, k * k) @ self.kernel_transforms[_transform_key(key, name, k)]).reshape(s.shape)
-            if fresh_stats and (name.endswith("running_mean") or name.endswith("running_var")
-                                or name.endswith("num_batches_tracked")):  # fmt: skip
+            if fresh_stats and (
+                name.endswith("running_mean") or name.endswith("running_var") or name.endswith("num_batches_tracked")
+            ):
                 s = s.clone()
             out[name] = s
         return out

@@ -30,8 +30,16 @@ from nas.supernet._tunas import Controller
 class SupernetEstimator(CachedEstimator):
     """Held-out accuracy (fraction in [0, 1]) of subnets of a trained supernet checkpoint."""
 
-    def __init__(self, path: str | Path, *, data: Dataset | None = None, calib_batches: int = 32,
-                 calib_batch_size: int = 128, device: str = "cpu", threads: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        data: Dataset | None = None,
+        calib_batches: int = 32,
+        calib_batch_size: int = 128,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self.device = device
@@ -41,8 +49,12 @@ class SupernetEstimator(CachedEstimator):
         d = self.meta["data"]
         if data is None:
             try:
-                data = load_data(d["spec"], int(self.meta["resolution"]), val_fraction=float(d["val_fraction"]),
-                                 seed=int(d["split_seed"]))  # fmt: skip
+                data = load_data(
+                    d["spec"],
+                    int(self.meta["resolution"]),
+                    val_fraction=float(d["val_fraction"]),
+                    seed=int(d["split_seed"]),
+                )
             except NasError as exc:
                 raise NasError(f"{self.path}: cannot reload the training data ({exc})") from None
         if list(data.classes) != list(self.meta["classes"]):

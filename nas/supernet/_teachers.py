@@ -70,8 +70,14 @@ def parse_triple(text: str, name: str) -> tuple[float, float, float]:
     return tuple(check_finite(v, name) for v in vals)  # type: ignore[return-value]
 
 
-def open_teacher(arg: TeacherArg, *, resolution: int | None, output: str = "auto", device: str | None = None,
-                 threads: int | None = None) -> tuple[Teacher, tuple[str, ...] | None]:  # fmt: skip
+def open_teacher(
+    arg: TeacherArg,
+    *,
+    resolution: int | None,
+    output: str = "auto",
+    device: str | None = None,
+    threads: int | None = None,
+) -> tuple[Teacher, tuple[str, ...] | None]:
     """(the teacher, its class names when it knows them). ``resolution``: used by ONNX models whose
     input size is dynamic. A supernet member runs on ``device`` (default CPU)."""
     from nas.train import ModuleTeacher, OnnxTeacher
@@ -81,8 +87,9 @@ def open_teacher(arg: TeacherArg, *, resolution: int | None, output: str = "auto
 
         tm = load_trained(arg.path)
         info = {"arch": tm.spec.arch, "weights": tm.weights, "sha256": _sha256(tm.path)}
-        return ModuleTeacher(tm.model.to(device or "cpu"), tm.mean, tm.std, tm.num_classes, tm.resolution,
-                             source=str(tm.path), info=info), tm.classes  # fmt: skip
+        return ModuleTeacher(
+            tm.model.to(device or "cpu"), tm.mean, tm.std, tm.num_classes, tm.resolution, source=str(tm.path), info=info
+        ), tm.classes
     if arg.kind == "onnx":
         return OnnxTeacher(arg.path, output=output, resolution=resolution, threads=threads, device=device), None
     from nas.supernet import member_model

@@ -138,10 +138,20 @@ class TrainConfig:
     def recipe(self) -> Recipe:
         """The shared training recipe of these settings (crop-flip augmentation, no weight EMA: members
         are scored with inherited, BatchNorm-recalibrated weights)."""
-        return Recipe(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
-                      momentum=self.momentum, weight_decay=self.weight_decay, lr_warmup=self.lr_warmup,
-                      label_smoothing=self.label_smoothing, grad_clip=self.grad_clip, augment="crop-flip",
-                      ema=False, seed=self.seed)  # fmt: skip
+        return Recipe(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            lr_warmup=self.lr_warmup,
+            label_smoothing=self.label_smoothing,
+            grad_clip=self.grad_clip,
+            augment="crop-flip",
+            ema=False,
+            seed=self.seed,
+        )
 
 
 @dataclass
@@ -262,6 +272,29 @@ def _as_source(data: Dataset | TrainSource, val_data: Dataset | None) -> tuple[T
 StepFn = Callable[[dict[str, Any]], None]
 
 
+def _new_supernet(space: SearchSpace, source: TrainSource, cfg: TrainConfig, dev: torch.device) -> Supernet:
+    return Supernet(
+        space,
+        resolution=source.resolution,
+        num_classes=len(source.classes),
+        seed=cfg.seed,
+        kernel_transform=cfg.kernel_transform,
+    ).to(dev)
+
+
+def _new_controller(space: SearchSpace, cfg: TrainConfig) -> Controller | None:
+    """TuNAS's controller, trained with the weights (``sampler = tunas``), else None."""
+    if cfg.sampler != "tunas":
+        return None
+    return Controller(space, lr=cfg.rl_lr, baseline_momentum=cfg.baseline_momentum)
+
+
+def _rl_quality(supernet: Supernet, cfg: TrainConfig, val: Dataset, info: DistInfo, dev: torch.device) -> BatchQuality:
+    """The controller's reward signal: held-out accuracy of one batch (this process's shard)."""
+    rl_bs = max(2, int(round(cfg.batch_size * cfg.rl_batch_multiplier)))
+    return BatchQuality(supernet, _val_shard(val, info), rl_bs, 0, dev)
+
+
 def train_supernet(
     space: SearchSpace,
     data: Dataset | TrainSource,
@@ -314,12 +347,9 @@ def train_supernet(
     info = init_distributed(device)
     dev = torch.device(info.device)
     out = Path(out)
-    supernet = Supernet(space, resolution=source.resolution, num_classes=len(source.classes), seed=cfg.seed,
-                        kernel_transform=cfg.kernel_transform).to(dev)  # fmt: skip
+    supernet = _new_supernet(space, source, cfg, dev)
     engine = Engine(supernet, cfg.recipe(), source, info, max_steps_per_epoch=max_steps_per_epoch)
-    controller = (
-        Controller(space, lr=cfg.rl_lr, baseline_momentum=cfg.baseline_momentum) if cfg.sampler == "tunas" else None
-    )
+    controller = _new_controller(space, cfg)
     meta: dict[str, Any] = {"budget": None, "budget_note": "", "cost_unit": ""}
     if controller is not None:
         cost_fn, _ = _tunas_budget(space, cfg, cost_fn, meta)
@@ -329,10 +359,7 @@ def train_supernet(
     start_epoch = _start(out, resume, init_from, meta, supernet, engine, controller, source)
     budget = meta["budget"]
     calib = _calibration(source, cfg, dev)
-    rl_quality = None
-    if controller is not None:
-        rl_bs = max(2, int(round(cfg.batch_size * cfg.rl_batch_multiplier)))
-        rl_quality = BatchQuality(supernet, _val_shard(val, info), rl_bs, 0, dev)
+    rl_quality = None if controller is None else _rl_quality(supernet, cfg, val, info, dev)
     strategy = _SubnetSteps(supernet, space, cfg, info, controller, rl_quality, cost_fn, budget, meta)
     end_epoch = _EpochEnd(
         out, cfg, info, supernet, engine, strategy, controller, val, calib, dev, cost_fn, meta, on_epoch
@@ -345,16 +372,25 @@ def train_supernet(
     return TrainResult(out, int(meta["epochs_done"]), list(meta["history"]), start_epoch, tunas, meta)
 
 
-def _new_meta(space: SearchSpace, cfg: TrainConfig, source: TrainSource, supernet: Supernet, info: DistInfo,
-              data: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def _new_meta(
+    space: SearchSpace, cfg: TrainConfig, source: TrainSource, supernet: Supernet, info: DistInfo, data: dict[str, Any]
+) -> dict[str, Any]:
     """The checkpoint metadata of a fresh training (no epoch done yet)."""
     return dict(
-        space=space_meta(space), resolution=source.resolution, num_classes=len(source.classes),
-        classes=list(source.classes), data=data,
-        config=dataclasses.asdict(cfg), world_size=info.world, kernel_transforms=len(supernet.kernel_transforms),
-        epochs_done=0, history=[], rl_history=[], created=utc_timestamp(),
+        space=space_meta(space),
+        resolution=source.resolution,
+        num_classes=len(source.classes),
+        classes=list(source.classes),
+        data=data,
+        config=dataclasses.asdict(cfg),
+        world_size=info.world,
+        kernel_transforms=len(supernet.kernel_transforms),
+        epochs_done=0,
+        history=[],
+        rl_history=[],
+        created=utc_timestamp(),
         torch=torch.__version__,
-    )  # fmt: skip
+    )
 
 
 def _calibration(source: TrainSource, cfg: TrainConfig, dev: torch.device) -> list[torch.Tensor]:
@@ -368,10 +404,22 @@ class _EpochEnd:
     """What ends an epoch of :func:`train_supernet`: evaluation (largest and smallest subnet, or the
     controller's pick), the history entry, the checkpoint (rank 0) and ``on_epoch``."""
 
-    def __init__(self, out: Path, cfg: TrainConfig, info: DistInfo, supernet: Supernet, engine: Engine,
-                 strategy: _SubnetSteps, controller: Controller | None, val: Dataset, calib: list[torch.Tensor],
-                 dev: torch.device, cost_fn: CostFn | None, meta: dict[str, Any],
-                 on_epoch: StepFn | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        out: Path,
+        cfg: TrainConfig,
+        info: DistInfo,
+        supernet: Supernet,
+        engine: Engine,
+        strategy: _SubnetSteps,
+        controller: Controller | None,
+        val: Dataset,
+        calib: list[torch.Tensor],
+        dev: torch.device,
+        cost_fn: CostFn | None,
+        meta: dict[str, Any],
+        on_epoch: StepFn | None,
+    ) -> None:
         self.out, self.cfg, self.info, self.supernet, self.engine = out, cfg, info, supernet, engine
         self.largest, self.smallest = strategy.largest, strategy.smallest
         self.controller, self.val, self.calib, self.dev, self.cost_fn = controller, val, calib, dev, cost_fn
@@ -398,15 +446,21 @@ class _EpochEnd:
         meta["updated"] = utc_timestamp()
         meta["rl_history"] = _thin(meta["rl_history"])
         if info.is_main:
-            save_checkpoint(self.out, meta, self.supernet.state_dict(), self.engine.optimizer.state_dict(),
-                            controller.state_dict() if controller is not None else None,
-                            self.engine.state_dict()["scaler"])  # fmt: skip
+            save_checkpoint(
+                self.out,
+                meta,
+                self.supernet.state_dict(),
+                self.engine.optimizer.state_dict(),
+                controller.state_dict() if controller is not None else None,
+                self.engine.state_dict()["scaler"],
+            )
             if self.on_epoch is not None:
                 self.on_epoch(entry)
 
 
-def _tunas_budget(space: SearchSpace, cfg: TrainConfig, cost_fn: CostFn | None,
-                  meta: dict[str, Any]) -> tuple[CostFn, float]:  # fmt: skip
+def _tunas_budget(
+    space: SearchSpace, cfg: TrainConfig, cost_fn: CostFn | None, meta: dict[str, Any]
+) -> tuple[CostFn, float]:
     """TuNAS's cost function and T0; records ``budget``, ``budget_note`` and ``cost_unit`` in ``meta``."""
     if cost_fn is None:
         cost_fn, unit = cost_function(cfg.cost, cfg.target)
@@ -420,8 +474,16 @@ def _tunas_budget(space: SearchSpace, cfg: TrainConfig, cost_fn: CostFn | None,
     return cost_fn, budget
 
 
-def _start(out: Path, resume: bool, init_from: str | Path | None, meta: dict[str, Any], supernet: Supernet,
-           engine: Engine, controller: Controller | None, source: TrainSource) -> int:  # fmt: skip
+def _start(
+    out: Path,
+    resume: bool,
+    init_from: str | Path | None,
+    meta: dict[str, Any],
+    supernet: Supernet,
+    engine: Engine,
+    controller: Controller | None,
+    source: TrainSource,
+) -> int:
     """Load a compatible checkpoint at ``out`` (resume) or the ``init_from`` weights; the first epoch to run."""
     parent = None
     if init_from is not None:
@@ -450,9 +512,18 @@ class _SubnetSteps:
     """The supernet's :class:`nas.train.StepStrategy`: which subnets each step trains, and TuNAS's
     controller update after the optimizer step."""
 
-    def __init__(self, supernet: Supernet, space: SearchSpace, cfg: TrainConfig, info: DistInfo,
-                 controller: Controller | None, rl_quality: BatchQuality | None, cost_fn: CostFn | None,
-                 budget: float | None, meta: dict[str, Any]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        supernet: Supernet,
+        space: SearchSpace,
+        cfg: TrainConfig,
+        info: DistInfo,
+        controller: Controller | None,
+        rl_quality: BatchQuality | None,
+        cost_fn: CostFn | None,
+        budget: float | None,
+        meta: dict[str, Any],
+    ) -> None:
         self.supernet, self.space, self.cfg, self.info = supernet, space, cfg, info
         self.controller, self.rl_quality, self.cost_fn, self.budget, self.meta = (
             controller,
@@ -483,8 +554,11 @@ class _SubnetSteps:
         archs = [decode(space, v) for v in sample_vectors(space, rng, cfg.random_subnets)]
         if self.sandwich and self.op_cols is not None:
             ops = sample_vectors(space, rng, 2)[:, self.op_cols]
-            return [_with_ops(space, self.large_vec, self.op_cols, ops[0]),
-                    _with_ops(space, self.small_vec, self.op_cols, ops[1]), *archs]  # fmt: skip
+            return [
+                _with_ops(space, self.large_vec, self.op_cols, ops[0]),
+                _with_ops(space, self.small_vec, self.op_cols, ops[1]),
+                *archs,
+            ]
         return [self.largest, self.smallest, *archs] if self.sandwich else archs
 
     def step(self, engine: Engine, batch: StepBatch, ctx: StepContext) -> StepOutput:
@@ -505,26 +579,50 @@ class _SubnetSteps:
         if self.controller is None:
             return {}
         assert self.rl_quality is not None and self.cost_fn is not None and self.budget is not None
-        extra = _rl_step(self.controller, self.rl_quality, self.cost_fn, self.budget, self.cfg, self.space,
-                         self.rng, ctx.frac, self.info)  # fmt: skip
+        extra = _rl_step(
+            self.controller,
+            self.rl_quality,
+            self.cost_fn,
+            self.budget,
+            self.cfg,
+            self.space,
+            self.rng,
+            ctx.frac,
+            self.info,
+        )
         if self.info.is_main:
             self.meta["rl_history"].append({"epoch": ctx.epoch, "step": ctx.global_step, **extra})
         return extra
 
 
-def _tunas_result(controller: Controller, supernet: Supernet, val: Dataset, calib: list[torch.Tensor],
-                  dev: torch.device, cost_fn: CostFn, budget: float, cfg: TrainConfig, meta: dict[str, Any]) -> TunasResult:  # fmt: skip
+def _tunas_result(
+    controller: Controller,
+    supernet: Supernet,
+    val: Dataset,
+    calib: list[torch.Tensor],
+    dev: torch.device,
+    cost_fn: CostFn,
+    budget: float,
+    cfg: TrainConfig,
+    meta: dict[str, Any],
+) -> TunasResult:
     """The controller's choice, scored on the held-out data."""
     best = controller.most_likely_arch()
     acc = subnet_accuracy(supernet, best, val, calib, dev)
     cost = float(cost_fn([best])[0])
     return TunasResult(
-        arch=best, score=acc, latency_ms=[cost],
+        arch=best,
+        score=acc,
+        latency_ms=[cost],
         reward=float(abs_reward(np.asarray([acc]), [np.asarray([cost])], [budget], [cfg.beta])[0]),
-        budgets=[budget], betas=[cfg.beta], probabilities=controller.probability_table(),
-        history=list(meta["rl_history"]), steps=controller.updates, samples=len(meta["rl_history"]),
+        budgets=[budget],
+        betas=[cfg.beta],
+        probabilities=controller.probability_table(),
+        history=list(meta["rl_history"]),
+        steps=controller.updates,
+        samples=len(meta["rl_history"]),
         seconds=float(sum(h["seconds"] for h in meta["history"])),
-    )  # fmt: skip
+    )
 
 
 def _op_columns(space: SearchSpace) -> np.ndarray:
@@ -546,8 +644,17 @@ def _val_shard(data: Dataset, info: DistInfo) -> Dataset:
     return dataclasses.replace(data, val_x=data.val_x[sl], val_y=data.val_y[sl])
 
 
-def _rl_step(controller: Controller, quality: QualityFn, cost_fn: CostFn, budget: float, cfg: TrainConfig,
-             space: SearchSpace, rng: np.random.Generator, frac: float, info: DistInfo) -> dict[str, Any]:  # fmt: skip
+def _rl_step(
+    controller: Controller,
+    quality: QualityFn,
+    cost_fn: CostFn,
+    budget: float,
+    cfg: TrainConfig,
+    space: SearchSpace,
+    rng: np.random.Generator,
+    frac: float,
+    info: DistInfo,
+) -> dict[str, Any]:
     """One controller update: sample, Q on a held-out batch (mean over ranks), reward, REINFORCE."""
     vec = controller.sample(rng, 1)
     arch = decode(space, vec[0])
@@ -587,8 +694,13 @@ def load_init(path: str | Path, data: Dataset | TrainSource, space: SearchSpace 
 
 def init_record(path: str | Path, parent_meta: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint records of the supernet its training started from (``meta["init_from"]``)."""
-    return {"checkpoint": str(path), "created": parent_meta.get("created"), "epochs_done": parent_meta.get("epochs_done"),
-            "space": parent_meta["space"]["definition"].get("name"), "phase": parent_meta["space"]["phase"]}  # fmt: skip
+    return {
+        "checkpoint": str(path),
+        "created": parent_meta.get("created"),
+        "epochs_done": parent_meta.get("epochs_done"),
+        "space": parent_meta["space"]["definition"].get("name"),
+        "phase": parent_meta["space"]["phase"],
+    }
 
 
 def init_id(meta: dict[str, Any]) -> tuple[Any, Any] | None:
@@ -635,8 +747,13 @@ def load_supernet(path: str | Path, device: str = "cpu") -> tuple[Supernet, dict
     meta = ckpt["meta"]
     try:
         space = space_from_meta(meta["space"])
-        net = Supernet(space, resolution=int(meta["resolution"]), num_classes=int(meta["num_classes"]),
-                       seed=int(meta["config"]["seed"]), kernel_transform=bool(stored_config(meta)["kernel_transform"]))  # fmt: skip
+        net = Supernet(
+            space,
+            resolution=int(meta["resolution"]),
+            num_classes=int(meta["num_classes"]),
+            seed=int(meta["config"]["seed"]),
+            kernel_transform=bool(stored_config(meta)["kernel_transform"]),
+        )
         net.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise NasError(f"{path}: checkpoint does not match its own space definition ({type(exc).__name__})") from None

@@ -49,8 +49,9 @@ Quality = QualityFn | _Scores
 class Controller:
     """Independent categorical per decision of ``space``, trained by REINFORCE (see module docstring)."""
 
-    def __init__(self, space: SearchSpace, *, lr: float = 0.05, baseline_momentum: float = 0.95,
-                 entropy_weight: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self, space: SearchSpace, *, lr: float = 0.05, baseline_momentum: float = 0.95, entropy_weight: float = 0.0
+    ) -> None:
         self.space = space
         self.decisions = decisions(space)
         self.logits = [torch.zeros(d.radix, dtype=torch.float64, requires_grad=True) for d in self.decisions]
@@ -242,8 +243,13 @@ def _resolve_quality(quality: Quality) -> tuple[QualityFn, QualityFn]:
     raise NasError("quality must be a callable list[ArchSpec] -> scores or an accuracy estimator")
 
 
-def _check_search(steps: int, samples_per_step: int, latency: LatencyFn | Sequence[LatencyFn],
-                  budget_ms: float | Sequence[float], beta: float | Sequence[float]) -> tuple[list[LatencyFn], list[float], list[float]]:  # fmt: skip
+def _check_search(
+    steps: int,
+    samples_per_step: int,
+    latency: LatencyFn | Sequence[LatencyFn],
+    budget_ms: float | Sequence[float],
+    beta: float | Sequence[float],
+) -> tuple[list[LatencyFn], list[float], list[float]]:
     """:func:`tunas_search`'s arguments checked: (latency functions, budgets, betas), one per target."""
     if steps < 1:
         raise NasError(f"steps must be at least 1 (got {steps})")
@@ -329,9 +335,12 @@ def tunas_search(
         lr = rl_lr * rl_lr_growth ** (step / max(1, steps - 1))
         stats = ctl.update(vecs, r, lr)
         stats.update(
-            step=step, quality=float(q.mean()), latency_ms=float(costs[0].mean()), lr=lr,
+            step=step,
+            quality=float(q.mean()),
+            latency_ms=float(costs[0].mean()),
+            lr=lr,
             p_max=float(np.mean([p.max() for p in ctl.probabilities()])) if ctl.decisions else 1.0,
-        )  # fmt: skip
+        )
         if step % history_every == 0 or step == steps - 1:
             hist.append(stats)
         if progress is not None:
@@ -339,8 +348,17 @@ def tunas_search(
     return _final(ctl, final_q, fns, budgets, betas, hist, steps, steps * samples_per_step, t_start)
 
 
-def _final(ctl: Controller, final_q: QualityFn, fns: list[LatencyFn], budgets: list[float], betas: list[float],
-           hist: list[dict[str, float]], steps: int, samples: int, t_start: float) -> TunasResult:  # fmt: skip
+def _final(
+    ctl: Controller,
+    final_q: QualityFn,
+    fns: list[LatencyFn],
+    budgets: list[float],
+    betas: list[float],
+    hist: list[dict[str, float]],
+    steps: int,
+    samples: int,
+    t_start: float,
+) -> TunasResult:
     """The search's result: the controller's most likely architecture, scored in full (``t_start``:
     when the search began, by :func:`time.perf_counter`)."""
     import time
@@ -350,10 +368,18 @@ def _final(ctl: Controller, final_q: QualityFn, fns: list[LatencyFn], budgets: l
     lat = [float(np.asarray(f([best]), dtype=np.float64)[0]) for f in fns]
     reward = float(abs_reward(np.asarray([score]), [np.asarray([v]) for v in lat], budgets, betas)[0])
     return TunasResult(
-        arch=best, score=score, latency_ms=lat, reward=reward, budgets=budgets, betas=betas,
-        probabilities=ctl.probability_table(), history=hist, steps=steps, samples=samples,
+        arch=best,
+        score=score,
+        latency_ms=lat,
+        reward=reward,
+        budgets=budgets,
+        betas=betas,
+        probabilities=ctl.probability_table(),
+        history=hist,
+        steps=steps,
+        samples=samples,
         seconds=time.perf_counter() - t_start,
-    )  # fmt: skip
+    )
 
 
 __all__ = [

@@ -19,8 +19,20 @@ from nas.inputs import as_error, regular_file
 
 #: What torch.load raises on a file that is not a checkpoint (truncated, garbage, a hostile pickle): its
 #: legacy-format reader meets random bytes with IndexError, KeyError, TypeError or AttributeError too.
-_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError,
-               IndexError, KeyError, TypeError, AttributeError, UnicodeDecodeError)  # fmt: skip
+_UNREADABLE = (
+    pickle.UnpicklingError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    zipfile.BadZipFile,
+    MemoryError,
+    IndexError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    UnicodeDecodeError,
+)
 
 #: how a user fixes an unwritable checkpoint (ends the one-line error of a failed write)
 OUT_HINT = "give --out a writable folder"
@@ -36,8 +48,9 @@ def _cpu(obj: Any) -> Any:
     return obj
 
 
-def write_checkpoint(path: str | Path, fmt: str, version: int, meta: dict[str, Any], state: dict[str, Any],
-                     hint: str = OUT_HINT) -> Path:  # fmt: skip
+def write_checkpoint(
+    path: str | Path, fmt: str, version: int, meta: dict[str, Any], state: dict[str, Any], hint: str = OUT_HINT
+) -> Path:
     """Write ``{"format": fmt, "version": version, "meta": json(meta), **state}`` atomically (temp file,
     fsync, rename, fsync the folder): a kill at any moment leaves the previous file or the new one.
     ``state`` holds state dicts (tensors are moved to the CPU) or ``None``."""

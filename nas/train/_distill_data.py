@@ -77,18 +77,23 @@ def check_teacher(teacher: Teacher, data: Dataset) -> None:
     """One-line :class:`TeacherError` unless the teacher gives the data's classes at its resolution."""
     src = teacher.describe().get("source", "the teacher")
     if teacher.num_classes != data.num_classes:
-        raise TeacherError(f"teacher {src} gives {teacher.num_classes} classes; the data ({data.source}) has "
-                           f"{data.num_classes}")  # fmt: skip
+        raise TeacherError(
+            f"teacher {src} gives {teacher.num_classes} classes; the data ({data.source}) has {data.num_classes}"
+        )
     if teacher.resolution is not None and teacher.resolution != data.resolution:
-        raise TeacherError(f"teacher {src} takes {teacher.resolution} px images; the data ({data.source}) is at "
-                           f"{data.resolution} px (--resolution)")  # fmt: skip
+        raise TeacherError(
+            f"teacher {src} takes {teacher.resolution} px images; the data ({data.source}) is at "
+            f"{data.resolution} px (--resolution)"
+        )
 
 
 def _checked_probs(teacher: Teacher, images: torch.Tensor) -> torch.Tensor:
     p = teacher.probs(images).detach().float().cpu()
     if tuple(p.shape) != (len(images), teacher.num_classes) or not bool(torch.isfinite(p).all()):
-        raise TeacherError(f"teacher {teacher.describe().get('source')} returned {tuple(p.shape)} non-finite or "
-                           f"misshapen probabilities for {len(images)} images")  # fmt: skip
+        raise TeacherError(
+            f"teacher {teacher.describe().get('source')} returned {tuple(p.shape)} non-finite or "
+            f"misshapen probabilities for {len(images)} images"
+        )
     if bool((p < 0).any()) or float((p.sum(1) - 1).abs().max()) > 1e-3:
         raise TeacherError(f"teacher {teacher.describe().get('source')} returned rows that are not probabilities")
     return p
@@ -97,8 +102,9 @@ def _checked_probs(teacher: Teacher, images: torch.Tensor) -> torch.Tensor:
 class _Shards:
     """Which examples shard k holds and how they are made."""
 
-    def __init__(self, teacher: Teacher, data: Dataset, aug: str, replicas: int, seed: int, shard_size: int,
-                 batch_size: int):  # fmt: skip
+    def __init__(
+        self, teacher: Teacher, data: Dataset, aug: str, replicas: int, seed: int, shard_size: int, batch_size: int
+    ):
         self.teacher, self.data, self.seed = teacher, data, seed
         self.augment = make_augment(aug, data.resolution)
         self.n = len(data.train_y)
@@ -129,8 +135,13 @@ class _Shards:
             images.append(q)
             on_batch(len(q))
         index = torch.from_numpy(idx).to(torch.int64)
-        return {"images": torch.cat(images), "probs": torch.cat(probs), "labels": self.data.train_y[index].to(torch.int64),
-                "index": index, "replica": torch.from_numpy(rep).to(torch.int64)}  # fmt: skip
+        return {
+            "images": torch.cat(images),
+            "probs": torch.cat(probs),
+            "labels": self.data.train_y[index].to(torch.int64),
+            "index": index,
+            "replica": torch.from_numpy(rep).to(torch.int64),
+        }
 
 
 def build_store(
@@ -166,9 +177,16 @@ def build_store(
         raise StoreError(f"{data.source}: no training images")
     check_teacher(teacher, data)
     plan = _Shards(teacher, data, aug, replicas, seed, shard_size, batch_size)
-    settings: dict[str, Any] = {"teacher": teacher.describe(), "data": data_identity(data, data_spec or data.source, val_fraction, split_seed),
-                "aug": aug, "replicas": replicas, "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
-                "probs_dtype": "float16"}  # fmt: skip
+    settings: dict[str, Any] = {
+        "teacher": teacher.describe(),
+        "data": data_identity(data, data_spec or data.source, val_fraction, split_seed),
+        "aug": aug,
+        "replicas": replicas,
+        "seed": seed,
+        "shard_size": shard_size,
+        "batch_size": batch_size,
+        "probs_dtype": "float16",
+    }
     with StoreWriter(out, settings, examples=plan.total, num_shards=plan.count) as w:
         todo = [k for k in range(plan.count) if not w.is_done(k)]
         done_ex = plan.total - sum(plan.examples(k) for k in todo)
@@ -187,5 +205,17 @@ def build_store(
         m = w.finish()
         wall, secs = w.wall_s(), w.session_s()
     size = sum(s["bytes"] for s in m["shards"]) + (Path(w.path) / "manifest.json").stat().st_size
-    return StoreSummary(w.path, plan.total, plan.count, w.resumed, len(todo), size, secs,
-                        w.built / secs if w.built and secs > 0 else None, wall, settings["teacher"], aug, replicas)  # fmt: skip
+    return StoreSummary(
+        w.path,
+        plan.total,
+        plan.count,
+        w.resumed,
+        len(todo),
+        size,
+        secs,
+        w.built / secs if w.built and secs > 0 else None,
+        wall,
+        settings["teacher"],
+        aug,
+        replicas,
+    )

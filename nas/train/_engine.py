@@ -110,8 +110,14 @@ class EpochStats:
 
     def entry(self, epoch: int) -> dict[str, Any]:
         """The history row of this epoch (1-based ``epoch``)."""
-        return {"epoch": epoch, "loss": self.loss, "train_acc": self.train_acc, "seconds": self.seconds,
-                "images_per_s": self.images_per_s, "lr_end": self.lr_end}  # fmt: skip
+        return {
+            "epoch": epoch,
+            "loss": self.loss,
+            "train_acc": self.train_acc,
+            "seconds": self.seconds,
+            "images_per_s": self.images_per_s,
+            "lr_end": self.lr_end,
+        }
 
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -124,8 +130,16 @@ class Engine:
     ranks after every epoch (stand-alone training; a supernet recalibrates them per subnet instead).
     """
 
-    def __init__(self, model: nn.Module, recipe: Recipe, source: TrainSource, info: DistInfo, *,
-                 max_steps_per_epoch: int | None = None, sync_buffers: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        recipe: Recipe,
+        source: TrainSource,
+        info: DistInfo,
+        *,
+        max_steps_per_epoch: int | None = None,
+        sync_buffers: bool = False,
+    ) -> None:
         self.model, self.recipe, self.source, self.info = model, recipe, source, info
         self.device = torch.device(info.device)
         if recipe.channels_last:  # before the optimizer and the EMA copy see the parameters
@@ -178,8 +192,14 @@ class Engine:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def fit(self, strategy: StepStrategy, start_epoch: int, end_epoch: Callable[[int, EpochStats], None], *,
-            on_step: ProgressFn | None = None) -> None:  # fmt: skip
+    def fit(
+        self,
+        strategy: StepStrategy,
+        start_epoch: int,
+        end_epoch: Callable[[int, EpochStats], None],
+        *,
+        on_step: ProgressFn | None = None,
+    ) -> None:
         """Epochs ``start_epoch`` … ``recipe.epochs - 1``; after each, ``end_epoch(epoch, stats)`` (every
         rank: evaluate, record, checkpoint on rank 0), then all ranks meet."""
         for epoch in range(start_epoch, self.recipe.epochs):
@@ -196,8 +216,9 @@ class Engine:
         r, spe = self.recipe, self.steps_per_epoch
         self.model.train()
         strategy.begin_epoch(epoch)
-        it = self.source.epoch_batches(epoch_seed(r.seed, epoch, SEED_DATA), r.batch_size,
-                                       rank=self.info.rank, world=self.info.world)  # fmt: skip
+        it = self.source.epoch_batches(
+            epoch_seed(r.seed, epoch, SEED_DATA), r.batch_size, rank=self.info.rank, world=self.info.world
+        )
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen, lr, done = 0, r.lr, 0
@@ -216,8 +237,18 @@ class Engine:
                 done = step + 1
                 if on_step is not None and (done % self._report_every == 0 or done == spe):
                     s = float(seen)
-                    on_step({"epoch": epoch, "epochs": r.epochs, "step": step, "steps": spe, "lr": lr,
-                             "loss": float(loss_sum) / s, "acc": float(correct) / s, **extra})  # fmt: skip
+                    on_step(
+                        {
+                            "epoch": epoch,
+                            "epochs": r.epochs,
+                            "step": step,
+                            "steps": spe,
+                            "lr": lr,
+                            "loss": float(loss_sum) / s,
+                            "acc": float(correct) / s,
+                            **extra,
+                        }
+                    )
         finally:
             close = getattr(it, "close", None)  # a generator (e.g. over store shards) releases its files
             if close is not None:

@@ -29,14 +29,26 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (confusion as nested lists)."""
-        return {"top1": self.top1, f"top{self.k}": self.top5, "images": self.images,
-                "confusion": self.confusion.tolist()}  # fmt: skip
+        return {
+            "top1": self.top1,
+            f"top{self.k}": self.top5,
+            "images": self.images,
+            "confusion": self.confusion.tolist(),
+        }
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float],
-             std: Sequence[float], *, num_classes: int, batch_size: int = 256,
-             device: str | torch.device = "cpu") -> EvalResult:  # fmt: skip
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    num_classes: int,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> EvalResult:
     """Top-1, top-5 and confusion matrix of ``model`` (logits out) on uint8 N×3×R×R ``images``,
     normalised with the statistics the model was trained with (``mean``/``std``, not the data's own)."""
     dev = torch.device(device)
@@ -79,8 +91,13 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: Sequence[str], ti
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     if c <= 60:
         size = 10 if c <= 12 else 8 if c <= 30 else 6
-        ax.set_xticks(range(c), [str(n) for n in classes], rotation=45 if c > 4 else 0, ha="right" if c > 4 else "center",
-                      fontsize=size)  # fmt: skip
+        ax.set_xticks(
+            range(c),
+            [str(n) for n in classes],
+            rotation=45 if c > 4 else 0,
+            ha="right" if c > 4 else "center",
+            fontsize=size,
+        )
         ax.set_yticks(range(c), [str(n) for n in classes], fontsize=size)
     if c <= 20:
         for i in range(c):

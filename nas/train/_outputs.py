@@ -71,8 +71,11 @@ def write_curves(path: Path, history: Sequence[dict[str, Any]], title: str) -> N
     ax_l, ax_a = fig.subplots(1, 2)
     ax_l.plot(ep, [h["loss"] for h in history], marker="o", color="tab:red")
     ax_l.set(xlabel="epoch", ylabel="training loss", title="loss")
-    for key, label, style in (("train_acc", "train (augmented)", "o--"), ("val_acc", "held-out", "o-"),
-                              ("val_acc_ema", "held-out, EMA weights", "s-")):  # fmt: skip
+    for key, label, style in (
+        ("train_acc", "train (augmented)", "o--"),
+        ("val_acc", "held-out", "o-"),
+        ("val_acc_ema", "held-out, EMA weights", "s-"),
+    ):
         pts = [(h["epoch"], 100 * h[key]) for h in history if h.get(key) is not None]
         if pts:
             ax_a.plot(*zip(*pts, strict=True), style, label=label)

@@ -84,8 +84,10 @@ def training_specs(spec: ArchSpec, source: TrainSource) -> tuple[ArchSpec, ArchS
     at the data's (the model is built at the latter; both describe the same weights)."""
     n = len(source.classes)
     try:
-        return (dataclasses.replace(spec, num_classes=n),
-                dataclasses.replace(spec, resolution=source.resolution, num_classes=n))  # fmt: skip
+        return (
+            dataclasses.replace(spec, num_classes=n),
+            dataclasses.replace(spec, resolution=source.resolution, num_classes=n),
+        )
     except SpecError as exc:
         raise NasError(
             f"the architecture does not run at the training resolution {source.resolution} px: {exc}"
@@ -157,9 +159,17 @@ def _evaluation(engine: Engine, val: Dataset | None, source: TrainSource) -> dic
     return out
 
 
-def fit_model(model: nn.Module, source: TrainSource, val_data: Dataset | None, cfg: Recipe = Recipe(), *,
-              teacher: Teacher | None = None, device: str | None = None, on_epoch: EpochFn | None = None,
-              max_steps_per_epoch: int | None = None) -> dict[str, Any]:  # fmt: skip
+def fit_model(
+    model: nn.Module,
+    source: TrainSource,
+    val_data: Dataset | None,
+    cfg: Recipe = Recipe(),
+    *,
+    teacher: Teacher | None = None,
+    device: str | None = None,
+    on_epoch: EpochFn | None = None,
+    max_steps_per_epoch: int | None = None,
+) -> dict[str, Any]:
     """Train ``model`` in place with the recipe, without files (benchmarks, fine-tuning). With EMA the
     model ends with the EMA weights. Returns ``{val_acc, val_acc_ema, history, seconds, images_per_s}``
     (the held-out top-1 of the final weights, evaluated after the last epoch, and of the raw ones)."""
@@ -187,12 +197,27 @@ def fit_model(model: nn.Module, source: TrainSource, val_data: Dataset | None, c
     seconds = sum(h["seconds"] for h in history)
     images = sum(h["images_per_s"] * h["seconds"] for h in history)
     final = history[-1].get("val_acc_ema", raw) if history else None
-    return {"val_acc": final, "val_acc_raw": raw, "history": history, "seconds": seconds,
-            "images_per_s": images / seconds if seconds > 0 else float("nan")}  # fmt: skip
+    return {
+        "val_acc": final,
+        "val_acc_raw": raw,
+        "history": history,
+        "seconds": seconds,
+        "images_per_s": images / seconds if seconds > 0 else float("nan"),
+    }
 
 
-def _meta(name: str, deploy: ArchSpec, train_spec: ArchSpec, source: TrainSource, val: Dataset | None, cfg: Recipe,
-          teacher: Teacher | None, info: DistInfo, engine: Engine, data: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def _meta(
+    name: str,
+    deploy: ArchSpec,
+    train_spec: ArchSpec,
+    source: TrainSource,
+    val: Dataset | None,
+    cfg: Recipe,
+    teacher: Teacher | None,
+    info: DistInfo,
+    engine: Engine,
+    data: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "name": name,
         "spec": spec_to_dict(deploy, name),
@@ -207,7 +232,7 @@ def _meta(name: str, deploy: ArchSpec, train_spec: ArchSpec, source: TrainSource
             "description": source.describe(),
             "identity": source.identity(),
             "val_images": None if val is None else len(val.val_y),
-        },  # fmt: skip
+        },
         "teacher": None if teacher is None else teacher.describe(),
         "recipe": cfg.to_dict(),
         "world_size": info.world,
@@ -248,8 +273,10 @@ def _resume(path: Path, meta: dict[str, Any], model: nn.Module, engine: Engine) 
     old = ckpt["meta"]
     why = _change(old, meta)
     if why is not None:
-        raise NasError(f"{path} holds a training with {why}; rerun with its settings, pass --no-resume to start over "
-                       "there, or give another --out")  # fmt: skip
+        raise NasError(
+            f"{path} holds a training with {why}; rerun with its settings, pass --no-resume to start over "
+            "there, or give another --out"
+        )
     try:
         model.load_state_dict(ckpt["model"])
         engine.load_state_dict(ckpt)
@@ -322,8 +349,13 @@ def train(
         meta["epochs_done"] = run.epochs_done = epoch + 1
         meta["updated"] = utc_timestamp()
         if info.is_main:
-            write_checkpoint(files["checkpoint"], CHECKPOINT_FORMAT, CHECKPOINT_VERSION, meta,
-                             {"model": model.state_dict(), **engine.state_dict()})  # fmt: skip
+            write_checkpoint(
+                files["checkpoint"],
+                CHECKPOINT_FORMAT,
+                CHECKPOINT_VERSION,
+                meta,
+                {"model": model.state_dict(), **engine.state_dict()},
+            )
             _write_metrics(files, meta["history"])
             if on_epoch is not None:
                 on_epoch(entry)
@@ -366,8 +398,14 @@ def _finish(run: TrainRun, meta: dict[str, Any], engine: Engine) -> dict[str, An
         "onnx_max_abs_diff": onnx_diff,
     }
     doc = {k: v for k, v in meta.items() if k != "history"}
-    doc.update(out=str(run.out), epochs_done=run.epochs_done, resumed_from=run.resumed_from, results=results,
-               files={k: str(p) for k, p in files.items()}, finished=utc_timestamp())  # fmt: skip
+    doc.update(
+        out=str(run.out),
+        epochs_done=run.epochs_done,
+        resumed_from=run.resumed_from,
+        results=results,
+        files={k: str(p) for k, p in files.items()},
+        finished=utc_timestamp(),
+    )
     write_text_atomic(files["summary"], summary_md(doc, run.spec), OUT_HINT)
     write_text_atomic(files["run"], json.dumps(_finite(doc), indent=1) + "\n", OUT_HINT)
     if isinstance(onnx_diff, str):
@@ -376,10 +414,17 @@ def _finish(run: TrainRun, meta: dict[str, Any], engine: Engine) -> dict[str, An
 
 
 def _weights_metadata(meta: dict[str, Any], saved: str) -> dict[str, str]:
-    return {"name": meta["name"], "arch": meta["train_arch"], "deploy_arch": meta["arch"],
-            "resolution": str(meta["resolution"]["train"]), "classes": json.dumps(meta["classes"]),
-            "mean": json.dumps(meta["mean"]), "std": json.dumps(meta["std"]), "weights": saved,
-            "data": json.dumps(meta["data"])}  # fmt: skip
+    return {
+        "name": meta["name"],
+        "arch": meta["train_arch"],
+        "deploy_arch": meta["arch"],
+        "resolution": str(meta["resolution"]["train"]),
+        "classes": json.dumps(meta["classes"]),
+        "mean": json.dumps(meta["mean"]),
+        "std": json.dumps(meta["std"]),
+        "weights": saved,
+        "data": json.dumps(meta["data"]),
+    }
 
 
 def _finite(obj: Any) -> Any:

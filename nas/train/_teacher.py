@@ -58,9 +58,17 @@ class Teacher(Protocol):
 class ModuleTeacher:
     """A torch classifier (logits out) with the per-channel statistics it was trained with."""
 
-    def __init__(self, model: torch.nn.Module, mean: tuple[float, float, float], std: tuple[float, float, float],
-                 num_classes: int, resolution: int | None, source: str = "module", temperature: float = 1.0,
-                 info: Mapping[str, Any] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        num_classes: int,
+        resolution: int | None,
+        source: str = "module",
+        temperature: float = 1.0,
+        info: Mapping[str, Any] | None = None,
+    ):
         """``info``: extra JSON-able identity (e.g. a checkpoint's sha256) that :meth:`describe` adds."""
         self.model = model.eval()
         self.info = dict(info or {})
@@ -86,8 +94,14 @@ class ModuleTeacher:
         return F.softmax(self.model(x).float() / self.temperature, dim=1)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "module", "source": self.source, "num_classes": self.num_classes,
-                "resolution": self.resolution, "temperature": self.temperature, **self.info}  # fmt: skip
+        return {
+            "kind": "module",
+            "source": self.source,
+            "num_classes": self.num_classes,
+            "resolution": self.resolution,
+            "temperature": self.temperature,
+            **self.info,
+        }
 
 
 def _triple(v: Sequence[float], name: str, positive: bool) -> tuple[float, float, float]:
@@ -110,9 +124,18 @@ class OnnxTeacher:
     onnxruntime has it, else CPU.
     """
 
-    def __init__(self, path: str | Path, *, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 output: str = "auto", resolution: int | None = None, temperature: float = 1.0,
-                 threads: int | None = None, device: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        output: str = "auto",
+        resolution: int | None = None,
+        temperature: float = 1.0,
+        threads: int | None = None,
+        device: str | None = None,
+    ) -> None:
         self.path = regular_file(path, "ONNX teacher").resolve()
         self.mean = _triple(mean, "teacher mean", False)
         self.std = _triple(std, "teacher std", True)
@@ -123,8 +146,11 @@ class OnnxTeacher:
         self._input, self._batch, self._resolution, self._dtype = _input_info(self.session, self.path, resolution)
         self._sha256: str | None = None
         self.output = "logits"
-        probe = self._run(torch.rand(self._batch or 2, 3, self._resolution, self._resolution,
-                                     generator=torch.Generator().manual_seed(0)))  # fmt: skip
+        probe = self._run(
+            torch.rand(
+                self._batch or 2, 3, self._resolution, self._resolution, generator=torch.Generator().manual_seed(0)
+            )
+        )
         if probe.ndim != 2 or probe.shape[1] < 2:
             raise TeacherError(f"{self.path}: the first output is {tuple(probe.shape)}; a classifier gives N x classes")
         self._num_classes = int(probe.shape[1])
@@ -182,9 +208,17 @@ class OnnxTeacher:
     def describe(self) -> dict[str, Any]:
         if self._sha256 is None:
             self._sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        return {"kind": "onnx", "source": str(self.path), "sha256": self._sha256, "num_classes": self.num_classes,
-                "resolution": self.resolution, "mean": list(self.mean), "std": list(self.std), "output": self.output,
-                "temperature": self.temperature}  # fmt: skip
+        return {
+            "kind": "onnx",
+            "source": str(self.path),
+            "sha256": self._sha256,
+            "num_classes": self.num_classes,
+            "resolution": self.resolution,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "output": self.output,
+            "temperature": self.temperature,
+        }
 
 
 def _rows_are_probs(out: torch.Tensor) -> bool:

@@ -84,8 +84,18 @@ def _from_safetensors(path: Path) -> TrainedModel:
     except (KeyError, ValueError) as exc:
         raise NasError(f"{path}: incomplete mnv4-nas model metadata ({type(exc).__name__}: {exc})") from None
     spec, train_spec, model = _build(path, train_arch, deploy_arch, state)
-    return TrainedModel(spec, train_spec, model, classes, _stats(mean, path, "mean"), _stats(std, path, "std"),
-                        train_spec.resolution, weights, path, meta)  # fmt: skip
+    return TrainedModel(
+        spec,
+        train_spec,
+        model,
+        classes,
+        _stats(mean, path, "mean"),
+        _stats(std, path, "std"),
+        train_spec.resolution,
+        weights,
+        path,
+        meta,
+    )
 
 
 def _from_checkpoint(path: Path) -> TrainedModel:
@@ -101,8 +111,18 @@ def _from_checkpoint(path: Path) -> TrainedModel:
     if not isinstance(state, dict):
         raise NasError(f"{path}: the checkpoint holds no weights")
     spec, train_spec, model = _build(path, train_arch, deploy_arch, state)
-    return TrainedModel(spec, train_spec, model, classes, _stats(mean, path, "mean"), _stats(std, path, "std"),
-                        train_spec.resolution, "ema" if use_ema else "raw", path, meta)  # fmt: skip
+    return TrainedModel(
+        spec,
+        train_spec,
+        model,
+        classes,
+        _stats(mean, path, "mean"),
+        _stats(std, path, "std"),
+        train_spec.resolution,
+        "ema" if use_ema else "raw",
+        path,
+        meta,
+    )
 
 
 def load_trained(path: str | Path) -> TrainedModel:
@@ -128,5 +148,6 @@ def teacher_from_trained(path: str | Path, device: str | None = None, temperatur
     normalises images with the statistics it was trained with and expects its training resolution."""
     tm = load_trained(path)
     model = tm.model.to(device) if device is not None else tm.model
-    return ModuleTeacher(model, tm.mean, tm.std, tm.num_classes, tm.resolution, source=str(tm.path),
-                         temperature=temperature)  # fmt: skip
+    return ModuleTeacher(
+        model, tm.mean, tm.std, tm.num_classes, tm.resolution, source=str(tm.path), temperature=temperature
+    )

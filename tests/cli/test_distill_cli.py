@@ -35,8 +35,20 @@ def _shards(folder: Path) -> dict[str, str]:
 
 
 def _args(teacher: Path, out: Path, *extra: str) -> list[str]:
-    return ["distill-data", "--teacher", str(teacher), "--data", "builtin:4", "--out", str(out), "--threads", "1",
-            "--teacher-norm", "data", *extra]  # fmt: skip
+    return [
+        "distill-data",
+        "--teacher",
+        str(teacher),
+        "--data",
+        "builtin:4",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--teacher-norm",
+        "data",
+        *extra,
+    ]
 
 
 def test_build_json_and_rerun(cli, onnx_teacher, tmp_path):
@@ -106,10 +118,13 @@ def test_bad_options_are_one_line_errors_before_anything_is_written(cli, onnx_te
 
 
 def test_bad_teachers_and_data(cli, onnx_teacher, tmp_path):
-    for teacher, msg in [("model.bin", "expected a 'mnv4-nas train' output folder"), ("model.pt", "no such trained model"),
-                         ("none.onnx", "no such ONNX teacher"),
-                         ("supernet:none.pt@res32", "no such supernet checkpoint none.pt"),
-                         ("supernet:x", "expected supernet:CKPT@ARCH")]:  # fmt: skip
+    for teacher, msg in [
+        ("model.bin", "expected a 'mnv4-nas train' output folder"),
+        ("model.pt", "no such trained model"),
+        ("none.onnx", "no such ONNX teacher"),
+        ("supernet:none.pt@res32", "no such supernet checkpoint none.pt"),
+        ("supernet:x", "expected supernet:CKPT@ARCH"),
+    ]:
         r = cli("distill-data", "--teacher", teacher, "--data", "builtin:4", "--out", str(tmp_path / "s"))
         assert r.code == 2 and msg in r.err and r.err.strip().count("\n") == 0, r.err
     store = tmp_path / "store"
@@ -148,8 +163,25 @@ def test_a_supernet_member_teaches(cli, write_space, tmp_path):
 
     space = write_space("distill-tiny", SPACE)
     ckpt = tmp_path / "sn.pt"
-    r = cli("supernet", "train", "--space", str(space), "--data", "builtin:4", "--epochs", "1", "--batch-size", "20",
-            "--out", str(ckpt), "--threads", "1", "--max-steps", "1", "--json")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space),
+        "--data",
+        "builtin:4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(ckpt),
+        "--threads",
+        "1",
+        "--max-steps",
+        "1",
+        "--json",
+    )
     assert r.code == 0, r.err
     arch = largest_arch(load_space_file(space)).arch
     member = member_model(ckpt, parse_arch(arch))
@@ -163,13 +195,34 @@ def test_a_supernet_member_teaches(cli, write_space, tmp_path):
         assert torch.allclose(member.model(x), net.eval()(x), atol=1e-5)  # what 'supernet extract' writes
     assert member.resolution == 32 and member.mean == tuple(saved["mean"]) and len(member.classes) == 10
     out = tmp_path / "store"
-    r = cli("distill-data", "--teacher", f"supernet:{ckpt}@{arch}", "--data", "builtin:4", "--out", str(out),
-            "--aug", "mixup", "--threads", "1", "--json")  # fmt: skip
+    r = cli(
+        "distill-data",
+        "--teacher",
+        f"supernet:{ckpt}@{arch}",
+        "--data",
+        "builtin:4",
+        "--out",
+        str(out),
+        "--aug",
+        "mixup",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert r.code == 0, r.err
     t = r.json()["teacher"]
     assert t["kind"] == "module" and t["arch"] == member.arch.arch and len(t["checkpoint_sha256"]) == 64
-    r = cli("distill-data", "--teacher", f"supernet:{ckpt}@{arch}", "--data", "builtin:4", "--out", str(out),
-            "--teacher-norm", "data")  # fmt: skip
+    r = cli(
+        "distill-data",
+        "--teacher",
+        f"supernet:{ckpt}@{arch}",
+        "--data",
+        "builtin:4",
+        "--out",
+        str(out),
+        "--teacher-norm",
+        "data",
+    )
     assert r.code == 2 and "apply to ONNX teachers only" in r.err
 
 
@@ -177,8 +230,23 @@ def test_supernet_trains_on_a_store_and_scores_on_its_source_data(cli, onnx_teac
     store = tmp_path / "store"
     assert cli(*_args(onnx_teacher, store, "--aug", "none", "--json")).code == 0
     ckpt = tmp_path / "s.pt"
-    r = cli("supernet", "train", "--space", str(conv_space_path), "--data", str(store), "--epochs", "1",
-            "--batch-size", "16", "--threads", "1", "--out", str(ckpt), "--json")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(conv_space_path),
+        "--data",
+        str(store),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--out",
+        str(ckpt),
+        "--json",
+    )
     assert r.code == 0, r.err
     from nas.supernet import load_supernet_estimator, smallest_arch
 

@@ -22,8 +22,12 @@ from nas.resources import data_dir
 from nas.supernet._checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from nas.zoo import get_spec
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 SMALL = get_spec("mnv4-conv-small").arch
 LARGE = get_spec("mnv4-hybrid-large").arch
 TINY = "res32|cn_r1_k3_s2_c8|er_r1_k3_s1_e2_c8|uir_r1_a3_k5_s2_e4_c16|head_c32_h48_cls10"
@@ -105,22 +109,35 @@ for argv in json.loads(sys.argv[1]):
 def test_fifos_and_devices_never_block(files, tmp_path):
     f = files
     cases = [
-        ["show", f["fifo.json"]], ["show", "/dev/zero"], ["export", f["fifo.json"], "-f", "json"],
-        ["latency", "predict", "--spec", f["fifo.toml"], "--target", "pixel6-cpu"], ["space", "show", f["fifo.toml"]],
-        ["space", "show", "/dev/zero"], ["space", "sample", f["fifo.toml"]],
+        ["show", f["fifo.json"]],
+        ["show", "/dev/zero"],
+        ["export", f["fifo.json"], "-f", "json"],
+        ["latency", "predict", "--spec", f["fifo.toml"], "--target", "pixel6-cpu"],
+        ["space", "show", f["fifo.toml"]],
+        ["space", "show", "/dev/zero"],
+        ["space", "sample", f["fifo.toml"]],
         ["search", "--space", f["fifo.toml"], "--target", "pixel6-cpu", "--budget", "5ms"],
-        [f"--config={f['fifo.toml']}", "zoo"], ["--config=/dev/zero", "zoo"],
+        [f"--config={f['fifo.toml']}", "zoo"],
+        ["--config=/dev/zero", "zoo"],
         ["latency", "import", f["fifo.csv"], "--target", "s23-gpu"],
         ["latency", "import", "--from-models", f["fifo.csv"], "--target", "s23-gpu"],
-        ["supernet", "info", f["fifo.pt"]], ["supernet", "info", f["fifo.json"]], ["supernet", "eval", "/dev/zero", "--sample", "1"],
+        ["supernet", "info", f["fifo.pt"]],
+        ["supernet", "info", f["fifo.json"]],
+        ["supernet", "eval", "/dev/zero", "--sample", "1"],
         ["supernet", "train", "--space", f["space.toml"], "--data", f["fifo.npz"], "--out", str(tmp_path / "x.pt")],
         ["search", "--space", f["space.toml"], "--target", "pixel6-cpu", "--budget", "5ms", "--storage", f["fifo.csv"]],
-    ]  # fmt: skip
+    ]
     env = {**os.environ, "MNV4NAS_CACHE": str(tmp_path / "cache")}
     env.pop("MNV4NAS_DEBUG", None)
     try:
-        p = subprocess.run([sys.executable, "-c", _BATCH, json.dumps(cases)], capture_output=True, text=True,
-                           timeout=180, cwd=tmp_path, env=env)  # fmt: skip
+        p = subprocess.run(
+            [sys.executable, "-c", _BATCH, json.dumps(cases)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=tmp_path,
+            env=env,
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
         started = [json.loads(line) for line in out.splitlines() if line.startswith('{"start"')]
@@ -149,8 +166,19 @@ def test_long_arch_strings_work_everywhere(cli, files, tmp_path):
     assert cli("export", LARGE, "-f", "timm", "-o", str(tmp_path / "l.txt")).code == 0
     r = cli("latency", "predict", "--spec", SMALL, "--target", "pixel6-cpu", "--json")
     assert r.code == 0 and r.json()["latency_ms"] > 0
-    parts = ["res32", "cn_r1_k3_s2_c8", "cn_r1_k3_s1_c8", "er_r1_k3_s1_e2_c16", "er_r1_k3_s1_e2_c16", "uir_r1_a5_k5_s2_e4_c24",
-             "uir_r1_a5_k5_s1_e4_c24", "uir_r1_a5_k5_s2_e4_c32", "uir_r1_a5_k5_s1_e4_c32", "uir_r1_a5_k5_s1_e4_c32", "head_c32_h48_cls10"]  # fmt: skip
+    parts = [
+        "res32",
+        "cn_r1_k3_s2_c8",
+        "cn_r1_k3_s1_c8",
+        "er_r1_k3_s1_e2_c16",
+        "er_r1_k3_s1_e2_c16",
+        "uir_r1_a5_k5_s2_e4_c24",
+        "uir_r1_a5_k5_s1_e4_c24",
+        "uir_r1_a5_k5_s2_e4_c32",
+        "uir_r1_a5_k5_s1_e4_c32",
+        "uir_r1_a5_k5_s1_e4_c32",
+        "head_c32_h48_cls10",
+    ]
     member = "   |   ".join(parts)  # a member of the space, spaced out past 255 characters
     assert len(member) > 255
     r = cli("space", "sample", files["space.toml"], "--stage", "fine", "--coarse", member, "--n", "1", "--json")
@@ -168,8 +196,15 @@ def test_long_arch_strings_work_everywhere(cli, files, tmp_path):
     assert r.code == 0, r.err
 
 
-@pytest.mark.parametrize("text", [SMALL.replace("|uir", "\n|uir", 1), SMALL.replace("|", "\t|", 1), "res" + "2" * 5000 + "|cn_r1_k3_s2_c8|head_cls10",
-                                  "res224|cn_r1_k3_s2_c32|" + "|".join(["uir_r64_a3_k3_s1_e4_c32"] * 2000) + "|head_cls10"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        SMALL.replace("|uir", "\n|uir", 1),
+        SMALL.replace("|", "\t|", 1),
+        "res" + "2" * 5000 + "|cn_r1_k3_s2_c8|head_cls10",
+        "res224|cn_r1_k3_s2_c32|" + "|".join(["uir_r64_a3_k3_s1_e4_c32"] * 2000) + "|head_cls10",
+    ],
+)
 def test_malformed_arch_strings(cli, text):
     clean(cli("show", text), "arch")
 
@@ -213,14 +248,24 @@ SEARCH = ["search", "--target", "pixel6-cpu", "--budget", "5ms", "--estimator", 
 @pytest.mark.parametrize(
     "extra, needle",
     [
-        (["--trials", "0", "--one-stage"], "--trials"), (["--trials", "0"], "--trials"), (["--coarse-trials", "0"], "--coarse-trials"),
-        (["--fine-trials", "-1"], "--fine-trials"), (["--seed", "-1"], "--seed"), (["--seed", str(2**32)], "--seed"),
-        (["--beta", "nan"], "--beta"), (["--beta", "-inf"], "--beta"), (["--target", ""], "--target"), (["--budget", ""], "--budget"),
-        (["--estimator", ""], "--estimator"), (["--study", ""], "--study"), (["--ray-address", "ray://127.0.0.1:1"], "client extra"),
-        (["--storage", "JOURNAL"], "not an optuna journal"), (["--storage", "ADIR"], "is a directory"),
+        (["--trials", "0", "--one-stage"], "--trials"),
+        (["--trials", "0"], "--trials"),
+        (["--coarse-trials", "0"], "--coarse-trials"),
+        (["--fine-trials", "-1"], "--fine-trials"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**32)], "--seed"),
+        (["--beta", "nan"], "--beta"),
+        (["--beta", "-inf"], "--beta"),
+        (["--target", ""], "--target"),
+        (["--budget", ""], "--budget"),
+        (["--estimator", ""], "--estimator"),
+        (["--study", ""], "--study"),
+        (["--ray-address", "ray://127.0.0.1:1"], "client extra"),
+        (["--storage", "JOURNAL"], "not an optuna journal"),
+        (["--storage", "ADIR"], "is a directory"),
         (["--coarse-top", "0"], "--coarse-top"),
     ],
-)  # fmt: skip
+)
 def test_search_options(cli, files, tmp_path, extra, needle):
     if importlib_util_find("grpc") and "client extra" in needle:
         pytest.skip("Ray's client extra is installed here")
@@ -242,11 +287,18 @@ TRAIN = ["supernet", "train", "--epochs", "1", "--batch-size", "8", "--max-steps
 @pytest.mark.parametrize(
     "extra, needle",
     [
-        (["--lr", "0"], "--lr"), (["--lr", "inf"], "--lr"), (["--lr", "nan"], "--lr"), (["--beta", "nan"], "--beta"),
-        (["--beta", "inf"], "--beta"), (["--data", ""], "--data"), (["--seed", "-1"], "--seed"), (["--device", "tpu9"], "--device"),
-        (["--target", "", "--sampler", "tunas"], "--target"), (["--space", ""], "--space"),
+        (["--lr", "0"], "--lr"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--beta", "nan"], "--beta"),
+        (["--beta", "inf"], "--beta"),
+        (["--data", ""], "--data"),
+        (["--seed", "-1"], "--seed"),
+        (["--device", "tpu9"], "--device"),
+        (["--target", "", "--sampler", "tunas"], "--target"),
+        (["--space", ""], "--space"),
     ],
-)  # fmt: skip
+)
 def test_supernet_train_options(cli, files, tmp_path, extra, needle):
     data = [] if "--data" in extra else ["--data", "builtin:4"]
     clean(cli(*TRAIN, *data, "--space", files["space.toml"], "--out", str(tmp_path / "s.pt"), *extra), needle)
@@ -284,8 +336,18 @@ def test_other_options(cli, files):
 
 @pytest.mark.parametrize("name", ["nan", "neg"])
 def test_tables_with_nonsense_overheads(cli, files, name):
-    clean(cli(f"--config={files[f'cfg-{name}.toml']}", "latency", "predict", "--model", "mnv4-conv-small", "--target", "pixel6-cpu"),
-          "overhead_ms")  # fmt: skip
+    clean(
+        cli(
+            f"--config={files[f'cfg-{name}.toml']}",
+            "latency",
+            "predict",
+            "--model",
+            "mnv4-conv-small",
+            "--target",
+            "pixel6-cpu",
+        ),
+        "overhead_ms",
+    )
 
 
 def test_a_tables_dir_that_is_a_file(cli, files):
@@ -300,20 +362,32 @@ def test_a_tables_dir_that_is_a_file(cli, files):
 def _meta(space_path: str) -> dict:
     from nas.space import load_space_file, space_meta
 
-    return {"space": json.loads(json.dumps(space_meta(load_space_file(space_path)))), "resolution": 32, "num_classes": 2,
-            "classes": ["a", "b"], "data": {"spec": "builtin:4", "val_fraction": 0.1, "split_seed": 0}, "epochs_done": 1,
-            "config": {"seed": 0, "sampler": "sandwich"}, "history": [], "world_size": 1}  # fmt: skip
+    return {
+        "space": json.loads(json.dumps(space_meta(load_space_file(space_path)))),
+        "resolution": 32,
+        "num_classes": 2,
+        "classes": ["a", "b"],
+        "data": {"spec": "builtin:4", "val_fraction": 0.1, "split_seed": 0},
+        "epochs_done": 1,
+        "config": {"seed": 0, "sampler": "sandwich"},
+        "history": [],
+        "world_size": 1,
+    }
 
 
 @pytest.mark.parametrize(
     "edit, needle",
     [
-        (lambda m: m.pop("space"), "space"), (lambda m: m.update(resolution="abc"), "resolution"),
-        (lambda m: m["config"].update(seed="abc"), "config"), (lambda m: m.pop("data"), "data"),
-        (lambda m: m["data"].update(val_fraction="x"), "data"), (lambda m: m.update(classes=5), "classes"),
-        (lambda m: m.update(history="x"), "history"), (lambda m: m["space"].update(phase="x"), "space.phase"),
+        (lambda m: m.pop("space"), "space"),
+        (lambda m: m.update(resolution="abc"), "resolution"),
+        (lambda m: m["config"].update(seed="abc"), "config"),
+        (lambda m: m.pop("data"), "data"),
+        (lambda m: m["data"].update(val_fraction="x"), "data"),
+        (lambda m: m.update(classes=5), "classes"),
+        (lambda m: m.update(history="x"), "history"),
+        (lambda m: m["space"].update(phase="x"), "space.phase"),
     ],
-)  # fmt: skip
+)
 def test_corrupt_checkpoint_metadata(cli, files, tmp_path, edit, needle):
     meta = _meta(files["space.toml"])
     edit(meta)
@@ -325,8 +399,17 @@ def test_corrupt_checkpoint_metadata(cli, files, tmp_path, edit, needle):
 
 def test_corrupt_manifest(cli, tmp_path):
     p = tmp_path / "few.json"
-    p.write_text(json.dumps({"format": "mnv4-nas few-shot supernet", "version": 1, "split": "stage1.channels", "space": {},
-                             "shots": [{"label": "a", "checkpoint": "a.pt"}]}))  # fmt: skip
+    p.write_text(
+        json.dumps(
+            {
+                "format": "mnv4-nas few-shot supernet",
+                "version": 1,
+                "split": "stage1.channels",
+                "space": {},
+                "shots": [{"label": "a", "checkpoint": "a.pt"}],
+            }
+        )
+    )
     clean(cli("supernet", "info", str(p)), "malformed few-shot manifest")
 
 

@@ -174,14 +174,41 @@ def test_console_script_predict(console_script):
 
 def test_device_add_and_tables_option(cli, tmp_path):
     mine = tmp_path / "mine"
-    r = cli("--tables", str(mine), "latency", "device", "add", "my-phone", "--class", "cpu", "--dtype", "int8",
-            "--runtime", "TFLite XNNPACK", "--json")  # fmt: skip
+    r = cli(
+        "--tables",
+        str(mine),
+        "latency",
+        "device",
+        "add",
+        "my-phone",
+        "--class",
+        "cpu",
+        "--dtype",
+        "int8",
+        "--runtime",
+        "TFLite XNNPACK",
+        "--json",
+    )
     assert r.code == 0, r.err
     assert r.json()["catalog"] == str(mine / "devices.toml")
     rows = {row["target"]: row for row in cli("--tables", str(mine), "latency", "targets", "--json").json()}
     assert rows["my-phone"]["dtype"] == "int8" and "pixel8-edgetpu" in rows and "host-cpu-tflite-int8" in rows
-    err = _one_line_error(cli("--tables", str(mine), "latency", "device", "add", "my-phone", "--class", "cpu",
-                              "--dtype", "int8", "--runtime", "x"))  # fmt: skip
+    err = _one_line_error(
+        cli(
+            "--tables",
+            str(mine),
+            "latency",
+            "device",
+            "add",
+            "my-phone",
+            "--class",
+            "cpu",
+            "--dtype",
+            "int8",
+            "--runtime",
+            "x",
+        )
+    )
     assert "exists already" in err
     err = _one_line_error(cli("--tables", "", "latency", "targets"))
     assert "--tables must not be empty" in err

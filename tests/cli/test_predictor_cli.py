@@ -44,24 +44,68 @@ def ckpt(tmp_path_factory, write_space):
     for c in range(3):
         x[y == c, :, :, c] += 150
     np.savez(d / "easy.npz", images=x.astype(np.uint8), labels=y)
-    code = main(["supernet", "train", "--space", str(space), "--data", str(d / "easy.npz"), "--epochs", "2",
-                 "--batch-size", "16", "--out", str(d / "sn.pt"), "--threads", "1", "--json"])  # fmt: skip
+    code = main(
+        [
+            "supernet",
+            "train",
+            "--space",
+            str(space),
+            "--data",
+            str(d / "easy.npz"),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--out",
+            str(d / "sn.pt"),
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     assert code == 0
     return d / "sn.pt"
 
 
 def test_fit_predictor_then_search_with_it(cli, ckpt, tmp_path):
     out = tmp_path / "pred.json"
-    r = cli("supernet", "fit-predictor", str(ckpt), "--n", "30", "--model", "ridge", "--out", str(out),
-            "--threads", "1", "--json")  # fmt: skip
+    r = cli(
+        "supernet",
+        "fit-predictor",
+        str(ckpt),
+        "--n",
+        "30",
+        "--model",
+        "ridge",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--json",
+    )
     assert r.code == 0, r.err
     doc = r.json()
     assert doc["predictor"] == str(out) and doc["fit"]["n"] == 30 and doc["fit"]["heldout"]["n_test"] == 6
     assert out.is_file()
     r = cli("supernet", "fit-predictor", str(ckpt), "--n", "20", "--model", "ridge", "--out", str(tmp_path / "p2.json"))
     assert r.code == 0 and "Kendall τ" in r.out and "predictor:" in r.out
-    r = cli("search", "--target", "pixel6-cpu", "--budget", "1ms", "--estimator", f"predictor:{out}", "--fallback",
-            "roofline", "--trials", "6", "--one-stage", "--out", str(tmp_path / "run"), "--json")  # fmt: skip
+    r = cli(
+        "search",
+        "--target",
+        "pixel6-cpu",
+        "--budget",
+        "1ms",
+        "--estimator",
+        f"predictor:{out}",
+        "--fallback",
+        "roofline",
+        "--trials",
+        "6",
+        "--one-stage",
+        "--out",
+        str(tmp_path / "run"),
+        "--json",
+    )
     assert r.code == 0, r.err
     assert r.json()["estimator"] == f"predictor:{out}"
 
@@ -105,6 +149,15 @@ def test_fit_predictor_errors_are_one_line(cli, ckpt, tmp_path, args, msg):
 def test_a_bad_predictor_file_is_a_one_line_search_error(cli, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "mnv4-nas-accuracy-predictor", "version": 1}')
-    r = cli("search", "--target", "pixel6-cpu", "--budget", "1ms", "--estimator", f"predictor:{bad}",
-            "--out", str(tmp_path / "run"))  # fmt: skip
+    r = cli(
+        "search",
+        "--target",
+        "pixel6-cpu",
+        "--budget",
+        "1ms",
+        "--estimator",
+        f"predictor:{bad}",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert r.code == 2 and "field space must be a JSON object" in r.err and len(r.err.strip().splitlines()) == 1

@@ -11,8 +11,18 @@ def test_search_json(cli, tmp_path):
     r = cli(*BASE, "--target", "pixel8-edgetpu", "--budget", "720us", "--out", str(tmp_path / "r"), "--json")
     assert r.code == 0, r.err
     j = r.json()
-    assert set(j) == {"arch", "score", "estimator", "latency_ms", "budget_ms", "within_budget", "classes",
-                      "resolution", "estimator_data", "out_dir"}  # fmt: skip
+    assert set(j) == {
+        "arch",
+        "score",
+        "estimator",
+        "latency_ms",
+        "budget_ms",
+        "within_budget",
+        "classes",
+        "resolution",
+        "estimator_data",
+        "out_dir",
+    }
     assert j["within_budget"] is True and j["estimator_data"] is None  # a proxy learnt no data
     assert (j["classes"], j["resolution"]) == (1000, 224)
     assert j["estimator"] == "params" and j["budget_ms"] == {"pixel8-edgetpu": pytest.approx(0.72)}

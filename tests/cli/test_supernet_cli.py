@@ -44,18 +44,63 @@ def ckpt(tmp_path_factory, space_file):
     from nas.cli import main
 
     p = tmp_path_factory.mktemp("ckpt") / "sn.pt"
-    code = main(["supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
-                 "--batch-size", "20", "--out", str(p), "--threads", "1", "--json"])  # fmt: skip
+    code = main(
+        [
+            "supernet",
+            "train",
+            "--space",
+            str(space_file),
+            "--data",
+            "builtin:12",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "20",
+            "--out",
+            str(p),
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     assert code == 0
     return p
 
 
 def test_train_json_and_resume(cli, space_file, ckpt, tmp_path):
-    fresh = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
-                "--batch-size", "20", "--out", str(tmp_path / "f.pt"), "--threads", "1", "--json")  # fmt: skip
+    fresh = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(tmp_path / "f.pt"),
+        "--threads",
+        "1",
+        "--json",
+    )
     assert fresh.code == 0 and fresh.json()["epochs_done"] == 1  # stdout is one JSON document, no epoch lines
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
-            "--batch-size", "20", "--out", str(ckpt), "--json")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(ckpt),
+        "--json",
+    )
     assert r.code == 0, r.err
     out = r.json()
     assert out["epochs_done"] == 1 and out["resumed_from_epoch"] == 1 and out["checkpoint"] == str(ckpt)
@@ -63,9 +108,28 @@ def test_train_json_and_resume(cli, space_file, ckpt, tmp_path):
 
 def test_train_prints_progress_and_tunas_choice(cli, space_file, tmp_path):
     p = tmp_path / "t.pt"
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
-            "--batch-size", "20", "--out", str(p), "--sampler", "tunas", "--cost", "params", "--budget", "20k",
-            "--threads", "1")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(p),
+        "--sampler",
+        "tunas",
+        "--cost",
+        "params",
+        "--budget",
+        "20k",
+        "--threads",
+        "1",
+    )
     assert r.code == 0, r.err
     assert "epoch 1:" in r.out and "images/s" in r.out and "TuNAS controller's choice" in r.out
     assert "res32|" in r.out.strip().splitlines()[-1]
@@ -77,8 +141,24 @@ def test_train_prints_progress_and_tunas_choice(cli, space_file, tmp_path):
 def test_a_coarse_supernet_is_suggested_as_the_coarse_estimator(cli, space_file, tmp_path):
     # a coarse-phase checkpoint given as --estimator is refused, so the hint must not suggest that
     p = tmp_path / "coarse.pt"
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
-            "--batch-size", "20", "--out", str(p), "--phase", "coarse", "--threads", "1")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(p),
+        "--phase",
+        "coarse",
+        "--threads",
+        "1",
+    )
     assert r.code == 0, r.err
     assert f"--estimator supernet:JOINT.pt --coarse-estimator supernet:{p}" in " ".join(r.out.split())
 
@@ -89,9 +169,29 @@ def test_train_sandwich_options_reach_the_checkpoint(cli, write_space, tmp_path)
         SPACE.replace('name = "cli-tiny"', 'name = "cli-tiny-k35"').replace("mid_dw = [0, 3]", "mid_dw = [0, 3, 5]"),
     )
     p = tmp_path / "r.pt"
-    r = cli("supernet", "train", "--space", str(k35), "--data", "builtin:12", "--epochs", "1",
-            "--batch-size", "20", "--out", str(p), "--sandwich-ops", "random", "--no-distill", "--random-subnets", "1",
-            "--kernel-transform", "--threads", "1", "--json")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(k35),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(p),
+        "--sandwich-ops",
+        "random",
+        "--no-distill",
+        "--random-subnets",
+        "1",
+        "--kernel-transform",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert r.code == 0, r.err
     cfg = cli("supernet", "info", str(p), "--json").json()["config"]
     assert (cfg["sandwich_ops"], cfg["distill"], cfg["random_subnets"], cfg["kernel_transform"]) == (
@@ -150,8 +250,18 @@ def test_info_eval_extract(cli, ckpt, tmp_path):
     ],
 )
 def test_errors_are_one_line(cli, space_file, tmp_path, args, msg):
-    base = ["supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
-            "--out", str(tmp_path / "x.pt")]  # fmt: skip
+    base = [
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "x.pt"),
+    ]
     (tmp_path / "stray.png").write_bytes(b"")
     r = cli(*base, *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert r.code == 2, r.out
@@ -160,8 +270,25 @@ def test_errors_are_one_line(cli, space_file, tmp_path, args, msg):
 
 def test_few_shot_train_info_eval_extract(cli, space_file, tmp_path):
     p = tmp_path / "fs.json"
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1", "--batch-size", "20",
-            "--out", str(p), "--split", "stage1.channels", "--threads", "1", "--json")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(p),
+        "--split",
+        "stage1.channels",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert r.code == 0, r.err
     out = r.json()
     assert out["manifest"] == str(p) and [s["shot"] for s in out["shots"]] == [
@@ -183,13 +310,45 @@ def test_few_shot_train_info_eval_extract(cli, space_file, tmp_path):
 
 def test_few_shot_from_a_one_shot_start(cli, space_file, ckpt, tmp_path):
     p = tmp_path / "warm.json"
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1", "--batch-size", "20",
-            "--out", str(p), "--split", "stage1.channels", "--init-from", str(ckpt), "--threads", "1")  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--out",
+        str(p),
+        "--split",
+        "stage1.channels",
+        "--init-from",
+        str(ckpt),
+        "--threads",
+        "1",
+    )
     assert r.code == 0, r.err
     r = cli("supernet", "info", str(p))
     assert r.code == 0 and f"started from {ckpt} (cli-tiny, joint; 1 epochs)" in " ".join(r.out.split())
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1", "--out",
-            str(tmp_path / "bad.json"), "--split", "stage1.channels", "--init-from", str(tmp_path / "none.pt"))  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "bad.json"),
+        "--split",
+        "stage1.channels",
+        "--init-from",
+        str(tmp_path / "none.pt"),
+    )
     assert r.code == 2 and "none.pt: no such supernet checkpoint" in r.err and r.err.strip().count("\n") == 0
     assert not (tmp_path / "bad.json").exists()
 
@@ -214,8 +373,17 @@ def test_few_shot_from_a_one_shot_start(cli, space_file, ckpt, tmp_path):
     ],
 )
 def test_few_shot_errors_are_one_line(cli, space_file, tmp_path, args, msg):
-    r = cli("supernet", "train", "--space", str(space_file), "--data", "builtin:12", "--epochs", "1",
-            *[a.replace("{tmp}", str(tmp_path)) for a in args])  # fmt: skip
+    r = cli(
+        "supernet",
+        "train",
+        "--space",
+        str(space_file),
+        "--data",
+        "builtin:12",
+        "--epochs",
+        "1",
+        *[a.replace("{tmp}", str(tmp_path)) for a in args],
+    )
     assert r.code == 2, r.out
     assert msg in r.err and r.err.strip().count("\n") == 0
     assert not any(tmp_path.iterdir())

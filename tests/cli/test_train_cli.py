@@ -170,8 +170,26 @@ def test_kill_9_then_rerun_resumes(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", _exe(), "train", ARCH,
-           "--data", "builtin:16", "--batch-size", "16", "--threads", "1", "--epochs", "1", "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        _exe(),
+        "train",
+        ARCH,
+        "--data",
+        "builtin:16",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+        "--json",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads(p.stdout)  # rank 0 prints the one JSON document; the default folder is rank 0's
@@ -216,16 +234,45 @@ def store(run_dir, tmp_path_factory):
 
 
 def test_train_distils_from_mixed_stores_with_the_flip_recipe(cli, store, tmp_path):
-    r = cli("train", ARCH, "--distill", f"{store}:3", "--distill", str(store), "--batch-size", "20", "--threads", "1",
-            "--epochs", "1", "--out", str(tmp_path / "d"), "--json")  # fmt: skip
+    r = cli(
+        "train",
+        ARCH,
+        "--distill",
+        f"{store}:3",
+        "--distill",
+        str(store),
+        "--batch-size",
+        "20",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "d"),
+        "--json",
+    )
     assert r.code == 0, r.err
     run = json.loads((tmp_path / "d" / "run.json").read_text())
     assert run["recipe"]["augment"] == "flip"  # the paper's student recipe
     assert run["data"]["identity"]["kind"] == "distill-mix"
     assert [s["ratio"] for s in run["data"]["stores"]] == [3.0, 1.0]
     assert r.json()["results"]["val_acc"] is not None  # held out: the store's source data
-    again = cli("train", ARCH, "--distill", f"{store}:3", "--distill", str(store), "--batch-size", "20", "--threads", "1",
-                "--epochs", "1", "--out", str(tmp_path / "d"))  # fmt: skip
+    again = cli(
+        "train",
+        ARCH,
+        "--distill",
+        f"{store}:3",
+        "--distill",
+        str(store),
+        "--batch-size",
+        "20",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "d"),
+    )
     assert again.code == 0 and "already holds 1 finished epochs" in again.out
 
 

@@ -45,8 +45,17 @@ def test_npz_layouts_resize_and_split(tmp_path):
     ds2 = load_data(_npz(tmp_path / "b.npz", nchw, labels), 16, val_fraction=0.2)
     assert torch.equal(ds.train_x, ds2.train_x)
     gray = rng.integers(0, 256, (40, 12, 12), dtype=np.uint8)
-    ds3 = load_data(_npz(tmp_path / "c.npz", gray, labels, val_images=gray[:8], val_labels=labels[:8],
-                         classes=np.array(["a", "b", "c", "d"])), 12)  # fmt: skip
+    ds3 = load_data(
+        _npz(
+            tmp_path / "c.npz",
+            gray,
+            labels,
+            val_images=gray[:8],
+            val_labels=labels[:8],
+            classes=np.array(["a", "b", "c", "d"]),
+        ),
+        12,
+    )
     assert ds3.classes == ("a", "b", "c", "d") and len(ds3.val_y) == 8 and len(ds3.train_y) == 40
     assert torch.equal(ds3.train_x[:, 0], ds3.train_x[:, 2])
     floats = nhwc.astype(np.float32) / 255
@@ -69,7 +78,7 @@ def test_npz_layouts_resize_and_split(tmp_path):
             np.arange(4) % 2,
             {"val_images": np.zeros((2, 9, 9, 3), np.uint8), "val_labels": np.arange(2)},
             "val_images are",
-        ),  # fmt: skip
+        ),
         (np.zeros((4, 8, 8, 3), np.uint8), np.arange(4) % 2, {"val_labels": np.arange(2)}, "go together"),
     ],
 )

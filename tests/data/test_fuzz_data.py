@@ -21,8 +21,13 @@ DTYPES = [np.uint8, np.int64, np.float32, np.float64, np.bool_, np.int8, np.comp
 
 
 @FUZZ
-@given(st.lists(st.integers(0, 9), min_size=1, max_size=5), st.sampled_from(DTYPES),
-       st.lists(st.integers(-2, 3), min_size=0, max_size=12), st.sampled_from(DTYPES), st.booleans())  # fmt: skip
+@given(
+    st.lists(st.integers(0, 9), min_size=1, max_size=5),
+    st.sampled_from(DTYPES),
+    st.lists(st.integers(-2, 3), min_size=0, max_size=12),
+    st.sampled_from(DTYPES),
+    st.booleans(),
+)
 def test_npz_arrays(tmp_path_factory, shape, dtype, labels, label_dtype, with_val):
     rng = np.random.default_rng(0)
     x = (rng.random(shape) * (255 if dtype == np.uint8 else 1)).astype(dtype)
@@ -52,10 +57,18 @@ def _npz_with_header(path, shape, descr="|u1", data=b"\0" * 16):
 
 @pytest.mark.parametrize(
     "kind, msg",
-    [("huge-shape", "declares shape"), ("object", "Python objects"), ("truncated", "cannot read .npz"),
-     ("not-zip", "cannot read .npz"), ("fifo", "regular file"), ("empty-spec", "empty"), ("bomb", "DecompressionBomb"),
-     ("garbage-png", "cannot read image"), ("truncated-png", "cannot read image")],
-)  # fmt: skip
+    [
+        ("huge-shape", "declares shape"),
+        ("object", "Python objects"),
+        ("truncated", "cannot read .npz"),
+        ("not-zip", "cannot read .npz"),
+        ("fifo", "regular file"),
+        ("empty-spec", "empty"),
+        ("bomb", "DecompressionBomb"),
+        ("garbage-png", "cannot read image"),
+        ("truncated-png", "cannot read image"),
+    ],
+)
 def test_damaged_data(tmp_path, kind, msg):
     p = tmp_path / "d.npz"
     if kind == "huge-shape":
@@ -94,8 +107,11 @@ def _image_folder(root, kind: str):
         (d / c).mkdir(parents=True)
         for i in range(3):
             Image.new("RGB", (10, 10), (i * 40, 0, 0)).save(d / c / f"{i}.png")
-    bad = {"bomb": _png(40_000, 40_000), "garbage-png": b"not a png",
-           "truncated-png": (d / "a" / "0.png").read_bytes()[:40]}[kind]  # fmt: skip
+    bad = {
+        "bomb": _png(40_000, 40_000),
+        "garbage-png": b"not a png",
+        "truncated-png": (d / "a" / "0.png").read_bytes()[:40],
+    }[kind]
     (d / "b" / "zz.png").write_bytes(bad)
     os.mkfifo(d / "a" / "fifo.png")  # not a regular file: skipped, never opened
     return d

@@ -37,9 +37,17 @@ def ds():
 
 
 def _settings(ds, replicas: int, shard_size: int, **kw) -> dict:
-    return {"teacher": {"kind": "test", "source": "synthetic"}, "data": data_identity(ds, "builtin:4", 0.1, 0),
-            "aug": "none", "replicas": replicas, "seed": 0, "shard_size": shard_size, "batch_size": 8,
-            "probs_dtype": "float16", **kw}  # fmt: skip
+    return {
+        "teacher": {"kind": "test", "source": "synthetic"},
+        "data": data_identity(ds, "builtin:4", 0.1, 0),
+        "aug": "none",
+        "replicas": replicas,
+        "seed": 0,
+        "shard_size": shard_size,
+        "batch_size": 8,
+        "probs_dtype": "float16",
+        **kw,
+    }
 
 
 def _shard(ds, k: int, shard_size: int, total: int, tag: int) -> dict[str, torch.Tensor]:
@@ -51,8 +59,13 @@ def _shard(ds, k: int, shard_size: int, total: int, tag: int) -> dict[str, torch
     images[:, 0, 0, 0], images[:, 1, 0, 0], images[:, 2, 0, 0] = pos // 256, pos % 256, tag
     probs = torch.distributions.Dirichlet(torch.ones(10)).sample((n,))
     index = pos % n_train
-    return {"images": images, "probs": probs.to(torch.float16), "labels": ds.train_y[index], "index": index,
-            "replica": pos // n_train}  # fmt: skip
+    return {
+        "images": images,
+        "probs": probs.to(torch.float16),
+        "labels": ds.train_y[index],
+        "index": index,
+        "replica": pos // n_train,
+    }
 
 
 def write_store(path: Path, ds, replicas: int = 3, shard_size: int = 25, tag: int = 0, upto: int | None = None) -> Path:
@@ -159,7 +172,7 @@ def test_stores_in_a_mix_must_agree(tmp_path, store):
         (":nan", "finite"),
         (":inf", "finite"),
         (":", "is not a ratio"),
-    ],  # fmt: skip
+    ],
 )
 def test_bad_store_ratios_are_one_line_errors(store, arg, msg):
     with pytest.raises(NasError, match=msg) as e:

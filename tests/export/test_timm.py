@@ -13,14 +13,22 @@ from nas.zoo import ZOO, get_spec
 TIMM_CONV_MEDIUM = [
     ["er_r1_k3_s2_e4_c48"],
     ["uir_r1_a3_k5_s2_e4_c80", "uir_r1_a3_k3_s1_e2_c80"],
-    ["uir_r1_a3_k5_s2_e6_c160"] + ["uir_r1_a3_k3_s1_e4_c160"] * 2
-    + ["uir_r1_a3_k5_s1_e4_c160", "uir_r1_a3_k3_s1_e4_c160", "uir_r1_a3_k0_s1_e4_c160",
-       "uir_r1_a0_k0_s1_e2_c160", "uir_r1_a3_k0_s1_e4_c160"],
-    ["uir_r1_a5_k5_s2_e6_c256", "uir_r1_a5_k5_s1_e4_c256"] + ["uir_r1_a3_k5_s1_e4_c256"] * 2
+    ["uir_r1_a3_k5_s2_e6_c160"]
+    + ["uir_r1_a3_k3_s1_e4_c160"] * 2
+    + [
+        "uir_r1_a3_k5_s1_e4_c160",
+        "uir_r1_a3_k3_s1_e4_c160",
+        "uir_r1_a3_k0_s1_e4_c160",
+        "uir_r1_a0_k0_s1_e2_c160",
+        "uir_r1_a3_k0_s1_e4_c160",
+    ],
+    ["uir_r1_a5_k5_s2_e6_c256", "uir_r1_a5_k5_s1_e4_c256"]
+    + ["uir_r1_a3_k5_s1_e4_c256"] * 2
     + ["uir_r1_a0_k0_s1_e4_c256", "uir_r1_a3_k0_s1_e4_c256", "uir_r1_a3_k5_s1_e2_c256", "uir_r1_a5_k5_s1_e4_c256"]
-    + ["uir_r1_a0_k0_s1_e4_c256"] * 2 + ["uir_r1_a5_k0_s1_e2_c256"],
+    + ["uir_r1_a0_k0_s1_e4_c256"] * 2
+    + ["uir_r1_a5_k0_s1_e2_c256"],
     ["cn_r1_k1_s1_c960"],
-]  # fmt: skip
+]
 # The token grammar of timm's _decode_block_str: type, then options each 'noskip'/'skip', 'n<act>' or letters+number.
 TIMM_TOKEN = re.compile(r"^(noskip|skip|n(re|r6|hs|sw|mi)|[a-z]+\d+(\.\d+)?)$")
 

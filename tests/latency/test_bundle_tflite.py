@@ -56,8 +56,10 @@ def test_bad_benchmark_output_is_a_one_line_error(text, msg):
 
 def _fake_bundle(path, keys, logs):
     """A TFLite bundle's manifest and logs as the runner leaves them (no models needed to import)."""
-    entries = [{"key": k, "file": f"models/e{i:05d}.tflite", "input_shape": [1, 3, 8, 8], "kind": "layer"}
-               for i, k in enumerate(keys)]  # fmt: skip
+    entries = [
+        {"key": k, "file": f"models/e{i:05d}.tflite", "input_shape": [1, 3, 8, 8], "kind": "layer"}
+        for i, k in enumerate(keys)
+    ]
     path.mkdir()
     (path / "manifest.json").write_text(json.dumps({"format": TFLITE_BUNDLE_FORMAT, "target": "t", "entries": entries}))
     (path / "logs").mkdir()

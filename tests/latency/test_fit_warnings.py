@@ -14,8 +14,17 @@ from nas.latency._validate import scatter_figure
 
 
 def _cal(**kw) -> Calibration:
-    base = dict(context_scale=1.1, overhead_ms=0.05, cache_ms_per_mib=0.0, cache_mib=math.inf, n_models=8,
-                mape_pct=3.0, mape_no_cache_pct=3.0, mape_no_scale_pct=5.0, mape_block_sum_pct=9.0)  # fmt: skip
+    base = dict(
+        context_scale=1.1,
+        overhead_ms=0.05,
+        cache_ms_per_mib=0.0,
+        cache_mib=math.inf,
+        n_models=8,
+        mape_pct=3.0,
+        mape_no_cache_pct=3.0,
+        mape_no_scale_pct=5.0,
+        mape_block_sum_pct=9.0,
+    )
     base.update(kw)
     return Calibration(**base)
 

@@ -25,8 +25,11 @@ _TABLE = (SHIPPED / "pixel6-cpu.csv").read_text()
 _HEAD, _, _BODY = _TABLE.partition("\nkey,")
 SMALL_TABLE = _HEAD + "\nkey," + "\n".join(_BODY.split("\n")[:40]) + "\n"
 CATALOG = (SHIPPED / "devices.toml").read_text()
-NUMBERS = st.one_of(st.sampled_from(["nan", "-nan", "inf", "-inf", "-1", "0", "1e309", "-0", "abc", "", "9" * 60, "1,5", "0x10"]),
-                    st.floats(allow_subnormal=False).map(repr), st.integers(-(10**20), 10**20).map(str))  # fmt: skip
+NUMBERS = st.one_of(
+    st.sampled_from(["nan", "-nan", "inf", "-inf", "-1", "0", "1e309", "-0", "abc", "", "9" * 60, "1,5", "0x10"]),
+    st.floats(allow_subnormal=False).map(repr),
+    st.integers(-(10**20), 10**20).map(str),
+)
 
 
 def _one_line(exc: BaseException) -> None:
@@ -79,9 +82,27 @@ def test_table_cells(tmp_path_factory, column, value, row):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(["cn_r1_k3_s2_c8@32x32x3", "er_r1_k3_s1_e2_c16@16x16x8", "zz@1x1x1", "cn_r1_k3_s2_c8@0x1x1",
-                                           "__call__", "", "res32|cn_r1_k3_s2_c8|head_cls10"]), NUMBERS, NUMBERS), max_size=4),
-       st.sampled_from(["key,latency_ms,std_ms", "key,latency_ms", "latency_ms,key,std_ms", "key,latency,std_ms"]))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "cn_r1_k3_s2_c8@32x32x3",
+                    "er_r1_k3_s1_e2_c16@16x16x8",
+                    "zz@1x1x1",
+                    "cn_r1_k3_s2_c8@0x1x1",
+                    "__call__",
+                    "",
+                    "res32|cn_r1_k3_s2_c8|head_cls10",
+                ]
+            ),
+            NUMBERS,
+            NUMBERS,
+        ),
+        max_size=4,
+    ),
+    st.sampled_from(["key,latency_ms,std_ms", "key,latency_ms", "latency_ms,key,std_ms", "key,latency,std_ms"]),
+)
 def test_results_csv(tmp_path_factory, rows, header):
     p = tmp_path_factory.mktemp("r") / "results.csv"
     p.write_text(header + "\n" + "".join(f"{k},{a},{b}\n" for k, a, b in rows))
@@ -94,9 +115,14 @@ def test_results_csv(tmp_path_factory, rows, header):
 
 
 _CATALOG_FIELDS = [
-    ("[devices.pixel6-cpu.model]", k) for k in ("peak_gmacs", "bandwidth_gbs", "eff_dwconv", "op_overhead_ms", "fixed_ms")
-] + [("[devices.pixel6-cpu]", "ridge_point_ref"), ("[devices.pixel6-cpu.fit]", "n"), ("[devices.pixel6-cpu.fit]", "mape_pct"),
-     ("[devices.pixel6-cpu.fit]", "loo_mape_pct")]  # fmt: skip
+    ("[devices.pixel6-cpu.model]", k)
+    for k in ("peak_gmacs", "bandwidth_gbs", "eff_dwconv", "op_overhead_ms", "fixed_ms")
+] + [
+    ("[devices.pixel6-cpu]", "ridge_point_ref"),
+    ("[devices.pixel6-cpu.fit]", "n"),
+    ("[devices.pixel6-cpu.fit]", "mape_pct"),
+    ("[devices.pixel6-cpu.fit]", "loo_mape_pct"),
+]
 
 
 def _catalog_with(section: str, key: str, value: str) -> str:
@@ -142,9 +168,19 @@ def test_budgets(text):
 
 @pytest.mark.parametrize(
     "key, value",
-    [("overhead_ms", "nan"), ("overhead_ms", "-1"), ("overhead_ms", "inf"), ("context_scale", "0"), ("context_scale", "-1"),
-     ("cache_ms_per_mib", "-1"), ("cache_mib", "nan"), ("call_ms", "inf"), ("threads", "abc"), ("dtype", "int9")],
-)  # fmt: skip
+    [
+        ("overhead_ms", "nan"),
+        ("overhead_ms", "-1"),
+        ("overhead_ms", "inf"),
+        ("context_scale", "0"),
+        ("context_scale", "-1"),
+        ("cache_ms_per_mib", "-1"),
+        ("cache_mib", "nan"),
+        ("call_ms", "inf"),
+        ("threads", "abc"),
+        ("dtype", "int9"),
+    ],
+)
 def test_nonsense_table_metadata_is_refused(tables_dir, key, value):
     text = re.sub(rf"^# {key}: .*$", f"# {key}: {value}", _TABLE, flags=re.M)
     if f"# {key}: {value}" not in text:
@@ -191,9 +227,11 @@ def test_bad_catalogs(tables_dir, kind):
     elif kind == "deep":
         p.write_text("x = " + "[" * 100_000 + "]" * 100_000)
     else:
-        section, key, value = {"fit-n-abc": ("[devices.pixel6-cpu.fit]", "n", '"abc"'),
-                               "fit-mape-nan": ("[devices.pixel6-cpu.fit]", "mape_pct", "nan"),
-                               "ridge-nan": ("[devices.pixel6-cpu]", "ridge_point_ref", "nan")}[kind]  # fmt: skip
+        section, key, value = {
+            "fit-n-abc": ("[devices.pixel6-cpu.fit]", "n", '"abc"'),
+            "fit-mape-nan": ("[devices.pixel6-cpu.fit]", "mape_pct", "nan"),
+            "ridge-nan": ("[devices.pixel6-cpu]", "ridge_point_ref", "nan"),
+        }[kind]
         p.write_text(_catalog_with(section, key, value))
     with pytest.raises(ConfigError) as exc:
         load_catalog(tables_dir)

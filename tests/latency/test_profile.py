@@ -62,8 +62,15 @@ def test_resume_refuses_other_settings(tables_dir, tiny_conv):
 
 def test_calibration_recovers_scale_overhead_and_cache_terms():
     dtype = "fp32"
-    names = ("mnv4-conv-small", "mobilenet-v1", "mnv4-conv-medium", "mnv4-conv-large", "mobilenet-v2-200",
-             "mobilenet-v2-050", "mnv4-hybrid-medium")  # fmt: skip
+    names = (
+        "mnv4-conv-small",
+        "mobilenet-v1",
+        "mnv4-conv-medium",
+        "mnv4-conv-large",
+        "mobilenet-v2-200",
+        "mobilenet-v2-050",
+        "mnv4-hybrid-medium",
+    )
     archs = [get_spec(n) for n in names]
     cache_mib = 32.0
     rows, seen = [], set()

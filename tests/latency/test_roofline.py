@@ -28,8 +28,15 @@ def test_op_time_is_max_of_compute_and_memory_plus_overhead():
 def test_fit_recovers_known_parameters_from_synthetic_models():
     dev = get_device("pixel6-cpu")
     truth = replace(dev.model, peak_gmacs=80.0, bandwidth_gbs=4.0, eff_dwconv=0.2, fixed_ms=0.5)
-    names = ["mnv4-conv-small", "mnv4-conv-medium", "mobilenet-v1", "mobilenet-v2-050", "mobilenet-v2-100",
-             "mobilenet-v2-200", "mnv4-conv-large"]  # fmt: skip
+    names = [
+        "mnv4-conv-small",
+        "mnv4-conv-medium",
+        "mobilenet-v1",
+        "mobilenet-v2-050",
+        "mobilenet-v2-100",
+        "mobilenet-v2-200",
+        "mnv4-conv-large",
+    ]
     samples = [ops_of(get_spec(n)) for n in names]
     y = batch_ms(truth, op_batch(samples, "int8")) + truth.fixed_ms
     start = replace(dev, model=replace(dev.model, peak_gmacs=300.0, bandwidth_gbs=30.0, eff_dwconv=0.3, fixed_ms=0))

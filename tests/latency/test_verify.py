@@ -28,8 +28,14 @@ def test_verify_measures_host_picks_and_bundles_device_picks(tables_dir, tmp_pat
     pareto = pd.DataFrame({"arch": [archs[1].arch, archs[0].arch]})
     picks = picks_of(archs[0], pareto)
     assert [label for label, _ in picks] == ["best", "pareto0"]
-    report = verify_picks(picks, {"host-cpu": budget, "s23-gpu": 5.0}, tmp_path, tables_dir=tables_dir,
-                          measure=measure, bundle_format="onnx")  # fmt: skip
+    report = verify_picks(
+        picks,
+        {"host-cpu": budget, "s23-gpu": 5.0},
+        tmp_path,
+        tables_dir=tables_dir,
+        measure=measure,
+        bundle_format="onnx",
+    )
     rows = report.rows
     assert list(rows["target"]) == ["host-cpu", "host-cpu"] and list(rows["pick"]) == ["best", "pareto0"]
     assert rows["measured_ms"].tolist() == pytest.approx([block_sum(a) * 1.05 for a in archs])

@@ -95,8 +95,11 @@ def test_two_workers_share_one_postgres_study(tmp_path):
 @pytest.mark.slow
 def test_kill_9_loses_no_completed_trial(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([EXE, *SEARCH, "--coarse-trials", "400", "--fine-trials", "4", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [EXE, *SEARCH, "--coarse-trials", "400", "--fine-trials", "4", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     journal = out / "study.journal"
     deadline = time.time() + 120
     storage = None
@@ -113,11 +116,18 @@ def test_kill_9_loses_no_completed_trial(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert storage is not None
-    before = {t.number: t.params for t in optuna.load_study(study_name=f"{out.name}:coarse", storage=storage).trials
-              if t.state.name == "COMPLETE"}  # fmt: skip
+    before = {
+        t.number: t.params
+        for t in optuna.load_study(study_name=f"{out.name}:coarse", storage=storage).trials
+        if t.state.name == "COMPLETE"
+    }
     assert len(before) >= 6
-    r = subprocess.run([EXE, *SEARCH, "--coarse-trials", str(len(before) + 3), "--fine-trials", "4", "--out", str(out), "--json"],
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [EXE, *SEARCH, "--coarse-trials", str(len(before) + 3), "--fine-trials", "4", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     after = optuna.load_study(study_name=f"{out.name}:coarse", storage=storage).trials

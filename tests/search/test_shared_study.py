@@ -86,8 +86,12 @@ def test_two_processes_on_one_sqlite_study_complete_exactly_the_trials_asked(tmp
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     study = f"sq-{time.time_ns()}"
     cmd = [EXE, *SEARCH, "--coarse-trials", "12", "--fine-trials", "12", "--storage", url, "--study", study, "--json"]
-    procs = [subprocess.Popen([*cmd, "--out", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--out", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err

@@ -48,8 +48,17 @@ def coarse_ckpt(tmp_path_factory, ckpt) -> Path:
 def _tunas(settings, ckpt, **kw):
     # The tiny 32 px space has no table entries: every block is estimated by the roofline fallback.
     # 0.064 ms is about its median member on pixel6-cpu, so the budget binds.
-    base = dict(engine="tunas", estimator=f"supernet:{ckpt[1]}", space=None, fallback="roofline",
-                coarse_trials=8, fine_trials=8, trials=10, targets=["pixel6-cpu"], budgets=["0.064ms"])  # fmt: skip
+    base = dict(
+        engine="tunas",
+        estimator=f"supernet:{ckpt[1]}",
+        space=None,
+        fallback="roofline",
+        coarse_trials=8,
+        fine_trials=8,
+        trials=10,
+        targets=["pixel6-cpu"],
+        budgets=["0.064ms"],
+    )
     base.update(kw)
     return settings(**base)
 
@@ -142,8 +151,14 @@ def few_shot_coarse(tmp_path_factory, ckpt) -> Path:
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train_few_shot(coarse_space(load_space_file(ckpt[0])), load_data("builtin:20", 32), path,
-                       TrainConfig(epochs=1, batch_size=32), split="stage2.channels", data_spec="builtin:20")  # fmt: skip
+        train_few_shot(
+            coarse_space(load_space_file(ckpt[0])),
+            load_data("builtin:20", 32),
+            path,
+            TrainConfig(epochs=1, batch_size=32),
+            split="stage2.channels",
+            data_spec="builtin:20",
+        )
     finally:
         torch.set_num_threads(old)
     return path

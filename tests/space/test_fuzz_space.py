@@ -19,8 +19,15 @@ from nas.space import contains, load_space, load_space_file, sample, space_from_
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 BASE = tomllib.loads(CONV_SPACE)
-BASE["stages"].append({"kind": "uib", "stride": 1, "channels": [40, 48], "depth": [2, 3],
-                       "attention": {"slots": 2, "heads": 2, "key_dim": 8, "kv_stride": 1}})  # fmt: skip
+BASE["stages"].append(
+    {
+        "kind": "uib",
+        "stride": 1,
+        "channels": [40, 48],
+        "depth": [2, 3],
+        "attention": {"slots": 2, "heads": 2, "key_dim": 8, "kv_stride": 1},
+    }
+)
 
 
 def _leaves(d: object, path: tuple = ()) -> list[tuple]:

@@ -113,6 +113,11 @@ def test_space_dict_round_trip_and_stage_tables_are_pinned(tmp_path):
     assert space_to_dict(load_space(p))["stages"] == [
         {"kind": "fixed", "blocks": ["cn_r1_k1_s1_c8"]},
         {"kind": "fused", "stride": 2, "channels": [16], "depth": [1, 2], "kernel": 3, "expansion": 4.0},
-        {"kind": "uib", "stride": 2, "channels": [24, 32], "depth": [2, 3],
-         "attention": {"slots": 1, "heads": 2, "key_dim": 8, "value_dim": 8, "kv_stride": 2, "dw_kernel": 3}},
-    ]  # fmt: skip
+        {
+            "kind": "uib",
+            "stride": 2,
+            "channels": [24, 32],
+            "depth": [2, 3],
+            "attention": {"slots": 1, "heads": 2, "key_dim": 8, "value_dim": 8, "kv_stride": 2, "dw_kernel": 3},
+        },
+    ]

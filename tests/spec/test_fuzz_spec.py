@@ -58,8 +58,11 @@ def test_random_text_is_a_spec_or_a_spec_error(text):
 
 
 @FUZZ
-@given(st.sampled_from(ARCHS), st.lists(st.tuples(st.integers(0, 2000), st.sampled_from(DSL_CHARS + "é\x00\x7f")), max_size=4),
-       st.integers(0, 3))  # fmt: skip
+@given(
+    st.sampled_from(ARCHS),
+    st.lists(st.tuples(st.integers(0, 2000), st.sampled_from(DSL_CHARS + "é\x00\x7f")), max_size=4),
+    st.integers(0, 3),
+)
 def test_mutated_zoo_archs(arch, edits, deletions):
     text = arch
     for pos, ch in edits:
@@ -71,9 +74,19 @@ def test_mutated_zoo_archs(arch, edits, deletions):
 
 
 @FUZZ
-@given(st.sampled_from(["cn", "er", "uir", "ds", "dsa", "mqa", "mha", "zz"]),
-       st.lists(st.tuples(st.sampled_from("rakseocdhvqn"), st.one_of(st.integers(-3, 10**12).map(str),
-                st.sampled_from(["", "nan", "inf", "1e400", "9" * 50, "0.5", "e4", "re", "r6", "ge"]))), max_size=9))  # fmt: skip
+@given(
+    st.sampled_from(["cn", "er", "uir", "ds", "dsa", "mqa", "mha", "zz"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from("rakseocdhvqn"),
+            st.one_of(
+                st.integers(-3, 10**12).map(str),
+                st.sampled_from(["", "nan", "inf", "1e400", "9" * 50, "0.5", "e4", "re", "r6", "ge"]),
+            ),
+        ),
+        max_size=9,
+    ),
+)
 def test_block_tokens(kind, tokens):
     text = "_".join([kind, *(letter + value for letter, value in tokens)])
     try:
@@ -84,13 +97,23 @@ def test_block_tokens(kind, tokens):
     assert 1 <= len(blocks) <= 64
 
 
-_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_subnormal=False), st.text(max_size=30),
-                    st.lists(st.text(max_size=30), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))  # fmt: skip
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_subnormal=False),
+    st.text(max_size=30),
+    st.lists(st.text(max_size=30), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
 
 @FUZZ
-@given(st.sampled_from(list(ZOO)), st.sampled_from(["format", "name", "arch", "resolution", "num_classes", "stem", "blocks", "head", "x"]),
-       _VALUES)  # fmt: skip
+@given(
+    st.sampled_from(list(ZOO)),
+    st.sampled_from(["format", "name", "arch", "resolution", "num_classes", "stem", "blocks", "head", "x"]),
+    _VALUES,
+)
 def test_spec_dict_with_one_value_replaced(name, key, value):
     d = spec_to_dict(get_spec(name), name)
     d[key] = value

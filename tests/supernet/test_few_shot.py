@@ -40,8 +40,14 @@ def few_shot(tmp_path_factory, conv_space, data):
     torch.set_num_threads(1)
     try:
         path = tmp_path_factory.mktemp("few-shot") / "fs.json"
-        res = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32), split=SPLIT,
-                             data_spec="builtin:20")  # fmt: skip
+        res = train_few_shot(
+            coarse_space(conv_space),
+            data,
+            path,
+            TrainConfig(epochs=1, batch_size=32),
+            split=SPLIT,
+            data_spec="builtin:20",
+        )
     finally:
         torch.set_num_threads(old)
     return path, res
@@ -61,8 +67,12 @@ def test_split_space_partitions_the_space(conv_space):
 
 def test_several_decisions_split_into_every_combination(conv_space):
     shots = split_space(conv_space, "stage1.channels, stage3.depth")
-    assert [sh.label for sh in shots] == ["stage1.channels=8+stage3.depth=1", "stage1.channels=8+stage3.depth=3",
-                                          "stage1.channels=16+stage3.depth=1", "stage1.channels=16+stage3.depth=3"]  # fmt: skip
+    assert [sh.label for sh in shots] == [
+        "stage1.channels=8+stage3.depth=1",
+        "stage1.channels=8+stage3.depth=3",
+        "stage1.channels=16+stage3.depth=1",
+        "stage1.channels=16+stage3.depth=3",
+    ]
     assert sum(size(sh.space) for sh in shots) == size(conv_space)
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -94,8 +104,9 @@ def test_training_writes_a_manifest_and_one_checkpoint_per_shot(few_shot):
 
 def test_rerun_resumes_every_shot(few_shot, conv_space, data):
     path, _ = few_shot
-    again = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32), split=SPLIT,
-                           data_spec="builtin:20")  # fmt: skip
+    again = train_few_shot(
+        coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32), split=SPLIT, data_spec="builtin:20"
+    )
     assert all(r.resumed_from == 1 and r.epochs_done == 1 for r in again.shots.values())
 
 
@@ -112,8 +123,14 @@ def test_bad_few_shot_trainings_are_refused_without_touching_files(few_shot, con
     before = path.read_text()
     target = path.with_suffix(kw.get("suffix", ".json"))
     with pytest.raises(NasError, match=msg) as exc:
-        train_few_shot(coarse_space(conv_space), data, target, kw.get("cfg", TrainConfig(epochs=1, batch_size=32)),
-                       split=kw.get("split", SPLIT), data_spec="builtin:20")  # fmt: skip
+        train_few_shot(
+            coarse_space(conv_space),
+            data,
+            target,
+            kw.get("cfg", TrainConfig(epochs=1, batch_size=32)),
+            split=kw.get("split", SPLIT),
+            data_spec="builtin:20",
+        )
     assert "\n" not in str(exc.value)
     assert path.read_text() == before
 
@@ -178,8 +195,15 @@ def test_non_members_and_broken_manifests_are_one_line_errors(few_shot, tmp_path
 
 def test_a_two_decision_split_trains_and_scores_every_combination(conv_space, data, tmp_path):
     path = tmp_path / "fs2.json"
-    res = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32),
-                         split="stage1.channels,stage2.channels", data_spec="builtin:20", max_steps_per_epoch=2)  # fmt: skip
+    res = train_few_shot(
+        coarse_space(conv_space),
+        data,
+        path,
+        TrainConfig(epochs=1, batch_size=32),
+        split="stage1.channels,stage2.channels",
+        data_spec="builtin:20",
+        max_steps_per_epoch=2,
+    )
     assert len(res.shots) == 4 and all(shot_path(path, label).is_file() for label in res.shots)
     est = FewShotEstimator(path)
     rng = np.random.default_rng(4)
@@ -193,8 +217,15 @@ def test_shots_trained_below_the_space_resolution_score_its_members(conv_space, 
     """``--resolution`` smaller than the space's: members (given at the space's 32 px) find their shot."""
     assert conv_space.resolution == 32
     path = tmp_path / "fs16.json"
-    train_few_shot(coarse_space(conv_space), load_data("builtin:20", 16), path, TrainConfig(epochs=1, batch_size=32),
-                   split=SPLIT, data_spec="builtin:20", max_steps_per_epoch=2)  # fmt: skip
+    train_few_shot(
+        coarse_space(conv_space),
+        load_data("builtin:20", 16),
+        path,
+        TrainConfig(epochs=1, batch_size=32),
+        split=SPLIT,
+        data_spec="builtin:20",
+        max_steps_per_epoch=2,
+    )
     est = FewShotEstimator(path)
     assert est.search_space.resolution == 32
     rng = np.random.default_rng(5)
@@ -245,16 +276,30 @@ def test_a_supernet_of_a_smaller_space_cannot_be_inherited(conv_space):
 def one_shot(tmp_path_factory, conv_space, data):
     """A 2-step one-shot supernet of t-conv's coarse stage, for shots to start from."""
     path = tmp_path_factory.mktemp("one-shot") / "one.pt"
-    train_supernet(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32), data_spec="builtin:20",
-                   max_steps_per_epoch=2)  # fmt: skip
+    train_supernet(
+        coarse_space(conv_space),
+        data,
+        path,
+        TrainConfig(epochs=1, batch_size=32),
+        data_spec="builtin:20",
+        max_steps_per_epoch=2,
+    )
     return path
 
 
 def test_few_shot_training_starts_every_shot_from_the_one_shot_supernet(one_shot, conv_space, data, tmp_path):
     path = tmp_path / "warm.json"
     # a learning rate of ~0 leaves the shots at their start: each scores its members as the one-shot supernet does
-    res = train_few_shot(coarse_space(conv_space), data, path, TrainConfig(epochs=1, batch_size=32, lr=1e-12),
-                         split=SPLIT, data_spec="builtin:20", max_steps_per_epoch=1, init_from=one_shot)  # fmt: skip
+    res = train_few_shot(
+        coarse_space(conv_space),
+        data,
+        path,
+        TrainConfig(epochs=1, batch_size=32, lr=1e-12),
+        split=SPLIT,
+        data_spec="builtin:20",
+        max_steps_per_epoch=1,
+        init_from=one_shot,
+    )
     for r in res.shots.values():
         assert r.meta["init_from"]["checkpoint"] == str(one_shot) and r.meta["init_from"]["epochs_done"] == 1
     start = SupernetEstimator(one_shot)
@@ -280,8 +325,13 @@ def test_resuming_a_warm_few_shot_run_keeps_its_start(one_shot, few_shot, conv_s
     assert read_manifest(path)["init_from"]["checkpoint"] == str(start)
     # a different start, or none on a manifest trained from scratch, is refused; nothing is rewritten
     other = tmp_path / "other.pt"  # the same weights, another supernet by its record
-    save_checkpoint(other, {**load_checkpoint(start)["meta"], "created": "2000-01-01T00:00:00+00:00"},
-                    load_checkpoint(start)["model"], None, None)  # fmt: skip
+    save_checkpoint(
+        other,
+        {**load_checkpoint(start)["meta"], "created": "2000-01-01T00:00:00+00:00"},
+        load_checkpoint(start)["model"],
+        None,
+        None,
+    )
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     for manifest, given, was in (
         (path, other, "started from .*start.pt"),
@@ -313,8 +363,13 @@ def test_a_warm_supernet_resumes_without_its_start_and_refuses_another(one_shot,
     r = train_supernet(space, data, out, TrainConfig(epochs=2, batch_size=32), **kw)
     assert r.epochs_done == 2 and r.meta["init_from"]["checkpoint"] == str(one_shot)
     other = tmp_path / "other.pt"  # the same weights, another supernet by its record
-    save_checkpoint(other, {**load_checkpoint(one_shot)["meta"], "created": "2000-01-01T00:00:00+00:00"},
-                    load_checkpoint(one_shot)["model"], None, None)  # fmt: skip
+    save_checkpoint(
+        other,
+        {**load_checkpoint(one_shot)["meta"], "created": "2000-01-01T00:00:00+00:00"},
+        load_checkpoint(one_shot)["model"],
+        None,
+        None,
+    )
     before = out.read_bytes()
     with pytest.raises(NasError, match=r"trained with --init-from .*one.pt at 1 epochs; pass --no-resume") as exc:
         train_supernet(space, data, out, TrainConfig(epochs=3, batch_size=32), init_from=other, **kw)
@@ -330,11 +385,21 @@ def test_a_start_that_cannot_hold_the_shots_fails_before_anything_is_written(
     ck["meta"]["classes"] = ck["meta"]["classes"][:3]  # consistent metadata: only the class count differs
     other_classes = tmp_path / "three.pt"
     save_checkpoint(other_classes, ck["meta"], ck["model"], None, None)
-    for start, msg in ((narrow, "smaller than"), (other_classes, "was trained on 3 classes, the data has 10"),
-                       (tmp_path / "none.pt", "no such supernet checkpoint")):  # fmt: skip
+    for start, msg in (
+        (narrow, "smaller than"),
+        (other_classes, "was trained on 3 classes, the data has 10"),
+        (tmp_path / "none.pt", "no such supernet checkpoint"),
+    ):
         out = tmp_path / "refused.json"
         with pytest.raises(NasError, match=msg) as exc:
-            train_few_shot(coarse_space(conv_space), data, out, TrainConfig(epochs=1, batch_size=32), split=SPLIT,
-                           data_spec="builtin:20", init_from=start)  # fmt: skip
+            train_few_shot(
+                coarse_space(conv_space),
+                data,
+                out,
+                TrainConfig(epochs=1, batch_size=32),
+                split=SPLIT,
+                data_spec="builtin:20",
+                init_from=start,
+            )
         assert "\n" not in str(exc.value)
         assert not out.exists() and not list(tmp_path.glob("refused.*"))

@@ -31,20 +31,64 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_heal
 @pytest.fixture(scope="module")
 def meta(hybrid_space) -> dict:
     return {
-        "space": json.loads(json.dumps(space_meta(hybrid_space))), "resolution": 32, "num_classes": 2, "classes": ["a", "b"],
-        "data": {"spec": "builtin:4", "val_fraction": 0.1, "split_seed": 0, "train_images": 8, "val_images": 2,
-                 "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]},
-        "config": {"seed": 0, "sampler": "sandwich", "lr": 0.002}, "epochs_done": 1, "history": [{"epoch": 0, "loss": 1.0}],
-        "world_size": 1, "budget": None, "init_from": None,
-    }  # fmt: skip
+        "space": json.loads(json.dumps(space_meta(hybrid_space))),
+        "resolution": 32,
+        "num_classes": 2,
+        "classes": ["a", "b"],
+        "data": {
+            "spec": "builtin:4",
+            "val_fraction": 0.1,
+            "split_seed": 0,
+            "train_images": 8,
+            "val_images": 2,
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.2, 0.2, 0.2],
+        },
+        "config": {"seed": 0, "sampler": "sandwich", "lr": 0.002},
+        "epochs_done": 1,
+        "history": [{"epoch": 0, "loss": 1.0}],
+        "world_size": 1,
+        "budget": None,
+        "init_from": None,
+    }
 
 
-PATHS = [("space",), ("space", "definition"), ("space", "phase"), ("space", "fixed_widths"), ("resolution",), ("num_classes",),
-         ("classes",), ("data",), ("data", "spec"), ("data", "val_fraction"), ("data", "split_seed"), ("data", "mean"),
-         ("config",), ("config", "seed"), ("config", "sampler"), ("config", "lr"), ("epochs_done",), ("history",),
-         ("world_size",), ("budget",), ("init_from",), ("space", "definition", "stages"), ("space", "definition", "resolution")]  # fmt: skip
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_subnormal=False), st.text(max_size=6),
-                   st.lists(st.integers(-2, 50), max_size=3), st.just({}), st.just([[8, 1]]), st.sampled_from(["joint", "coarse", "fine"]))  # fmt: skip
+PATHS = [
+    ("space",),
+    ("space", "definition"),
+    ("space", "phase"),
+    ("space", "fixed_widths"),
+    ("resolution",),
+    ("num_classes",),
+    ("classes",),
+    ("data",),
+    ("data", "spec"),
+    ("data", "val_fraction"),
+    ("data", "split_seed"),
+    ("data", "mean"),
+    ("config",),
+    ("config", "seed"),
+    ("config", "sampler"),
+    ("config", "lr"),
+    ("epochs_done",),
+    ("history",),
+    ("world_size",),
+    ("budget",),
+    ("init_from",),
+    ("space", "definition", "stages"),
+    ("space", "definition", "resolution"),
+]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_subnormal=False),
+    st.text(max_size=6),
+    st.lists(st.integers(-2, 50), max_size=3),
+    st.just({}),
+    st.just([[8, 1]]),
+    st.sampled_from(["joint", "coarse", "fine"]),
+)
 
 
 @FUZZ
@@ -101,15 +145,28 @@ def test_a_good_checkpoint_reads(tmp_path, meta):
     assert load_checkpoint(p)["meta"]["resolution"] == 32
 
 
-MANIFEST_VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=8), st.just([]), st.just({}),
-                            st.just([{"label": "x", "checkpoint": "../x.pt"}]), st.just([{"label": "x", "checkpoint": "x.pt"}]))  # fmt: skip
+MANIFEST_VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=8),
+    st.just([]),
+    st.just({}),
+    st.just([{"label": "x", "checkpoint": "../x.pt"}]),
+    st.just([{"label": "x", "checkpoint": "x.pt"}]),
+)
 
 
 @FUZZ
 @given(st.sampled_from(["format", "version", "split", "space", "shots", "init_from"]), MANIFEST_VALUES)
 def test_manifests_with_a_field_replaced(tmp_path_factory, meta, key, value):
-    m = {"format": "mnv4-nas few-shot supernet", "version": 1, "split": "stage0.channels", "space": meta["space"],
-         "shots": [{"label": "stage0.channels=16", "checkpoint": "few.stage0.channels=16.pt"}], "init_from": None}  # fmt: skip
+    m = {
+        "format": "mnv4-nas few-shot supernet",
+        "version": 1,
+        "split": "stage0.channels",
+        "space": meta["space"],
+        "shots": [{"label": "stage0.channels=16", "checkpoint": "few.stage0.channels=16.pt"}],
+        "init_from": None,
+    }
     m[key] = value
     p = tmp_path_factory.mktemp("m") / "few.json"
     p.write_text(json.dumps(m))

@@ -99,10 +99,20 @@ def test_round_trip_and_what_the_file_records(fitted, tmp_path, conv_space):
     assert np.array_equal(loaded.score(archs), pred.score(archs))
     assert np.array_equal(loaded.score_encoded(loaded.features.encode(archs)), pred.score(archs))
     doc = json.loads(path.read_text())
-    assert doc["source"] == {"estimator": "known", "checkpoint": "known.pt", "created": "2026-01-01T00:00:00+00:00",
-                             "epochs": 7, "meaning": "a known function"}  # fmt: skip
-    assert doc["fit"]["n"] == 150 and set(doc["fit"]["heldout"]) == {"n_train", "n_test", "kendall_tau",
-                                                                      "spearman_rho", "rmse"}  # fmt: skip
+    assert doc["source"] == {
+        "estimator": "known",
+        "checkpoint": "known.pt",
+        "created": "2026-01-01T00:00:00+00:00",
+        "epochs": 7,
+        "meaning": "a known function",
+    }
+    assert doc["fit"]["n"] == 150 and set(doc["fit"]["heldout"]) == {
+        "n_train",
+        "n_test",
+        "kendall_tau",
+        "spearman_rho",
+        "rmse",
+    }
     assert len(doc["samples"]) == 150 and doc["space"]["definition"]["name"] == conv_space.name
     assert doc["features"]["columns"][-2:] == ["ln_macs", "ln_params"]
     est = make_estimator(f"predictor:{path}")
@@ -162,8 +172,11 @@ def test_malformed_files_are_one_line_errors(fitted, tmp_path, change, msg):
 def test_unreadable_files_are_one_line_errors(fitted, tmp_path):
     path = fitted[1].save(tmp_path / "p.json")
     (tmp_path / "nan.json").write_text(path.read_text().replace('"bias": ', '"bias": NaN, "x": ', 1))
-    for bad, msg in [(tmp_path / "missing.json", "no such accuracy predictor"), (tmp_path, "must be a regular file"),
-                     (tmp_path / "nan.json", "NaN is not a number JSON allows")]:  # fmt: skip
+    for bad, msg in [
+        (tmp_path / "missing.json", "no such accuracy predictor"),
+        (tmp_path, "must be a regular file"),
+        (tmp_path / "nan.json", "NaN is not a number JSON allows"),
+    ]:
         (tmp_path / "text.json").write_text("{")
         with pytest.raises(InputError, match=msg):
             load_predictor(bad)
@@ -193,7 +206,7 @@ def test_mlp_file_round_trip(conv_space, tmp_path, short_mlp):
         ({"holdout": float("nan")}, "--holdout must be a finite number"),
         ({"holdout": 0.0}, "--holdout must be > 0"),
         ({"model": "gbm"}, "--model must be one of mlp, ridge"),
-    ],  # fmt: skip
+    ],
 )
 def test_bad_fit_arguments_are_one_line_errors(conv_space, kw, msg):
     args = {"n": 20, **kw}
@@ -204,9 +217,19 @@ def test_bad_fit_arguments_are_one_line_errors(conv_space, kw, msg):
 @pytest.mark.parametrize("engine", ["optuna", "tunas"])
 def test_the_predictor_drives_both_search_engines(fitted, tmp_path, conv_space_path, engine):
     path = fitted[1].save(tmp_path / "p.json")
-    settings = SearchSettings(targets=["pixel6-cpu"], budgets=["0.064ms"], space=None, estimator=f"predictor:{path}",
-                              engine=engine, fallback="roofline", coarse_trials=6, fine_trials=6, trials=8,
-                              out=tmp_path / "run", references=False)  # fmt: skip
+    settings = SearchSettings(
+        targets=["pixel6-cpu"],
+        budgets=["0.064ms"],
+        space=None,
+        estimator=f"predictor:{path}",
+        engine=engine,
+        fallback="roofline",
+        coarse_trials=6,
+        fine_trials=6,
+        trials=8,
+        out=tmp_path / "run",
+        references=False,
+    )
     out = run_search(settings)
     assert out.estimator == f"predictor:{path}" and np.isfinite(out.best_score)
     other = dataclasses.replace(settings, space="mnv4-conv-small", out=tmp_path / "run2")

@@ -57,8 +57,13 @@ def ckpt(tmp_path_factory, conv_space):
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train_supernet(conv_space, load_data("builtin:20", 32), p, TrainConfig(epochs=1, batch_size=32, eval_every=0),
-                       data_spec="builtin:20")  # fmt: skip
+        train_supernet(
+            conv_space,
+            load_data("builtin:20", 32),
+            p,
+            TrainConfig(epochs=1, batch_size=32, eval_every=0),
+            data_spec="builtin:20",
+        )
     finally:
         torch.set_num_threads(old)
     return p

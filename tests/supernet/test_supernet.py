@@ -103,11 +103,12 @@ def test_kernels_widths_and_expansions_are_nested_slices(conv_space):
     # A 3x3 middle DW, expansion 2, narrow subnet: its gradient lands only in the centre 3x3 of the
     # first make_divisible(in*2) channels of the 5x5 storage, and only the first width rows of pw_proj.
     arch = next(
-        a for a in (sample(conv_space, np.random.default_rng(s)) for s in range(500))
+        a
+        for a in (sample(conv_space, np.random.default_rng(s)) for s in range(500))
         if (lambda u: u.mid_dw_kernel == 3 and u.expansion == 2 and u.out_channels == 16)(
             next(b for b in a.blocks if isinstance(b, UIBSpec))
         )
-    )  # fmt: skip
+    )
     _, steps = net.layout(arch)
     step = next(s for s in steps if s.key == f"s{stage}_b0")
     mid = step.spec.mid_channels(step.inp.c)

@@ -101,8 +101,9 @@ def forwarded(monkeypatch):
 
 
 @pytest.mark.parametrize(("sampler", "random_subnets", "per_step"), [("sandwich", 1, 3), ("uniform", 3, 3)])
-def test_samplers_run_their_subnets_each_step(conv_space, tiny_data, tmp_path, forwarded, sampler, random_subnets,
-                                              per_step):  # fmt: skip
+def test_samplers_run_their_subnets_each_step(
+    conv_space, tiny_data, tmp_path, forwarded, sampler, random_subnets, per_step
+):
     cfg = TrainConfig(epochs=1, batch_size=32, eval_every=0, sampler=sampler, random_subnets=random_subnets)
     train_supernet(conv_space, tiny_data, tmp_path / "s.pt", cfg, data_spec=TINY_DATA, max_steps_per_epoch=4)
     seen = [a.arch for a in forwarded]
@@ -165,8 +166,9 @@ def test_resume_continues_at_the_right_epoch_exactly(conv_space, tiny_data, tmp_
     cfg = TrainConfig(epochs=2, batch_size=32, sampler=sampler, eval_every=0, rl_delay=0.0)
     straight = train_supernet(conv_space, tiny_data, tmp_path / "a.pt", cfg, data_spec=TINY_DATA)
     with pytest.raises(_Stop):
-        train_supernet(conv_space, tiny_data, tmp_path / "b.pt", cfg, data_spec=TINY_DATA,
-                       on_epoch=_stop_after_first_epoch)  # fmt: skip
+        train_supernet(
+            conv_space, tiny_data, tmp_path / "b.pt", cfg, data_spec=TINY_DATA, on_epoch=_stop_after_first_epoch
+        )
     assert load_checkpoint(tmp_path / "b.pt")["meta"]["epochs_done"] == 1
     resumed = train_supernet(conv_space, tiny_data, tmp_path / "b.pt", cfg, data_spec=TINY_DATA)
     assert resumed.resumed_from == 1 and resumed.epochs_done == 2 and len(resumed.history) == 2
@@ -181,32 +183,53 @@ def test_resume_continues_at_the_right_epoch_exactly(conv_space, tiny_data, tmp_
     # Finished: calling again does nothing; --no-resume starts over.
     again = train_supernet(conv_space, tiny_data, tmp_path / "b.pt", cfg, data_spec=TINY_DATA)
     assert again.resumed_from == 2 and again.epochs_done == 2
-    fresh = train_supernet(conv_space, tiny_data, tmp_path / "b.pt", TrainConfig(epochs=1, batch_size=32, sampler=sampler,
-                           eval_every=0), data_spec=TINY_DATA, resume=False)  # fmt: skip
+    fresh = train_supernet(
+        conv_space,
+        tiny_data,
+        tmp_path / "b.pt",
+        TrainConfig(epochs=1, batch_size=32, sampler=sampler, eval_every=0),
+        data_spec=TINY_DATA,
+        resume=False,
+    )
     assert fresh.resumed_from == 0 and fresh.epochs_done == 1
 
 
 def test_checkpoint_is_weights_only_and_incompatible_resume_fails(conv_space, hybrid_space, tiny_data, tmp_path):
     p = tmp_path / "c.pt"
-    train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=1, batch_size=32, eval_every=0), data_spec=TINY_DATA,
-                   max_steps_per_epoch=2)  # fmt: skip
+    train_supernet(
+        conv_space,
+        tiny_data,
+        p,
+        TrainConfig(epochs=1, batch_size=32, eval_every=0),
+        data_spec=TINY_DATA,
+        max_steps_per_epoch=2,
+    )
     raw = torch.load(p, weights_only=True)
     assert raw["format"] == "mnv4-nas-supernet" and isinstance(raw["meta"], str)
     with pytest.raises(NasError, match="holds a checkpoint trained with space t-conv"):
-        train_supernet(hybrid_space, load_data(TINY_DATA, 64), p, TrainConfig(epochs=1, batch_size=32),
-                       data_spec=TINY_DATA)  # fmt: skip
+        train_supernet(
+            hybrid_space, load_data(TINY_DATA, 64), p, TrainConfig(epochs=1, batch_size=32), data_spec=TINY_DATA
+        )
     with pytest.raises(NasError, match="sampler"):
-        train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, sampler="tunas"),
-                       data_spec=TINY_DATA)  # fmt: skip
+        train_supernet(
+            conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, sampler="tunas"), data_spec=TINY_DATA
+        )
     with pytest.raises(NasError, match="kernel_transform = False"):
-        train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, kernel_transform=True),
-                       data_spec=TINY_DATA)  # fmt: skip
+        train_supernet(
+            conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, kernel_transform=True), data_spec=TINY_DATA
+        )
     # A checkpoint written before a config field existed resumes when the run uses that field's default.
     old = {**raw, "meta": json.loads(raw["meta"])}
     del old["meta"]["config"]["kernel_transform"]
     torch.save({**old, "meta": json.dumps(old["meta"])}, p)
-    res = train_supernet(conv_space, tiny_data, p, TrainConfig(epochs=2, batch_size=32, eval_every=0),
-                         data_spec=TINY_DATA, max_steps_per_epoch=2)  # fmt: skip
+    res = train_supernet(
+        conv_space,
+        tiny_data,
+        p,
+        TrainConfig(epochs=2, batch_size=32, eval_every=0),
+        data_spec=TINY_DATA,
+        max_steps_per_epoch=2,
+    )
     assert (res.resumed_from, res.epochs_done) == (1, 2)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
@@ -286,8 +309,24 @@ def _console_script() -> str:
 @pytest.mark.slow
 def test_kill_9_leaves_a_loadable_checkpoint(conv_space_path, tmp_path):
     ckpt = tmp_path / "k.pt"
-    cmd = [_console_script(), "supernet", "train", "--space", str(conv_space_path), "--data", TINY_DATA,
-           "--epochs", "200", "--batch-size", "32", "--out", str(ckpt), "--threads", "1", "--json"]  # fmt: skip
+    cmd = [
+        _console_script(),
+        "supernet",
+        "train",
+        "--space",
+        str(conv_space_path),
+        "--data",
+        TINY_DATA,
+        "--epochs",
+        "200",
+        "--batch-size",
+        "32",
+        "--out",
+        str(ckpt),
+        "--threads",
+        "1",
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 240
@@ -307,17 +346,43 @@ def test_kill_9_leaves_a_loadable_checkpoint(conv_space_path, tmp_path):
     assert done >= 1
     from nas.space import load_space_file
 
-    res = train_supernet(load_space_file(conv_space_path), load_data(TINY_DATA, 32), ckpt,
-                         TrainConfig(epochs=done + 1, batch_size=32, eval_every=0), data_spec=TINY_DATA)  # fmt: skip
+    res = train_supernet(
+        load_space_file(conv_space_path),
+        load_data(TINY_DATA, 32),
+        ckpt,
+        TrainConfig(epochs=done + 1, batch_size=32, eval_every=0),
+        data_spec=TINY_DATA,
+    )
     assert res.resumed_from == done and res.epochs_done == done + 1
 
 
 def _torchrun_train(space_path, tmp_path, out, *extra: str) -> subprocess.CompletedProcess:
     """``supernet train`` (1 epoch, batch 16 per process) under torchrun with 2 CPU processes; asserts success."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", _console_script(),
-           "supernet", "train", "--space", str(space_path), "--data", TINY_DATA, "--epochs", "1",
-           "--batch-size", "16", "--out", str(out), "--threads", "1", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        _console_script(),
+        "supernet",
+        "train",
+        "--space",
+        str(space_path),
+        "--data",
+        TINY_DATA,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        *extra,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     return p

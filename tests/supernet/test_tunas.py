@@ -48,9 +48,15 @@ def test_controller_starts_uniform_and_samples_canonical(conv_space):
 
 def test_search_learns_the_quality_signal(conv_space):
     res = tunas_search(
-        conv_space, _k5_fraction, lambda archs: np.ones(len(archs)), 1.0,
-        steps=150, seed=0, samples_per_step=4, rl_lr=0.1,
-    )  # fmt: skip
+        conv_space,
+        _k5_fraction,
+        lambda archs: np.ones(len(archs)),
+        1.0,
+        steps=150,
+        seed=0,
+        samples_per_step=4,
+        rl_lr=0.1,
+    )
     uibs = [b for b in res.arch.blocks if isinstance(b, UIBSpec)]
     assert all(b.mid_dw_kernel == 5 for b in uibs)
     assert res.score == 1.0 and res.latency_ms == [1.0] and res.reward == pytest.approx(1.0)
@@ -73,8 +79,17 @@ def test_search_respects_the_latency_budgets(conv_space):
         return np.asarray([count_params(a) for a in archs], dtype=float)
 
     quality = lambda archs: np.full(len(archs), 0.5)  # noqa: E731
-    res = tunas_search(conv_space, quality, [macs, params], [budget, 1e9], beta=[-1.0, 0.0], steps=200, seed=1,
-                       samples_per_step=4, rl_lr=0.1)  # fmt: skip
+    res = tunas_search(
+        conv_space,
+        quality,
+        [macs, params],
+        [budget, 1e9],
+        beta=[-1.0, 0.0],
+        steps=200,
+        seed=1,
+        samples_per_step=4,
+        rl_lr=0.1,
+    )
     assert abs(res.latency_ms[0] / budget - 1) < 0.35
     rng = np.random.default_rng(0)
     from nas.space import sample

@@ -147,8 +147,9 @@ def onnx_files(tmp_path_factory, model):
     d = tmp_path_factory.mktemp("onnx")
     export_module(model, (1, 3, RES, RES), d / "dyn.onnx", dynamic_batch=True)
     export_module(model, (4, 3, RES, RES), d / "b4.onnx")
-    export_module(torch.nn.Sequential(model, torch.nn.Softmax(dim=1)), (1, 3, RES, RES), d / "soft.onnx",
-                  dynamic_batch=True)  # fmt: skip
+    export_module(
+        torch.nn.Sequential(model, torch.nn.Softmax(dim=1)), (1, 3, RES, RES), d / "soft.onnx", dynamic_batch=True
+    )
     return d
 
 

@@ -106,8 +106,9 @@ def test_changed_recipe_or_data_is_refused(small_arch, easy, tmp_path):
             dataclasses.replace(small_arch, blocks=small_arch.blocks[:-1]), source, val, Recipe(epochs=2, **FAST), out
         )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
-    fresh = train(small_arch, source, val, Recipe(epochs=1, batch_size=16, lr=1e-3), out, resume=False,
-                  max_steps_per_epoch=1)  # fmt: skip
+    fresh = train(
+        small_arch, source, val, Recipe(epochs=1, batch_size=16, lr=1e-3), out, resume=False, max_steps_per_epoch=1
+    )
     assert fresh.resumed_from == 0 and fresh.epochs_done == 1
 
 
