@@ -18,10 +18,12 @@ from nas.model.blocks import (
     LayerScale2d,
     UniversalInvertedBottleneck,
 )
-from nas.spec import ArchSpec, BlockSpec, ConvSpec, DSConvSpec, FusedIBSpec, MHSASpec, MQASpec, Shape, UIBSpec
+from nas.spec import ArchSpec, BlockSpec, ConvSpec, DSConvSpec, FusedIBSpec, HeadSpec, MHSASpec, MQASpec, Shape, UIBSpec
 
 #: a module constructor for one spec type (its first argument is a spec of the type it is registered for)
 BlockBuilder = Callable[[Any, Shape], nn.Module]
+#: a head constructor: ``(head spec, input channels, classes, dropout) -> nn.Module``
+HeadBuilder = Callable[[HeadSpec, int, int, float], nn.Module]
 _BUILDERS: dict[type, BlockBuilder] = {}
 
 
@@ -58,17 +60,25 @@ def build_block(spec: BlockSpec, inp: Shape) -> nn.Module:
 class Net(nn.Module):
     """A network built from an :class:`ArchSpec`: ``stem → blocks → head``.
 
-    ``block_builder`` makes the stem's and blocks' modules (default :func:`build_block`); a caller that
-    builds many networks can hand out modules it built before (the Zen-score proxy does)."""
+    ``block_builder`` makes the stem's and blocks' modules (default :func:`build_block`) and
+    ``head_builder`` the head (default :class:`~nas.model.blocks.Head`); a caller that builds many
+    networks can hand out modules it built before (the Zen-score proxy does)."""
 
-    def __init__(self, arch: ArchSpec, dropout: float = 0.0, *, block_builder: BlockBuilder | None = None):
+    def __init__(
+        self,
+        arch: ArchSpec,
+        dropout: float = 0.0,
+        *,
+        block_builder: BlockBuilder | None = None,
+        head_builder: HeadBuilder | None = None,
+    ):
         super().__init__()
         self.arch = arch
         build = block_builder or build_block
         layers = arch.layers
         self.stem = build(arch.stem, layers[0].in_shape)
         self.blocks = nn.Sequential(*(build(layer.spec, layer.in_shape) for layer in layers[1:]))
-        self.head = Head(arch.head, arch.body_out_shape.c, arch.num_classes, dropout)
+        self.head = (head_builder or Head)(arch.head, arch.body_out_shape.c, arch.num_classes, dropout)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map before the head."""

@@ -264,7 +264,7 @@ class ZenScore(_TorchProxy):
 
         small = ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1)
         with torch.device("meta"):
-            first = Net(small, block_builder=self._kit().builder())
+            first = Net(small, block_builder=self._kit().builder(), head_builder=self._kit().head_builder())
         self._draws(0, 1)  # the pool exists
         bns_first = self._kit().fill(first, self._pool)
         second, bns_second = self._kit().twin(first)

@@ -167,13 +167,28 @@ class ZenModules:
 
         return build
 
+    def head_builder(self) -> Callable[[Any, int, int, float], nn.Module]:
+        """A head builder for one network: the head kept for (spec, channels, classes), built the first
+        time (Zen reads the features before the head; its weights come after every block's)."""
+        from nas.model.blocks import Head
+
+        def build(spec: Any, channels: int, classes: int, dropout: float) -> nn.Module:
+            key = ((spec, classes, dropout), channels)
+            kept = self._kept.setdefault(key, [])
+            if not kept:
+                kept.append(Head(spec, channels, classes, dropout))
+                self._parts[id(kept[0])] = _Parts.of(kept[0])
+            return kept[0]
+
+        return build
+
     def fill(self, net: Net, pool: GaussianPool) -> list[nn.BatchNorm2d]:
         """Initialise ``net``: its conv/linear weights are the pool's draws in module order, its
         BatchNorms get fresh statistics and momentum 0.1. Returns its BatchNorms in module order."""
         bns: list[nn.BatchNorm2d] = []
         offset = 0
         for tree in (net.stem, *net.blocks, net.head):
-            parts = self._parts.get(id(tree)) or _Parts.of(tree)  # the head is built anew each time
+            parts = self._parts.get(id(tree)) or _Parts.of(tree)
             if parts.on_meta:
                 _materialise(tree)
                 parts.on_meta = False
