@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 import time
@@ -38,17 +39,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ranking import corr, test_data, train_one
 from ranking_truth import stand_alone_truth
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from scipy import stats
-from supernet_ranking import corr, test_data, train_one
 
-from nas.data import load_data
+from nas.data import Dataset, load_data
 from nas.space import SearchSpace, canonical, decode, sample_distinct, sample_vectors
-from nas.spec import parse_arch
-from nas.supernet import Features, Predictor, fit_predictor, load_supernet_estimator
+from nas.spec import ArchSpec, parse_arch
+from nas.supernet import (
+    Features,
+    FewShotEstimator,
+    Predictor,
+    SupernetEstimator,
+    fit_predictor,
+    load_supernet_estimator,
+)
 
 console = Console(highlight=False, width=160)
 
@@ -200,11 +208,32 @@ def _search(a: argparse.Namespace, est, pred_model: str, macs_budget: float, tru
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = _args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    run = a.run
+@dataclasses.dataclass
+class _Run:
+    """A finished supernet_ranking.py run: its archs, recorded scores, truth, data and supernet."""
+
+    path: Path
+    ckpt: Path
+    rows: list[dict]  # ranking.csv
+    arch_strs: list[str]
+    archs: list[ArchSpec]
+    n_seeds: int
+    seeds: list[int]
+    metric: str
+    truth: np.ndarray  # the mean over the seeds
+    budget: dict  # of the stand-alone trainings (the first cache line's)
+    data: Dataset
+    test: Dataset | None
+    est: SupernetEstimator | FewShotEstimator  # batched
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.est.search_space
+
+
+def _open_run(run: Path, seeds: int | None) -> _Run:
+    """Read ``run`` (refusing an unfinished one), its truth over ``seeds`` seeds (default: the run's),
+    its data and its supernet."""
     ckpt = run / "supernet.json" if (run / "supernet.json").exists() else run / "supernet.pt"
     for need in (ckpt, run / "archs.json", run / "ranking.csv", run / "summary.json", run / "standalone.jsonl"):
         if not need.exists():
@@ -213,35 +242,42 @@ def main(argv: list[str] | None = None) -> int:
     with open(run / "ranking.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     arch_strs = [r["arch"] for r in rows]
-    n_seeds = a.seeds or len(summary["standalone"]["seeds"])
-    per_seed, seeds, metric = stand_alone_truth(run, arch_strs, n_seeds, run / "standalone.jsonl")
-    truth = per_seed.mean(0)
+    n_seeds = seeds or len(summary["standalone"]["seeds"])
+    per_seed, seed_list, metric = stand_alone_truth(run, arch_strs, n_seeds, run / "standalone.jsonl")
     budget = json.loads((run / "standalone.jsonl").read_text().splitlines()[0])["budget"]
     data = load_data(budget["data"], budget["resolution"], seed=summary["standalone"]["seeds"][0])
     test = test_data(data, budget["data"], budget.get("test_per_class", 0))
     est = load_supernet_estimator(ckpt, data=test or data)
-    space = est.search_space
     archs = [parse_arch(s) for s in arch_strs]
     console.print(
-        f"[bold]{run}[/bold]: {space}, {len(archs)} archs, truth = mean of {n_seeds} seeds ({metric}); "
+        f"[bold]{run}[/bold]: {est.search_space}, {len(archs)} archs, truth = mean of {n_seeds} seeds ({metric}); "
         f"supernet {ckpt.name} ({est.meta['epochs_done']} epochs)"
     )
+    truth = per_seed.mean(0)
+    return _Run(run, ckpt, rows, arch_strs, archs, n_seeds, seed_list, metric, truth, budget, data, test, est)
 
-    # 1. one scoring pass, one predictor per model
-    sample = sample_distinct(space, np.random.default_rng(a.seed), a.n)
+
+def _fit_predictors(a: argparse.Namespace, r: _Run) -> tuple[int, float, dict[str, Predictor]]:
+    """Score ``--n`` members with the supernet once and fit one predictor per ``--model`` on them
+    (saved in the run's folder); the members, the supernet's candidates per second, the predictors."""
+    sample = sample_distinct(r.space, np.random.default_rng(a.seed), a.n)
     t0 = time.perf_counter()
-    sample_scores = est.score(sample)
+    sample_scores = r.est.score(sample)
     sn_rate = len(sample) / (time.perf_counter() - t0)
-    scored = _Scored(est, sample, sample_scores)
+    scored = _Scored(r.est, sample, sample_scores)
     preds: dict[str, Predictor] = {}
     for model in a.model:
         preds[model] = fit_predictor(scored, a.n, model=model, seed=a.seed)
-        preds[model].save(run / f"predictor-{model}-{len(sample)}.json")
+        preds[model].save(r.path / f"predictor-{model}-{len(sample)}.json")
+    return len(sample), sn_rate, preds
 
-    # 2. ranking against the truth
-    sn_scores = est.score(archs)
-    macs = Features(space).costs(Features(space).encode(archs))[0]
-    recorded = np.asarray([float(r["supernet_acc"]) for r in rows])
+
+def _rank(r: _Run, n: int, sn_rate: float, preds: dict[str, Predictor]) -> tuple[dict, np.ndarray]:
+    """τ / ρ of the supernet, the MAC count and every predictor against the truth and the candidates
+    per second of each (printed); the report so far and the archs' MACs."""
+    sn_scores = r.est.score(r.archs)
+    macs = Features(r.space).costs(Features(r.space).encode(r.archs))[0]
+    recorded = np.asarray([float(row["supernet_acc"]) for row in r.rows])
     columns = {
         "supernet (recorded in ranking.csv)": recorded,
         "supernet (rescored, batched)": sn_scores,
@@ -249,16 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     rates = {"supernet (batched)": sn_rate}
     for model, pred in preds.items():
-        columns[f"predictor {model} ({len(sample)} members)"] = pred.score(archs)
-        vecs = sample_vectors(space, np.random.default_rng(1), 20000)
-        members = [decode(space, v) for v in vecs]
+        columns[f"predictor {model} ({n} members)"] = pred.score(r.archs)
+        vecs = sample_vectors(r.space, np.random.default_rng(1), 20000)
+        members = [decode(r.space, v) for v in vecs]
         t0 = time.perf_counter()
         pred.score(members)
         rates[f"predictor {model} (ArchSpec in)"] = len(members) / (time.perf_counter() - t0)
-    results = {k: corr(v, truth) for k, v in columns.items()}
+    results = {k: corr(v, r.truth) for k, v in columns.items()}
     for k in [k for k in columns if k != "MAC count"]:
-        results[f"{k} + MACs (mean rank)"] = corr(stats.rankdata(columns[k]) + stats.rankdata(macs), truth)
-    table = Table(title=f"against the {n_seeds}-seed stand-alone mean ({len(archs)} archs)")
+        results[f"{k} + MACs (mean rank)"] = corr(stats.rankdata(columns[k]) + stats.rankdata(macs), r.truth)
+    table = Table(title=f"against the {r.n_seeds}-seed stand-alone mean ({len(r.archs)} archs)")
     for col in ("estimator", "Kendall τ", "Spearman ρ"):
         table.add_column(col, justify="left" if col == "estimator" else "right")
     for k, (tau, rho) in results.items():
@@ -272,38 +308,58 @@ def main(argv: list[str] | None = None) -> int:
         )
     console.print("candidates/s: " + ", ".join(f"{k} {v:,.1f}" for k, v in rates.items()))
     out = {
-        "run": str(run),
-        "space": space.name,
-        "phase": space.phase,
-        "n": len(sample),
-        "truth_seeds": seeds,
-        "metric": metric,
+        "run": str(r.path),
+        "space": r.space.name,
+        "phase": r.space.phase,
+        "n": n,
+        "truth_seeds": r.seeds,
+        "metric": r.metric,
         "kendall_tau": {k: v[0] for k, v in results.items()},
         "spearman_rho": {k: v[1] for k, v in results.items()},
         "candidates_per_s": rates,
         "predictor_fit": {m: p.record["fit"] for m, p in preds.items()},
         "max_abs_rescore_difference": float(np.abs(sn_scores - recorded).max()),
     }
+    return out, macs
+
+
+def _equal_time_search(a: argparse.Namespace, r: _Run, macs: np.ndarray) -> dict:
+    """The supernet's and the first predictor's searches (printed)."""
+    macs_budget = a.macs_budget or float(np.median(macs))
+    ctx = {
+        "data": (r.data, r.test),
+        "recipe": (r.budget["epochs"], r.budget["batch_size"], r.budget["lr"]),
+        "seeds": r.seeds,
+        "metric": r.metric,
+        "known": dict(zip(r.arch_strs, r.truth, strict=True)),
+    }
+    s = _search(a, r.est, a.model[0], macs_budget, ctx)
+    for side in ("supernet", "predictor"):
+        console.print(
+            f"search with the {side} ({a.search_seconds:.0f} s, MACs ≤ {macs_budget:,.0f}): "
+            + json.dumps({k: v for k, v in s[side].items() if k != "arch"})
+            + f"\n  pick {s[side]['arch']}"
+        )
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    r = _open_run(a.run, a.seeds)
+
+    # 1. one scoring pass, one predictor per model
+    n, sn_rate, preds = _fit_predictors(a, r)
+
+    # 2. ranking against the truth (3. and the candidates per second)
+    out, macs = _rank(r, n, sn_rate, preds)
 
     # 4. equal-time search
     if a.search_seconds > 0:
-        macs_budget = a.macs_budget or float(np.median(macs))
-        ctx = {
-            "data": (data, test),
-            "recipe": (budget["epochs"], budget["batch_size"], budget["lr"]),
-            "seeds": seeds,
-            "metric": metric,
-            "known": dict(zip(arch_strs, truth, strict=True)),
-        }
-        out["search"] = s = _search(a, est, a.model[0], macs_budget, ctx)
-        for side in ("supernet", "predictor"):
-            console.print(
-                f"search with the {side} ({a.search_seconds:.0f} s, MACs ≤ {macs_budget:,.0f}): "
-                + json.dumps({k: v for k, v in s[side].items() if k != "arch"})
-                + f"\n  pick {s[side]['arch']}"
-            )
-    (run / "predictor-ranking.json").write_text(json.dumps(out, indent=2))
-    console.print(f"wrote {run / 'predictor-ranking.json'}")
+        out["search"] = _equal_time_search(a, r, macs)
+    (r.path / "predictor-ranking.json").write_text(json.dumps(out, indent=2))
+    console.print(f"wrote {r.path / 'predictor-ranking.json'}")
     return 0
 
 

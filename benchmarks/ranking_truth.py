@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from ranking import corr, draw_summary, half_vs_half, perfect_ceiling, read_lines, seed_noise, seed_vs_seed
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from scipy import stats
-from supernet_ranking import corr, draw_summary, mean_corr, perfect_ceiling, read_lines, seed_noise, seed_vs_seed
 
 console = Console(highlight=False)
 
@@ -110,11 +109,7 @@ def rescore(run: Path, n_seeds: int, cache: Path | None = None) -> dict:
         results[f"{c} + MACs (mean rank)"] = corr(stats.rankdata(scores[c]) + stats.rankdata(scores["macs"]), truth)
     results["stand-alone, seed vs seed"] = seed_vs_seed(per_seed)
     if n_seeds >= 4:
-        halves = [h for h in itertools.combinations(range(n_seeds), n_seeds // 2) if 0 in h]
-        rest = [tuple(k for k in range(n_seeds) if k not in h) for h in halves]
-        results["stand-alone, half vs half"] = mean_corr(
-            [corr(per_seed[list(h)].mean(0), per_seed[list(r)].mean(0)) for h, r in zip(halves, rest, strict=True)]
-        )
+        results["stand-alone, half vs half"] = half_vs_half(per_seed)
     ceiling = perfect_ceiling(per_seed, seeds[0])
     results[f"perfect estimator vs the {n_seeds}-seed mean (simulated)"] = (ceiling["tau"], ceiling["rho"])
     own = _own_noise_ceiling(per_seed, seeds[0])
