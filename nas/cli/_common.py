@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,3 +85,21 @@ def print_json(obj: Any) -> None:
     """Print JSON to stdout (no rich markup), one document."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (torch's CPU threads for this process), checked."""
+    if threads is not None:
+        import torch
+
+        if threads < 1:
+            raise UsageError(f"--threads must be at least 1 (got {threads})")
+        torch.set_num_threads(threads)
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (0 when not launched by it)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, get_config, print_json
+from nas.cli._common import UsageError, console, get_config, print_json, process_rank, set_threads
 from nas.inputs import check_output_file, check_seed
 from nas.supernet import TUNAS_BETA
 from nas.units import format_macs
@@ -67,15 +67,6 @@ def _transform_note(cfg: dict[str, Any], meta: dict[str, Any]) -> str:
     if not cfg["kernel_transform"]:
         return ""
     return f", kernel transform ({meta.get('kernel_transforms', '?')} convs)"
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        if threads < 1:
-            raise UsageError(f"--threads must be at least 1 (got {threads})")
-        torch.set_num_threads(threads)
 
 
 @app.command("train")
@@ -200,7 +191,9 @@ def train(
         device=device,
         max_steps=max_steps,
     )
-    quiet = json_out or env_world_size() > 1 and _rank() != 0  # --json prints one JSON document; other ranks nothing
+    quiet = (
+        json_out or env_world_size() > 1 and process_rank() != 0
+    )  # --json prints one JSON document; other ranks nothing
     outcome = train_supernet_from_settings(settings, config, _TrainReporter(quiet))
     if quiet and not json_out:
         return
@@ -308,15 +301,6 @@ def _next_hint(ckpt: Path, coarse: bool) -> str:
     return f"next: mnv4-nas search --target TARGET --budget BUDGET {flag} supernet:{ckpt} [--engine tunas]"
 
 
-def _rank() -> int:
-    import os
-
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
-
-
 @app.command("info")
 def info(
     checkpoint: str = typer.Argument(..., metavar="CKPT", help="Supernet checkpoint or few-shot manifest (.json)."),
@@ -397,7 +381,7 @@ def eval_(
     from nas.supernet import largest_arch, load_supernet_estimator, smallest_arch
 
     check_seed(seed)
-    _set_threads(threads)
+    set_threads(threads)
     est = load_supernet_estimator(checkpoint)
     sp = est.search_space
     items: list[tuple[str, Any]] = [("given", resolve(s)[0]) for s in archs or []]
@@ -447,7 +431,7 @@ def fit_predictor_cmd(
     """Fit an accuracy predictor to a supernet's scores; use it as --estimator predictor:PRED."""
     from nas.supernet import check_fit_options, fit_predictor, load_supernet_estimator
 
-    _set_threads(threads)
+    set_threads(threads)
     check_fit_options(n, holdout, model.value)
     path = check_output_file(out, "--out")
     est = load_supernet_estimator(checkpoint)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from enum import StrEnum
 from typing import Any
@@ -11,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import UsageError, console, get_config, print_json
+from nas.cli._common import UsageError, console, get_config, print_json, process_rank, set_threads
 from nas.config import Config
 from nas.zoo import resolve
 
@@ -45,22 +44,6 @@ _NAMES = {
     "amp": ("--amp", "amp"),
     "seed": ("--seed", "seed"),
 }
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        if threads < 1:
-            raise UsageError(f"--threads must be at least 1 (got {threads})")
-        torch.set_num_threads(threads)
-
-
-def _rank() -> int:
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
 
 
 def _recipe(cfg: Config, given: dict[str, Any]) -> Any:
@@ -214,7 +197,7 @@ def train(
     from nas.train import train as run_training
 
     cfg = get_config(ctx)
-    _set_threads(threads)
+    set_threads(threads)
     check_device(device)
     spec, name = resolve(arch)
     if distill and (data is not None or teacher is not None):
@@ -239,7 +222,7 @@ def train(
     res = check_int(resolution if resolution is not None else cfg.train.resolution, "--resolution", lo=8, hi=1024)
     out_dir = check_output_dir(out if out is not None else default_out_dir(cfg.project.output_dir, name), "--out")
     world = env_world_size()
-    quiet = json_out or (world > 1 and _rank() != 0)
+    quiet = json_out or (world > 1 and process_rank() != 0)
     if distill:
         source, val, data_info = open_distill_stores(distill, resolution)
     else:
@@ -277,7 +260,7 @@ def train(
             on_epoch=on_epoch,
             max_steps_per_epoch=max_steps,
         )
-    if (quiet and not json_out) or (world > 1 and _rank() != 0):  # one report, from rank 0
+    if (quiet and not json_out) or (world > 1 and process_rank() != 0):  # one report, from rank 0
         return
     _report(run, json_out)
 
@@ -372,7 +355,7 @@ def eval_(
     from nas.train import check_device, default_out_dir, evaluate, load_trained, write_eval
 
     cfg = get_config(ctx)
-    _set_threads(threads)
+    set_threads(threads)
     check_device(device)
     check_int(batch_size, "--batch-size", lo=1)
     tm = load_trained(weights)
