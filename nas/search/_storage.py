@@ -28,6 +28,8 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,6 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import get_lock_file
-from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import TrialState
 
 from nas._lock import HOST, Lock, acquire, pid_alive
@@ -217,12 +217,17 @@ def open_storage(url: str | None, run_dir: Path) -> OpenedStorage:
     return OpenedStorage(storage, str(path), "journal", lock, broken)
 
 
-#: Journal records written without an fsync: a running trial's parameters and attributes. Everything
-#: else (study and trial creation, a trial's end) is synced, and an fsync makes every earlier line of
-#: the file durable too, so a finished trial never lacks its parameters after a power loss.
-_UNSYNCED = frozenset(
-    {JournalOperation.SET_TRIAL_PARAM, JournalOperation.SET_TRIAL_USER_ATTR, JournalOperation.SET_TRIAL_SYSTEM_ATTR}
-)
+def _unsynced_ops() -> frozenset[int]:
+    """Journal records written without an fsync: a running trial's parameters and attributes. Everything
+    else (study and trial creation, a trial's end) is synced, and an fsync makes every earlier line of
+    the file durable too, so a finished trial never lacks its parameters after a power loss. Empty (sync
+    everything, as optuna does) if optuna's record codes are not where this optuna version was read."""
+    try:
+        from optuna.storages.journal._storage import JournalOperation
+    except ImportError:
+        return frozenset()
+    ops = JournalOperation
+    return frozenset({ops.SET_TRIAL_PARAM, ops.SET_TRIAL_USER_ATTR, ops.SET_TRIAL_SYSTEM_ATTR})
 
 
 class SyncAtTrialEnds(JournalFileBackend):
@@ -231,15 +236,28 @@ class SyncAtTrialEnds(JournalFileBackend):
     and trials' creation and each trial's end. Writes are the same whole lines under optuna's lock,
     so a process killed at any point (kill -9) leaves exactly what optuna's would: a record reaches
     the operating system before ``append_logs`` returns; only a power loss can take the unsynced
-    tail of a running trial, which a resume fails anyway."""
+    tail of a running trial, which a resume fails anyway. It relies on optuna internals (its lock
+    helper and record codes); where those moved, it writes exactly as optuna's backend."""
+
+    def __init__(self, file_path: str) -> None:
+        super().__init__(file_path)
+        self._lock_file: Callable[[Any], AbstractContextManager[None]] | None = None
+        try:
+            from optuna.storages.journal._file import get_lock_file
+
+            if hasattr(self, "_lock") and hasattr(self, "_file_path"):
+                self._lock_file = get_lock_file
+        except ImportError:
+            pass
+        self._unsynced = _unsynced_ops() if self._lock_file is not None else frozenset()
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs`` as lines; fsync unless they all belong to a running trial's details."""
-        if any(log.get("op_code") not in _UNSYNCED for log in logs):
+        if self._lock_file is None or any(log.get("op_code") not in self._unsynced for log in logs):
             super().append_logs(logs)
             return
         text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        with get_lock_file(self._lock), open(self._file_path, "ab") as f:
+        with self._lock_file(self._lock), open(self._file_path, "ab") as f:
             f.write(text.encode("utf-8"))
 
 
