@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from nas.model import Net
     from nas.space import SearchSpace
-    from nas.supernet._gaussian import ZenModules
+    from nas.supernet._gaussian import GaussianPool, ZenModules
     from nas.supernet._tunas import Controller
 
 #: Scores of a batch of architectures (TuNAS's per-step quality).
@@ -243,13 +243,16 @@ class ZenScore(_TorchProxy):
             self._modules = ZenModules()
         return self._modules
 
-    def _draws(self, offset: int, n: int) -> torch.Tensor:
-        """Draws ``offset`` to ``offset + n`` of this estimator's Gaussian sequence (a view)."""
+    def _gaussian_pool(self) -> GaussianPool:
         from nas.supernet._gaussian import GaussianPool
 
         if "_pool" not in self.__dict__:
             self._pool = GaussianPool(self.seed)
-        return self._pool.draws(offset, n)
+        return self._pool
+
+    def _draws(self, offset: int, n: int) -> torch.Tensor:
+        """Draws ``offset`` to ``offset + n`` of this estimator's Gaussian sequence (a view)."""
+        return self._gaussian_pool().draws(offset, n)
 
     def _gaussian_models(self, arch: ArchSpec) -> tuple[tuple[Net, Net], tuple[list[nn.BatchNorm2d], ...]]:
         """Two copies of the network with Zen's initialisation and the same weights (see
@@ -263,11 +266,11 @@ class ZenScore(_TorchProxy):
         from nas.model import Net
 
         small = ArchSpec(self.resolution, arch.stem, arch.blocks, arch.head, 1)
+        kit = self._kit()
         with torch.device("meta"):
-            first = Net(small, block_builder=self._kit().builder(), head_builder=self._kit().head_builder())
-        self._draws(0, 1)  # the pool exists
-        bns_first = self._kit().fill(first, self._pool)
-        second, bns_second = self._kit().twin(first)
+            first = Net(small, block_builder=kit.builder(), head_builder=kit.head_builder())
+        bns_first = kit.fill(first, self._gaussian_pool())
+        second, bns_second = kit.twin(first)
         return (first, second), (bns_first, bns_second)
 
 
